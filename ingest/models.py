@@ -1,0 +1,175 @@
+from django.core.validators import MinValueValidator
+from django.db import models
+from django.db.models import Q
+from django.utils.translation import gettext_lazy as _
+
+from station.models import Studio, StudioScopedQuerySet, TimeStampedModel
+from station.transitions import StatusMachine
+
+
+class MediaAsset(StatusMachine, TimeStampedModel):
+    """A media file in the library: recorded, downloaded or uploaded."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending", _("Pending")  # row exists, file not there yet
+        LIVE = "live", _("Live")  # still growing (a recording in progress)
+        READY = "ready", _("Ready")  # complete, probed, playable
+        ERROR = "error", _("Error")  # incomplete or invalid; see error message
+
+    class Origin(models.TextChoices):
+        RECORDING = "recording", _("Recording")
+        INGEST = "ingest", _("Ingest")
+        UPLOAD = "upload", _("Upload")
+        GENERATED = "generated", _("Generated")
+
+    TRANSITIONS = {
+        Status.PENDING: frozenset({Status.LIVE, Status.READY, Status.ERROR}),
+        Status.LIVE: frozenset({Status.READY, Status.ERROR}),
+        Status.READY: frozenset({Status.ERROR}),
+        Status.ERROR: frozenset({Status.READY}),
+    }
+
+    studio = models.ForeignKey(Studio, on_delete=models.CASCADE, related_name="assets", verbose_name=_("studio"))
+    title = models.CharField(_("title"), max_length=300)
+    file = models.FileField(_("file"), upload_to="library/%Y/%m/", max_length=500, blank=True)
+    status = models.CharField(_("status"), max_length=8, choices=Status.choices, default=Status.PENDING, db_index=True)
+    origin = models.CharField(_("origin"), max_length=10, choices=Origin.choices, default=Origin.UPLOAD)
+    checksum = models.CharField(_("SHA-256"), max_length=64, blank=True)
+    size_bytes = models.BigIntegerField(_("size (bytes)"), null=True, blank=True)
+    duration_seconds = models.FloatField(_("duration (s)"), null=True, blank=True)
+    format_name = models.CharField(_("format"), max_length=60, blank=True)
+    error_message = models.TextField(_("error"), blank=True)
+
+    objects = StudioScopedQuerySet.as_manager()
+    studio_lookup = "studio"
+
+    class Meta:
+        ordering = ["-created_at"]
+        verbose_name = _("media asset")
+        verbose_name_plural = _("media assets")
+        constraints = [
+            models.CheckConstraint(
+                condition=~Q(status="ready") | Q(duration_seconds__gt=0),
+                name="media_asset_ready_has_duration",
+                violation_error_code="ready_without_duration",
+                violation_error_message=_("A ready asset must have a duration."),
+            )
+        ]
+
+    def __str__(self) -> str:
+        return self.title
+
+
+class IngestSource(TimeStampedModel):
+    """A podcast feed or URL list polled for new media."""
+
+    class Kind(models.TextChoices):
+        FEED = "feed", _("RSS/Atom feed (enclosures)")
+        URL_LIST = "url_list", _("URL list")
+
+    studio = models.ForeignKey(Studio, on_delete=models.CASCADE, related_name="ingest_sources", verbose_name=_("studio"))
+    name = models.CharField(_("name"), max_length=200)
+    kind = models.CharField(_("kind"), max_length=10, choices=Kind.choices, default=Kind.FEED)
+    url = models.URLField(_("feed URL"), max_length=1000, blank=True)
+    url_list = models.TextField(_("URLs"), blank=True, help_text=_("For a URL list: one media URL per line."))
+    poll_interval_minutes = models.PositiveIntegerField(
+        _("poll every (minutes)"), default=60, validators=[MinValueValidator(1)]
+    )
+    enabled = models.BooleanField(_("enabled"), default=True)
+    remember_downloads = models.BooleanField(
+        _("remember downloads"), default=True, help_text=_("Never fetch an item again once it was downloaded.")
+    )
+    next_poll_at = models.DateTimeField(_("next poll at"), null=True, blank=True)
+    last_polled_at = models.DateTimeField(_("last polled at"), null=True, blank=True)
+    last_error = models.TextField(_("last error"), blank=True)
+
+    objects = StudioScopedQuerySet.as_manager()
+    studio_lookup = "studio"
+
+    class Meta:
+        ordering = ["studio", "name"]
+        verbose_name = _("ingest source")
+        verbose_name_plural = _("ingest sources")
+        constraints = [
+            models.CheckConstraint(
+                condition=~Q(kind="feed") | ~Q(url=""),
+                name="ingest_source_feed_has_url",
+                violation_error_code="feed_without_url",
+                violation_error_message=_("A feed source needs its feed URL."),
+            )
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Download(StatusMachine, TimeStampedModel):
+    """One item of a source being fetched."""
+
+    class Status(models.TextChoices):
+        QUEUED = "queued", _("Queued")
+        DOWNLOADING = "downloading", _("Downloading")
+        COMPLETED = "completed", _("Completed")  # the asset is ready
+        FAILED = "failed", _("Failed")  # see error message; may be retried
+        SKIPPED = "skipped", _("Skipped")  # already downloaded before
+
+    TRANSITIONS = {
+        Status.QUEUED: frozenset({Status.DOWNLOADING, Status.SKIPPED, Status.FAILED}),
+        Status.DOWNLOADING: frozenset({Status.COMPLETED, Status.FAILED, Status.QUEUED}),
+        Status.COMPLETED: frozenset(),
+        Status.FAILED: frozenset({Status.QUEUED}),
+        Status.SKIPPED: frozenset(),
+    }
+
+    source = models.ForeignKey(IngestSource, on_delete=models.CASCADE, related_name="downloads", verbose_name=_("source"))
+    item_key = models.CharField(_("item key"), max_length=500, help_text=_("The item's GUID or URL in its source."))
+    url = models.URLField(_("URL"), max_length=2000)
+    title = models.CharField(_("title"), max_length=300, blank=True)
+    status = models.CharField(_("status"), max_length=12, choices=Status.choices, default=Status.QUEUED, db_index=True)
+    bytes_done = models.BigIntegerField(_("bytes downloaded"), default=0)
+    bytes_total = models.BigIntegerField(_("bytes in all"), null=True, blank=True)
+    attempts = models.PositiveIntegerField(_("attempts"), default=0)
+    error_message = models.TextField(_("error"), blank=True)
+    asset = models.ForeignKey(
+        MediaAsset, on_delete=models.SET_NULL, null=True, blank=True, related_name="downloads", verbose_name=_("asset")
+    )
+
+    objects = StudioScopedQuerySet.as_manager()
+    studio_lookup = "source__studio"
+
+    class Meta:
+        ordering = ["-created_at"]
+        verbose_name = _("download")
+        verbose_name_plural = _("downloads")
+        constraints = [models.UniqueConstraint(fields=["source", "item_key"], name="download_item_unique_in_source")]
+
+    def __str__(self) -> str:
+        return self.title or self.url
+
+    @property
+    def progress(self) -> float | None:
+        """Fraction downloaded, when the total size is known."""
+        if not self.bytes_total:
+            return None
+        return min(1.0, self.bytes_done / self.bytes_total)
+
+
+class PreviousDownload(models.Model):
+    """An item once downloaded from a source, so it is never fetched again."""
+
+    source = models.ForeignKey(
+        IngestSource, on_delete=models.CASCADE, related_name="previous_downloads", verbose_name=_("source")
+    )
+    item_key = models.CharField(_("item key"), max_length=500)
+    downloaded_at = models.DateTimeField(_("downloaded at"), auto_now_add=True)
+
+    objects = StudioScopedQuerySet.as_manager()
+    studio_lookup = "source__studio"
+
+    class Meta:
+        verbose_name = _("previous download")
+        verbose_name_plural = _("previous downloads")
+        constraints = [models.UniqueConstraint(fields=["source", "item_key"], name="previous_download_unique")]
+
+    def __str__(self) -> str:
+        return self.item_key

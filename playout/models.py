@@ -1,0 +1,328 @@
+from django.core.exceptions import ValidationError
+from django.db import models
+from django.db.models import Q
+from django.utils.translation import gettext_lazy as _
+
+from station.db import end_after_start, no_overlap
+from station.models import Node, RecurringWindow, Studio, StudioScopedQuerySet, TimeStampedModel
+from station.transitions import StatusMachine
+
+
+class Playlist(TimeStampedModel):
+    """An ordered list of media (and webstreams) a show plays, or a channel's filler."""
+
+    studio = models.ForeignKey(Studio, on_delete=models.CASCADE, related_name="playlists", verbose_name=_("studio"))
+    name = models.CharField(_("name"), max_length=200)
+    description = models.TextField(_("description"), blank=True)
+
+    objects = StudioScopedQuerySet.as_manager()
+    studio_lookup = "studio"
+
+    class Meta:
+        ordering = ["studio", "name"]
+        verbose_name = _("playlist")
+        verbose_name_plural = _("playlists")
+        constraints = [models.UniqueConstraint(fields=["studio", "name"], name="playlist_name_unique_in_studio")]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def total_seconds(self) -> float:
+        return sum(item.play_seconds or 0 for item in self.items.select_related("asset"))
+
+
+class PlaylistItem(models.Model):
+    """One entry of a playlist: a media asset (optionally cued) or a webstream for a fixed length."""
+
+    playlist = models.ForeignKey(Playlist, on_delete=models.CASCADE, related_name="items", verbose_name=_("playlist"))
+    position = models.PositiveIntegerField(_("position"), default=0)
+    asset = models.ForeignKey(
+        "ingest.MediaAsset",
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="playlist_items",
+        verbose_name=_("media"),
+    )
+    webstream_url = models.URLField(_("webstream URL"), max_length=1000, blank=True)
+    webstream_seconds = models.FloatField(_("webstream length (s)"), null=True, blank=True)
+    cue_in_seconds = models.FloatField(_("cue in (s)"), default=0)
+    cue_out_seconds = models.FloatField(_("cue out (s)"), null=True, blank=True, help_text=_("Empty: play to the end."))
+
+    objects = StudioScopedQuerySet.as_manager()
+    studio_lookup = "playlist__studio"
+
+    class Meta:
+        ordering = ["playlist", "position", "id"]
+        verbose_name = _("playlist item")
+        verbose_name_plural = _("playlist items")
+        constraints = [
+            models.CheckConstraint(
+                condition=(Q(asset__isnull=False) & Q(webstream_url=""))
+                | (Q(asset__isnull=True) & ~Q(webstream_url="") & Q(webstream_seconds__gt=0)),
+                name="playlist_item_media_or_webstream",
+                violation_error_code="media_or_webstream",
+                violation_error_message=_("An item is either a media file or a webstream with a length, not both."),
+            ),
+            models.CheckConstraint(
+                condition=Q(cue_out_seconds__isnull=True) | Q(cue_out_seconds__gt=models.F("cue_in_seconds")),
+                name="playlist_item_cue_out_after_cue_in",
+                violation_error_code="cue_out_before_cue_in",
+                violation_error_message=_("Cue out must come after cue in."),
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return str(self.asset) if self.asset_id else self.webstream_url
+
+    @property
+    def play_seconds(self) -> float | None:
+        """How long this item plays, from its cues and its media's duration."""
+        if not self.asset_id:
+            return self.webstream_seconds
+        end = self.cue_out_seconds if self.cue_out_seconds is not None else self.asset.duration_seconds
+        if end is None:
+            return None
+        return max(0.0, end - self.cue_in_seconds)
+
+
+class Channel(StatusMachine, TimeStampedModel):
+    """A playout channel: one Liquidsoap engine on a node, fed by the channel's timeline."""
+
+    class Status(models.TextChoices):
+        STOPPED = "stopped", _("Stopped")  # not meant to be on air
+        STARTING = "starting", _("Starting")  # placed on a node, engine coming up
+        RUNNING = "running", _("Running")  # engine on air and answering probes
+        ERROR = "error", _("Error")  # engine unreachable and not failed over; see error message
+
+    class Output(models.TextChoices):
+        HARBOR = "harbor", _("HTTP stream (Liquidsoap harbor)")
+        ICECAST = "icecast", _("Icecast server")
+        FILE = "file", _("File")
+        DECKLINK = "decklink", _("SDI/Decklink (hardware, bound to its node)")
+
+    TRANSITIONS = {
+        Status.STOPPED: frozenset({Status.STARTING}),
+        Status.STARTING: frozenset({Status.RUNNING, Status.ERROR, Status.STOPPED, Status.STARTING}),
+        Status.RUNNING: frozenset({Status.STARTING, Status.ERROR, Status.STOPPED}),
+        Status.ERROR: frozenset({Status.STARTING, Status.STOPPED}),
+    }
+
+    studio = models.ForeignKey(Studio, on_delete=models.CASCADE, related_name="channels", verbose_name=_("studio"))
+    name = models.CharField(_("name"), max_length=120)
+    slug = models.SlugField(_("slug"), max_length=60, unique=True)
+    node = models.ForeignKey(
+        Node,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="channels",
+        verbose_name=_("node"),
+        help_text=_("Host the engine runs on now. Network outputs move to a healthy node on failure."),
+    )
+    output_type = models.CharField(_("output"), max_length=10, choices=Output.choices, default=Output.HARBOR)
+    output_settings = models.JSONField(
+        _("output settings"),
+        default=dict,
+        blank=True,
+        help_text=_('e.g. {"port": 8100, "mount": "live"} for harbor, host/port/password/mount for Icecast, path for file.'),
+    )
+    fallback_playlist = models.ForeignKey(
+        Playlist,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("fallback playlist"),
+        help_text=_("Played when nothing is scheduled, so there is never dead air. Silence if empty."),
+    )
+    status = models.CharField(_("status"), max_length=10, choices=Status.choices, default=Status.STOPPED, db_index=True)
+    paused = models.BooleanField(_("paused"), default=False)
+    restart_count = models.PositiveIntegerField(_("restarts"), default=0)
+    last_heartbeat_at = models.DateTimeField(_("last healthy probe"), null=True, blank=True)
+    error_message = models.TextField(_("error"), blank=True)
+
+    objects = StudioScopedQuerySet.as_manager()
+    studio_lookup = "studio"
+
+    class Meta:
+        ordering = ["studio", "name"]
+        verbose_name = _("channel")
+        verbose_name_plural = _("channels")
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def is_hardware(self) -> bool:
+        """Hardware outputs are bound to their host: failures alert instead of failing over."""
+        return self.output_type == self.Output.DECKLINK
+
+    @property
+    def required_capability(self) -> str:
+        return Node.Capability.DECKLINK if self.is_hardware else Node.Capability.PLAYOUT
+
+
+class Show(RecurringWindow, TimeStampedModel):
+    """A programme on a channel; its windows become show instances on the channel's timeline."""
+
+    channel = models.ForeignKey(Channel, on_delete=models.CASCADE, related_name="shows", verbose_name=_("channel"))
+    name = models.CharField(_("name"), max_length=200)
+    description = models.TextField(_("description"), blank=True)
+    playlist = models.ForeignKey(
+        Playlist,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="shows",
+        verbose_name=_("playlist"),
+        help_text=_("What each instance plays unless the instance has its own."),
+    )
+    enabled = models.BooleanField(_("enabled"), default=True)
+
+    objects = StudioScopedQuerySet.as_manager()
+    studio_lookup = "channel__studio"
+
+    class Meta:
+        ordering = ["name"]
+        verbose_name = _("show")
+        verbose_name_plural = _("shows")
+        constraints = [end_after_start(name="show_end_after_start", message=_("A show must end after it starts."))]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def clean(self) -> None:
+        super().clean()
+        if self.channel_id and self.playlist_id and self.playlist.studio_id != self.channel.studio_id:
+            raise ValidationError({"playlist": _("The playlist belongs to another studio.")}, code="playlist_other_studio")
+
+    def studio_zone(self):
+        return self.channel.studio.zone
+
+
+class ShowInstance(TimeStampedModel):
+    """A show's slot on a channel's timeline: no two overlap on one channel."""
+
+    show = models.ForeignKey(Show, on_delete=models.CASCADE, related_name="instances", verbose_name=_("show"))
+    channel = models.ForeignKey(Channel, on_delete=models.CASCADE, related_name="instances", verbose_name=_("channel"))
+    start_at = models.DateTimeField(_("starts at"))
+    end_at = models.DateTimeField(_("ends at"))
+    playlist = models.ForeignKey(
+        Playlist,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="instances",
+        verbose_name=_("playlist"),
+        help_text=_("Empty: the show's playlist."),
+    )
+    cancelled = models.BooleanField(_("cancelled"), default=False)
+
+    objects = StudioScopedQuerySet.as_manager()
+    studio_lookup = "channel__studio"
+
+    class Meta:
+        ordering = ["start_at"]
+        verbose_name = _("show instance")
+        verbose_name_plural = _("show instances")
+        constraints = [
+            end_after_start(name="show_instance_end_after_start", message=_("A show must end after it starts.")),
+            no_overlap(
+                name="show_instance_no_overlap",
+                owner="channel",
+                condition=Q(cancelled=False),
+                code="show_overlap",
+                message=_("This show overlaps another show on the same channel."),
+            ),
+        ]
+        indexes = [models.Index(fields=["channel", "start_at"], name="show_instance_timeline_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.show} {self.start_at:%Y-%m-%d %H:%M} UTC"
+
+    @property
+    def effective_playlist(self) -> Playlist | None:
+        return self.playlist or self.show.playlist
+
+
+class ScheduledItem(models.Model):
+    """One item at its exact time on a channel's timeline: what the dispatcher plays."""
+
+    instance = models.ForeignKey(ShowInstance, on_delete=models.CASCADE, related_name="items", verbose_name=_("show instance"))
+    channel = models.ForeignKey(Channel, on_delete=models.CASCADE, related_name="scheduled_items", verbose_name=_("channel"))
+    playlist_item = models.ForeignKey(
+        PlaylistItem, on_delete=models.SET_NULL, null=True, blank=True, related_name="+", verbose_name=_("playlist item")
+    )
+    asset = models.ForeignKey(
+        "ingest.MediaAsset", on_delete=models.SET_NULL, null=True, blank=True, related_name="+", verbose_name=_("media")
+    )
+    webstream_url = models.URLField(_("webstream URL"), max_length=1000, blank=True)
+    title = models.CharField(_("title"), max_length=300)
+    start_at = models.DateTimeField(_("starts at"))
+    end_at = models.DateTimeField(_("ends at"))
+    cue_in_seconds = models.FloatField(_("cue in (s)"), default=0)
+
+    objects = StudioScopedQuerySet.as_manager()
+    studio_lookup = "channel__studio"
+
+    class Meta:
+        ordering = ["start_at"]
+        verbose_name = _("scheduled item")
+        verbose_name_plural = _("scheduled items")
+        constraints = [
+            end_after_start(name="scheduled_item_end_after_start", message=_("An item must end after it starts.")),
+            no_overlap(
+                name="scheduled_item_no_overlap",
+                owner="channel",
+                code="item_overlap",
+                message=_("Two items overlap on the same channel."),
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.title} @ {self.start_at:%H:%M:%S}"
+
+
+class AsRunEntry(models.Model):
+    """What really went on air: one open row per channel, closed when the item changes."""
+
+    class Result(models.TextChoices):
+        PLAYED = "played", _("Played")
+        SKIPPED = "skipped", _("Skipped")  # taken off air early by an operator
+        FAILED = "failed", _("Failed")  # could not be played
+        FALLBACK = "fallback", _("Fallback")  # nothing scheduled; the filler played
+
+    channel = models.ForeignKey(Channel, on_delete=models.CASCADE, related_name="as_run", verbose_name=_("channel"))
+    asset = models.ForeignKey(
+        "ingest.MediaAsset", on_delete=models.SET_NULL, null=True, blank=True, related_name="as_run", verbose_name=_("media")
+    )
+    scheduled_item = models.ForeignKey(
+        ScheduledItem, on_delete=models.SET_NULL, null=True, blank=True, related_name="as_run", verbose_name=_("scheduled item")
+    )
+    title = models.CharField(_("title"), max_length=300)
+    started_at = models.DateTimeField(_("started at"), db_index=True)
+    ended_at = models.DateTimeField(_("ended at"), null=True, blank=True)
+    duration_seconds = models.FloatField(_("duration (s)"), null=True, blank=True)
+    result = models.CharField(_("result"), max_length=10, choices=Result.choices, default=Result.PLAYED)
+    node = models.ForeignKey(Node, on_delete=models.SET_NULL, null=True, blank=True, related_name="+", verbose_name=_("node"))
+
+    objects = StudioScopedQuerySet.as_manager()
+    studio_lookup = "channel__studio"
+
+    class Meta:
+        ordering = ["-started_at"]
+        verbose_name = _("as-run entry")
+        verbose_name_plural = _("as-run log")
+        constraints = [
+            models.UniqueConstraint(
+                fields=["channel"],
+                condition=Q(ended_at__isnull=True),
+                name="as_run_one_open_row_per_channel",
+                violation_error_code="as_run_already_open",
+                violation_error_message=_("This channel already has an open as-run row."),
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.channel}: {self.title} {self.started_at:%Y-%m-%d %H:%M:%S}"

@@ -1,0 +1,189 @@
+from urllib.parse import urlsplit
+
+from django.contrib.postgres.fields import ArrayField
+from django.core.exceptions import ValidationError
+from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+
+from station.db import end_after_start, no_overlap
+from station.models import Node, RecurringWindow, Studio, StudioScopedQuerySet, TimeStampedModel
+from station.transitions import StatusMachine
+
+# Sources ffmpeg can open that make sense for a recorder. "lavfi" is ffmpeg's
+# generator (tones, test signals); a bare absolute path is a local file or device.
+SOURCE_SCHEMES = frozenset(
+    {"http", "https", "icecast", "rtmp", "rtmps", "rtsp", "srt", "udp", "rtp", "tcp", "file", "alsa", "pulse", "v4l2", "lavfi"}
+)
+
+
+def validate_source(value: str) -> None:
+    if value.startswith("/"):
+        return
+    scheme = urlsplit(value).scheme.lower()
+    if scheme not in SOURCE_SCHEMES:
+        raise ValidationError(
+            _("Unknown source %(source)s: use a URL ffmpeg reads (%(schemes)s) or an absolute device path."),
+            code="unknown_source_scheme",
+            params={"source": value, "schemes": ", ".join(sorted(SOURCE_SCHEMES))},
+        )
+
+
+class Recorder(TimeStampedModel):
+    """An input a node captures with ffmpeg: a stream URL, a file or a device."""
+
+    class OutputFormat(models.TextChoices):
+        MP3 = "mp3", _("MP3 320 kbit/s")
+        AAC = "aac", _("AAC 256 kbit/s")
+        FLAC = "flac", _("FLAC (lossless)")
+        WAV = "wav", _("WAV PCM (uncompressed)")
+
+    studio = models.ForeignKey(Studio, on_delete=models.CASCADE, related_name="recorders", verbose_name=_("studio"))
+    name = models.CharField(_("name"), max_length=120)
+    source_url = models.CharField(
+        _("source"),
+        max_length=500,
+        validators=[validate_source],
+        help_text=_("What ffmpeg records: http(s)/Icecast stream, rtmp/srt/udp, file, alsa:hw:0, or lavfi:sine=f=440."),
+    )
+    node = models.ForeignKey(
+        Node,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="recorders",
+        verbose_name=_("node"),
+        help_text=_("Host that runs ffmpeg for this recorder. Empty: any node that can record."),
+    )
+    output_format = models.CharField(_("output format"), max_length=8, choices=OutputFormat.choices, default=OutputFormat.MP3)
+    segment_seconds = models.PositiveIntegerField(
+        _("segment length (s)"), default=600, help_text=_("Recordings are written in segments of this length.")
+    )
+    pre_roll_seconds = models.PositiveIntegerField(_("pre-roll (s)"), default=0, help_text=_("Start this early."))
+    post_roll_seconds = models.PositiveIntegerField(_("post-roll (s)"), default=0, help_text=_("Stop this late."))
+    enabled = models.BooleanField(_("enabled"), default=True)
+
+    objects = StudioScopedQuerySet.as_manager()
+    studio_lookup = "studio"
+
+    class Meta:
+        ordering = ["studio", "name"]
+        verbose_name = _("recorder")
+        verbose_name_plural = _("recorders")
+        constraints = [models.UniqueConstraint(fields=["studio", "name"], name="recorder_name_unique_in_studio")]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class RecorderSchedule(StatusMachine, RecurringWindow, TimeStampedModel):
+    """One window on a recorder; a recurring series queues its next window when one completes."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending", _("Pending")  # waiting for its window
+        STARTING = "starting", _("Starting")  # claimed by an agent, ffmpeg being spawned
+        RUNNING = "running", _("Running")  # ffmpeg is recording
+        STOPPING = "stopping", _("Stopping")  # window closed, ffmpeg finishing its last segment
+        COMPLETED = "completed", _("Completed")  # recorded; the asset is ready
+        FAILED = "failed", _("Failed")  # could not start or record; see error message
+        CANCELLED = "cancelled", _("Cancelled")  # called off by staff; a running recorder is stopped
+        MISSED = "missed", _("Missed")  # window passed with no agent to record it
+
+    TRANSITIONS = {
+        Status.PENDING: frozenset({Status.STARTING, Status.CANCELLED, Status.MISSED, Status.FAILED}),
+        Status.STARTING: frozenset({Status.RUNNING, Status.FAILED, Status.CANCELLED}),
+        Status.RUNNING: frozenset({Status.STOPPING, Status.FAILED, Status.CANCELLED}),
+        Status.STOPPING: frozenset({Status.COMPLETED, Status.FAILED}),
+        Status.COMPLETED: frozenset(),
+        Status.FAILED: frozenset(),
+        Status.CANCELLED: frozenset(),
+        Status.MISSED: frozenset(),
+    }
+    ACTIVE_STATUSES = (Status.PENDING, Status.STARTING, Status.RUNNING, Status.STOPPING)
+
+    recorder = models.ForeignKey(Recorder, on_delete=models.CASCADE, related_name="schedules", verbose_name=_("recorder"))
+    name = models.CharField(_("name"), max_length=200)
+    status = models.CharField(_("status"), max_length=12, choices=Status.choices, default=Status.PENDING, db_index=True)
+    error_message = models.TextField(_("error"), blank=True)
+    previous = models.OneToOneField(
+        "self",
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="next_in_series",
+        verbose_name=_("previous window"),
+        help_text=_("The window of the same series this one was queued after."),
+    )
+    claimed_by = models.CharField(_("claimed by"), max_length=120, blank=True)
+    lease_expires_at = models.DateTimeField(_("lease expires at"), null=True, blank=True)
+
+    objects = StudioScopedQuerySet.as_manager()
+    studio_lookup = "recorder__studio"
+
+    class Meta:
+        ordering = ["start_at"]
+        verbose_name = _("recorder schedule")
+        verbose_name_plural = _("recorder schedules")
+        constraints = [
+            end_after_start(name="recorder_schedule_end_after_start", message=_("The window must end after it starts.")),
+            no_overlap(
+                name="recorder_schedule_no_overlap",
+                owner="recorder",
+                condition=Q(status__in=["pending", "starting", "running", "stopping"]),
+                code="window_overlap",
+                message=_("This window overlaps another active window on the same recorder."),
+            ),
+        ]
+        indexes = [models.Index(fields=["status", "start_at"], name="recorder_schedule_due_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.start_at:%Y-%m-%d %H:%M} UTC)"
+
+    @property
+    def is_active(self) -> bool:
+        return self.status in self.ACTIVE_STATUSES
+
+    def studio_zone(self):
+        return self.recorder.studio.zone
+
+
+class RecordingSession(TimeStampedModel):
+    """What actually happened when a schedule's window was recorded: one per window."""
+
+    class Status(models.TextChoices):
+        RECORDING = "recording", _("Recording")
+        COMPLETED = "completed", _("Completed")
+        FAILED = "failed", _("Failed")
+
+    schedule = models.OneToOneField(
+        RecorderSchedule, on_delete=models.CASCADE, related_name="session", verbose_name=_("schedule")
+    )
+    recorder = models.ForeignKey(Recorder, on_delete=models.CASCADE, related_name="sessions", verbose_name=_("recorder"))
+    node = models.ForeignKey(Node, on_delete=models.SET_NULL, null=True, blank=True, related_name="+", verbose_name=_("node"))
+    asset = models.OneToOneField(
+        "ingest.MediaAsset",
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="recording_session",
+        verbose_name=_("asset"),
+    )
+    status = models.CharField(_("status"), max_length=12, choices=Status.choices, default=Status.RECORDING)
+    started_at = models.DateTimeField(_("started at"), default=timezone.now)
+    ended_at = models.DateTimeField(_("ended at"), null=True, blank=True)
+    gaps = models.JSONField(
+        _("gaps"), default=list, blank=True, help_text=_("Intervals with no recording (ffmpeg restarts), as [start, end] ISO pairs.")
+    )
+    error_message = models.TextField(_("error"), blank=True)
+
+    objects = StudioScopedQuerySet.as_manager()
+    studio_lookup = "recorder__studio"
+
+    class Meta:
+        ordering = ["-started_at"]
+        verbose_name = _("recording session")
+        verbose_name_plural = _("recording sessions")
+
+    def __str__(self) -> str:
+        return f"{self.recorder} {self.started_at:%Y-%m-%d %H:%M}"

@@ -1,0 +1,259 @@
+import zoneinfo
+from functools import cached_property
+
+from django.conf import settings
+from django.contrib.postgres.fields import ArrayField
+from django.core.exceptions import ValidationError
+from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+
+from station import recurrence
+from station.errors import UserError
+
+
+def validate_time_zone(value: str) -> None:
+    if value not in zoneinfo.available_timezones():
+        raise ValidationError(
+            _("%(zone)s is not a known IANA time zone (e.g. Europe/London)."),
+            code="unknown_time_zone",
+            params={"zone": value},
+        )
+
+
+class TimeStampedModel(models.Model):
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
+    updated_at = models.DateTimeField(_("updated at"), auto_now=True)
+
+    class Meta:
+        abstract = True
+
+
+class RecurringWindow(models.Model):
+    """A window (start, end) that may recur in its studio's local time."""
+
+    start_at = models.DateTimeField(_("starts at"))
+    end_at = models.DateTimeField(_("ends at"))
+    recurrence = models.CharField(
+        _("recurrence"), max_length=8, choices=recurrence.Recurrence.choices, default=recurrence.Recurrence.NONE
+    )
+    rrule = models.CharField(
+        _("RRULE"), max_length=500, blank=True, help_text=_("For a custom recurrence, e.g. FREQ=WEEKLY;BYDAY=MO,WE,FR.")
+    )
+    skip_dates = ArrayField(
+        models.DateField(),
+        default=list,
+        blank=True,
+        verbose_name=_("skip dates"),
+        help_text=_("Local dates (studio time) on which this series does not take place, comma separated."),
+    )
+
+    class Meta:
+        abstract = True
+
+    def clean(self) -> None:
+        if self.rrule and self.recurrence != recurrence.Recurrence.RRULE:
+            raise ValidationError({"rrule": _("An RRULE is only used with the custom recurrence.")}, code="rrule_unused")
+        if self.start_at:
+            try:
+                recurrence.parse_rule(self.recurrence, self.rrule, self.start_at.replace(tzinfo=None))
+            except UserError as error:
+                raise ValidationError({"rrule": str(error)}, code=error.code) from error
+
+    def studio_zone(self) -> zoneinfo.ZoneInfo:
+        raise NotImplementedError
+
+    @property
+    def duration(self):
+        if self.start_at and self.end_at:
+            return self.end_at - self.start_at
+        return None
+
+    def following_window(self) -> tuple | None:
+        """The next window of this series after this one, in UTC, or None for a one-off."""
+        if self.recurrence == recurrence.Recurrence.NONE:
+            return None
+        return recurrence.next_occurrence(
+            start_at=self.start_at,
+            end_at=self.end_at,
+            recurrence=self.recurrence,
+            rule_text=self.rrule,
+            zone=self.studio_zone(),
+            skip_dates=self.skip_dates,
+            after=self.end_at,
+        )
+
+
+class StudioScopedQuerySet(models.QuerySet):
+    """Rows that belong to a studio, reached through the model's ``studio_lookup`` path."""
+
+    def visible_to(self, user):
+        """Rows a user may see: everything for superusers, their studios' rows for members."""
+        if user.is_superuser:
+            return self
+        if not user.is_authenticated:
+            return self.none()
+        return self.filter(**{f"{self._studio_prefix()}memberships__user": user})
+
+    def editable_by(self, user):
+        """Rows a user may change: superusers, and operators of the row's studio."""
+        if user.is_superuser:
+            return self
+        if not user.is_authenticated:
+            return self.none()
+        prefix = self._studio_prefix()
+        return self.filter(
+            **{f"{prefix}memberships__user": user, f"{prefix}memberships__role": StudioMembership.Role.OPERATOR}
+        )
+
+    def _studio_prefix(self) -> str:
+        return f"{self.model.studio_lookup}__" if self.model.studio_lookup else ""
+
+
+class Studio(models.Model):
+    """A studio: the unit of ownership, permissions and local time."""
+
+    name = models.CharField(_("name"), max_length=120, unique=True)
+    slug = models.SlugField(_("slug"), max_length=60, unique=True)
+    time_zone = models.CharField(
+        _("time zone"),
+        max_length=64,
+        default="UTC",
+        validators=[validate_time_zone],
+        help_text=_("IANA zone in which this studio's schedules recur, e.g. Europe/London."),
+    )
+    members = models.ManyToManyField(
+        settings.AUTH_USER_MODEL,
+        through="StudioMembership",
+        related_name="studios",
+        verbose_name=_("members"),
+    )
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
+
+    objects = StudioScopedQuerySet.as_manager()
+    studio_lookup = ""  # a studio is its own scope
+
+    class Meta:
+        ordering = ["name"]
+        verbose_name = _("studio")
+        verbose_name_plural = _("studios")
+
+    def __str__(self) -> str:
+        return self.name
+
+    @cached_property
+    def zone(self) -> zoneinfo.ZoneInfo:
+        return zoneinfo.ZoneInfo(self.time_zone)
+
+    def local_now(self):
+        return timezone.now().astimezone(self.zone)
+
+
+class StudioMembership(models.Model):
+    """A user's place in a studio; operators change things, viewers only read."""
+
+    class Role(models.TextChoices):
+        OPERATOR = "operator", _("Operator")  # may change schedules, channels, media
+        VIEWER = "viewer", _("Viewer")  # read-only: dashboards, logs
+
+    studio = models.ForeignKey(Studio, on_delete=models.CASCADE, related_name="memberships", verbose_name=_("studio"))
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="studio_memberships", verbose_name=_("user")
+    )
+    role = models.CharField(_("role"), max_length=16, choices=Role.choices, default=Role.OPERATOR)
+
+    class Meta:
+        verbose_name = _("studio membership")
+        verbose_name_plural = _("studio memberships")
+        constraints = [models.UniqueConstraint(fields=["studio", "user"], name="studio_membership_unique")]
+
+    def __str__(self) -> str:
+        return f"{self.user} @ {self.studio} ({self.get_role_display()})"
+
+
+class Node(models.Model):
+    """A media host running the node agent: it records and plays out for every studio."""
+
+    class Capability(models.TextChoices):
+        RECORD = "record", _("Record (ffmpeg)")
+        PLAYOUT = "playout", _("Play out (Liquidsoap)")
+        DECKLINK = "decklink", _("SDI/Decklink output")
+
+    name = models.CharField(_("name"), max_length=100, unique=True)
+    hostname = models.CharField(_("host name"), max_length=255, blank=True)
+    capabilities = models.JSONField(
+        _("capabilities"),
+        default=list,
+        blank=True,
+        help_text=_("What this host can do: record, playout, decklink."),
+    )
+    enabled = models.BooleanField(_("enabled"), default=True, help_text=_("Disabled nodes get no new work."))
+    last_heartbeat_at = models.DateTimeField(_("last heartbeat"), null=True, blank=True)
+    agent_version = models.CharField(_("agent version"), max_length=40, blank=True)
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
+
+    class Meta:
+        ordering = ["name"]
+        verbose_name = _("node")
+        verbose_name_plural = _("nodes")
+
+    def __str__(self) -> str:
+        return self.name
+
+    def clean(self) -> None:
+        unknown = set(self.capabilities or []) - set(self.Capability.values)
+        if unknown:
+            raise ValidationError(
+                {"capabilities": _("Unknown capabilities: %(names)s.") % {"names": ", ".join(sorted(unknown))}}
+            )
+
+    def is_online(self, now=None) -> bool:
+        """Whether the agent heartbeated within NODE_HEARTBEAT_TIMEOUT seconds."""
+        if self.last_heartbeat_at is None:
+            return False
+        now = now or timezone.now()
+        return (now - self.last_heartbeat_at).total_seconds() <= settings.NODE_HEARTBEAT_TIMEOUT
+
+
+class Alert(models.Model):
+    """Something the on-air desk must look at: a failed start, an unreachable channel, a missing file."""
+
+    class Severity(models.TextChoices):
+        INFO = "info", _("Info")
+        WARNING = "warning", _("Warning")
+        CRITICAL = "critical", _("Critical")  # air is or will be affected
+
+    studio = models.ForeignKey(Studio, on_delete=models.CASCADE, related_name="alerts", verbose_name=_("studio"))
+    severity = models.CharField(_("severity"), max_length=16, choices=Severity.choices, default=Severity.WARNING)
+    code = models.CharField(_("code"), max_length=80, help_text=_("Stable identifier of the kind of problem."))
+    message = models.TextField(_("message"))
+    subject = models.CharField(_("subject"), max_length=200, blank=True, help_text=_("What the alert is about."))
+    created_at = models.DateTimeField(_("raised at"), default=timezone.now, db_index=True)
+    acknowledged_at = models.DateTimeField(_("acknowledged at"), null=True, blank=True)
+    acknowledged_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        verbose_name=_("acknowledged by"),
+    )
+
+    objects = StudioScopedQuerySet.as_manager()
+    studio_lookup = "studio"
+
+    class Meta:
+        ordering = ["-created_at"]
+        verbose_name = _("alert")
+        verbose_name_plural = _("alerts")
+        indexes = [
+            models.Index(fields=["studio", "created_at"], condition=Q(acknowledged_at__isnull=True), name="alert_open_idx")
+        ]
+
+    def __str__(self) -> str:
+        return f"[{self.get_severity_display()}] {self.message[:80]}"
+
+    @property
+    def is_open(self) -> bool:
+        return self.acknowledged_at is None

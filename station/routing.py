@@ -1,0 +1,3 @@
+"""Websocket routes; the dashboards' consumers register here."""
+
+websocket_urlpatterns: list = []

@@ -1,0 +1,21 @@
+from django.db import DatabaseError, connection
+from django.db.migrations.executor import MigrationExecutor
+from django.http import JsonResponse
+
+
+def healthz(request):
+    """The process is alive and serving requests."""
+    return JsonResponse({"status": "ok"})
+
+
+def readyz(request):
+    """Ready for traffic: the database answers and every migration is applied."""
+    try:
+        executor = MigrationExecutor(connection)
+        pending = executor.migration_plan(executor.loader.graph.leaf_nodes())
+    except DatabaseError as error:
+        return JsonResponse({"status": "unavailable", "reason": "database", "detail": str(error)}, status=503)
+    if pending:
+        names = [f"{migration.app_label}.{migration.name}" for migration, _backwards in pending]
+        return JsonResponse({"status": "unavailable", "reason": "migrations", "pending": names}, status=503)
+    return JsonResponse({"status": "ok"})
