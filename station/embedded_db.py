@@ -15,6 +15,10 @@ DATABASE_NAME = "stationkeeper"
 
 def start(data_dir: Path) -> dict:
     """Start (or attach to) the embedded server and return Django database settings."""
+    import warnings
+
+    # pgserver looks up XDG_RUNTIME_DIR for its lock file; the /tmp fallback is fine.
+    warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR.*")
     import pgserver
 
     data_dir.parent.mkdir(parents=True, exist_ok=True)

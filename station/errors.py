@@ -5,6 +5,9 @@ parameters, and the inner error that caused it (kept for the log, never shown).
 The admin, the API and the dashboard show ``str(error)`` as it is.
 """
 
+import contextlib
+
+from django.db import IntegrityError
 from django.utils.translation import gettext_lazy as _
 
 
@@ -36,3 +39,30 @@ class TransitionNotAllowed(UserError):
             _("%(object)s is %(status)s and cannot become %(target)s."),
             {"object": str(obj), "status": obj.get_status_display(), "target": target},
         )
+
+
+def _constraint_named(name: str):
+    from django.apps import apps
+
+    for model in apps.get_models():
+        for constraint in model._meta.constraints:
+            if constraint.name == name:
+                return constraint
+    return None
+
+
+@contextlib.contextmanager
+def constraint_errors():
+    """Turn a database constraint violation into the constraint's own UserError."""
+    try:
+        yield
+    except IntegrityError as error:
+        diag = getattr(error.__cause__, "diag", None)
+        constraint = _constraint_named(getattr(diag, "constraint_name", None) or "")
+        if constraint is None:
+            raise
+        raise UserError(
+            constraint.violation_error_code or constraint.name,
+            constraint.violation_error_message,
+            inner=error,
+        ) from error

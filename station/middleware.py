@@ -1,10 +1,14 @@
 import logging
+import zoneinfo
 
 from django.contrib import messages
 from django.http import HttpResponseRedirect
 from django.utils.http import url_has_allowed_host_and_scheme
 
+from django.utils import timezone
+
 from station.errors import UserError
+from station.models import Studio
 
 logger = logging.getLogger(__name__)
 
@@ -27,3 +31,22 @@ class UserErrorMiddleware:
         if not url_has_allowed_host_and_scheme(back, allowed_hosts={request.get_host()}):
             back = request.path
         return HttpResponseRedirect(back)
+
+
+class StudioTimeZoneMiddleware:
+    """Show and read times in the zone of the user's studio (the first by name), UTC otherwise."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        zone_name = None
+        if request.user.is_authenticated:
+            zone_name = (
+                Studio.objects.filter(memberships__user=request.user).order_by("name").values_list("time_zone", flat=True).first()
+            )
+        if zone_name:
+            timezone.activate(zoneinfo.ZoneInfo(zone_name))
+        else:
+            timezone.deactivate()
+        return self.get_response(request)

@@ -41,5 +41,9 @@ class StatusMachine(models.Model):
         if not claimed:
             self.refresh_from_db(fields=["status"])
             raise TransitionNotAllowed(self, self.Status(target).label)
+        computed = [name for name, value in changes.items() if hasattr(value, "resolve_expression")]
         for name, value in changes.items():
-            setattr(self, name, value)
+            if name not in computed:
+                setattr(self, name, value)
+        if computed:
+            self.refresh_from_db(fields=computed)

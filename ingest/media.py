@@ -1,0 +1,63 @@
+"""Media files on disk: probing with ffprobe, checksums, generated test tones."""
+
+import hashlib
+import json
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+from django.utils.translation import gettext_lazy as _
+
+from station.errors import UserError
+
+
+@dataclass(frozen=True)
+class Probe:
+    duration_seconds: float
+    format_name: str
+
+
+def probe(path: Path) -> Probe:
+    """Read duration and container format with ffprobe; raise UserError for anything not playable."""
+    try:
+        completed = subprocess.run(
+            ["ffprobe", "-v", "error", "-print_format", "json", "-show_format", "-show_streams", str(path)],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=False,
+        )
+    except (OSError, subprocess.TimeoutExpired) as error:
+        raise UserError("probe_failed", _("Could not run ffprobe on %(file)s: %(reason)s"), {"file": path.name, "reason": error}, inner=error) from error
+    if completed.returncode != 0:
+        reason = completed.stderr.strip().splitlines()[-1] if completed.stderr.strip() else f"exit {completed.returncode}"
+        raise UserError("not_media", _("%(file)s is not a media file ffprobe can read: %(reason)s"), {"file": path.name, "reason": reason})
+    info = json.loads(completed.stdout)
+    streams = [s for s in info.get("streams", []) if s.get("codec_type") in ("audio", "video")]
+    duration = float(info.get("format", {}).get("duration") or 0)
+    if not streams or duration <= 0:
+        raise UserError("not_media", _("%(file)s has no audio or video to play."), {"file": path.name})
+    return Probe(duration_seconds=duration, format_name=info["format"].get("format_name", ""))
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def generate_tone(path: Path, *, frequency: int, seconds: float) -> Path:
+    """Write a sine tone with ffmpeg: demo and test material that needs no download."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    subprocess.run(
+        [
+            "ffmpeg", "-nostdin", "-loglevel", "error", "-y",
+            "-f", "lavfi", "-i", f"sine=frequency={frequency}:sample_rate=44100:duration={seconds}",
+            "-ac", "2", "-b:a", "128k", str(path),
+        ],
+        check=True,
+        timeout=60,
+    )
+    return path

@@ -1,0 +1,107 @@
+from django.contrib import admin
+from django.utils.translation import gettext_lazy as _
+
+from playout import services
+from playout.models import AsRunEntry, Channel, Playlist, PlaylistItem, Show, ShowInstance
+from station.admin_base import StudioScopedAdmin, StudioScopedInline, local_time, service_action
+
+
+@admin.register(Channel)
+class ChannelAdmin(StudioScopedAdmin):
+    list_display = ["name", "studio", "node", "output_type", "status", "paused", "restart_count", "last_heartbeat_at"]
+    list_filter = ["status", "output_type", "studio", "node"]
+    search_fields = ["name", "slug"]
+    prepopulated_fields = {"slug": ["name"]}
+    autocomplete_fields = ["node", "fallback_playlist"]
+    readonly_fields = ["status", "restart_count", "last_heartbeat_at", "error_message"]
+    actions = ["restart"]
+
+    @service_action(_("Restart selected channels"))
+    def restart(channel, request):
+        services.channel_restart(channel=channel)
+
+
+class PlaylistItemInline(StudioScopedInline):
+    model = PlaylistItem
+    fields = ["position", "asset", "webstream_url", "webstream_seconds", "cue_in_seconds", "cue_out_seconds", "length"]
+    readonly_fields = ["length"]
+    autocomplete_fields = ["asset"]
+    ordering = ["position", "id"]
+
+    @admin.display(description=_("plays (s)"))
+    def length(self, item):
+        seconds = item.play_seconds if item.pk else None
+        return "—" if seconds is None else f"{seconds:.1f}"
+
+
+@admin.register(Playlist)
+class PlaylistAdmin(StudioScopedAdmin):
+    list_display = ["name", "studio", "item_count", "total_length"]
+    list_filter = ["studio"]
+    search_fields = ["name"]
+    readonly_fields = ["total_length"]
+    inlines = [PlaylistItemInline]
+
+    @admin.display(description=_("items"))
+    def item_count(self, playlist):
+        return playlist.items.count()
+
+    @admin.display(description=_("total length (s)"))
+    def total_length(self, playlist):
+        return f"{playlist.total_seconds():.1f}" if playlist.pk else "—"
+
+
+class ShowInstanceInline(StudioScopedInline):
+    model = ShowInstance
+    fields = ["channel", "start_at", "end_at", "playlist", "cancelled"]
+    autocomplete_fields = ["playlist"]
+    ordering = ["-start_at"]
+
+
+@admin.register(Show)
+class ShowAdmin(StudioScopedAdmin):
+    list_display = ["name", "channel", "local_start", "duration", "recurrence", "next_window", "enabled"]
+    list_filter = ["enabled", "recurrence", "channel__studio", "channel"]
+    search_fields = ["name", "description"]
+    autocomplete_fields = ["channel", "playlist"]
+    list_select_related = ["channel__studio"]
+    readonly_fields = ["duration", "next_window"]
+    inlines = [ShowInstanceInline]
+
+    @admin.display(description=_("first window (studio time)"), ordering="start_at")
+    def local_start(self, show):
+        return local_time(show.start_at, show.studio_zone())
+
+    @admin.display(description=_("next window"))
+    def next_window(self, show):
+        if not show.pk:
+            return "—"
+        window = show.following_window()
+        return local_time(window[0], show.studio_zone()) if window else "—"
+
+
+@admin.register(ShowInstance)
+class ShowInstanceAdmin(StudioScopedAdmin):
+    list_display = ["show", "channel", "start_at", "end_at", "playlist", "cancelled"]
+    list_filter = ["cancelled", "channel__studio", "channel"]
+    search_fields = ["show__name"]
+    date_hierarchy = "start_at"
+    autocomplete_fields = ["show", "channel", "playlist"]
+
+
+@admin.register(AsRunEntry)
+class AsRunEntryAdmin(StudioScopedAdmin):
+    list_display = ["started_at", "channel", "title", "ended_at", "duration_seconds", "result", "asset"]
+    list_filter = ["result", "channel__studio", "channel"]
+    search_fields = ["title"]
+    date_hierarchy = "started_at"
+    list_select_related = ["channel", "asset"]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False  # a compliance log is never edited

@@ -1,0 +1,86 @@
+from django.contrib import admin
+from django.utils.translation import gettext_lazy as _
+
+from recorders import services
+from recorders.models import Recorder, RecorderSchedule, RecordingSession
+from station.admin_base import StudioScopedAdmin, StudioScopedInline, local_time, service_action
+
+
+class ScheduleInline(StudioScopedInline):
+    model = RecorderSchedule
+    fields = ["name", "start_at", "end_at", "recurrence", "status"]
+    readonly_fields = ["status"]
+    show_change_link = True
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).filter(status__in=RecorderSchedule.ACTIVE_STATUSES)
+
+
+@admin.register(Recorder)
+class RecorderAdmin(StudioScopedAdmin):
+    list_display = ["name", "studio", "source_url", "node", "output_format", "enabled"]
+    list_filter = ["studio", "enabled", "output_format", "node"]
+    search_fields = ["name", "source_url"]
+    autocomplete_fields = ["node"]
+    inlines = [ScheduleInline]
+
+
+@admin.register(RecorderSchedule)
+class RecorderScheduleAdmin(StudioScopedAdmin):
+    list_display = ["name", "recorder", "local_start", "local_end", "duration", "recurrence", "status", "next_window"]
+    list_filter = ["status", "recurrence", "recorder__studio", "recorder"]
+    search_fields = ["name", "recorder__name"]
+    date_hierarchy = "start_at"
+    autocomplete_fields = ["recorder"]
+    list_select_related = ["recorder__studio"]
+    readonly_fields = [
+        "status", "error_message", "duration", "next_window", "previous", "claimed_by", "lease_expires_at",
+        "created_at", "updated_at",
+    ]
+    fieldsets = [
+        (None, {"fields": ["recorder", "name", "start_at", "end_at", "duration"]}),
+        (_("Recurrence"), {"fields": ["recurrence", "rrule", "skip_dates", "next_window", "previous"]}),
+        (_("State"), {"fields": ["status", "error_message", "claimed_by", "lease_expires_at", "created_at", "updated_at"]}),
+    ]
+    actions = ["start_now", "stop_now", "cancel"]
+
+    @admin.display(description=_("starts (studio time)"), ordering="start_at")
+    def local_start(self, schedule):
+        return local_time(schedule.start_at, schedule.studio_zone())
+
+    @admin.display(description=_("ends (studio time)"), ordering="end_at")
+    def local_end(self, schedule):
+        return local_time(schedule.end_at, schedule.studio_zone())
+
+    @admin.display(description=_("next window"))
+    def next_window(self, schedule):
+        if not schedule.pk:
+            return "—"
+        window = schedule.following_window()
+        return local_time(window[0], schedule.studio_zone()) if window else "—"
+
+    @service_action(_("Start selected windows now"))
+    def start_now(schedule, request):
+        services.schedule_start_now(schedule=schedule)
+
+    @service_action(_("Stop selected recordings now"))
+    def stop_now(schedule, request):
+        services.schedule_stop_now(schedule=schedule)
+
+    @service_action(_("Cancel selected windows"))
+    def cancel(schedule, request):
+        services.schedule_cancel(schedule=schedule)
+
+
+@admin.register(RecordingSession)
+class RecordingSessionAdmin(StudioScopedAdmin):
+    list_display = ["recorder", "schedule", "status", "started_at", "ended_at", "node", "asset"]
+    list_filter = ["status", "recorder__studio", "recorder"]
+    date_hierarchy = "started_at"
+    search_fields = ["recorder__name", "schedule__name"]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
