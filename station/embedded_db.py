@@ -49,10 +49,11 @@ def _ensure_database(server) -> None:
 def database_url(settings_dict: dict) -> str:
     """Render Django database settings as a DATABASE_URL for child processes."""
     host = settings_dict.get("HOST") or ""
-    if host.startswith("/"):
-        host = quote(host, safe="")
-    port = f":{settings_dict['PORT']}" if settings_dict.get("PORT") else ""
     user = quote(settings_dict.get("USER") or "", safe="")
     password = settings_dict.get("PASSWORD") or ""
     credentials = f"{user}:{quote(password, safe='')}@" if password else f"{user}@"
+    if host.startswith("/"):
+        # django-environ's form for a Unix socket: the socket directory is the path before the name.
+        return f"postgres://{credentials}/{host}/{settings_dict['NAME']}"
+    port = f":{settings_dict['PORT']}" if settings_dict.get("PORT") else ""
     return f"postgres://{credentials}{host}{port}/{settings_dict['NAME']}"

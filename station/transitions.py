@@ -27,6 +27,11 @@ class StatusMachine(models.Model):
         """Return the statuses from which ``target`` may be reached."""
         return [source for source, targets in cls.TRANSITIONS.items() if target in targets]
 
+    def validate_constraints(self, exclude=None):
+        # A status always has a value, and constraints conditioned on it (e.g. "no two
+        # *active* windows overlap") must see it even when a form shows it read-only.
+        super().validate_constraints(exclude=set(exclude or ()) - {"status"})
+
     def can_become(self, target: str) -> bool:
         return target in self.TRANSITIONS.get(self.status, frozenset())
 

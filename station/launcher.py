@@ -1,0 +1,92 @@
+"""Run the whole station on one machine: web (Daphne), django-q2 and node agents.
+
+This process holds the embedded PostgreSQL (when DATABASE_URL is unset) and
+hands its address to every child as DATABASE_URL, so one server serves all.
+If any child exits, the rest are stopped: a half-running station is worse than
+a stopped one that says why.
+"""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+from django.conf import settings
+from django.db import connection
+
+from station.embedded_db import database_url
+
+STOP_GRACE_SECONDS = 10
+
+
+@dataclass
+class Child:
+    name: str
+    argv: list[str]
+    process: subprocess.Popen | None = None
+
+
+def station_processes(*, host: str, port: int) -> list[Child]:
+    manage = str(Path(settings.BASE_DIR) / "manage.py")
+    python = sys.executable
+    return [
+        Child("web", [python, "-m", "daphne", "-b", host, "-p", str(port), "station.asgi:application"]),
+        Child("tasks", [python, manage, "qcluster"]),
+    ]
+
+
+def run(children: list[Child], *, ready_url: str, on_ready) -> int:
+    """Start the children, call on_ready once ready_url answers 200, and supervise until a signal or an exit."""
+    env = {**os.environ, "DATABASE_URL": database_url(connection.settings_dict)}
+    stopping = False
+
+    def request_stop(signum, frame):
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGINT, request_stop)
+    signal.signal(signal.SIGTERM, request_stop)
+    for child in children:
+        child.process = subprocess.Popen(child.argv, env=env, cwd=settings.BASE_DIR)
+    announced = False
+    exit_code = 0
+    while not stopping:
+        for child in children:
+            code = child.process.poll()
+            if code is not None:
+                print(f"[stationkeeper] {child.name} exited with code {code}; stopping the station.", flush=True)
+                exit_code = code or 1
+                stopping = True
+        if not announced and not stopping and _answers(ready_url):
+            on_ready()
+            announced = True
+        time.sleep(0.2)
+    _stop(children)
+    return exit_code
+
+
+def _answers(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=1) as response:
+            return response.status == 200
+    except OSError:
+        return False
+
+
+def _stop(children: list[Child]) -> None:
+    for child in children:
+        if child.process and child.process.poll() is None:
+            child.process.terminate()
+    deadline = time.monotonic() + STOP_GRACE_SECONDS
+    for child in children:
+        if child.process is None:
+            continue
+        try:
+            child.process.wait(timeout=max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            child.process.kill()
+            child.process.wait()

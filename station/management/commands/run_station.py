@@ -1,0 +1,32 @@
+from django.core.management import call_command
+from django.core.management.base import BaseCommand
+
+from station import launcher
+from station.demo import DEMO_PASSWORD, DEMO_USERNAME
+
+
+class Command(BaseCommand):
+    help = "Migrate, seed the demo station and run web, django-q2 and node agents until interrupted."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--host", default="127.0.0.1")
+        parser.add_argument("--port", type=int, default=8000)
+        parser.add_argument("--no-demo", action="store_true", help="Do not create the demo station.")
+
+    def handle(self, *args, host, port, no_demo, **options):
+        call_command("migrate", interactive=False, verbosity=0)
+        if not no_demo:
+            call_command("seed_demo")
+        base = f"http://{host}:{port}"
+
+        def announce():
+            self.stdout.write(
+                self.style.SUCCESS("Stationkeeper is running.")
+                + f"\n  Admin:   {base}/admin/"
+                + f"\n  Health:  {base}/healthz  {base}/readyz"
+                + (f"\n  Login:   {DEMO_USERNAME} / {DEMO_PASSWORD}" if not no_demo else "")
+                + "\n  Stop:    Ctrl-C"
+            )
+            self.stdout.flush()
+
+        raise SystemExit(launcher.run(launcher.station_processes(host=host, port=port), ready_url=f"{base}/readyz", on_ready=announce))
