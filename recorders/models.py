@@ -1,3 +1,4 @@
+from datetime import timedelta
 from urllib.parse import urlsplit
 
 from django.contrib.postgres.fields import ArrayField
@@ -143,6 +144,16 @@ class RecorderSchedule(StatusMachine, RecurringWindow, TimeStampedModel):
     @property
     def is_active(self) -> bool:
         return self.status in self.ACTIVE_STATUSES
+
+    @property
+    def record_from(self):
+        """When ffmpeg starts: the window's start less the recorder's pre-roll."""
+        return self.start_at - timedelta(seconds=self.recorder.pre_roll_seconds)
+
+    @property
+    def record_until(self):
+        """When ffmpeg stops: the window's end plus the recorder's post-roll."""
+        return self.end_at + timedelta(seconds=self.recorder.post_roll_seconds)
 
     def studio_zone(self):
         return self.recorder.studio.zone

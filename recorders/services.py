@@ -1,13 +1,32 @@
-"""State changes of recorder schedules. Each is atomic and happens once, whoever asks."""
+"""State changes of recorder schedules and their recordings.
 
-from django.db import transaction
+Each change is a compare-and-set on the schedule's status (and, for agents, its
+lease), so it happens once however many agents and tick replicas race for it.
+File work (joining parts, probing) happens outside transactions.
+"""
+
+import logging
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from django.conf import settings
+from django.db import IntegrityError, connection, transaction
+from django.db.models import Q
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
-from recorders.models import RecorderSchedule
+from ingest import media
+from ingest.models import MediaAsset
+from recorders import engine
+from recorders.models import RecorderSchedule, RecordingSession
+from recorders.selectors import lease_deadline
 from station import events
 from station.errors import UserError, constraint_errors
+from station.models import Alert
+from station.recurrence import Recurrence
+from station.services import alert_raise
 
+logger = logging.getLogger(__name__)
 Status = RecorderSchedule.Status
 
 
@@ -27,11 +46,15 @@ def _announce(schedule: RecorderSchedule) -> None:
     )
 
 
+# --- Actions people take -----------------------------------------------------------------------
+
+
 @transaction.atomic
 def schedule_cancel(*, schedule: RecorderSchedule) -> RecorderSchedule:
-    """Call a window off; a recording in progress is stopped by its agent."""
+    """Call a window off; a recording in progress is stopped by its agent. The series goes on."""
     schedule.move_to(Status.CANCELLED)
     _announce(schedule)
+    schedule_queue_next(schedule=schedule)
     return schedule
 
 
@@ -78,3 +101,300 @@ def schedule_stop_now(*, schedule: RecorderSchedule) -> RecorderSchedule:
     schedule.refresh_from_db()
     _announce(schedule)
     return schedule
+
+
+# --- Series -------------------------------------------------------------------------------------
+
+
+def schedule_queue_next(*, schedule: RecorderSchedule) -> RecorderSchedule | None:
+    """Queue the series' next window after this one (once, whoever asks); None for a one-off."""
+    window = schedule.following_window()
+    if window is None:
+        return None
+    try:
+        with transaction.atomic():
+            following, _created = RecorderSchedule.objects.get_or_create(
+                previous=schedule,
+                defaults={
+                    "recorder_id": schedule.recorder_id,
+                    "name": schedule.name,
+                    "start_at": window[0],
+                    "end_at": window[1],
+                    "recurrence": schedule.recurrence,
+                    "rrule": schedule.rrule,
+                    "skip_dates": schedule.skip_dates,
+                    "series_start_at": schedule.series_start_at,
+                    "series_end_at": schedule.series_end_at,
+                },
+            )
+    except IntegrityError as error:
+        alert_raise(
+            studio=schedule.recorder.studio_id,
+            code="next_window_not_queued",
+            subject=schedule.name,
+            message=_("The next window of %(schedule)s (%(start)s) overlaps another window on %(recorder)s and was not queued.")
+            % {"schedule": schedule.name, "start": window[0].isoformat(), "recorder": schedule.recorder},
+        )
+        logger.info("next window not queued: %s", error)
+        return None
+    return following
+
+
+# --- What agents do -----------------------------------------------------------------------------
+
+
+def recording_directory(schedule: RecorderSchedule) -> Path:
+    return Path(settings.MEDIA_ROOT) / "recordings" / schedule.recorder.studio.slug / f"schedule-{schedule.pk}"
+
+
+@transaction.atomic
+def schedule_claim(*, schedule_id: int, owner: str, node, now: datetime) -> RecorderSchedule | None:
+    """Claim a pending window for recording; None if someone else got there first."""
+    claimed = RecorderSchedule.objects.filter(pk=schedule_id, status=Status.PENDING).update(
+        status=Status.STARTING, claimed_by=owner, lease_expires_at=lease_deadline(now), updated_at=now
+    )
+    if not claimed:
+        return None
+    schedule = RecorderSchedule.objects.select_related("recorder__studio").get(pk=schedule_id)
+    asset = MediaAsset.objects.create(
+        studio_id=schedule.recorder.studio_id,
+        title=f"{schedule.name} {timezone.localtime(schedule.start_at, schedule.studio_zone()):%Y-%m-%d %H:%M}",
+        origin=MediaAsset.Origin.RECORDING,
+        status=MediaAsset.Status.PENDING,
+    )
+    RecordingSession.objects.create(schedule=schedule, recorder_id=schedule.recorder_id, node=node, started_at=now, asset=asset)
+    _announce(schedule)
+    schedule_queue_next(schedule=schedule)
+    return schedule
+
+
+@transaction.atomic
+def schedule_take_over(*, schedule: RecorderSchedule, owner: str, node, now: datetime) -> bool:
+    """Take a recording whose agent stopped renewing its lease; True if this owner got it."""
+    taken = RecorderSchedule.objects.filter(
+        pk=schedule.pk, status=schedule.status, claimed_by=schedule.claimed_by, lease_expires_at__lt=now
+    ).update(claimed_by=owner, lease_expires_at=lease_deadline(now), updated_at=now)
+    if taken:
+        schedule.claimed_by = owner
+        RecordingSession.objects.filter(schedule=schedule).update(node=node)
+        logger.info("%s took over %s from %s", owner, schedule, schedule.claimed_by)
+    return bool(taken)
+
+
+@transaction.atomic
+def recording_started(*, schedule: RecorderSchedule, now: datetime) -> None:
+    """ffmpeg produced its first data for this run: the window is running and its asset live."""
+    if schedule.status == Status.STARTING:
+        schedule.move_to(Status.RUNNING)
+        _announce(schedule)
+    session = RecordingSession.objects.select_for_update().get(schedule=schedule)
+    if session.gaps and session.gaps[-1][1] is None:
+        session.gaps[-1][1] = now.isoformat()
+        session.save(update_fields=["gaps", "updated_at"])
+    MediaAsset.objects.filter(pk=session.asset_id, status=MediaAsset.Status.PENDING).update(
+        status=MediaAsset.Status.LIVE, updated_at=now
+    )
+
+
+@transaction.atomic
+def recording_interrupted(*, schedule: RecorderSchedule, since: datetime) -> None:
+    """Note the start of a gap in the recording (ffmpeg died, or its agent did)."""
+    session = RecordingSession.objects.select_for_update().get(schedule=schedule)
+    if not session.gaps or session.gaps[-1][1] is not None:
+        session.gaps.append([since.isoformat(), None])
+        session.save(update_fields=["gaps", "updated_at"])
+
+
+@transaction.atomic
+def schedule_fail(*, schedule: RecorderSchedule, reason: str) -> None:
+    """The recording could not be made: say why, once, and tell the desk."""
+    schedule.move_to(Status.FAILED, error_message=reason[:2000])
+    now = timezone.now()
+    session = RecordingSession.objects.filter(schedule=schedule).first()
+    if session:
+        RecordingSession.objects.filter(pk=session.pk).update(
+            status=RecordingSession.Status.FAILED, ended_at=now, error_message=reason[:2000], updated_at=now
+        )
+        MediaAsset.objects.filter(pk=session.asset_id).exclude(status=MediaAsset.Status.READY).update(
+            status=MediaAsset.Status.ERROR, error_message=reason[:2000], updated_at=now
+        )
+    alert_raise(
+        studio=schedule.recorder.studio_id,
+        code="recording_failed",
+        subject=schedule.name,
+        severity=Alert.Severity.CRITICAL,
+        message=_("Recording %(schedule)s failed: %(reason)s") % {"schedule": schedule.name, "reason": reason},
+    )
+    _announce(schedule)
+
+
+def leases_renew(*, owner: str, now: datetime) -> set[int]:
+    """Extend this owner's leases; return the schedules it still holds (others were taken over or ended)."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {RecorderSchedule._meta.db_table} SET lease_expires_at = %s "
+            "WHERE claimed_by = %s AND status = ANY(%s) RETURNING id",
+            [lease_deadline(now), owner, [Status.STARTING, Status.RUNNING, Status.STOPPING]],
+        )
+        held = {row[0] for row in cursor.fetchall()}
+    MediaAsset.objects.filter(recording_session__schedule_id__in=held, status=MediaAsset.Status.LIVE).update(updated_at=now)
+    return held
+
+
+def recording_last_data_at(schedule: RecorderSchedule) -> datetime:
+    """When the recording last got data: its newest part's mtime, else its last lease renewal."""
+    parts = engine.recording_parts(recording_directory(schedule))
+    if parts:
+        return datetime.fromtimestamp(max(p.stat().st_mtime for p in parts), tz=UTC)
+    renewed = (schedule.lease_expires_at or timezone.now()) - timedelta(seconds=settings.AGENT_LEASE_SECONDS)
+    return max(renewed, schedule.start_at)
+
+
+def schedule_begin_stop(*, schedule: RecorderSchedule, owner: str, now: datetime) -> bool:
+    """Claim the stop of a running window (running → stopping); True if this owner does it."""
+    return bool(
+        RecorderSchedule.objects.filter(pk=schedule.pk, status__in=[Status.STARTING, Status.RUNNING], claimed_by=owner)
+        .update(status=Status.STOPPING, lease_expires_at=lease_deadline(now), updated_at=now)
+    )
+
+
+def recording_finalize(*, schedule: RecorderSchedule, stopped_at: datetime) -> RecorderSchedule:
+    """Join what was recorded into the window's asset and close its session.
+
+    A stopping window becomes completed; a cancelled one keeps its status but its
+    recording up to the cancel is kept; with nothing recorded the window fails.
+    """
+    directory = recording_directory(schedule)
+    session = RecordingSession.objects.select_related("asset").get(schedule=schedule)
+    parts = engine.recording_parts(directory)
+    finished = sorted(directory.glob("recording.*")) if directory.exists() else []
+    if not parts and not finished:
+        if schedule.status != Status.CANCELLED:
+            schedule_fail(schedule=schedule, reason=str(_("Nothing was recorded: ffmpeg wrote no data.")))
+        else:
+            RecordingSession.objects.filter(pk=session.pk).update(status=RecordingSession.Status.COMPLETED, ended_at=stopped_at)
+        return schedule
+    target = finished[0] if finished and not parts else directory / f"recording{parts[0].suffix}"
+    try:
+        if parts:
+            engine.join_parts(parts, target)
+        probed = media.probe(target)
+    except UserError as error:
+        schedule_fail(schedule=schedule, reason=str(error))
+        return schedule
+    with transaction.atomic():
+        MediaAsset.objects.filter(pk=session.asset_id).update(
+            file=str(target.relative_to(settings.MEDIA_ROOT)),
+            status=MediaAsset.Status.READY,
+            checksum=media.sha256_file(target),
+            size_bytes=target.stat().st_size,
+            duration_seconds=probed.duration_seconds,
+            format_name=probed.format_name,
+            updated_at=stopped_at,
+        )
+        gaps = [[start, end or stopped_at.isoformat()] for start, end in session.gaps]
+        RecordingSession.objects.filter(pk=session.pk).update(
+            status=RecordingSession.Status.COMPLETED, ended_at=stopped_at, gaps=gaps, updated_at=stopped_at
+        )
+        if schedule.status == Status.STOPPING:
+            schedule.move_to(Status.COMPLETED, lease_expires_at=None)
+            _announce(schedule)
+    return schedule
+
+
+# --- The tick: housekeeping for what agents did not do ------------------------------------------
+
+
+def housekeeping(*, owner: str, now: datetime | None = None) -> dict:
+    """One pass of the safety net; returns how many rows each step touched."""
+    now = now or timezone.now()
+    return {
+        "unclaimed_starts": _fail_unclaimed_starts(now),
+        "abandoned_recordings": _finish_abandoned_recordings(owner, now),
+        "series_continued": _continue_series(now),
+        "stale_live_assets": _expire_live_assets(now),
+    }
+
+
+def _fail_unclaimed_starts(now: datetime) -> int:
+    """Windows no agent claimed within the grace period: failed (or missed if over), never silent."""
+    grace = timedelta(seconds=settings.RECORDER_START_GRACE_SECONDS)
+    handled = 0
+    with transaction.atomic():
+        late = list(
+            RecorderSchedule.objects.select_for_update(skip_locked=True, of=("self",))
+            .filter(status=Status.PENDING, start_at__lt=now - grace)
+            .select_related("recorder__studio", "recorder__node")
+        )
+        for schedule in late:
+            reason = _why_unclaimed(schedule, now)
+            if schedule.record_until <= now:
+                schedule.move_to(Status.MISSED, error_message=reason)
+                alert_raise(studio=schedule.recorder.studio_id, code="recording_missed", subject=schedule.name,
+                            severity=Alert.Severity.CRITICAL, message=reason)
+                _announce(schedule)
+            else:
+                schedule_fail(schedule=schedule, reason=reason)
+            schedule_queue_next(schedule=schedule)
+            handled += 1
+    return handled
+
+
+def _why_unclaimed(schedule: RecorderSchedule, now: datetime) -> str:
+    node = schedule.recorder.node
+    if node is None:
+        where = _("no node that can record was online")
+    elif not node.is_online(now):
+        seen = node.last_heartbeat_at.isoformat() if node.last_heartbeat_at else _("never")
+        where = _("node %(node)s is offline (last heartbeat: %(seen)s)") % {"node": node, "seen": seen}
+    else:
+        where = _("node %(node)s is online but did not start it") % {"node": node}
+    return str(_("No agent started this recording within %(grace)s s of its start: %(where)s.") % {
+        "grace": int(settings.RECORDER_START_GRACE_SECONDS), "where": where})
+
+
+def _finish_abandoned_recordings(owner: str, now: datetime) -> int:
+    """Recordings whose agent died and whose window closed before another agent took over."""
+    candidates = RecorderSchedule.objects.filter(
+        Q(status__in=[Status.STARTING, Status.RUNNING, Status.STOPPING]) | Q(status=Status.CANCELLED, session__status=RecordingSession.Status.RECORDING),
+        lease_expires_at__lt=now,
+    ).select_related("recorder__studio")
+    handled = 0
+    for schedule in candidates:
+        if schedule.status in (Status.STARTING, Status.RUNNING) and schedule.record_until > now:
+            continue  # still open: a live agent takes it over
+        last_seen = recording_last_data_at(schedule)
+        taken = RecorderSchedule.objects.filter(
+            pk=schedule.pk, status=schedule.status, claimed_by=schedule.claimed_by, lease_expires_at__lt=now
+        ).update(
+            status=Status.CANCELLED if schedule.status == Status.CANCELLED else Status.STOPPING,
+            claimed_by=owner, lease_expires_at=lease_deadline(now), updated_at=now,
+        )
+        if not taken:
+            continue
+        schedule.refresh_from_db()
+        if RecordingSession.objects.filter(schedule=schedule).exists():
+            recording_interrupted(schedule=schedule, since=last_seen)
+            recording_finalize(schedule=schedule, stopped_at=min(now, schedule.record_until))
+        else:
+            schedule_fail(schedule=schedule, reason=str(_("Its agent stopped before recording anything.")))
+        handled += 1
+    return handled
+
+
+def _continue_series(now: datetime) -> int:
+    """Recurring windows that ended without their next window queued (e.g. queued while it overlapped)."""
+    ended = RecorderSchedule.objects.exclude(status=Status.PENDING).exclude(recurrence=Recurrence.NONE).filter(
+        next_in_series__isnull=True, end_at__gt=now - timedelta(days=1)
+    ).select_related("recorder__studio")
+    return sum(1 for schedule in ended if schedule_queue_next(schedule=schedule))
+
+
+def _expire_live_assets(now: datetime) -> int:
+    """A live asset nobody has touched for LIVE_ASSET_TIMEOUT_MINUTES lost its recorder."""
+    cutoff = now - timedelta(minutes=settings.LIVE_ASSET_TIMEOUT_MINUTES)
+    return MediaAsset.objects.filter(status=MediaAsset.Status.LIVE, updated_at__lt=cutoff).update(
+        status=MediaAsset.Status.ERROR,
+        error_message=str(_("Its recorder stopped reporting; the recording is incomplete.")),
+        updated_at=now,
+    )

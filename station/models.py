@@ -48,9 +48,28 @@ class RecurringWindow(models.Model):
         verbose_name=_("skip dates"),
         help_text=_("Local dates (studio time) on which this series does not take place, comma separated."),
     )
+    # The first window of the series: the anchor its rule is computed from, kept
+    # when one window is started early or stopped late.
+    series_start_at = models.DateTimeField(_("series starts at"), null=True, blank=True, editable=False)
+    series_end_at = models.DateTimeField(_("series first window ends at"), null=True, blank=True, editable=False)
 
     class Meta:
         abstract = True
+
+    @classmethod
+    def from_db(cls, db, field_names, values):
+        instance = super().from_db(db, field_names, values)
+        instance._loaded_window = (instance.__dict__.get("start_at"), instance.__dict__.get("end_at"))
+        return instance
+
+    def save(self, *args, **kwargs):
+        # A window edited by a person re-anchors its series there; services that
+        # move one window (start now, stop now) update it without re-anchoring.
+        edited = getattr(self, "_loaded_window", None) not in (None, (self.start_at, self.end_at))
+        if self.series_start_at is None or edited:
+            self.series_start_at, self.series_end_at = self.start_at, self.end_at
+        super().save(*args, **kwargs)
+        self._loaded_window = (self.start_at, self.end_at)
 
     def clean(self) -> None:
         if self.rrule and self.recurrence != recurrence.Recurrence.RRULE:
@@ -71,17 +90,17 @@ class RecurringWindow(models.Model):
         return None
 
     def following_window(self) -> tuple | None:
-        """The next window of this series after this one, in UTC, or None for a one-off."""
+        """The series' first window starting at or after this one's end, in UTC; None for a one-off."""
         if self.recurrence == recurrence.Recurrence.NONE:
             return None
         return recurrence.next_occurrence(
-            start_at=self.start_at,
-            end_at=self.end_at,
+            start_at=self.series_start_at or self.start_at,
+            end_at=self.series_end_at or self.end_at,
             recurrence=self.recurrence,
             rule_text=self.rrule,
             zone=self.studio_zone(),
             skip_dates=self.skip_dates,
-            after=self.end_at,
+            not_before=self.end_at,
         )
 
 

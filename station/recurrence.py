@@ -64,12 +64,12 @@ def occurrences(
     rule_text: str = "",
     zone: ZoneInfo,
     skip_dates: list[date] | tuple[date, ...] = (),
-    after: datetime | None = None,
+    not_before: datetime | None = None,
     limit: int = 1000,
 ) -> Iterator[tuple[datetime, datetime]]:
     """Yield (start, end) UTC windows of a series whose first window is start_at..end_at.
 
-    ``after`` skips windows that end at or before it; ``skip_dates`` are local
+    ``not_before`` skips windows that start before it; ``skip_dates`` are local
     dates whose occurrence is left out.
     """
     local_start = start_at.astimezone(zone).replace(tzinfo=None)
@@ -77,10 +77,10 @@ def occurrences(
     rule = parse_rule(recurrence, rule_text, local_start)
     if rule is None:
         local_starts = iter([local_start])
-    elif after is not None:
-        # Start near ``after`` instead of walking a long-running series from its first window.
-        local_after = after.astimezone(zone).replace(tzinfo=None) - wall_length - timedelta(days=1)
-        local_starts = rule.xafter(local_after, inc=True)
+    elif not_before is not None:
+        # Start near ``not_before`` instead of walking a long-running series from its first window.
+        local_from = not_before.astimezone(zone).replace(tzinfo=None) - timedelta(days=1)
+        local_starts = rule.xafter(local_from, inc=True)
     else:
         local_starts = iter(rule)
     skipped = set(skip_dates)
@@ -95,7 +95,7 @@ def occurrences(
         if end <= start:
             # A window starting in a spring-forward gap can collapse; keep its length.
             end = start + wall_length
-        if after is not None and end <= after:
+        if not_before is not None and start < not_before:
             continue
         produced += 1
         yield start, end

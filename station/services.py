@@ -1,12 +1,16 @@
 """State changes of the station core."""
 
+import logging
+
 from django.db import transaction
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from station import events
 from station.errors import UserError
-from station.models import Alert
+from station.models import Alert, Node, Studio
+
+logger = logging.getLogger(__name__)
 
 
 @transaction.atomic
@@ -18,3 +22,35 @@ def alert_acknowledge(*, alert: Alert, user) -> Alert:
     alert.acknowledged_at, alert.acknowledged_by = now, user
     events.publish(studio_id=alert.studio_id, type="station.alert", payload={"id": alert.pk, "acknowledged": True})
     return alert
+
+
+def alert_raise(*, studio: Studio | int, code: str, message: str, subject: str = "", severity=Alert.Severity.WARNING) -> Alert:
+    """Tell the on-air desk about a problem (logged too); an identical open alert is not repeated."""
+    studio_id = studio if isinstance(studio, int) else studio.pk
+    repeated = Alert.objects.filter(
+        studio_id=studio_id, code=code, subject=subject, message=str(message), acknowledged_at__isnull=True
+    ).first()
+    if repeated:
+        return repeated
+    alert = Alert.objects.create(studio_id=studio_id, code=code, message=str(message), subject=subject, severity=severity)
+    logger.warning("alert %s (%s): %s", code, subject, message)
+    events.publish(
+        studio_id=studio_id,
+        type="station.alert",
+        payload={"id": alert.pk, "severity": severity, "code": code, "message": alert.message, "subject": subject},
+    )
+    return alert
+
+
+def node_heartbeat(*, name: str, hostname: str, version: str) -> Node:
+    """Register a node agent on first contact, and record that it is alive."""
+    now = timezone.now()
+    node, created = Node.objects.get_or_create(
+        name=name,
+        defaults={"hostname": hostname, "capabilities": [Node.Capability.RECORD, Node.Capability.PLAYOUT],
+                  "last_heartbeat_at": now, "agent_version": version},
+    )
+    if not created:
+        Node.objects.filter(pk=node.pk).update(last_heartbeat_at=now, hostname=hostname, agent_version=version)
+        node.refresh_from_db()
+    return node

@@ -124,6 +124,13 @@ LOGIN_URL = "admin:login"
 
 # Station behaviour.
 NODE_HEARTBEAT_TIMEOUT = env.int("NODE_HEARTBEAT_TIMEOUT", default=10)  # seconds without a heartbeat = offline
+AGENT_HEARTBEAT_SECONDS = env.float("AGENT_HEARTBEAT_SECONDS", default=2)  # node agent heartbeat and lease renewal
+AGENT_LEASE_SECONDS = env.float("AGENT_LEASE_SECONDS", default=10)  # a claim not renewed this long is taken back
+RECORDER_START_GRACE_SECONDS = env.float("RECORDER_START_GRACE_SECONDS", default=10)  # unclaimed start → failed
+RECORDER_STARTUP_TIMEOUT_SECONDS = env.float("RECORDER_STARTUP_TIMEOUT_SECONDS", default=15)  # no data yet → failed
+LIVE_ASSET_TIMEOUT_MINUTES = env.float("LIVE_ASSET_TIMEOUT_MINUTES", default=120)  # live asset with no recorder → error
+TICK_INTERVAL_SECONDS = env.float("TICK_INTERVAL_SECONDS", default=2)  # housekeeping cadence (≤ 5 s)
+TICK_RUN_SECONDS = env.float("TICK_RUN_SECONDS", default=240)  # one tick job loops this long, then hands over
 
 # Background work: django-q2 on the database (ORM broker), or Redis when REDIS_URL is set.
 REDIS_URL = env.str("REDIS_URL", default="")

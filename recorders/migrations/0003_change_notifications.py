@@ -1,0 +1,8 @@
+from django.db import migrations
+
+from station.notify import notify_on_change
+
+
+class Migration(migrations.Migration):
+    dependencies = [("recorders", "0002_series_anchor"), ("station", "0002_change_notifications")]
+    operations = [notify_on_change("recorders_recorderschedule"), notify_on_change("recorders_recorder")]

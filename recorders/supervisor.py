@@ -1,0 +1,173 @@
+"""The node agent's recorder supervisor: starts, watches and stops ffmpeg for this node's windows.
+
+It keeps no state the database doesn't have: after a restart it re-reads the
+windows it should record and takes back those whose lease ran out.
+"""
+
+import logging
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.utils import timezone
+
+from recorders import engine, selectors, services
+from recorders.models import RecorderSchedule
+from station.errors import TransitionNotAllowed, UserError
+
+logger = logging.getLogger(__name__)
+Status = RecorderSchedule.Status
+RESTART_BACKOFF_SECONDS = (0.5, 1, 2, 5)
+ARM_HORIZON = timedelta(seconds=30)
+
+
+@dataclass
+class Recording:
+    """A window this agent is recording."""
+
+    schedule: RecorderSchedule
+    run: engine.FfmpegRun | None = None
+    started: bool = False  # some run produced data
+    restarts: int = 0
+    restart_at: float = 0.0
+    stopping: bool = field(default=False)
+
+
+class RecorderSupervisor:
+    def __init__(self, *, node, owner: str):
+        self.node = node
+        self.owner = owner
+        self.recordings: dict[int, Recording] = {}
+        self.armed: list[RecorderSchedule] = []
+
+    # -- planning -----------------------------------------------------------------------------
+
+    def rearm(self, now: datetime) -> None:
+        """Re-read the windows to start soon and any recordings another agent abandoned."""
+        self.armed = [s for s in selectors.windows_to_arm(self.node, until=now + ARM_HORIZON) if s.pk not in self.recordings]
+        for schedule in selectors.abandoned_windows(self.node, now=now):
+            if schedule.pk not in self.recordings and services.schedule_take_over(
+                schedule=schedule, owner=self.owner, node=self.node, now=now
+            ):
+                services.recording_interrupted(schedule=schedule, since=services.recording_last_data_at(schedule))
+                self.recordings[schedule.pk] = Recording(schedule=schedule)
+
+    def next_deadline(self) -> float | None:
+        """Seconds-since-epoch of the next moment this supervisor must act, if any."""
+        moments = [s.record_from.timestamp() for s in self.armed]
+        moments += [r.schedule.record_until.timestamp() for r in self.recordings.values()]
+        if self.recordings:
+            moments.append(time.time() + 0.2)  # watch running ffmpegs closely
+        return min(moments) if moments else None
+
+    # -- acting -------------------------------------------------------------------------------
+
+    def step(self, now: datetime) -> None:
+        for schedule in [s for s in self.armed if s.record_from <= now]:
+            self.armed.remove(schedule)
+            if schedule.record_until <= now:
+                continue  # already over: the tick reports it missed
+            claimed = services.schedule_claim(schedule_id=schedule.pk, owner=self.owner, node=self.node, now=now)
+            if claimed:
+                self.recordings[claimed.pk] = Recording(schedule=claimed)
+        for recording in list(self.recordings.values()):
+            try:
+                self._drive(recording, now)
+            except (TransitionNotAllowed, RecorderSchedule.DoesNotExist):
+                self._abandon(recording, "the window changed under us")
+
+    def _drive(self, recording: Recording, now: datetime) -> None:
+        schedule = recording.schedule
+        if now >= schedule.record_until:
+            self._finish(recording, now)
+            return
+        run = recording.run
+        if run is None:
+            if time.time() >= recording.restart_at:
+                recording.run = engine.FfmpegRun(
+                    source=schedule.recorder.source_url,
+                    directory=services.recording_directory(schedule),
+                    output_format=schedule.recorder.output_format,
+                    segment_seconds=schedule.recorder.segment_seconds,
+                )
+                logger.info("recording %s: ffmpeg %s started", schedule, recording.run.pid)
+            return
+        if run.has_output():
+            if not recording.started or recording.restarts:
+                services.recording_started(schedule=schedule, now=now)
+                schedule.refresh_from_db(fields=["status"])
+                recording.started, recording.restarts = True, 0
+        if run.alive():
+            if not recording.started and time.time() - run.started_at > settings.RECORDER_STARTUP_TIMEOUT_SECONDS:
+                run.stop()
+                self._fail(recording, f"{schedule.recorder.source_url} gave no data within "
+                                      f"{int(settings.RECORDER_STARTUP_TIMEOUT_SECONDS)} s")
+            return
+        reason = run.failure_reason()
+        recording.run = None
+        if not recording.started:
+            self._fail(recording, reason)
+            return
+        # ffmpeg died mid-window: note the gap and start it again while the window is open.
+        services.recording_interrupted(schedule=schedule, since=services.recording_last_data_at(schedule))
+        backoff = RESTART_BACKOFF_SECONDS[min(recording.restarts, len(RESTART_BACKOFF_SECONDS) - 1)]
+        recording.restarts += 1
+        recording.restart_at = time.time() + backoff
+        logger.warning("recording %s: ffmpeg died (%s); restarting in %s s", schedule, reason, backoff)
+
+    def _finish(self, recording: Recording, now: datetime) -> None:
+        schedule = recording.schedule
+        if recording.run:
+            recording.run.stop()
+        self.recordings.pop(schedule.pk, None)
+        if schedule.status != Status.CANCELLED:
+            if not services.schedule_begin_stop(schedule=schedule, owner=self.owner, now=now):
+                logger.info("recording %s: no longer ours to stop", schedule)
+                return
+            schedule.status = Status.STOPPING
+        services.recording_finalize(schedule=schedule, stopped_at=now)
+        logger.info("recording %s: finished", schedule)
+
+    def _fail(self, recording: Recording, reason: str) -> None:
+        self.recordings.pop(recording.schedule.pk, None)
+        try:
+            services.schedule_fail(schedule=recording.schedule, reason=reason)
+        except UserError:
+            logger.info("recording %s: already ended elsewhere", recording.schedule)
+
+    def _abandon(self, recording: Recording, why: str) -> None:
+        logger.warning("recording %s: stopping, %s", recording.schedule, why)
+        if recording.run:
+            recording.run.stop()
+        self.recordings.pop(recording.schedule.pk, None)
+
+    # -- changes and leases -------------------------------------------------------------------
+
+    def on_change(self, now: datetime) -> None:
+        """A schedule changed somewhere: re-read our recordings (end moved, cancelled) and re-arm."""
+        for pk, recording in list(self.recordings.items()):
+            try:
+                recording.schedule.refresh_from_db(fields=["status", "end_at", "claimed_by"])
+            except RecorderSchedule.DoesNotExist:
+                self._abandon(recording, "its window was deleted")
+                continue
+            if recording.schedule.status == Status.CANCELLED:
+                recording.schedule.end_at = min(recording.schedule.end_at, now)
+                self._finish(recording, now)
+            elif recording.schedule.claimed_by != self.owner:
+                self._abandon(recording, "another agent holds it now")
+        self.rearm(now)
+
+    def renew(self, now: datetime) -> None:
+        held = services.leases_renew(owner=self.owner, now=now)
+        for pk, recording in list(self.recordings.items()):
+            if pk not in held:
+                self.on_change(now)
+                return
+
+    def shutdown(self) -> None:
+        """Stop ffmpeg cleanly; the windows are taken over by the next agent after their lease."""
+        for recording in self.recordings.values():
+            if recording.run:
+                recording.run.stop()
