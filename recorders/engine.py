@@ -18,6 +18,7 @@ from urllib.parse import urlsplit
 
 from django.utils.translation import gettext_lazy as _
 
+from ingest.media import probe
 from station.errors import UserError
 
 # Encoder settings per output format: (ffmpeg args, file extension).
@@ -117,11 +118,16 @@ class FfmpegRun:
         lines = list(self._stderr)
         return lines[-1] if lines else f"ffmpeg exited with code {self.process.returncode}"
 
+    def request_stop(self) -> None:
+        """Ask ffmpeg to stop now (SIGINT: it finishes the segment it is writing); doesn't wait."""
+        if self.alive():
+            self.process.send_signal(signal.SIGINT)
+
     def stop(self) -> None:
-        """Stop gracefully (SIGINT lets ffmpeg finish the segment it is writing), then force."""
+        """Stop gracefully and wait, forcing it after STOP_GRACE_SECONDS."""
         if not self.alive():
             return
-        self.process.send_signal(signal.SIGINT)
+        self.request_stop()
         try:
             self.process.wait(timeout=STOP_GRACE_SECONDS)
         except subprocess.TimeoutExpired:
@@ -134,6 +140,22 @@ def recording_parts(directory: Path) -> list[Path]:
     if not directory.exists():
         return []
     return sorted(p for p in directory.glob("part-*") if p.is_file() and p.stat().st_size > 0)
+
+
+def last_run_end(directory: Path) -> float | None:
+    """Epoch seconds at which the newest run's audio ends: its start (in its name) plus its parts' length."""
+    parts = recording_parts(directory)
+    if not parts:
+        return None
+    run = parts[-1].name.split("-")[1]
+    run_parts = [p for p in parts if p.name.split("-")[1] == run]
+    recorded = 0.0
+    for part in run_parts:
+        try:
+            recorded += probe(part).duration_seconds
+        except UserError:
+            pass  # a part cut off mid-frame by a crash adds nothing we can count on
+    return int(run) / 1000 + recorded
 
 
 def join_parts(parts: list[Path], target: Path) -> Path:

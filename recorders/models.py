@@ -158,6 +158,12 @@ class RecorderSchedule(StatusMachine, RecurringWindow, TimeStampedModel):
     def studio_zone(self):
         return self.recorder.studio.zone
 
+    def clean(self) -> None:
+        super().clean()
+        if self._state.adding and self.end_at and self.end_at <= timezone.now():
+            raise ValidationError({"end_at": _("This window is already over; a recording can't be scheduled in the past.")},
+                                  code="window_in_past")
+
 
 class RecordingSession(TimeStampedModel):
     """What actually happened when a schedule's window was recorded: one per window."""

@@ -20,9 +20,9 @@ from ingest.models import MediaAsset
 from recorders import engine
 from recorders.models import RecorderSchedule, RecordingSession
 from recorders.selectors import lease_deadline
-from station import events
+from station import events, locks
 from station.errors import UserError, constraint_errors
-from station.models import Alert
+from station.models import Alert, Node
 from station.recurrence import Recurrence
 from station.services import alert_raise
 
@@ -177,19 +177,23 @@ def schedule_take_over(*, schedule: RecorderSchedule, owner: str, node, now: dat
     if taken:
         schedule.claimed_by = owner
         RecordingSession.objects.filter(schedule=schedule).update(node=node)
-        logger.info("%s took over %s from %s", owner, schedule, schedule.claimed_by)
+        logger.info("%s took over %s", owner, schedule)
     return bool(taken)
 
 
 @transaction.atomic
-def recording_started(*, schedule: RecorderSchedule, now: datetime) -> None:
-    """ffmpeg produced its first data for this run: the window is running and its asset live."""
+def recording_started(*, schedule: RecorderSchedule, now: datetime, data_since: datetime) -> None:
+    """ffmpeg produced its first data for a run begun at ``data_since``: the window runs, its asset is live.
+
+    A gap in the recording ends at ``data_since``: ffmpeg keeps what it reads while
+    it probes the source, so its audio starts when it started, not when we noticed.
+    """
     if schedule.status == Status.STARTING:
         schedule.move_to(Status.RUNNING)
         _announce(schedule)
     session = RecordingSession.objects.select_for_update().get(schedule=schedule)
     if session.gaps and session.gaps[-1][1] is None:
-        session.gaps[-1][1] = now.isoformat()
+        session.gaps[-1][1] = data_since.isoformat()
         session.save(update_fields=["gaps", "updated_at"])
     MediaAsset.objects.filter(pk=session.asset_id, status=MediaAsset.Status.PENDING).update(
         status=MediaAsset.Status.LIVE, updated_at=now
@@ -242,10 +246,10 @@ def leases_renew(*, owner: str, now: datetime) -> set[int]:
 
 
 def recording_last_data_at(schedule: RecorderSchedule) -> datetime:
-    """When the recording last got data: its newest part's mtime, else its last lease renewal."""
-    parts = engine.recording_parts(recording_directory(schedule))
-    if parts:
-        return datetime.fromtimestamp(max(p.stat().st_mtime for p in parts), tz=UTC)
+    """When the recorded audio ends: the last run's start plus what it recorded, else the last lease renewal."""
+    ended = engine.last_run_end(recording_directory(schedule))
+    if ended is not None:
+        return datetime.fromtimestamp(ended, tz=UTC)
     renewed = (schedule.lease_expires_at or timezone.now()) - timedelta(seconds=settings.AGENT_LEASE_SECONDS)
     return max(renewed, schedule.start_at)
 
@@ -258,14 +262,21 @@ def schedule_begin_stop(*, schedule: RecorderSchedule, owner: str, now: datetime
     )
 
 
+@transaction.atomic
 def recording_finalize(*, schedule: RecorderSchedule, stopped_at: datetime) -> RecorderSchedule:
-    """Join what was recorded into the window's asset and close its session.
+    """Join what was recorded into the window's asset and close its session, once.
 
     A stopping window becomes completed; a cancelled one keeps its status but its
     recording up to the cancel is kept; with nothing recorded the window fails.
+    An agent and a tick that both reach here (the agent was slow, its lease ran
+    out) are serialised by the recording lock, and the second finds it done.
     """
+    locks.recording_lock(schedule.pk)
+    schedule.refresh_from_db()
+    session = RecordingSession.objects.select_for_update().get(schedule=schedule)
+    if session.status != RecordingSession.Status.RECORDING or schedule.status not in (Status.STOPPING, Status.CANCELLED):
+        return schedule
     directory = recording_directory(schedule)
-    session = RecordingSession.objects.select_related("asset").get(schedule=schedule)
     parts = engine.recording_parts(directory)
     finished = sorted(directory.glob("recording.*")) if directory.exists() else []
     if not parts and not finished:
@@ -282,23 +293,22 @@ def recording_finalize(*, schedule: RecorderSchedule, stopped_at: datetime) -> R
     except UserError as error:
         schedule_fail(schedule=schedule, reason=str(error))
         return schedule
-    with transaction.atomic():
-        MediaAsset.objects.filter(pk=session.asset_id).update(
-            file=str(target.relative_to(settings.MEDIA_ROOT)),
-            status=MediaAsset.Status.READY,
-            checksum=media.sha256_file(target),
-            size_bytes=target.stat().st_size,
-            duration_seconds=probed.duration_seconds,
-            format_name=probed.format_name,
-            updated_at=stopped_at,
-        )
-        gaps = [[start, end or stopped_at.isoformat()] for start, end in session.gaps]
-        RecordingSession.objects.filter(pk=session.pk).update(
-            status=RecordingSession.Status.COMPLETED, ended_at=stopped_at, gaps=gaps, updated_at=stopped_at
-        )
-        if schedule.status == Status.STOPPING:
-            schedule.move_to(Status.COMPLETED, lease_expires_at=None)
-            _announce(schedule)
+    MediaAsset.objects.filter(pk=session.asset_id).update(
+        file=str(target.relative_to(settings.MEDIA_ROOT)),
+        status=MediaAsset.Status.READY,
+        checksum=media.sha256_file(target),
+        size_bytes=target.stat().st_size,
+        duration_seconds=probed.duration_seconds,
+        format_name=probed.format_name,
+        updated_at=stopped_at,
+    )
+    gaps = [[start, end or stopped_at.isoformat()] for start, end in session.gaps]
+    RecordingSession.objects.filter(pk=session.pk).update(
+        status=RecordingSession.Status.COMPLETED, ended_at=stopped_at, gaps=gaps, updated_at=stopped_at
+    )
+    if schedule.status == Status.STOPPING:
+        schedule.move_to(Status.COMPLETED, lease_expires_at=None)
+        _announce(schedule)
     return schedule
 
 
@@ -343,7 +353,9 @@ def _fail_unclaimed_starts(now: datetime) -> int:
 def _why_unclaimed(schedule: RecorderSchedule, now: datetime) -> str:
     node = schedule.recorder.node
     if node is None:
-        where = _("no node that can record was online")
+        online = [n.name for n in Node.objects.filter(enabled=True) if n.is_online(now) and Node.Capability.RECORD in n.capabilities]
+        where = (_("agents %(nodes)s were online but none started it") % {"nodes": ", ".join(online)}) if online else _(
+            "no node that can record was online")
     elif not node.is_online(now):
         seen = node.last_heartbeat_at.isoformat() if node.last_heartbeat_at else _("never")
         where = _("node %(node)s is offline (last heartbeat: %(seen)s)") % {"node": node, "seen": seen}

@@ -6,11 +6,12 @@ windows it should record and takes back those whose lease ran out.
 
 import logging
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from django.conf import settings
-from django.utils import timezone
+from django.db import close_old_connections
 
 from recorders import engine, selectors, services
 from recorders.models import RecorderSchedule
@@ -20,6 +21,7 @@ logger = logging.getLogger(__name__)
 Status = RecorderSchedule.Status
 RESTART_BACKOFF_SECONDS = (0.5, 1, 2, 5)
 ARM_HORIZON = timedelta(seconds=30)
+FINISHING_THREADS = 4  # stopping ffmpeg, joining and probing run off the loop so starts stay on time
 
 
 @dataclass
@@ -40,6 +42,7 @@ class RecorderSupervisor:
         self.owner = owner
         self.recordings: dict[int, Recording] = {}
         self.armed: list[RecorderSchedule] = []
+        self.finishing = ThreadPoolExecutor(max_workers=FINISHING_THREADS, thread_name_prefix="finish")
 
     # -- planning -----------------------------------------------------------------------------
 
@@ -93,11 +96,10 @@ class RecorderSupervisor:
                 )
                 logger.info("recording %s: ffmpeg %s started", schedule, recording.run.pid)
             return
-        if run.has_output():
-            if not recording.started or recording.restarts:
-                services.recording_started(schedule=schedule, now=now)
-                schedule.refresh_from_db(fields=["status"])
-                recording.started, recording.restarts = True, 0
+        if (not recording.started or recording.restarts) and run.has_output():
+            services.recording_started(schedule=schedule, now=now, data_since=datetime.fromtimestamp(run.started_at, tz=UTC))
+            schedule.refresh_from_db(fields=["status"])
+            recording.started, recording.restarts = True, 0
         if run.alive():
             if not recording.started and time.time() - run.started_at > settings.RECORDER_STARTUP_TIMEOUT_SECONDS:
                 run.stop()
@@ -117,17 +119,27 @@ class RecorderSupervisor:
         logger.warning("recording %s: ffmpeg died (%s); restarting in %s s", schedule, reason, backoff)
 
     def _finish(self, recording: Recording, now: datetime) -> None:
-        schedule = recording.schedule
+        self.recordings.pop(recording.schedule.pk, None)
         if recording.run:
-            recording.run.stop()
-        self.recordings.pop(schedule.pk, None)
-        if schedule.status != Status.CANCELLED:
-            if not services.schedule_begin_stop(schedule=schedule, owner=self.owner, now=now):
-                logger.info("recording %s: no longer ours to stop", schedule)
-                return
-            schedule.status = Status.STOPPING
-        services.recording_finalize(schedule=schedule, stopped_at=now)
-        logger.info("recording %s: finished", schedule)
+            recording.run.request_stop()  # at the window's end exactly; the waiting happens off the loop
+        self.finishing.submit(self._finish_off_loop, recording, now)
+
+    def _finish_off_loop(self, recording: Recording, now: datetime) -> None:
+        schedule = recording.schedule
+        try:
+            if recording.run:
+                recording.run.stop()
+            if schedule.status != Status.CANCELLED:
+                if not services.schedule_begin_stop(schedule=schedule, owner=self.owner, now=now):
+                    logger.info("recording %s: no longer ours to stop", schedule)
+                    return
+                schedule.status = Status.STOPPING
+            services.recording_finalize(schedule=schedule, stopped_at=now)
+            logger.info("recording %s: finished", schedule)
+        except Exception:  # the tick finishes it after the lease if this fails
+            logger.exception("recording %s: finishing failed", schedule)
+        finally:
+            close_old_connections()
 
     def _fail(self, recording: Recording, reason: str) -> None:
         self.recordings.pop(recording.schedule.pk, None)
@@ -146,12 +158,16 @@ class RecorderSupervisor:
 
     def on_change(self, now: datetime) -> None:
         """A schedule changed somewhere: re-read our recordings (end moved, cancelled) and re-arm."""
+        current = {
+            row["pk"]: row
+            for row in RecorderSchedule.objects.filter(pk__in=list(self.recordings)).values("pk", "status", "end_at", "claimed_by")
+        }
         for pk, recording in list(self.recordings.items()):
-            try:
-                recording.schedule.refresh_from_db(fields=["status", "end_at", "claimed_by"])
-            except RecorderSchedule.DoesNotExist:
+            if pk not in current:
                 self._abandon(recording, "its window was deleted")
                 continue
+            for name in ("status", "end_at", "claimed_by"):
+                setattr(recording.schedule, name, current[pk][name])
             if recording.schedule.status == Status.CANCELLED:
                 recording.schedule.end_at = min(recording.schedule.end_at, now)
                 self._finish(recording, now)
@@ -171,3 +187,4 @@ class RecorderSupervisor:
         for recording in self.recordings.values():
             if recording.run:
                 recording.run.stop()
+        self.finishing.shutdown(wait=True)

@@ -25,7 +25,6 @@ from station.notify import CHANNEL
 
 logger = logging.getLogger(__name__)
 AGENT_VERSION = "1"
-REARM_SECONDS = 5  # safety net: re-read plans even if a notification was lost
 RECONNECT_BACKOFF_SECONDS = (0.5, 1, 2, 5)
 
 
@@ -97,7 +96,7 @@ class NodeAgent:
             if clock >= next_rearm:
                 for supervisor in self.supervisors:
                     supervisor.rearm(now)
-                next_rearm = clock + REARM_SECONDS
+                next_rearm = clock + settings.AGENT_REARM_SECONDS
             for supervisor in self.supervisors:
                 supervisor.step(timezone.now())
             deadlines = [next_heartbeat, next_rearm]

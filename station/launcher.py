@@ -30,12 +30,13 @@ class Child:
     process: subprocess.Popen | None = None
 
 
-def station_processes(*, host: str, port: int) -> list[Child]:
+def station_processes(*, host: str, port: int, node: str) -> list[Child]:
     manage = str(Path(settings.BASE_DIR) / "manage.py")
     python = sys.executable
     return [
         Child("web", [python, "-m", "daphne", "-b", host, "-p", str(port), "station.asgi:application"]),
         Child("tasks", [python, manage, "qcluster"]),
+        Child("node", [python, manage, "run_node", "--name", node]),
     ]
 
 

@@ -62,3 +62,15 @@ def rundown_lock(show_id: int):
 def timeline_lock(channel_id: int):
     """Own a channel's timeline until the transaction ends; take any rundown lock first."""
     return _advisory_lock(LockKind.TIMELINE, channel_id)
+
+
+RECORDING_LOCK_KIND = 3
+
+
+def recording_lock(schedule_id: int) -> None:
+    """Own one recording's files until the transaction ends (agent and tick may both finish it).
+
+    Outside the rundown/timeline order: it is never held while taking those.
+    """
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_advisory_xact_lock(%s, %s)", [RECORDING_LOCK_KIND, int(schedule_id) & 0x7FFFFFFF])

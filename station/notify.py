@@ -5,11 +5,16 @@ from django.db import migrations
 CHANNEL = "station_changes"
 
 
-def notify_on_change(table: str) -> migrations.RunSQL:
-    """A migration operation that makes every write to ``table`` NOTIFY the agents."""
+def notify_on_change(table: str, *, columns: tuple[str, ...] = ()) -> migrations.RunSQL:
+    """A migration operation that makes writes to ``table`` NOTIFY the agents.
+
+    With ``columns``, an UPDATE notifies only when it sets one of them, so
+    bookkeeping writes (lease renewals, heartbeats) don't wake every agent.
+    """
     trigger = f"{table}_notify_change"
+    update = f"UPDATE OF {', '.join(columns)}" if columns else "UPDATE"
     return migrations.RunSQL(
-        f"CREATE TRIGGER {trigger} AFTER INSERT OR UPDATE OR DELETE ON {table} "
+        f"CREATE TRIGGER {trigger} AFTER INSERT OR {update} OR DELETE ON {table} "
         f"FOR EACH ROW EXECUTE FUNCTION station_notify_change();",
         f"DROP TRIGGER IF EXISTS {trigger} ON {table};",
     )

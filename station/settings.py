@@ -125,6 +125,7 @@ LOGIN_URL = "admin:login"
 # Station behaviour.
 NODE_HEARTBEAT_TIMEOUT = env.int("NODE_HEARTBEAT_TIMEOUT", default=10)  # seconds without a heartbeat = offline
 AGENT_HEARTBEAT_SECONDS = env.float("AGENT_HEARTBEAT_SECONDS", default=2)  # node agent heartbeat and lease renewal
+AGENT_REARM_SECONDS = env.float("AGENT_REARM_SECONDS", default=5)  # re-read plans even without a notification
 AGENT_LEASE_SECONDS = env.float("AGENT_LEASE_SECONDS", default=10)  # a claim not renewed this long is taken back
 RECORDER_START_GRACE_SECONDS = env.float("RECORDER_START_GRACE_SECONDS", default=10)  # unclaimed start → failed
 RECORDER_STARTUP_TIMEOUT_SECONDS = env.float("RECORDER_STARTUP_TIMEOUT_SECONDS", default=15)  # no data yet → failed
@@ -136,7 +137,7 @@ TICK_RUN_SECONDS = env.float("TICK_RUN_SECONDS", default=240)  # one tick job lo
 REDIS_URL = env.str("REDIS_URL", default="")
 Q_CLUSTER = {
     "name": "stationkeeper",
-    "workers": env.int("Q_WORKERS", default=2),
+    "workers": env.int("Q_WORKERS", default=4),  # periodic loops hold one worker each
     "timeout": env.int("Q_TIMEOUT", default=300),
     "retry": env.int("Q_RETRY", default=360),
     "catch_up": False,

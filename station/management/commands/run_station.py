@@ -6,15 +6,17 @@ from station.demo import DEMO_PASSWORD, DEMO_USERNAME
 
 
 class Command(BaseCommand):
-    help = "Migrate, seed the demo station and run web, django-q2 and node agents until interrupted."
+    help = "Migrate, seed the demo station and run web, django-q2 and this machine's node agent until interrupted."
 
     def add_arguments(self, parser):
         parser.add_argument("--host", default="127.0.0.1")
         parser.add_argument("--port", type=int, default=8000)
         parser.add_argument("--no-demo", action="store_true", help="Do not create the demo station.")
+        parser.add_argument("--node", default="demo-node", help="Name of this machine's node agent.")
 
-    def handle(self, *args, host, port, no_demo, **options):
+    def handle(self, *args, host, port, no_demo, node, **options):
         call_command("migrate", interactive=False, verbosity=0)
+        call_command("setup_schedules", verbosity=0)
         if not no_demo:
             call_command("seed_demo")
         base = f"http://{host}:{port}"
@@ -29,4 +31,4 @@ class Command(BaseCommand):
             )
             self.stdout.flush()
 
-        raise SystemExit(launcher.run(launcher.station_processes(host=host, port=port), ready_url=f"{base}/readyz", on_ready=announce))
+        raise SystemExit(launcher.run(launcher.station_processes(host=host, port=port, node=node), ready_url=f"{base}/readyz", on_ready=announce))

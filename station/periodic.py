@@ -1,0 +1,73 @@
+"""Periodic jobs with a cadence of their own, run by exactly one replica at a time.
+
+django-q2's scheduler wakes only about every 30 s, far too coarse for air. A
+periodic job therefore runs as one long django-q2 task that loops every
+``interval`` seconds for ``run_for`` seconds while holding a PostgreSQL
+advisory lock, then enqueues its successor and releases the lock; the
+successor waits for the lock, so runs never overlap. A django-q2 schedule
+relaunches the chain if it ever breaks (a worker killed), and launches it at
+cluster start.
+"""
+
+import logging
+import time
+from collections.abc import Callable
+
+from django.db import connection
+
+logger = logging.getLogger(__name__)
+LOCK_WAIT_SECONDS = 10
+
+
+def _try_lock(key: int) -> bool:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_try_advisory_lock(%s)", [key])
+        return cursor.fetchone()[0]
+
+
+def _still_held(key: int) -> bool:
+    """A dropped connection silently loses its advisory locks; check before every step."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND pid = pg_backend_pid() "
+            "AND classid = 0 AND objid = %s AND granted",
+            [key],
+        )
+        return cursor.fetchone()[0] > 0
+
+
+def _unlock(key: int) -> None:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_advisory_unlock(%s)", [key])
+
+
+def run_exclusively(*, name: str, lock_key: int, interval: float, run_for: float, step: Callable[[], object],
+                    on_handover: Callable[[], None] | None = None, wait: float = LOCK_WAIT_SECONDS) -> bool:
+    """Run ``step`` every ``interval`` s for ``run_for`` s under the lock; False if another replica has it."""
+    deadline = time.monotonic() + wait
+    while not _try_lock(lock_key):
+        if time.monotonic() >= deadline:
+            logger.debug("%s: another replica holds the lock", name)
+            return False
+        time.sleep(0.5)
+    logger.info("%s: running for %s s every %s s", name, run_for, interval)
+    ends = time.monotonic() + run_for
+    try:
+        while time.monotonic() < ends:
+            began = time.monotonic()
+            if not _still_held(lock_key):
+                logger.warning("%s: lost its lock (database reconnect); stopping", name)
+                return True
+            try:
+                step()
+            except Exception:  # one bad pass must not stop housekeeping for the whole station
+                logger.exception("%s: step failed", name)
+            time.sleep(max(0.0, interval - (time.monotonic() - began)))
+        if on_handover:
+            on_handover()
+    finally:
+        try:
+            _unlock(lock_key)
+        except Exception:
+            logger.info("%s: lock already gone with its connection", name)
+    return True

@@ -1,0 +1,46 @@
+"""Run real station processes (agents, ticks, web) against the test database."""
+
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+
+from django.conf import settings
+from django.db import connection
+
+from station.embedded_db import database_url
+
+
+def database_env(**overrides) -> dict:
+    """Environment for a child process that uses the (committed) test database."""
+    return {**os.environ, "DATABASE_URL": database_url(connection.settings_dict), "MEDIA_ROOT": str(settings.MEDIA_ROOT),
+            **{k: str(v) for k, v in overrides.items()}}
+
+
+def spawn_manage(*args: str, env: dict) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "manage.py", *args], cwd=settings.BASE_DIR, env=env)
+
+
+def stop(*processes: subprocess.Popen) -> None:
+    for process in processes:
+        if process.poll() is None:
+            process.terminate()
+    for process in processes:
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def wait_until(predicate: Callable[[], object], *, timeout: float, interval: float = 0.1, message: str = ""):
+    """Poll until predicate() is truthy and return its value; fail the test after timeout seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {message or predicate}")
+        time.sleep(interval)
