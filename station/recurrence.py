@@ -74,7 +74,7 @@ def occurrences(
     """
     local_start = start_at.astimezone(zone).replace(tzinfo=None)
     wall_length = end_at.astimezone(zone).replace(tzinfo=None) - local_start
-    rule = parse_rule(recurrence, rule_text, local_start)
+    rule = parse_rule(recurrence, rule_text, local_start.replace(microsecond=0))
     if rule is None:
         local_starts = iter([local_start])
     elif not_before is not None:
@@ -86,6 +86,7 @@ def occurrences(
     skipped = set(skip_dates)
     produced = 0
     for occurrence in local_starts:
+        occurrence = occurrence.replace(microsecond=local_start.microsecond)  # rules work in whole seconds
         if produced >= limit:
             return
         if occurrence.date() in skipped:

@@ -87,3 +87,25 @@ def test_cancel_action_cancels(client, superuser):
     client.post(reverse("admin:recorders_recorderschedule_changelist"), {"action": "cancel", "_selected_action": [schedule.pk]})
     schedule.refresh_from_db()
     assert schedule.status == RecorderSchedule.Status.CANCELLED
+
+
+def test_admin_refuses_a_window_in_the_past(client, superuser):
+    recorder = RecorderFactory()
+    start = timezone.now() - timedelta(hours=2)
+    client.force_login(superuser)
+    response = client.post(ADD_URL, _form(recorder, start, start + timedelta(minutes=30)))
+    assert response.status_code == 200
+    assert "This window is already over" in response.content.decode()
+    assert not RecorderSchedule.objects.exists()
+
+
+def test_admin_refuses_an_unknown_source_scheme(client, superuser, studio_a):
+    client.force_login(superuser)
+    response = client.post(
+        reverse("admin:recorders_recorder_add"),
+        {"studio": studio_a.pk, "name": "Bad", "source_url": "gopher://old.example/feed", "output_format": "mp3",
+         "segment_seconds": 600, "pre_roll_seconds": 0, "post_roll_seconds": 0,
+         "schedules-TOTAL_FORMS": 0, "schedules-INITIAL_FORMS": 0},
+    )
+    assert response.status_code == 200
+    assert "Unknown source gopher://old.example/feed" in response.content.decode()
