@@ -2,14 +2,14 @@ from django.contrib import admin
 from django.utils.translation import gettext_lazy as _
 
 from playout import services
-from playout.models import AsRunEntry, Channel, Playlist, PlaylistItem, Show, ShowInstance
-from station.admin_base import StudioScopedAdmin, StudioScopedInline, local_time, service_action
+from playout.models import AsRunEntry, Channel, Playlist, PlaylistItem, ScheduledItem, Show, ShowInstance
+from station.admin_base import ReadOnlyScopedAdmin, StudioScopedAdmin, StudioScopedInline, WindowAdminMixin, scoped_filter, service_action
 
 
 @admin.register(Channel)
 class ChannelAdmin(StudioScopedAdmin):
     list_display = ["name", "studio", "node", "output_type", "status", "paused", "restart_count", "last_heartbeat_at"]
-    list_filter = ["status", "output_type", "studio", "node"]
+    list_filter = ["status", "output_type", scoped_filter("studio"), "node"]
     search_fields = ["name", "slug"]
     prepopulated_fields = {"slug": ["name"]}
     autocomplete_fields = ["node", "fallback_playlist"]
@@ -37,7 +37,7 @@ class PlaylistItemInline(StudioScopedInline):
 @admin.register(Playlist)
 class PlaylistAdmin(StudioScopedAdmin):
     list_display = ["name", "studio", "item_count", "total_length"]
-    list_filter = ["studio"]
+    list_filter = [scoped_filter("studio")]
     search_fields = ["name"]
     readonly_fields = ["total_length"]
     inlines = [PlaylistItemInline]
@@ -59,49 +59,42 @@ class ShowInstanceInline(StudioScopedInline):
 
 
 @admin.register(Show)
-class ShowAdmin(StudioScopedAdmin):
+class ShowAdmin(WindowAdminMixin, StudioScopedAdmin):
     list_display = ["name", "channel", "local_start", "duration", "recurrence", "next_window", "enabled"]
-    list_filter = ["enabled", "recurrence", "channel__studio", "channel"]
+    list_filter = ["enabled", "recurrence", scoped_filter("channel__studio"), scoped_filter("channel")]
     search_fields = ["name", "description"]
     autocomplete_fields = ["channel", "playlist"]
     list_select_related = ["channel__studio"]
     readonly_fields = ["duration", "next_window"]
     inlines = [ShowInstanceInline]
 
-    @admin.display(description=_("first window (studio time)"), ordering="start_at")
-    def local_start(self, show):
-        return local_time(show.start_at, show.studio_zone())
-
-    @admin.display(description=_("next window"))
-    def next_window(self, show):
-        if not show.pk:
-            return "—"
-        window = show.following_window()
-        return local_time(window[0], show.studio_zone()) if window else "—"
-
 
 @admin.register(ShowInstance)
 class ShowInstanceAdmin(StudioScopedAdmin):
     list_display = ["show", "channel", "start_at", "end_at", "playlist", "cancelled"]
-    list_filter = ["cancelled", "channel__studio", "channel"]
+    list_filter = ["cancelled", scoped_filter("channel__studio"), scoped_filter("channel")]
     search_fields = ["show__name"]
     date_hierarchy = "start_at"
     autocomplete_fields = ["show", "channel", "playlist"]
 
 
 @admin.register(AsRunEntry)
-class AsRunEntryAdmin(StudioScopedAdmin):
+class AsRunEntryAdmin(ReadOnlyScopedAdmin):
+    """The compliance log: never edited."""
+
     list_display = ["started_at", "channel", "title", "ended_at", "duration_seconds", "result", "asset"]
-    list_filter = ["result", "channel__studio", "channel"]
+    list_filter = ["result", scoped_filter("channel__studio"), scoped_filter("channel")]
     search_fields = ["title"]
     date_hierarchy = "started_at"
     list_select_related = ["channel", "asset"]
 
-    def has_add_permission(self, request):
-        return False
 
-    def has_change_permission(self, request, obj=None):
-        return False
+@admin.register(ScheduledItem)
+class ScheduledItemAdmin(ReadOnlyScopedAdmin):
+    """The timeline as the dispatcher plays it; built from shows, so read-only here."""
 
-    def has_delete_permission(self, request, obj=None):
-        return False  # a compliance log is never edited
+    list_display = ["start_at", "channel", "title", "end_at", "cue_in_seconds", "asset"]
+    list_filter = [scoped_filter("channel__studio"), scoped_filter("channel")]
+    search_fields = ["title"]
+    date_hierarchy = "start_at"
+    list_select_related = ["channel", "asset"]

@@ -75,6 +75,10 @@ class PlaylistItem(models.Model):
     def __str__(self) -> str:
         return str(self.asset) if self.asset_id else self.webstream_url
 
+    def clean(self) -> None:
+        if self.asset_id and self.playlist_id and self.asset.studio_id != self.playlist.studio_id:
+            raise ValidationError({"asset": _("This media belongs to another studio.")}, code="asset_other_studio")
+
     @property
     def play_seconds(self) -> float | None:
         """How long this item plays, from its cues and its media's duration."""
@@ -152,6 +156,12 @@ class Channel(StatusMachine, TimeStampedModel):
 
     def __str__(self) -> str:
         return self.name
+
+    def clean(self) -> None:
+        if self.fallback_playlist_id and self.studio_id and self.fallback_playlist.studio_id != self.studio_id:
+            raise ValidationError(
+                {"fallback_playlist": _("The fallback playlist belongs to another studio.")}, code="playlist_other_studio"
+            )
 
     @property
     def is_hardware(self) -> bool:
@@ -240,6 +250,12 @@ class ShowInstance(TimeStampedModel):
 
     def __str__(self) -> str:
         return f"{self.show} {self.start_at:%Y-%m-%d %H:%M} UTC"
+
+    def clean(self) -> None:
+        if self.show_id and self.channel_id and self.show.channel.studio_id != self.channel.studio_id:
+            raise ValidationError({"channel": _("The channel belongs to another studio.")}, code="channel_other_studio")
+        if self.playlist_id and self.channel_id and self.playlist.studio_id != self.channel.studio_id:
+            raise ValidationError({"playlist": _("The playlist belongs to another studio.")}, code="playlist_other_studio")
 
     @property
     def effective_playlist(self) -> Playlist | None:

@@ -3,7 +3,7 @@ from django.utils.translation import gettext_lazy as _
 
 from recorders import services
 from recorders.models import Recorder, RecorderSchedule, RecordingSession
-from station.admin_base import StudioScopedAdmin, StudioScopedInline, local_time, service_action
+from station.admin_base import ReadOnlyScopedAdmin, StudioScopedAdmin, StudioScopedInline, WindowAdminMixin, scoped_filter, service_action
 
 
 class ScheduleInline(StudioScopedInline):
@@ -19,16 +19,16 @@ class ScheduleInline(StudioScopedInline):
 @admin.register(Recorder)
 class RecorderAdmin(StudioScopedAdmin):
     list_display = ["name", "studio", "source_url", "node", "output_format", "enabled"]
-    list_filter = ["studio", "enabled", "output_format", "node"]
+    list_filter = [scoped_filter("studio"), "enabled", "output_format", "node"]
     search_fields = ["name", "source_url"]
     autocomplete_fields = ["node"]
     inlines = [ScheduleInline]
 
 
 @admin.register(RecorderSchedule)
-class RecorderScheduleAdmin(StudioScopedAdmin):
+class RecorderScheduleAdmin(WindowAdminMixin, StudioScopedAdmin):
     list_display = ["name", "recorder", "local_start", "local_end", "duration", "recurrence", "status", "next_window"]
-    list_filter = ["status", "recurrence", "recorder__studio", "recorder"]
+    list_filter = ["status", "recurrence", scoped_filter("recorder__studio"), scoped_filter("recorder")]
     search_fields = ["name", "recorder__name"]
     date_hierarchy = "start_at"
     autocomplete_fields = ["recorder"]
@@ -44,20 +44,11 @@ class RecorderScheduleAdmin(StudioScopedAdmin):
     ]
     actions = ["start_now", "stop_now", "cancel"]
 
-    @admin.display(description=_("starts (studio time)"), ordering="start_at")
-    def local_start(self, schedule):
-        return local_time(schedule.start_at, schedule.studio_zone())
-
-    @admin.display(description=_("ends (studio time)"), ordering="end_at")
-    def local_end(self, schedule):
-        return local_time(schedule.end_at, schedule.studio_zone())
-
-    @admin.display(description=_("next window"))
-    def next_window(self, schedule):
-        if not schedule.pk:
-            return "—"
-        window = schedule.following_window()
-        return local_time(window[0], schedule.studio_zone()) if window else "—"
+    def get_readonly_fields(self, request, obj=None):
+        # Once a window is claimed its timing belongs to the agent; use the actions instead.
+        if obj is not None and obj.status != RecorderSchedule.Status.PENDING:
+            return [*self.readonly_fields, "recorder", "start_at", "end_at"]
+        return self.readonly_fields
 
     @service_action(_("Start selected windows now"))
     def start_now(schedule, request):
@@ -73,14 +64,8 @@ class RecorderScheduleAdmin(StudioScopedAdmin):
 
 
 @admin.register(RecordingSession)
-class RecordingSessionAdmin(StudioScopedAdmin):
+class RecordingSessionAdmin(ReadOnlyScopedAdmin):
     list_display = ["recorder", "schedule", "status", "started_at", "ended_at", "node", "asset"]
-    list_filter = ["status", "recorder__studio", "recorder"]
+    list_filter = ["status", scoped_filter("recorder__studio"), scoped_filter("recorder")]
     date_hierarchy = "started_at"
     search_fields = ["recorder__name", "schedule__name"]
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False

@@ -89,7 +89,7 @@ def schedule_stop_now(*, schedule: RecorderSchedule) -> RecorderSchedule:
     """Close a recording's window now; its agent stops ffmpeg and completes it."""
     now = timezone.now()
     moved = RecorderSchedule.objects.filter(
-        pk=schedule.pk, status__in=[Status.STARTING, Status.RUNNING], end_at__gt=now
+        pk=schedule.pk, status__in=[Status.STARTING, Status.RUNNING], start_at__lt=now, end_at__gt=now
     ).update(end_at=now, updated_at=now)
     if not moved:
         schedule.refresh_from_db()

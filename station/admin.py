@@ -2,7 +2,7 @@ from django.contrib import admin
 from django.utils.translation import gettext_lazy as _
 
 from station import services
-from station.admin_base import StudioScopedAdmin, local_time, service_action
+from station.admin_base import StudioScopedAdmin, local_time, scoped_filter, service_action
 from station.models import Alert, Node, Studio, StudioMembership
 
 
@@ -43,6 +43,9 @@ class StudioAdmin(StudioScopedAdmin):
     def has_add_permission(self, request):
         return request.user.is_superuser
 
+    def has_delete_permission(self, request, obj=None):
+        return request.user.is_superuser  # a studio takes all its recorders, channels and media with it
+
 
 @admin.register(Node)
 class NodeAdmin(admin.ModelAdmin):
@@ -67,7 +70,7 @@ class NodeAdmin(admin.ModelAdmin):
 @admin.register(Alert)
 class AlertAdmin(StudioScopedAdmin):
     list_display = ["created_at", "severity", "studio", "subject", "message", "acknowledged_at", "acknowledged_by"]
-    list_filter = ["severity", ("acknowledged_at", admin.EmptyFieldListFilter), "studio"]
+    list_filter = ["severity", ("acknowledged_at", admin.EmptyFieldListFilter), scoped_filter("studio")]
     search_fields = ["message", "subject", "code"]
     date_hierarchy = "created_at"
     readonly_fields = ["created_at", "acknowledged_at", "acknowledged_by"]

@@ -7,10 +7,23 @@ from django.http import Http404
 from django.utils import timezone
 from django.utils.formats import date_format
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy as _lazy
 from django.utils.translation import ngettext
 
-from station.errors import UserError
+from station.errors import UserError, constraint_errors
 from station.models import StudioMembership, StudioScopedQuerySet
+
+
+def scoped_filter(path: str):
+    """A list filter offering only related rows the user can see (never other studios' names)."""
+    return (path, admin.RelatedOnlyFieldListFilter)
+
+
+def _scoped_choices(db_field, request, kwargs) -> dict:
+    related = db_field.related_model
+    if isinstance(related._default_manager.all(), StudioScopedQuerySet):
+        kwargs.setdefault("queryset", related._default_manager.editable_by(request.user))
+    return kwargs
 
 
 def is_member(user) -> bool:
@@ -34,9 +47,26 @@ class StudioScopedAdmin(admin.ModelAdmin):
 
     def get_object(self, request, object_id, from_field=None):
         obj = super().get_object(request, object_id, from_field)
-        if obj is None and self.model._default_manager.filter(pk=object_id).exists():
-            raise Http404(_("No such object in your studios."))  # don't reveal other studios' rows
+        if obj is None:
+            # Missing, malformed or another studio's: the same answer, so ids reveal nothing.
+            raise Http404(_("No such object in your studios."))
         return obj
+
+    def save_model(self, request, obj, form, change):
+        """Write only what the form changed, so a concurrent agent's status change survives a save."""
+        with constraint_errors():
+            if change:
+                names = {f.name for f in obj._meta.concrete_fields}
+                changed = [name for name in form.changed_data if name in names]
+                if changed and "updated_at" in names:
+                    changed.append("updated_at")
+                obj.save(update_fields=changed or None)
+            else:
+                obj.save()
+
+    def save_related(self, request, form, formsets, change):
+        with constraint_errors():
+            super().save_related(request, form, formsets, change)
 
     def has_module_permission(self, request):
         return request.user.is_active and (request.user.is_superuser or is_member(request.user))
@@ -62,13 +92,23 @@ class StudioScopedAdmin(admin.ModelAdmin):
         return self.has_change_permission(request, obj)
 
     def formfield_for_foreignkey(self, db_field, request, **kwargs):
-        related = db_field.related_model
-        if isinstance(related._default_manager.all(), StudioScopedQuerySet):
-            kwargs.setdefault("queryset", related._default_manager.editable_by(request.user))
-        return super().formfield_for_foreignkey(db_field, request, **kwargs)
+        return super().formfield_for_foreignkey(db_field, request, **_scoped_choices(db_field, request, kwargs))
 
     def _visible(self, request, obj) -> bool:
         return self.model._default_manager.visible_to(request.user).filter(pk=obj.pk).exists()
+
+
+class ReadOnlyScopedAdmin(StudioScopedAdmin):
+    """Rows the system writes (logs, sessions, timelines): people read them, never edit them."""
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
 
 
 class StudioScopedInline(admin.TabularInline):
@@ -77,10 +117,7 @@ class StudioScopedInline(admin.TabularInline):
     extra = 0
 
     def formfield_for_foreignkey(self, db_field, request, **kwargs):
-        related = db_field.related_model
-        if isinstance(related._default_manager.all(), StudioScopedQuerySet):
-            kwargs.setdefault("queryset", related._default_manager.editable_by(request.user))
-        return super().formfield_for_foreignkey(db_field, request, **kwargs)
+        return super().formfield_for_foreignkey(db_field, request, **_scoped_choices(db_field, request, kwargs))
 
     def has_add_permission(self, request, obj=None):
         return request.user.is_superuser or is_operator(request.user)
@@ -131,3 +168,22 @@ def local_time(value, zone) -> str:
         return "—"
     local = timezone.localtime(value, zone)
     return f"{date_format(local, 'Y-m-d H:i')} {local.tzname()}"
+
+
+class WindowAdminMixin:
+    """List columns for rows with a recurring window, shown in the row's own studio's time."""
+
+    @admin.display(description=_lazy("starts (studio time)"), ordering="start_at")
+    def local_start(self, window):
+        return local_time(window.start_at, window.studio_zone())
+
+    @admin.display(description=_lazy("ends (studio time)"), ordering="end_at")
+    def local_end(self, window):
+        return local_time(window.end_at, window.studio_zone())
+
+    @admin.display(description=_lazy("next window"))
+    def next_window(self, window):
+        if not window.pk:
+            return "—"
+        following = window.following_window()
+        return local_time(following[0], window.studio_zone()) if following else "—"

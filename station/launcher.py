@@ -42,7 +42,8 @@ def station_processes(*, host: str, port: int, node: str) -> list[Child]:
 
 def run(children: list[Child], *, ready_url: str, on_ready) -> int:
     """Start the children, call on_ready once ready_url answers 200, and supervise until a signal or an exit."""
-    env = {**os.environ, "DATABASE_URL": database_url(connection.settings_dict)}
+    # A configured DATABASE_URL passes through untouched (with its options); the embedded server's socket is handed on.
+    env = {**os.environ, "DATABASE_URL": os.environ.get("DATABASE_URL") or database_url(connection.settings_dict)}
     stopping = False
 
     def request_stop(signum, frame):

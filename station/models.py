@@ -68,6 +68,8 @@ class RecurringWindow(models.Model):
         edited = getattr(self, "_loaded_window", None) not in (None, (self.start_at, self.end_at))
         if self.series_start_at is None or edited:
             self.series_start_at, self.series_end_at = self.start_at, self.end_at
+            if kwargs.get("update_fields") is not None:
+                kwargs["update_fields"] = {*kwargs["update_fields"], "series_start_at", "series_end_at"}
         super().save(*args, **kwargs)
         self._loaded_window = (self.start_at, self.end_at)
 

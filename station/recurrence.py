@@ -10,6 +10,7 @@ back to back on the night of a clock change; a window that would collapse (it
 starts in the gap and ends just after it) keeps its wall-clock length.
 """
 
+import re
 from collections.abc import Iterator
 from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
@@ -40,13 +41,21 @@ def to_utc(local_naive: datetime, zone: ZoneInfo) -> datetime:
     return local_naive.replace(tzinfo=zone, fold=0).astimezone(UTC)
 
 
-def parse_rule(recurrence: str, rule_text: str, dtstart: datetime) -> dateutil_rrule.rrule | None:
-    """Return the dateutil rule for a recurrence, or raise UserError for an invalid RRULE."""
+_UTC_UNTIL = re.compile(r"UNTIL=(\d{8}T\d{6})Z", re.IGNORECASE)
+
+
+def parse_rule(recurrence: str, rule_text: str, dtstart: datetime, zone: ZoneInfo = UTC) -> dateutil_rrule.rrule | None:
+    """Return the dateutil rule for a recurrence (``dtstart`` is local, naive), or raise UserError."""
     if recurrence == Recurrence.NONE:
         return None
     text = _FIXED_RULES.get(recurrence) or (rule_text or "").strip()
     if text.upper().startswith("RRULE:"):
         text = text[len("RRULE:"):]
+    # Calendars write UNTIL in UTC ("…Z"); the rule runs in local wall time, so translate it.
+    text = _UTC_UNTIL.sub(
+        lambda m: "UNTIL=" + datetime.strptime(m[1], "%Y%m%dT%H%M%S").replace(tzinfo=UTC).astimezone(zone).strftime("%Y%m%dT%H%M%S"),
+        text,
+    )
     if not text:
         raise UserError("rrule_missing", _("A custom recurrence needs an RRULE, e.g. FREQ=WEEKLY;BYDAY=MO,WE."))
     try:
@@ -74,7 +83,7 @@ def occurrences(
     """
     local_start = start_at.astimezone(zone).replace(tzinfo=None)
     wall_length = end_at.astimezone(zone).replace(tzinfo=None) - local_start
-    rule = parse_rule(recurrence, rule_text, local_start.replace(microsecond=0))
+    rule = parse_rule(recurrence, rule_text, local_start.replace(microsecond=0), zone)
     if rule is None:
         local_starts = iter([local_start])
     elif not_before is not None:

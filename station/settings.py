@@ -83,7 +83,6 @@ TEMPLATES = [
 ]
 
 ASGI_APPLICATION = "station.asgi.application"
-WSGI_APPLICATION = "station.wsgi.application"
 
 # PostgreSQL is the one database. Without DATABASE_URL an embedded server
 # (pgserver) is started under var/pg and reused across runs.

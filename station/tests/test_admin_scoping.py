@@ -80,3 +80,27 @@ def test_staff_without_a_studio_sees_no_station_data(client, db):
     StudioFactory()
     client.force_login(outsider)
     assert client.get(reverse("admin:station_studio_changelist")).status_code == 403
+
+
+def test_list_filters_never_name_other_studios(client, studio_a, studio_b, operator_a):
+    from station.tests.factories import ScheduleFactory
+
+    ScheduleFactory(recorder=RecorderFactory(studio=studio_a, name="A mic"))
+    ScheduleFactory(recorder=RecorderFactory(studio=studio_b, name="B secret mic"))
+    client.force_login(operator_a)
+    page = client.get(reverse("admin:recorders_recorderschedule_changelist")).content.decode()
+    assert "A mic" in page
+    assert "B secret mic" not in page and "Studio B" not in page
+
+
+def test_missing_foreign_and_malformed_ids_all_answer_404(client, studio_b, operator_a):
+    recorder_b = RecorderFactory(studio=studio_b)
+    client.force_login(operator_a)
+    for object_id in [recorder_b.pk, 999999, "not-a-number"]:
+        url = reverse("admin:recorders_recorder_change", args=[object_id])
+        assert client.get(url).status_code == 404, object_id
+
+
+def test_operators_cannot_delete_their_studio(client, studio_a, operator_a):
+    client.force_login(operator_a)
+    assert client.get(reverse("admin:station_studio_delete", args=[studio_a.pk])).status_code == 403

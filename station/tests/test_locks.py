@@ -1,6 +1,6 @@
 import psycopg
 import pytest
-from django.db import connection
+from django.db import connection, transaction
 
 from station.locks import LockKind, LockOrderError, rundown_lock, timeline_lock
 
@@ -32,8 +32,18 @@ def test_timeline_then_rundown_raises_at_once():
                 pass
 
 
-def test_order_is_checked_per_nesting_not_forever():
+def test_reverse_order_is_caught_while_an_outer_transaction_still_holds_the_timeline():
+    with transaction.atomic():
+        with timeline_lock(1):
+            pass  # the block is over, but the lock lasts until the transaction ends
+        with pytest.raises(LockOrderError):
+            with rundown_lock(1):
+                pass
+
+
+@pytest.mark.django_db(transaction=True)
+def test_locks_end_with_their_transaction():
     with timeline_lock(1):
         pass
     with rundown_lock(1), timeline_lock(1):
-        pass
+        assert not _taken_elsewhere(LockKind.RUNDOWN, 2)

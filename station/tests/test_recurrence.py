@@ -39,3 +39,10 @@ def test_invalid_rrule_is_a_user_error():
     with pytest.raises(UserError) as raised:
         list(occurrences(start_at=start, end_at=start, recurrence="rrule", rule_text="FREQ=SOMETIMES", zone=LONDON))
     assert raised.value.code == "rrule_invalid"
+
+
+def test_an_rrule_with_a_utc_until_from_a_calendar_is_read_in_local_time():
+    start = to_utc(datetime(2026, 6, 1, 7, 0), LONDON)
+    windows = list(occurrences(start_at=start, end_at=start, recurrence="rrule", zone=LONDON,
+                               rule_text="RRULE:FREQ=DAILY;UNTIL=20260603T060000Z"))
+    assert [s.astimezone(LONDON).day for s, _ in windows] == [1, 2, 3]  # 06:00Z is 07:00 BST: the 3rd is in
