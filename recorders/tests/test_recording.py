@@ -196,3 +196,29 @@ def models_count():
     from django.db.models import Count
 
     return Count("id")
+
+
+def test_an_agent_survives_a_database_blip_without_losing_or_repeating_work(agents, stream):
+    from django.db import connection
+
+    agents("host-1", AGENT_HEARTBEAT_SECONDS=0.5)
+    recorder = RecorderFactory(source_url=stream.url)
+    start = timezone.now() + timedelta(seconds=1.5)
+    during = ScheduleFactory(recorder=recorder, start_at=start, end_at=start + timedelta(seconds=8))
+    wait_until(lambda: _reload(during).status == Status.RUNNING, timeout=20, message="running")
+
+    with connection.cursor() as cursor:  # drop every other session on the test database, as a restart would
+        cursor.execute(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+            "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        )
+        assert cursor.fetchone()[0] >= 2  # the agent's LISTEN connection and its ORM connection
+    after_start = timezone.now() + timedelta(seconds=3)
+    after = ScheduleFactory(recorder=recorder, start_at=max(after_start, during.end_at),
+                            end_at=max(after_start, during.end_at) + timedelta(seconds=3))
+
+    for schedule, length in ((during, 8), (after, 3)):
+        done = wait_until(lambda: _finished(schedule), timeout=30, message="recordings to finish")
+        assert done.status == Status.COMPLETED, done.error_message
+        assert done.session.asset.duration_seconds == pytest.approx(length, abs=0.6)
+    assert RecordingSession.objects.count() == 2
