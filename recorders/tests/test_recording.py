@@ -222,3 +222,24 @@ def test_an_agent_survives_a_database_blip_without_losing_or_repeating_work(agen
         assert done.status == Status.COMPLETED, done.error_message
         assert done.session.asset.duration_seconds == pytest.approx(length, abs=0.6)
     assert RecordingSession.objects.count() == 2
+
+
+def test_ffmpeg_dying_mid_window_is_restarted_and_the_gap_recorded(agents, stream):
+    agents("host-1")
+    recorder = RecorderFactory(source_url=stream.url)
+    start = timezone.now() + timedelta(seconds=1.5)
+    schedule = ScheduleFactory(recorder=recorder, start_at=start, end_at=start + timedelta(seconds=10))
+    wait_until(lambda: _reload(schedule).status == Status.RUNNING, timeout=20, message="running")
+    wait_until(lambda: timezone.now() > start + timedelta(seconds=3), timeout=5)
+    (first,) = _ffmpegs_writing(schedule)
+    first.kill()
+
+    wait_until(lambda: [p for p in _ffmpegs_writing(schedule) if p.pid != first.pid], timeout=10, message="a new ffmpeg")
+    done = wait_until(lambda: _finished(schedule), timeout=30, message="the window to finish")
+
+    assert done.status == Status.COMPLETED, done.error_message
+    assert len(done.session.gaps) == 1
+    gap_start, gap_end = (datetime.fromisoformat(moment) for moment in done.session.gaps[0])
+    gap = (gap_end - gap_start).total_seconds()
+    assert 0 < gap < 3
+    assert done.session.asset.duration_seconds == pytest.approx(10 - gap, abs=1.0)
