@@ -6,8 +6,6 @@ in the recording's directory, so sorting names sorts them in time, whichever
 agent wrote them. When the window closes, the parts are joined into one file.
 """
 
-import ctypes
-import os
 import signal
 import subprocess
 import time
@@ -20,6 +18,7 @@ from django.utils.translation import gettext_lazy as _
 
 from ingest.media import probe
 from station.errors import UserError
+from station.processes import die_with_parent
 
 # Encoder settings per output format: (ffmpeg args, file extension).
 OUTPUT_PROFILES = {
@@ -32,7 +31,6 @@ OUTPUT_PROFILES = {
 PACED_SCHEMES = {"lavfi", "file", ""}
 DEVICE_FORMATS = {"alsa": "alsa", "pulse": "pulse", "v4l2": "v4l2", "lavfi": "lavfi"}
 STOP_GRACE_SECONDS = 5
-_PR_SET_PDEATHSIG = 1
 
 
 def input_args(source: str) -> list[str]:
@@ -46,15 +44,6 @@ def input_args(source: str) -> list[str]:
         return [*args, "-reconnect", "1", "-reconnect_streamed", "1", "-reconnect_delay_max", "2",
                 "-rw_timeout", "10000000", "-i", url]
     return [*args, "-i", source]
-
-
-def _die_with_parent() -> None:
-    """Ask the kernel to SIGTERM ffmpeg if its agent dies, so no orphan keeps recording."""
-    try:
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
-    except OSError:
-        pass
-    os.setsid()  # a terminal's Ctrl-C reaches the agent, which stops ffmpeg gracefully
 
 
 class FfmpegRun:
@@ -82,7 +71,7 @@ class FfmpegRun:
         self._stderr: deque[str] = deque(maxlen=20)
         self.process = subprocess.Popen(
             self.argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-            text=True, errors="replace", preexec_fn=_die_with_parent,
+            text=True, errors="replace", preexec_fn=die_with_parent,
         )
         Thread(target=self._read_progress, daemon=True).start()
         Thread(target=self._drain_stderr, daemon=True).start()

@@ -19,6 +19,7 @@ from django.conf import settings
 from django.db import DatabaseError, connection, connections
 from django.utils import timezone
 
+from playout.supervisor import ChannelSupervisor
 from recorders.supervisor import RecorderSupervisor
 from station import services
 from station.notify import CHANNEL
@@ -68,7 +69,7 @@ class NodeAgent:
         self.listener.execute(f"LISTEN {CHANNEL}")
         node = services.node_heartbeat(name=self.name, hostname=socket.gethostname(), version=AGENT_VERSION)
         if not self.supervisors:
-            self.supervisors = [RecorderSupervisor(node=node, owner=self.owner)]
+            self.supervisors = [RecorderSupervisor(node=node, owner=self.owner), ChannelSupervisor(node=node, owner=self.owner)]
         for supervisor in self.supervisors:
             supervisor.node = node
             supervisor.on_change(timezone.now())

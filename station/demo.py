@@ -20,6 +20,7 @@ DEMO_USERNAME = "demo"
 DEMO_PASSWORD = "demo"
 DEMO_TONES = [("Tone A (440 Hz)", 440), ("Tone B (660 Hz)", 660), ("Tone C (880 Hz)", 880)]
 TONE_SECONDS = 20
+DEMO_STREAM_PORT = 8100
 
 
 @transaction.atomic
@@ -47,8 +48,9 @@ def seed_demo() -> Studio:
             "name": "Demo FM",
             "node": node,
             "output_type": Channel.Output.HARBOR,
-            "output_settings": {"port": 8100, "mount": "demo"},
+            "output_settings": {"port": DEMO_STREAM_PORT, "mount": "demo"},
             "fallback_playlist": playlist,
+            "status": Channel.Status.STARTING,  # on air as soon as the node agent runs
         },
     )
     tomorrow = studio.local_now().date() + timedelta(days=1)

@@ -2,7 +2,7 @@ from django.core.management import call_command
 from django.core.management.base import BaseCommand
 
 from station import launcher
-from station.demo import DEMO_PASSWORD, DEMO_USERNAME
+from station.demo import DEMO_PASSWORD, DEMO_STREAM_PORT, DEMO_USERNAME
 
 
 class Command(BaseCommand):
@@ -27,6 +27,7 @@ class Command(BaseCommand):
                 + f"\n  Admin:   {base}/admin/"
                 + f"\n  Health:  {base}/healthz  {base}/readyz"
                 + (f"\n  Login:   {DEMO_USERNAME} / {DEMO_PASSWORD}" if not no_demo else "")
+                + (f"\n  Stream:  http://{host}:{DEMO_STREAM_PORT}/demo  (Demo FM, Liquidsoap)" if not no_demo else "")
                 + "\n  Stop:    Ctrl-C"
             )
             self.stdout.flush()

@@ -1,0 +1,146 @@
+"""Liquidsoap as the playout engine: one process per channel, driven over its telnet server.
+
+The script the app generates plays a request queue the dispatcher feeds, falls
+back to the channel's filler playlist and then to silence (never dead air), and
+prints every on-air change as a ``SK_ON_AIR <json>`` line the agent reads.
+"""
+
+import json
+import logging
+import socket
+import subprocess
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from django.utils.translation import gettext_lazy as _
+
+from station.errors import UserError
+from station.processes import die_with_parent
+
+logger = logging.getLogger(__name__)
+ON_AIR_MARK = "SK_ON_AIR "
+STOP_GRACE_SECONDS = 5
+
+
+def _liq_string(value) -> str:
+    return json.dumps(str(value))  # a JSON string is a valid Liquidsoap string literal
+
+
+def output_clause(output_type: str, settings: dict, source: str) -> str:
+    """The Liquidsoap output for a channel's output type; hardware outputs are not driven here."""
+    encoder = f"%mp3(bitrate={int(settings.get('bitrate', 128))})"
+    if output_type == "harbor":
+        return (f"output.harbor({encoder}, port={int(settings.get('port', 8100))}, "
+                f"mount={_liq_string(settings.get('mount', 'live'))}, {source})")
+    if output_type == "icecast":
+        return (f"output.icecast({encoder}, host={_liq_string(settings.get('host', '127.0.0.1'))}, "
+                f"port={int(settings.get('port', 8000))}, password={_liq_string(settings.get('password', 'hackme'))}, "
+                f"mount={_liq_string(settings.get('mount', 'live'))}, {source})")
+    if output_type == "file":
+        return f"output.file({encoder}, {_liq_string(settings['path'])}, {source})"
+    raise UserError("output_not_supported", _("Liquidsoap cannot drive a %(output)s output."), {"output": output_type})
+
+
+def render_script(*, output_type: str, output_settings: dict, telnet_port: int, filler_playlist: Path | None) -> str:
+    filler = (
+        f'filler = playlist(id="filler", mode="normal", reload_mode="watch", {_liq_string(filler_playlist)})\n'
+        if filler_playlist else 'filler = blank(id="filler_none")\n'
+    )
+    return f"""\
+settings.init.allow_root.set(true)
+settings.log.stdout.set(true)
+settings.log.file.set(false)
+settings.log.level.set(3)
+settings.server.telnet.set(true)
+settings.server.telnet.bind_addr.set("127.0.0.1")
+settings.server.telnet.port.set({int(telnet_port)})
+
+queue = request.queue(id="queue")
+{filler}silence = blank(id="silence")
+# replay_metadata: returning to the filler mid-track reports it again, so the as-run log sees it.
+main = fallback(id="main", track_sensitive=false, replay_metadata=true, [queue, filler, silence])
+
+def report(m)
+  print({_liq_string(ON_AIR_MARK)} ^ json.stringify(compact=true, m))
+end
+main.on_track(report)
+
+{output_clause(output_type, output_settings, "mksafe(main)")}
+"""
+
+
+class Gateway:
+    """A client of Liquidsoap's telnet server."""
+
+    def __init__(self, port: int, host: str = "127.0.0.1"):
+        self.address = (host, port)
+
+    def command(self, line: str, timeout: float = 2.0) -> str:
+        with socket.create_connection(self.address, timeout=timeout) as sock:
+            sock.sendall(line.encode() + b"\nquit\n")
+            reply = b""
+            while not reply.endswith(b"END\r\n") and b"Bye!" not in reply:
+                chunk = sock.recv(4096)
+                if not chunk:
+                    break
+                reply += chunk
+        return reply.decode(errors="replace").split("END")[0].strip()
+
+    def alive(self) -> bool:
+        try:
+            return bool(self.command("uptime", timeout=1.0))
+        except OSError:
+            return False
+
+    def push(self, path: str, annotations: dict) -> str:
+        notes = ",".join(f"{key}={json.dumps(str(value))}" for key, value in annotations.items())
+        return self.command(f"queue.push annotate:{notes}:{path}")
+
+    def skip(self) -> str:
+        return self.command("main.skip")
+
+
+class LiquidsoapEngine:
+    """One channel's Liquidsoap process; on-air changes are handed to ``on_air(metadata)``."""
+
+    def __init__(self, *, script: str, workdir: Path, telnet_port: int, on_air: Callable[[dict, float], None]):
+        workdir.mkdir(parents=True, exist_ok=True)
+        self.script_path = workdir / "channel.liq"
+        self.script_path.write_text(script)
+        self.gateway = Gateway(telnet_port)
+        self.on_air = on_air
+        self.started_at = time.time()
+        self.process = subprocess.Popen(
+            ["liquidsoap", str(self.script_path)], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT, text=True, errors="replace", preexec_fn=die_with_parent,
+        )
+        self.last_lines: list[str] = []
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        for line in self.process.stdout:
+            line = line.rstrip()
+            if line.startswith(ON_AIR_MARK):
+                try:
+                    pairs = json.loads(line[len(ON_AIR_MARK):])
+                except ValueError:
+                    continue
+                # Liquidsoap 2.1 prints metadata as a list of [key, value] pairs.
+                metadata = dict(pairs) if isinstance(pairs, list) else dict(pairs or {})
+                self.on_air(metadata, time.time())
+            else:
+                self.last_lines = (self.last_lines + [line])[-20:]
+
+    def alive(self) -> bool:
+        return self.process.poll() is None
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=STOP_GRACE_SECONDS)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()

@@ -1,0 +1,191 @@
+"""The node agent's channel supervisor: one Liquidsoap per channel placed on this node.
+
+It starts each engine with the channel's filler, marks the channel running once
+the engine answers, pushes scheduled items at their slot, and turns the
+engine's on-air reports into the as-run log.
+"""
+
+import logging
+import queue
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from django.conf import settings
+
+from ingest.models import MediaAsset
+from playout import services
+from playout.liquidsoap import LiquidsoapEngine, render_script
+from playout.models import AsRunEntry, Channel, ScheduledItem
+from station.errors import UserError
+
+logger = logging.getLogger(__name__)
+DISPATCH_HORIZON = timedelta(minutes=5)
+SILENCE_TITLE = "Silence"
+LATE_START_SECONDS = 0.5  # later than this, an item's cue point is advanced by its lateness
+
+
+@dataclass
+class RunningChannel:
+    channel: Channel
+    engine: LiquidsoapEngine
+    running: bool = False
+    pushed: set[int] = field(default_factory=set)
+
+
+class ChannelSupervisor:
+    def __init__(self, *, node, owner: str):
+        self.node = node
+        self.owner = owner
+        self.channels: dict[int, RunningChannel] = {}
+        self.upcoming: list[ScheduledItem] = []
+        self.reports: queue.Queue = queue.Queue()
+
+    # -- planning -----------------------------------------------------------------------------
+
+    def rearm(self, now: datetime) -> None:
+        wanted = {
+            channel.pk: channel
+            for channel in Channel.objects.filter(
+                node=self.node, status__in=[Channel.Status.STARTING, Channel.Status.RUNNING]
+            ).exclude(output_type=Channel.Output.DECKLINK).select_related("fallback_playlist")
+        }
+        for pk in list(self.channels):
+            if pk not in wanted:
+                logger.info("channel %s: no longer on this node; stopping its engine", self.channels[pk].channel)
+                self.channels.pop(pk).engine.stop()
+        for pk, channel in wanted.items():
+            if pk not in self.channels:
+                self._start(channel)
+        self.upcoming = list(
+            ScheduledItem.objects.filter(
+                channel_id__in=list(self.channels), start_at__lte=now + DISPATCH_HORIZON, end_at__gt=now
+            ).select_related("asset").order_by("start_at")
+        )
+
+    def _start(self, channel: Channel) -> None:
+        workdir = Path(settings.MEDIA_ROOT) / "engines" / f"channel-{channel.pk}"
+        try:
+            script = render_script(
+                output_type=channel.output_type,
+                output_settings=channel.output_settings or {},
+                telnet_port=self._telnet_port(channel),
+                filler_playlist=self._write_filler(channel, workdir),
+            )
+        except UserError as error:
+            logger.error("channel %s: %s", channel, error)
+            return
+        engine = LiquidsoapEngine(
+            script=script, workdir=workdir, telnet_port=self._telnet_port(channel),
+            on_air=lambda metadata, at, pk=channel.pk: self.reports.put((pk, metadata, at)),
+        )
+        self.channels[channel.pk] = RunningChannel(channel=channel, engine=engine)
+        logger.info("channel %s: Liquidsoap %s started", channel, engine.process.pid)
+
+    @staticmethod
+    def _telnet_port(channel: Channel) -> int:
+        return settings.PLAYOUT_TELNET_BASE_PORT + channel.pk
+
+    @staticmethod
+    def _write_filler(channel: Channel, workdir: Path) -> Path | None:
+        if not channel.fallback_playlist_id:
+            return None
+        paths = [
+            str(Path(settings.MEDIA_ROOT) / item.asset.file.name)
+            for item in channel.fallback_playlist.items.select_related("asset")
+            if item.asset_id and item.asset.status == MediaAsset.Status.READY and item.asset.file
+        ]
+        if not paths:
+            return None
+        workdir.mkdir(parents=True, exist_ok=True)
+        playlist = workdir / "filler.m3u"
+        playlist.write_text("\n".join(paths) + "\n")
+        return playlist
+
+    def next_deadline(self) -> float | None:
+        if not self.channels:
+            return None
+        moments = [item.start_at.timestamp() for item in self.upcoming if item.pk not in self._pushed()]
+        moments.append(time.time() + 0.05)  # on-air reports are logged promptly
+        return min(moments)
+
+    def _pushed(self) -> set[int]:
+        return set().union(*(running.pushed for running in self.channels.values())) if self.channels else set()
+
+    # -- acting -------------------------------------------------------------------------------
+
+    def step(self, now: datetime) -> None:
+        for running in list(self.channels.values()):
+            if not running.engine.alive():
+                logger.warning("channel %s: Liquidsoap exited (%s); restarting", running.channel,
+                               " | ".join(running.engine.last_lines[-3:]))
+                self.channels.pop(running.channel.pk)
+                self._start(running.channel)
+                continue
+            if not running.running and running.engine.gateway.alive():
+                running.running = True
+                services.channel_mark_running(channel=running.channel, node=self.node, now=now)
+        self._dispatch(now)
+        self._log_reports()
+
+    def _dispatch(self, now: datetime) -> None:
+        """Push each item to its channel's queue at its slot (the LibreTime way; a prepared start comes next)."""
+        for item in self.upcoming:
+            running = self.channels.get(item.channel_id)
+            if running is None or not running.running or item.pk in running.pushed or item.start_at > now:
+                continue
+            running.pushed.add(item.pk)
+            if not item.asset_id or not item.asset.file:
+                continue
+            lateness = (now - item.start_at).total_seconds()
+            annotations = {"sk_item": item.pk, "sk_asset": item.asset_id, "sk_title": item.title}
+            # An item pushed late (agent restart, late change) starts further in, so what follows stays on time.
+            cue_in = item.cue_in_seconds + (lateness if lateness > LATE_START_SECONDS else 0.0)
+            if cue_in:
+                annotations["liq_cue_in"] = round(cue_in, 3)
+            try:
+                running.engine.gateway.push(str(Path(settings.MEDIA_ROOT) / item.asset.file.name), annotations)
+            except OSError as error:
+                logger.error("channel %s: could not push %s: %s", running.channel, item, error)
+
+    def _log_reports(self) -> None:
+        while True:
+            try:
+                channel_id, metadata, at = self.reports.get_nowait()
+            except queue.Empty:
+                return
+            # When the line was read: Liquidsoap's own on_air_timestamp has whole seconds only, and a
+            # replayed track (the filler resumed) keeps its first one.
+            moment = datetime.fromtimestamp(at, tz=UTC)
+            if metadata.get("sk_item"):
+                services.channel_on_air(
+                    channel_id=channel_id, at=moment, title=metadata.get("sk_title") or metadata.get("title", ""),
+                    result=AsRunEntry.Result.PLAYED, asset_id=_int(metadata.get("sk_asset")),
+                    scheduled_item_id=_int(metadata.get("sk_item")), node=self.node,
+                )
+            else:
+                title = metadata.get("title") or Path(metadata.get("filename", "")).stem or SILENCE_TITLE
+                services.channel_on_air(channel_id=channel_id, at=moment, title=title,
+                                        result=AsRunEntry.Result.FALLBACK, node=self.node)
+
+    # -- changes and heartbeats ---------------------------------------------------------------
+
+    def on_change(self, now: datetime) -> None:
+        self.rearm(now)
+
+    def renew(self, now: datetime) -> None:
+        alive = [pk for pk, running in self.channels.items() if running.running and running.engine.alive()]
+        services.channel_report_healthy(channel_ids=alive, node=self.node, now=now)
+
+    def shutdown(self) -> None:
+        for running in self.channels.values():
+            running.engine.stop()
+        self.channels.clear()
+
+
+def _int(value) -> int | None:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return None

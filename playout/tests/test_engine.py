@@ -1,0 +1,85 @@
+"""Real Liquidsoap channels run by a node agent, on the real database."""
+
+import subprocess
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from django.utils import timezone
+
+from ingest.media import generate_tone
+from ingest.models import MediaAsset
+from ingest.services import asset_register_file
+from playout.models import AsRunEntry, Channel, PlaylistItem, ScheduledItem
+from recorders.tests.stream_server import closed_port
+from station.tests.factories import ChannelFactory, NodeFactory, PlaylistFactory, ShowInstanceFactory, StudioFactory
+from station.tests.processes import database_env, spawn_manage, stop, wait_until
+
+pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
+
+
+@pytest.fixture
+def media_root(settings, tmp_path):
+    settings.MEDIA_ROOT = tmp_path / "media"
+    settings.MEDIA_ROOT.mkdir()
+    return settings.MEDIA_ROOT
+
+
+def _tone(studio, media_root: Path, frequency: int, seconds: float) -> MediaAsset:
+    path = generate_tone(media_root / "library" / f"tone-{frequency}.mp3", frequency=frequency, seconds=seconds)
+    return asset_register_file(studio=studio, path=path, title=f"Tone {frequency}")
+
+
+@pytest.fixture
+def on_air_channel(media_root):
+    """A harbor channel on node host-1 with a filler playlist, its agent running."""
+    studio = StudioFactory()
+    node = NodeFactory(name="host-1")
+    filler = PlaylistFactory(studio=studio, name="Filler")
+    PlaylistItem.objects.create(playlist=filler, position=0, asset=_tone(studio, media_root, 330, 30))
+    port = closed_port()
+    channel = ChannelFactory(studio=studio, node=node, status=Channel.Status.STARTING, fallback_playlist=filler,
+                             output_settings={"port": port, "mount": "air"}, slug="air")
+    agent = spawn_manage("run_node", "--name", "host-1", env=database_env(PLAYOUT_TELNET_BASE_PORT=closed_port() - channel.pk))
+    try:
+        wait_until(lambda: Channel.objects.get(pk=channel.pk).status == Channel.Status.RUNNING, timeout=30,
+                   message="the channel's engine to answer")
+        yield channel, f"http://127.0.0.1:{port}/air", media_root
+    finally:
+        stop(agent)
+
+
+def test_with_nothing_scheduled_the_filler_plays_as_real_audio_and_is_logged_as_fallback(on_air_channel):
+    channel, url, _ = on_air_channel
+    entry = wait_until(lambda: AsRunEntry.objects.filter(channel=channel, ended_at__isnull=True, title="tone-330").first(),
+                       timeout=10, message="the filler on air")
+    assert entry.result == AsRunEntry.Result.FALLBACK
+    probe = subprocess.run(
+        ["ffprobe", "-v", "error", "-read_intervals", "%+1", "-show_entries", "stream=codec_type,codec_name,sample_rate",
+         "-of", "csv=p=0", url],
+        capture_output=True, text=True, timeout=20,
+    )
+    assert probe.stdout.strip() == "mp3,audio,44100"
+
+
+def test_a_scheduled_item_goes_on_air_at_its_slot_and_the_as_run_log_follows(on_air_channel):
+    channel, _, media_root = on_air_channel
+    item_audio = _tone(channel.studio, media_root, 880, 3)
+    slot = timezone.now() + timedelta(seconds=3)
+    instance = ShowInstanceFactory(show__channel=channel, start_at=slot, end_at=slot + timedelta(seconds=3))
+    item = ScheduledItem.objects.create(instance=instance, channel=channel, asset=item_audio, title="Bulletin",
+                                        start_at=slot, end_at=slot + timedelta(seconds=3))
+
+    played = wait_until(lambda: AsRunEntry.objects.filter(channel=channel, scheduled_item=item).first(), timeout=15,
+                        message="the item on air")
+    back = wait_until(
+        lambda: AsRunEntry.objects.filter(channel=channel, started_at__gt=played.started_at,
+                                          result=AsRunEntry.Result.FALLBACK).first(),
+        timeout=15, message="the filler back on air",
+    )
+    played.refresh_from_db()
+    assert played.result == AsRunEntry.Result.PLAYED and played.title == "Bulletin" and played.asset == item_audio
+    assert abs((played.started_at - slot).total_seconds()) < 0.5  # pushed at the slot, as LibreTime does
+    assert played.duration_seconds == pytest.approx(3.0, abs=0.3)
+    assert back.started_at == played.ended_at
+    assert AsRunEntry.objects.filter(channel=channel, ended_at__isnull=True).count() == 1
