@@ -18,6 +18,7 @@ from ingest.models import MediaAsset
 from playout import services
 from playout.liquidsoap import LiquidsoapEngine, render_script
 from playout.models import AsRunEntry, Channel, ScheduledItem
+from playout.timeline import timeline_refresh
 from station.errors import UserError
 
 logger = logging.getLogger(__name__)
@@ -56,8 +57,15 @@ class ChannelSupervisor:
                 logger.info("channel %s: no longer on this node; stopping its engine", self.channels[pk].channel)
                 self.channels.pop(pk).engine.stop()
         for pk, channel in wanted.items():
-            if pk not in self.channels:
+            current = self.channels.get(pk)
+            if current and current.running and channel.status == Channel.Status.STARTING:
+                logger.info("channel %s: restart asked; restarting its engine", channel)
+                self.channels.pop(pk).engine.stop()
+                current = None
+            if current is None:
                 self._start(channel)
+        for pk in self.channels:
+            timeline_refresh(channel=self.channels[pk].channel, now=now)
         self.upcoming = list(
             ScheduledItem.objects.filter(
                 channel_id__in=list(self.channels), start_at__lte=now + DISPATCH_HORIZON, end_at__gt=now

@@ -30,33 +30,35 @@ class LockOrderError(RuntimeError):
     """A lock was asked for against the fixed order: a programming error, raised before waiting."""
 
 
-def _kinds_held() -> set[int]:
-    """Kinds of ordered advisory locks this database session holds now, as PostgreSQL sees them.
+def _locks_held() -> set[tuple[int, int]]:
+    """(kind, id) of the ordered advisory locks this database session holds now, as PostgreSQL sees them.
 
     Asking the server (not a Python-side record) catches a lock still held by an
     outer transaction after the block that took it has exited.
     """
     with connection.cursor() as cursor:
         cursor.execute(
-            "SELECT DISTINCT classid FROM pg_locks WHERE locktype = 'advisory' AND pid = pg_backend_pid() "
-            "AND objsubid = 2 AND granted AND classid = ANY(%s)",
+            "SELECT DISTINCT classid::int, objid::bigint FROM pg_locks WHERE locktype = 'advisory' "
+            "AND pid = pg_backend_pid() AND objsubid = 2 AND granted AND classid = ANY(%s)",
             [list(LockKind.NAMES)],
         )
-        return {row[0] for row in cursor.fetchall()}
+        return {(row[0], row[1]) for row in cursor.fetchall()}
 
 
 @contextlib.contextmanager
 def _advisory_lock(kind: int, object_id: int) -> Iterator[None]:
+    key = int(object_id) & 0x7FFFFFFF
     with transaction.atomic():
-        later = sorted(k for k in _kinds_held() if k > kind)
-        if later:
+        held = _locks_held()
+        later = sorted(k for k, _id in held if k > kind)
+        if later and (kind, key) not in held:  # re-taking a lock this session already has can't deadlock
             raise LockOrderError(
                 f"cannot take a {LockKind.NAMES[kind]} lock while holding a {LockKind.NAMES[later[0]]} lock: "
                 "take the rundown lock first, then the timeline lock"
             )
         with connection.cursor() as cursor:
             # Two-key form: (kind, id) never collides with another kind's ids.
-            cursor.execute("SELECT pg_advisory_xact_lock(%s, %s)", [kind, int(object_id) & 0x7FFFFFFF])
+            cursor.execute("SELECT pg_advisory_xact_lock(%s, %s)", [kind, key])
         yield
 
 

@@ -62,13 +62,14 @@ def test_with_nothing_scheduled_the_filler_plays_as_real_audio_and_is_logged_as_
     assert probe.stdout.strip() == "mp3,audio,44100"
 
 
-def test_a_scheduled_item_goes_on_air_at_its_slot_and_the_as_run_log_follows(on_air_channel):
+def test_a_show_added_a_second_before_air_goes_on_air_at_its_slot_and_the_as_run_log_follows(on_air_channel):
     channel, _, media_root = on_air_channel
     item_audio = _tone(channel.studio, media_root, 880, 3)
-    slot = timezone.now() + timedelta(seconds=3)
-    instance = ShowInstanceFactory(show__channel=channel, start_at=slot, end_at=slot + timedelta(seconds=3))
-    item = ScheduledItem.objects.create(instance=instance, channel=channel, asset=item_audio, title="Bulletin",
-                                        start_at=slot, end_at=slot + timedelta(seconds=3))
+    bulletin = PlaylistFactory(studio=channel.studio, name="Bulletin")
+    PlaylistItem.objects.create(playlist=bulletin, position=0, asset=item_audio)
+    slot = timezone.now() + timedelta(seconds=1.2)  # the change reaches the engine through NOTIFY, not a poll
+    ShowInstanceFactory(show__channel=channel, show__playlist=bulletin, start_at=slot, end_at=slot + timedelta(seconds=3))
+    item = wait_until(lambda: ScheduledItem.objects.filter(channel=channel).first(), timeout=2, message="the timeline")
 
     played = wait_until(lambda: AsRunEntry.objects.filter(channel=channel, scheduled_item=item).first(), timeout=15,
                         message="the item on air")
@@ -78,7 +79,7 @@ def test_a_scheduled_item_goes_on_air_at_its_slot_and_the_as_run_log_follows(on_
         timeout=15, message="the filler back on air",
     )
     played.refresh_from_db()
-    assert played.result == AsRunEntry.Result.PLAYED and played.title == "Bulletin" and played.asset == item_audio
+    assert played.result == AsRunEntry.Result.PLAYED and played.title == "Tone 880" and played.asset == item_audio
     assert abs((played.started_at - slot).total_seconds()) < 0.5  # pushed at the slot, as LibreTime does
     assert played.duration_seconds == pytest.approx(3.0, abs=0.3)
     assert back.started_at == played.ended_at

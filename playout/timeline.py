@@ -1,0 +1,96 @@
+"""The scheduler: turns shows and playlists into the channel timeline the dispatcher plays.
+
+Shows recur in their studio's time zone (same rules as recorder windows); each
+window becomes a ShowInstance, and each instance's playlist becomes
+ScheduledItems at exact times, cut at the show's end. Rebuilding is idempotent:
+an instance whose items already match is left alone, so the node agent can call
+this on every change notification and on its re-arm cadence.
+"""
+
+import logging
+from datetime import datetime, timedelta
+
+from django.db import IntegrityError, transaction
+from django.utils.translation import gettext as _
+
+from playout.models import Channel, ScheduledItem, Show, ShowInstance
+from station.locks import rundown_lock, timeline_lock
+from station.recurrence import occurrences
+from station.services import alert_raise
+
+logger = logging.getLogger(__name__)
+HORIZON = timedelta(hours=6)
+
+
+def timeline_refresh(*, channel: Channel, now: datetime, horizon: timedelta = HORIZON) -> int:
+    """Bring the channel's instances and items for the coming hours in line with its shows; return items written."""
+    until = now + horizon
+    for show in Show.objects.filter(channel=channel, enabled=True).select_related("channel__studio"):
+        _materialize(show, now, until)
+    written = 0
+    instances = ShowInstance.objects.filter(channel=channel, cancelled=False, end_at__gt=now, start_at__lt=until)
+    for instance in instances.select_related("show", "playlist", "show__playlist"):
+        written += _build_items(instance, now)
+    return written
+
+
+def _materialize(show: Show, now: datetime, until: datetime) -> None:
+    windows = occurrences(
+        start_at=show.series_start_at or show.start_at, end_at=show.series_end_at or show.end_at,
+        recurrence=show.recurrence, rule_text=show.rrule, zone=show.studio_zone(), skip_dates=show.skip_dates,
+        not_before=now - (show.end_at - show.start_at), limit=500,
+    )
+    for start, end in windows:
+        if start >= until:
+            return
+        if end <= now or ShowInstance.objects.filter(show=show, start_at=start).exists():
+            continue
+        try:
+            with transaction.atomic():
+                ShowInstance.objects.create(show=show, channel=show.channel, start_at=start, end_at=end)
+        except IntegrityError:
+            alert_raise(studio=show.channel.studio_id, code="show_overlap", subject=show.name,
+                        message=_("%(show)s at %(start)s overlaps another show on %(channel)s and was not scheduled.")
+                        % {"show": show.name, "start": start.isoformat(), "channel": show.channel})
+
+
+def planned_items(instance: ShowInstance) -> list[dict]:
+    """The items an instance plays, back to back from its start, the last one cut at its end."""
+    playlist = instance.effective_playlist
+    if playlist is None:
+        return []
+    planned, at = [], instance.start_at
+    for entry in playlist.items.select_related("asset").order_by("position", "id"):
+        length = entry.play_seconds
+        if not length or at >= instance.end_at:
+            continue
+        end = min(at + timedelta(seconds=length), instance.end_at)
+        planned.append({
+            "playlist_item_id": entry.pk, "asset_id": entry.asset_id, "webstream_url": entry.webstream_url,
+            "title": str(entry)[:300], "start_at": at, "end_at": end, "cue_in_seconds": entry.cue_in_seconds,
+        })
+        at = end
+    return planned
+
+
+def _signature(rows) -> list[tuple]:
+    return [(r["playlist_item_id"], r["asset_id"], r["start_at"], r["end_at"], r["cue_in_seconds"]) for r in rows]
+
+
+def _build_items(instance: ShowInstance, now: datetime) -> int:
+    planned = planned_items(instance)
+    future = [row for row in planned if row["start_at"] >= now]
+    existing = list(
+        ScheduledItem.objects.filter(instance=instance, start_at__gte=now).order_by("start_at").values(
+            "playlist_item_id", "asset_id", "start_at", "end_at", "cue_in_seconds")
+    )
+    if _signature(existing) == _signature(future):
+        return 0
+    with rundown_lock(instance.show_id), timeline_lock(instance.channel_id):
+        ScheduledItem.objects.filter(instance=instance, start_at__gte=now).delete()
+        if future:  # the item on air now makes way for the new plan where they would overlap
+            ScheduledItem.objects.filter(instance=instance, start_at__lt=now, end_at__gt=future[0]["start_at"]).update(
+                end_at=future[0]["start_at"])
+        ScheduledItem.objects.bulk_create(ScheduledItem(instance=instance, channel_id=instance.channel_id, **row) for row in future)
+    logger.info("timeline of %s: %d items for %s", instance.channel_id, len(future), instance)
+    return len(future)
