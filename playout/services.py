@@ -1,11 +1,18 @@
 """State changes of playout channels."""
 
+from datetime import timedelta
+
+from django.conf import settings
 from django.db import transaction
-from django.db.models import F
+from django.db.models import Count, F, Q
+from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from ingest.models import MediaAsset
 from playout.models import AsRunEntry, Channel, ScheduledItem
 from station import events
+from station.models import Alert, Node
+from station.services import alert_raise
 
 
 def _announce(channel: Channel) -> None:
@@ -71,3 +78,61 @@ def channel_on_air(*, channel_id: int, at, title: str, result: str, asset_id=Non
                  "started_at": at.isoformat(), "closed": open_row.pk if open_row else None},
     )
     return entry
+
+
+def _healthy_node_for(channel: Channel, now):
+    """The least busy online node, other than the channel's, that can run its output."""
+    candidates = [
+        node for node in Node.objects.filter(enabled=True).exclude(pk=channel.node_id).annotate(load=Count("channels"))
+        .order_by("load", "name")
+        if node.is_online(now) and channel.required_capability in (node.capabilities or [])
+    ]
+    return candidates[0] if candidates else None
+
+
+def channels_check_health(*, now) -> dict:
+    """Fail over channels whose engine missed three probes (or never came up); hardware ones only alert."""
+    probe = timedelta(seconds=settings.PLAYOUT_PROBE_SECONDS)
+    missed_after = now - probe * settings.PLAYOUT_MISSED_PROBES - probe / 2
+    never_up_after = now - timedelta(seconds=settings.PLAYOUT_STARTUP_GRACE_SECONDS)
+    failing = Channel.objects.filter(
+        Q(status=Channel.Status.RUNNING, last_heartbeat_at__lt=missed_after)
+        | Q(status=Channel.Status.STARTING, updated_at__lt=never_up_after)
+    ).select_related("node", "studio")
+    outcome = {"failed_over": 0, "alerted": 0}
+    for channel in failing:
+        outcome["failed_over" if channel_fail_over(channel=channel, now=now) else "alerted"] += 1
+    return outcome
+
+
+@transaction.atomic
+def channel_fail_over(*, channel: Channel, now) -> bool:
+    """Move a dead channel's engine to a healthy node (network outputs); True if it was moved."""
+    where = channel.node.name if channel.node_id else "?"
+    if channel.is_hardware:
+        reason = _("Engine on %(node)s stopped answering; a hardware output stays on its host: recover it there.") % {"node": where}
+        return _channel_error(channel, reason, code="channel_hardware_down")
+    target = _healthy_node_for(channel, now)
+    if target is None:
+        return _channel_error(channel, _("Engine on %(node)s stopped answering and no healthy node can take it over.") % {"node": where},
+                              code="channel_no_failover")
+    moved = Channel.objects.filter(pk=channel.pk, node_id=channel.node_id, status=channel.status, updated_at=channel.updated_at).update(
+        node=target, status=Channel.Status.STARTING, restart_count=F("restart_count") + 1, updated_at=now,
+        error_message=_("Failed over from %(node)s") % {"node": where},
+    )
+    if moved:
+        channel.refresh_from_db()
+        alert_raise(studio=channel.studio_id, code="channel_failed_over", subject=channel.name,
+                    message=_("%(channel)s failed over from %(old)s to %(new)s.") % {"channel": channel, "old": where, "new": target})
+        _announce(channel)
+    return bool(moved)
+
+
+def _channel_error(channel: Channel, reason, *, code: str) -> bool:
+    if Channel.objects.filter(pk=channel.pk, status=channel.status, updated_at=channel.updated_at).update(
+        status=Channel.Status.ERROR, error_message=str(reason), updated_at=timezone.now()
+    ):
+        channel.refresh_from_db()
+        alert_raise(studio=channel.studio_id, code=code, subject=channel.name, severity=Alert.Severity.CRITICAL, message=str(reason))
+        _announce(channel)
+    return False

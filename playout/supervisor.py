@@ -42,6 +42,7 @@ class ChannelSupervisor:
         self.channels: dict[int, RunningChannel] = {}
         self.upcoming: list[ScheduledItem] = []
         self.reports: queue.Queue = queue.Queue()
+        self.next_probe = 0.0
 
     # -- planning -----------------------------------------------------------------------------
 
@@ -136,6 +137,15 @@ class ChannelSupervisor:
                 services.channel_mark_running(channel=running.channel, node=self.node, now=now)
         self._dispatch(now)
         self._log_reports()
+        if time.time() >= self.next_probe:
+            self._probe(now)
+            self.next_probe = time.time() + settings.PLAYOUT_PROBE_SECONDS
+
+    def _probe(self, now: datetime) -> None:
+        """Ask each engine over telnet whether it is up; report the ones that answer (the health job reads it)."""
+        healthy = [pk for pk, running in self.channels.items() if running.running and running.engine.gateway.alive()]
+        if healthy:
+            services.channel_report_healthy(channel_ids=healthy, node=self.node, now=now)
 
     def _dispatch(self, now: datetime) -> None:
         """Push each item to its channel's queue at its slot (the LibreTime way; a prepared start comes next)."""
@@ -183,8 +193,7 @@ class ChannelSupervisor:
         self.rearm(now)
 
     def renew(self, now: datetime) -> None:
-        alive = [pk for pk, running in self.channels.items() if running.running and running.engine.alive()]
-        services.channel_report_healthy(channel_ids=alive, node=self.node, now=now)
+        """Engines report through their probes, on their own cadence."""
 
     def shutdown(self) -> None:
         for running in self.channels.values():

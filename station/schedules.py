@@ -9,6 +9,7 @@ from django_q.tasks import async_task
 # name → dotted function; each relaunches every minute if its chain of runs ever breaks.
 PERIODIC_JOBS = {
     "recorders.tick": "recorders.tasks.tick",
+    "playout.health": "playout.tasks.health",
 }
 
 

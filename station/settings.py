@@ -129,6 +129,10 @@ AGENT_LEASE_SECONDS = env.float("AGENT_LEASE_SECONDS", default=10)  # a claim no
 RECORDER_START_GRACE_SECONDS = env.float("RECORDER_START_GRACE_SECONDS", default=10)  # unclaimed start → failed
 RECORDER_STARTUP_TIMEOUT_SECONDS = env.float("RECORDER_STARTUP_TIMEOUT_SECONDS", default=15)  # no data yet → failed
 LIVE_ASSET_TIMEOUT_MINUTES = env.float("LIVE_ASSET_TIMEOUT_MINUTES", default=120)  # live asset with no recorder → error
+PLAYOUT_PROBE_SECONDS = env.float("PLAYOUT_PROBE_SECONDS", default=1)  # agents probe their engines this often
+PLAYOUT_MISSED_PROBES = env.int("PLAYOUT_MISSED_PROBES", default=3)  # missed probes before a channel fails over
+PLAYOUT_STARTUP_GRACE_SECONDS = env.float("PLAYOUT_STARTUP_GRACE_SECONDS", default=20)  # a fresh engine's time to answer
+PLAYOUT_HEALTH_INTERVAL_SECONDS = env.float("PLAYOUT_HEALTH_INTERVAL_SECONDS", default=0.5)  # health job cadence
 PLAYOUT_TELNET_BASE_PORT = env.int("PLAYOUT_TELNET_BASE_PORT", default=21000)  # engine telnet port = base + channel id
 TICK_INTERVAL_SECONDS = env.float("TICK_INTERVAL_SECONDS", default=2)  # housekeeping cadence (≤ 5 s)
 TICK_RUN_SECONDS = env.float("TICK_RUN_SECONDS", default=240)  # one tick job loops this long, then hands over

@@ -84,3 +84,38 @@ def test_a_show_added_a_second_before_air_goes_on_air_at_its_slot_and_the_as_run
     assert played.duration_seconds == pytest.approx(3.0, abs=0.3)
     assert back.started_at == played.ended_at
     assert AsRunEntry.objects.filter(channel=channel, ended_at__isnull=True).count() == 1
+
+
+def test_killing_the_agent_fails_the_channel_over_to_a_second_agent_and_the_as_run_log_continues(media_root):
+    import os
+    import signal
+
+    fast = {"AGENT_HEARTBEAT_SECONDS": 0.5, "PLAYOUT_PROBE_SECONDS": 0.5}
+    studio = StudioFactory()
+    first, second = NodeFactory(name="host-1"), NodeFactory(name="host-2")
+    filler = PlaylistFactory(studio=studio, name="Filler")
+    PlaylistItem.objects.create(playlist=filler, position=0, asset=_tone(studio, media_root, 330, 60))
+    port = closed_port()
+    channel = ChannelFactory(studio=studio, node=first, status=Channel.Status.STARTING, fallback_playlist=filler,
+                             output_settings={"port": port, "mount": "air"}, slug="air")
+    processes = {
+        name: spawn_manage("run_node", "--name", name, env=database_env(PLAYOUT_TELNET_BASE_PORT=closed_port() - channel.pk, **fast))
+        for name in ("host-1", "host-2")
+    }
+    health = spawn_manage("tick", "--job", "playout.health", "--for", "120", env=database_env(**fast))
+    try:
+        wait_until(lambda: AsRunEntry.objects.filter(channel=channel, node=first, title="tone-330").exists(), timeout=30,
+                   message="the channel on air on host-1")
+        os.kill(processes["host-1"].pid, signal.SIGKILL)
+        killed_at = timezone.now()
+
+        taken = wait_until(lambda: AsRunEntry.objects.filter(channel=channel, node=second).exclude(title="Silence").first(),
+                           timeout=30, message="the channel back on air on host-2")
+        channel.refresh_from_db()
+        assert channel.node == second and channel.status == Channel.Status.RUNNING
+        assert channel.restart_count == 1
+        assert (taken.started_at - killed_at).total_seconds() <= 10
+        assert AsRunEntry.objects.filter(channel=channel, ended_at__isnull=True).count() == 1
+        assert not AsRunEntry.objects.filter(channel=channel, node=first, ended_at__isnull=True).exists()
+    finally:
+        stop(health, *processes.values())

@@ -1,0 +1,59 @@
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+
+from playout import services
+from playout.models import Channel
+from station.models import Alert
+from station.tests.factories import ChannelFactory, NodeFactory
+
+pytestmark = pytest.mark.django_db
+
+
+def _dead_channel(**fields):
+    stale = timezone.now() - timedelta(seconds=30)
+    return ChannelFactory(status=Channel.Status.RUNNING, last_heartbeat_at=stale, **fields)
+
+
+def test_a_hardware_channel_only_alerts_and_stays_on_its_host():
+    host = NodeFactory(capabilities=["playout", "decklink"], last_heartbeat_at=timezone.now())
+    NodeFactory(name="spare", capabilities=["playout", "decklink"], last_heartbeat_at=timezone.now())
+    channel = _dead_channel(node=host, output_type=Channel.Output.DECKLINK)
+
+    services.channels_check_health(now=timezone.now())
+
+    channel.refresh_from_db()
+    assert channel.status == Channel.Status.ERROR and channel.node == host
+    assert "hardware output stays on its host" in channel.error_message
+    assert Alert.objects.get(code="channel_hardware_down").severity == Alert.Severity.CRITICAL
+
+
+def test_a_network_channel_moves_to_the_least_busy_healthy_node_that_can_play_out():
+    now = timezone.now()
+    old = NodeFactory(name="old", last_heartbeat_at=now - timedelta(minutes=1))
+    NodeFactory(name="recorder-only", capabilities=["record"], last_heartbeat_at=now)
+    busy = NodeFactory(name="busy", last_heartbeat_at=now)
+    ChannelFactory(node=busy)
+    idle = NodeFactory(name="idle", last_heartbeat_at=now)
+    channel = _dead_channel(node=old)
+
+    assert services.channels_check_health(now=now) == {"failed_over": 1, "alerted": 0}
+
+    channel.refresh_from_db()
+    assert (channel.node, channel.status, channel.restart_count) == (idle, Channel.Status.STARTING, 1)
+
+
+def test_with_no_healthy_node_the_channel_is_in_error_with_the_reason():
+    channel = _dead_channel(node=NodeFactory(name="lonely"))
+    services.channels_check_health(now=timezone.now())
+    channel.refresh_from_db()
+    assert channel.status == Channel.Status.ERROR
+    assert "no healthy node can take it over" in channel.error_message
+
+
+def test_a_fresh_channel_has_a_grace_period():
+    channel = ChannelFactory(status=Channel.Status.STARTING, node=NodeFactory())
+    services.channels_check_health(now=timezone.now())
+    channel.refresh_from_db()
+    assert channel.status == Channel.Status.STARTING
