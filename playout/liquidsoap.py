@@ -57,10 +57,20 @@ settings.server.telnet.set(true)
 settings.server.telnet.bind_addr.set("127.0.0.1")
 settings.server.telnet.port.set({int(telnet_port)})
 
-queue = request.queue(id="queue")
+# The dispatcher queues the next item ahead of its slot (resolved and ready) and sets next_at; the
+# switch lets it through at the first frame at or after that instant, and keeps a started item to
+# its end. Items are cut by their liq_cue_in/liq_cue_out annotations.
+next_at = ref(9999999999.)
+def set_next_at(value) =
+  next_at := float_of_string(value)
+  "OK"
+end
+server.register(usage="next_at <epoch seconds>", "next_at", set_next_at)
+queue = cue_cut(request.queue(id="queue"))
+timed = switch(id="timed", track_sensitive=true, [({{time() >= !next_at}}, queue)])
 {filler}silence = blank(id="silence")
 # replay_metadata: returning to the filler mid-track reports it again, so the as-run log sees it.
-main = fallback(id="main", track_sensitive=false, replay_metadata=true, [queue, filler, silence])
+main = fallback(id="main", track_sensitive=false, replay_metadata=true, [timed, filler, silence])
 
 def report(m)
   print({_liq_string(ON_AIR_MARK)} ^ json.stringify(compact=true, m))
@@ -97,6 +107,9 @@ class Gateway:
     def push(self, path: str, annotations: dict) -> str:
         notes = ",".join(f"{key}={json.dumps(str(value))}" for key, value in annotations.items())
         return self.command(f"queue.push annotate:{notes}:{path}")
+
+    def set_next_at(self, epoch_seconds: float) -> str:
+        return self.command(f"next_at {epoch_seconds:.3f}")
 
     def skip(self) -> str:
         return self.command("main.skip")

@@ -25,6 +25,9 @@ logger = logging.getLogger(__name__)
 DISPATCH_HORIZON = timedelta(minutes=5)
 SILENCE_TITLE = "Silence"
 LATE_START_SECONDS = 0.5  # later than this, an item's cue point is advanced by its lateness
+PREPARE_SECONDS = 2.0  # items are queued this early, so the engine has them resolved at their slot
+HALF_FRAME_SECONDS = 0.02  # the switch acts on 40 ms frames: aim at the frame nearest the slot
+SETTLE_SECONDS = 0.1  # an on-air report superseded this fast (a transition blip) is not logged
 
 
 @dataclass
@@ -33,6 +36,7 @@ class RunningChannel:
     engine: LiquidsoapEngine
     running: bool = False
     pushed: set[int] = field(default_factory=set)
+    armed: ScheduledItem | None = None  # queued in the engine, waiting for its slot
 
 
 class ChannelSupervisor:
@@ -43,6 +47,7 @@ class ChannelSupervisor:
         self.upcoming: list[ScheduledItem] = []
         self.reports: queue.Queue = queue.Queue()
         self.next_probe = 0.0
+        self.pending: list[tuple] = []
 
     # -- planning -----------------------------------------------------------------------------
 
@@ -115,7 +120,7 @@ class ChannelSupervisor:
     def next_deadline(self) -> float | None:
         if not self.channels:
             return None
-        moments = [item.start_at.timestamp() for item in self.upcoming if item.pk not in self._pushed()]
+        moments = [item.start_at.timestamp() - PREPARE_SECONDS for item in self.upcoming if item.pk not in self._pushed()]
         moments.append(time.time() + 0.05)  # on-air reports are logged promptly
         return min(moments)
 
@@ -148,31 +153,60 @@ class ChannelSupervisor:
             services.channel_report_healthy(channel_ids=healthy, node=self.node, now=now)
 
     def _dispatch(self, now: datetime) -> None:
-        """Push each item to its channel's queue at its slot (the LibreTime way; a prepared start comes next)."""
-        for item in self.upcoming:
-            running = self.channels.get(item.channel_id)
-            if running is None or not running.running or item.pk in running.pushed or item.start_at > now:
+        """Queue each channel's next item ahead of its slot and tell the engine when to let it on air."""
+        for running in self.channels.values():
+            if not running.running:
+                continue
+            if running.armed is not None and running.armed.end_at <= now:
+                running.armed = None  # it never went on air (removed from the timeline); move on
+            if running.armed is not None:
+                continue
+            item = next((i for i in self.upcoming if i.channel_id == running.channel.pk and i.pk not in running.pushed), None)
+            if item is None or item.start_at - timedelta(seconds=PREPARE_SECONDS) > now:
                 continue
             running.pushed.add(item.pk)
             if not item.asset_id or not item.asset.file:
                 continue
-            lateness = (now - item.start_at).total_seconds()
-            annotations = {"sk_item": item.pk, "sk_asset": item.asset_id, "sk_title": item.title}
-            # An item pushed late (agent restart, late change) starts further in, so what follows stays on time.
-            cue_in = item.cue_in_seconds + (lateness if lateness > LATE_START_SECONDS else 0.0)
-            if cue_in:
-                annotations["liq_cue_in"] = round(cue_in, 3)
-            try:
-                running.engine.gateway.push(str(Path(settings.MEDIA_ROOT) / item.asset.file.name), annotations)
-            except OSError as error:
-                logger.error("channel %s: could not push %s: %s", running.channel, item, error)
+            self._arm(running, item, now)
+
+    def _arm(self, running: RunningChannel, item: ScheduledItem, now: datetime) -> None:
+        lateness = (now - item.start_at).total_seconds()
+        # An item armed late (agent restart, late change) starts further in, so what follows stays on time.
+        advance = lateness if lateness > LATE_START_SECONDS else 0.0
+        cue_in = item.cue_in_seconds + advance
+        cue_out = item.cue_in_seconds + (item.end_at - item.start_at).total_seconds()
+        annotations = {"sk_item": item.pk, "sk_asset": item.asset_id, "sk_title": item.title,
+                       "liq_cue_in": round(cue_in, 3), "liq_cue_out": round(cue_out, 3)}
+        try:
+            running.engine.gateway.push(str(Path(settings.MEDIA_ROOT) / item.asset.file.name), annotations)
+            running.engine.gateway.set_next_at(
+                time.time() if advance else item.start_at.timestamp() - HALF_FRAME_SECONDS
+            )
+            running.armed = item
+        except OSError as error:
+            logger.error("channel %s: could not queue %s: %s", running.channel, item, error)
 
     def _log_reports(self) -> None:
         while True:
             try:
-                channel_id, metadata, at = self.reports.get_nowait()
+                self.pending.append(self.reports.get_nowait())
             except queue.Empty:
-                return
+                break
+        settled, waiting = [], []
+        for index, report in enumerate(self.pending):
+            following = next((r for r in self.pending[index + 1:] if r[0] == report[0]), None)
+            if following is not None:
+                if following[2] - report[2] >= SETTLE_SECONDS:
+                    settled.append(report)
+            elif time.time() - report[2] >= SETTLE_SECONDS:
+                settled.append(report)
+            else:
+                waiting.append(report)
+        self.pending = waiting
+        for channel_id, metadata, at in settled:
+            running = self.channels.get(channel_id)
+            if running and running.armed and str(running.armed.pk) == str(metadata.get("sk_item")):
+                running.armed = None
             # When the line was read: Liquidsoap's own on_air_timestamp has whole seconds only, and a
             # replayed track (the filler resumed) keeps its first one.
             moment = datetime.fromtimestamp(at, tz=UTC)
