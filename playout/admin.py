@@ -1,7 +1,10 @@
 from django.contrib import admin
+from django.http import HttpResponse
+from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from playout import services
+from playout.exports import write_as_run_csv
 from playout.models import AsRunEntry, Channel, Playlist, PlaylistItem, ScheduledItem, Show, ShowInstance
 from station.admin_base import ReadOnlyScopedAdmin, StudioScopedAdmin, StudioScopedInline, WindowAdminMixin, scoped_filter, service_action
 
@@ -80,13 +83,21 @@ class ShowInstanceAdmin(StudioScopedAdmin):
 
 @admin.register(AsRunEntry)
 class AsRunEntryAdmin(ReadOnlyScopedAdmin):
-    """The compliance log: never edited."""
+    """The compliance log: never edited; exported as CSV for the selected rows or filtered range."""
 
     list_display = ["started_at", "channel", "title", "ended_at", "duration_seconds", "result", "asset"]
     list_filter = ["result", scoped_filter("channel__studio"), scoped_filter("channel")]
     search_fields = ["title"]
     date_hierarchy = "started_at"
     list_select_related = ["channel", "asset"]
+    actions = ["export_csv"]
+
+    @admin.action(description=_("Export selected rows as CSV"), permissions=["view"])
+    def export_csv(self, request, queryset):
+        response = HttpResponse(content_type="text/csv; charset=utf-8")
+        response["Content-Disposition"] = f'attachment; filename="as-run-{timezone.now():%Y%m%d-%H%M%S}.csv"'
+        write_as_run_csv(queryset.select_related("channel", "asset", "node").order_by("started_at"), response)
+        return response
 
 
 @admin.register(ScheduledItem)

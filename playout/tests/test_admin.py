@@ -68,3 +68,36 @@ def test_a_playlist_of_another_studio_cannot_be_a_channels_fallback(db):
     with pytest.raises(ValidationError) as raised:
         channel.full_clean()
     assert "fallback_playlist" in raised.value.error_dict
+
+
+def test_as_run_exports_the_filtered_range_as_csv_for_the_users_studios_only(client, studio_a, studio_b, operator_a):
+    import csv
+    import io
+    from urllib.parse import urlencode
+
+    from django.utils import timezone
+
+    from playout.models import AsRunEntry
+    from station.tests.factories import ChannelFactory, MediaAssetFactory
+
+    mine, theirs = ChannelFactory(studio=studio_a, slug="a-fm"), ChannelFactory(studio=studio_b, slug="b-fm")
+    asset = MediaAssetFactory(studio=studio_a, checksum="ab" * 32)
+    start = timezone.now().replace(microsecond=0) - timedelta(hours=1)
+    AsRunEntry.objects.create(channel=mine, title="News", started_at=start, ended_at=start + timedelta(minutes=5),
+                              duration_seconds=300, asset=asset)
+    AsRunEntry.objects.create(channel=mine, title="Old", started_at=start - timedelta(days=3),
+                              ended_at=start - timedelta(days=3) + timedelta(minutes=1), duration_seconds=60)
+    AsRunEntry.objects.create(channel=theirs, title="Secret", started_at=start)
+    client.force_login(operator_a)
+
+    response = client.post(
+        reverse("admin:playout_asrunentry_changelist") + "?" + urlencode({"started_at__gte": (start - timedelta(days=1)).isoformat()}),
+        {"action": "export_csv", "select_across": 1, "index": 0, "_selected_action": [0]},
+    )
+
+    assert response["Content-Type"].startswith("text/csv")
+    rows = list(csv.DictReader(io.StringIO(response.content.decode())))
+    assert [(r["channel"], r["title"], r["duration_seconds"], r["asset_checksum"]) for r in rows] == [
+        ("a-fm", "News", "300.000", "ab" * 32)
+    ]
+    assert rows[0]["started_at_utc"] == start.isoformat()
