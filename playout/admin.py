@@ -17,11 +17,23 @@ class ChannelAdmin(StudioScopedAdmin):
     prepopulated_fields = {"slug": ["name"]}
     autocomplete_fields = ["node", "fallback_playlist"]
     readonly_fields = ["status", "restart_count", "last_heartbeat_at", "error_message"]
-    actions = ["restart"]
+    actions = ["restart", "skip", "pause", "resume"]
 
     @service_action(_("Restart selected channels"))
     def restart(channel, request):
         services.channel_restart(channel=channel)
+
+    @service_action(_("Skip what is on air"))
+    def skip(channel, request):
+        services.channel_skip(channel=channel)
+
+    @service_action(_("Pause selected channels (silence)"))
+    def pause(channel, request):
+        services.channel_pause(channel=channel)
+
+    @service_action(_("Resume selected channels"))
+    def resume(channel, request):
+        services.channel_resume(channel=channel)
 
 
 class PlaylistItemInline(StudioScopedInline):

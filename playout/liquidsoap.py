@@ -72,12 +72,27 @@ timed = switch(id="timed", track_sensitive=true, [({{time() >= !next_at}}, queue
 # replay_metadata: returning to the filler mid-track reports it again, so the as-run log sees it.
 main = fallback(id="main", track_sensitive=false, replay_metadata=true, [timed, filler, silence])
 
+# Operators pause (silence on purpose) and skip (take the item on air off) over telnet.
+paused = ref(false)
+def set_paused(value) =
+  paused := (value == "true")
+  "OK"
+end
+server.register(usage="paused true|false", "paused", set_paused)
+def skip_current(_) =
+  main.skip()
+  "OK"
+end
+server.register(usage="skip", "skip", skip_current)
+pause_silence = blank(id="paused")
+air = switch(id="air", track_sensitive=false, replay_metadata=true, [({{!paused}}, pause_silence), ({{true}}, main)])
+
 def report(m)
   print({_liq_string(ON_AIR_MARK)} ^ json.stringify(compact=true, m))
 end
-main.on_track(report)
+air.on_track(report)
 
-{output_clause(output_type, output_settings, "mksafe(main)")}
+{output_clause(output_type, output_settings, "mksafe(air)")}
 """
 
 
@@ -112,7 +127,10 @@ class Gateway:
         return self.command(f"next_at {epoch_seconds:.3f}")
 
     def skip(self) -> str:
-        return self.command("main.skip")
+        return self.command("skip")
+
+    def set_paused(self, paused: bool) -> str:
+        return self.command(f"paused {'true' if paused else 'false'}")
 
 
 class LiquidsoapEngine:

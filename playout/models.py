@@ -141,7 +141,11 @@ class Channel(StatusMachine, TimeStampedModel):
         help_text=_("Played when nothing is scheduled, so there is never dead air. Silence if empty."),
     )
     status = models.CharField(_("status"), max_length=10, choices=Status.choices, default=Status.STOPPED, db_index=True)
-    paused = models.BooleanField(_("paused"), default=False)
+    paused = models.BooleanField(_("paused"), default=False, help_text=_("Paused channels put out silence."))
+    skip_requested_at = models.DateTimeField(
+        _("skip requested at"), null=True, blank=True, editable=False,
+        help_text=_("Set by the skip action; the channel's agent takes the item on air off once per request."),
+    )
     restart_count = models.PositiveIntegerField(_("restarts"), default=0)
     last_heartbeat_at = models.DateTimeField(_("last healthy probe"), null=True, blank=True)
     error_message = models.TextField(_("error"), blank=True)
@@ -308,6 +312,7 @@ class AsRunEntry(models.Model):
         SKIPPED = "skipped", _("Skipped")  # taken off air early by an operator
         FAILED = "failed", _("Failed")  # could not be played
         FALLBACK = "fallback", _("Fallback")  # nothing scheduled; the filler played
+        PAUSED = "paused", _("Paused")  # an operator paused the channel: silence on purpose
 
     channel = models.ForeignKey(Channel, on_delete=models.CASCADE, related_name="as_run", verbose_name=_("channel"))
     asset = models.ForeignKey(

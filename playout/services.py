@@ -11,6 +11,7 @@ from django.utils.translation import gettext as _
 from ingest.models import MediaAsset
 from playout.models import AsRunEntry, Channel, ScheduledItem
 from station import events
+from station.errors import UserError
 from station.models import Alert, Node
 from station.services import alert_raise
 
@@ -136,3 +137,44 @@ def _channel_error(channel: Channel, reason, *, code: str) -> bool:
         alert_raise(studio=channel.studio_id, code=code, subject=channel.name, severity=Alert.Severity.CRITICAL, message=str(reason))
         _announce(channel)
     return False
+
+
+@transaction.atomic
+def channel_pause(*, channel: Channel) -> Channel:
+    """Put the channel to silence on purpose (its agent switches the engine over at once)."""
+    return _set_paused(channel, True)
+
+
+@transaction.atomic
+def channel_resume(*, channel: Channel) -> Channel:
+    """Back on air from a pause: the schedule (or the filler) plays again."""
+    return _set_paused(channel, False)
+
+
+def _set_paused(channel: Channel, paused: bool) -> Channel:
+    if not Channel.objects.filter(pk=channel.pk, paused=not paused).update(paused=paused, updated_at=timezone.now()):
+        raise UserError(
+            "already_paused" if paused else "not_paused",
+            _("%(channel)s is already paused.") if paused else _("%(channel)s is not paused."),
+            {"channel": channel.name},
+        )
+    channel.refresh_from_db()
+    _announce(channel)
+    return channel
+
+
+@transaction.atomic
+def channel_skip(*, channel: Channel) -> Channel:
+    """Take what is on air off now; the schedule (or the filler) continues."""
+    if channel.status != Channel.Status.RUNNING:
+        raise UserError("channel_not_running", _("%(channel)s is not on air; there is nothing to skip."),
+                        {"channel": channel.name})
+    Channel.objects.filter(pk=channel.pk).update(skip_requested_at=timezone.now())
+    channel.refresh_from_db()
+    _announce(channel)
+    return channel
+
+
+def as_run_mark_skipped(*, channel_id: int) -> None:
+    """The item on air was taken off by an operator: its row says so when it closes."""
+    AsRunEntry.objects.filter(channel_id=channel_id, ended_at__isnull=True).update(result=AsRunEntry.Result.SKIPPED)

@@ -24,6 +24,7 @@ from station.errors import UserError
 logger = logging.getLogger(__name__)
 DISPATCH_HORIZON = timedelta(minutes=5)
 SILENCE_TITLE = "Silence"
+PAUSED_TITLE = "Paused"
 LATE_START_SECONDS = 0.5  # later than this, an item's cue point is advanced by its lateness
 PREPARE_SECONDS = 2.0  # items are queued this early, so the engine has them resolved at their slot
 HALF_FRAME_SECONDS = 0.02  # the switch acts on 40 ms frames: aim at the frame nearest the slot
@@ -37,6 +38,8 @@ class RunningChannel:
     running: bool = False
     pushed: set[int] = field(default_factory=set)
     armed: ScheduledItem | None = None  # queued in the engine, waiting for its slot
+    applied_paused: bool = False
+    applied_skip: datetime | None = None
 
 
 class ChannelSupervisor:
@@ -64,6 +67,8 @@ class ChannelSupervisor:
                 self.channels.pop(pk).engine.stop()
         for pk, channel in wanted.items():
             current = self.channels.get(pk)
+            if current:
+                current.channel = channel  # operators' pause and skip arrive with it
             if current and current.running and channel.status == Channel.Status.STARTING:
                 logger.info("channel %s: restart asked; restarting its engine", channel)
                 self.channels.pop(pk).engine.stop()
@@ -94,7 +99,7 @@ class ChannelSupervisor:
             script=script, workdir=workdir, telnet_port=self._telnet_port(channel),
             on_air=lambda metadata, at, pk=channel.pk: self.reports.put((pk, metadata, at)),
         )
-        self.channels[channel.pk] = RunningChannel(channel=channel, engine=engine)
+        self.channels[channel.pk] = RunningChannel(channel=channel, engine=engine, applied_skip=channel.skip_requested_at)
         logger.info("channel %s: Liquidsoap %s started", channel, engine.process.pid)
 
     @staticmethod
@@ -140,6 +145,8 @@ class ChannelSupervisor:
             if not running.running and running.engine.gateway.alive():
                 running.running = True
                 services.channel_mark_running(channel=running.channel, node=self.node, now=now)
+            if running.running:
+                self._apply_operator_actions(running)
         self._dispatch(now)
         self._log_reports()
         if time.time() >= self.next_probe:
@@ -151,6 +158,19 @@ class ChannelSupervisor:
         healthy = [pk for pk, running in self.channels.items() if running.running and running.engine.gateway.alive()]
         if healthy:
             services.channel_report_healthy(channel_ids=healthy, node=self.node, now=now)
+
+    def _apply_operator_actions(self, running: RunningChannel) -> None:
+        channel = running.channel
+        try:
+            if channel.paused != running.applied_paused:
+                running.engine.gateway.set_paused(channel.paused)
+                running.applied_paused = channel.paused
+            if channel.skip_requested_at and channel.skip_requested_at != running.applied_skip:
+                services.as_run_mark_skipped(channel_id=channel.pk)
+                running.engine.gateway.skip()
+                running.applied_skip = channel.skip_requested_at
+        except OSError as error:
+            logger.error("channel %s: engine did not take the operator's action: %s", channel, error)
 
     def _dispatch(self, now: datetime) -> None:
         """Queue each channel's next item ahead of its slot and tell the engine when to let it on air."""
@@ -216,6 +236,9 @@ class ChannelSupervisor:
                     result=AsRunEntry.Result.PLAYED, asset_id=_int(metadata.get("sk_asset")),
                     scheduled_item_id=_int(metadata.get("sk_item")), node=self.node,
                 )
+            elif running and running.applied_paused and not metadata.get("filename"):
+                services.channel_on_air(channel_id=channel_id, at=moment, title=PAUSED_TITLE,
+                                        result=AsRunEntry.Result.PAUSED, node=self.node)
             else:
                 title = metadata.get("title") or Path(metadata.get("filename", "")).stem or SILENCE_TITLE
                 services.channel_on_air(channel_id=channel_id, at=moment, title=title,

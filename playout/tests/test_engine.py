@@ -121,3 +121,25 @@ def test_killing_the_agent_fails_the_channel_over_to_a_second_agent_and_the_as_r
         assert not AsRunEntry.objects.filter(channel=channel, node=first, ended_at__isnull=True).exists()
     finally:
         stop(health, *processes.values())
+
+
+def test_operators_skip_pause_and_resume_and_the_as_run_log_says_so(on_air_channel):
+    from playout import services
+
+    channel, _, _ = on_air_channel
+    on_air = wait_until(lambda: AsRunEntry.objects.filter(channel=channel, ended_at__isnull=True, title="tone-330").first(),
+                        timeout=10, message="the filler on air")
+
+    services.channel_skip(channel=Channel.objects.get(pk=channel.pk))
+    skipped = wait_until(lambda: (e := AsRunEntry.objects.get(pk=on_air.pk)).ended_at and e, timeout=5, message="the skip")
+    assert skipped.result == AsRunEntry.Result.SKIPPED
+
+    services.channel_pause(channel=Channel.objects.get(pk=channel.pk))
+    paused = wait_until(lambda: AsRunEntry.objects.filter(channel=channel, ended_at__isnull=True,
+                                                          result=AsRunEntry.Result.PAUSED).first(), timeout=5, message="pause")
+    assert paused.title == "Paused"
+
+    services.channel_resume(channel=Channel.objects.get(pk=channel.pk))
+    wait_until(lambda: AsRunEntry.objects.filter(channel=channel, ended_at__isnull=True, result=AsRunEntry.Result.FALLBACK,
+                                                 started_at__gt=paused.started_at).exists(), timeout=5, message="resume")
+    assert AsRunEntry.objects.get(pk=paused.pk).duration_seconds > 0
