@@ -18,6 +18,8 @@ from ingest.models import MediaAsset
 from playout import services
 from playout.liquidsoap import LiquidsoapEngine, render_script
 from playout.models import AsRunEntry, Channel, ScheduledItem
+from playout.media_check import HORIZON as MEDIA_CHECK_HORIZON
+from playout.media_check import unplayable_items
 from playout.timeline import timeline_refresh
 from station.errors import UserError
 
@@ -51,6 +53,7 @@ class ChannelSupervisor:
         self.reports: queue.Queue = queue.Queue()
         self.next_probe = 0.0
         self.pending: list[tuple] = []
+        self.unplayable: set[int] = set()
 
     # -- planning -----------------------------------------------------------------------------
 
@@ -77,6 +80,11 @@ class ChannelSupervisor:
                 self._start(channel)
         for pk in self.channels:
             timeline_refresh(channel=self.channels[pk].channel, now=now)
+        self.unplayable = unplayable_items(list(
+            ScheduledItem.objects.filter(
+                channel_id__in=list(self.channels), start_at__lte=now + MEDIA_CHECK_HORIZON, end_at__gt=now
+            ).select_related("asset", "channel")
+        ))
         self.upcoming = list(
             ScheduledItem.objects.filter(
                 channel_id__in=list(self.channels), start_at__lte=now + DISPATCH_HORIZON, end_at__gt=now
@@ -185,8 +193,8 @@ class ChannelSupervisor:
             if item is None or item.start_at - timedelta(seconds=PREPARE_SECONDS) > now:
                 continue
             running.pushed.add(item.pk)
-            if not item.asset_id or not item.asset.file:
-                continue
+            if not item.asset_id or item.pk in self.unplayable:
+                continue  # the filler covers it; the media check already alerted
             self._arm(running, item, now)
 
     def _arm(self, running: RunningChannel, item: ScheduledItem, now: datetime) -> None:
