@@ -33,8 +33,13 @@ def _announce(channel: Channel) -> None:
 
 @transaction.atomic
 def channel_restart(*, channel: Channel) -> Channel:
-    """Ask the channel's node agent to (re)start its engine."""
-    channel.move_to(Channel.Status.STARTING, restart_count=F("restart_count") + 1, error_message="")
+    """Ask the channel's node agent to (re)start its engine; a channel with no live node is placed on one."""
+    placement = {}
+    if not channel.is_hardware and (channel.node is None or not channel.node.is_online()):
+        target = _healthy_node_for(channel, timezone.now())
+        if target is not None:
+            placement["node"] = target
+    channel.move_to(Channel.Status.STARTING, restart_count=F("restart_count") + 1, error_message="", **placement)
     _announce(channel)
     return channel
 

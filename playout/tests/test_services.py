@@ -31,3 +31,15 @@ def test_restart_counts_and_asks_the_agent_to_start_again():
     services.channel_restart(channel=channel)
     channel.refresh_from_db()
     assert (channel.status, channel.restart_count) == (Channel.Status.STARTING, 1)
+
+
+def test_restarting_a_channel_without_a_live_node_places_it_on_one():
+    from django.utils import timezone
+
+    from station.tests.factories import NodeFactory
+
+    live = NodeFactory(name="live", last_heartbeat_at=timezone.now())
+    channel = ChannelFactory(status=Channel.Status.STOPPED, node=None)
+    services.channel_restart(channel=channel)
+    channel.refresh_from_db()
+    assert (channel.status, channel.node) == (Channel.Status.STARTING, live)
