@@ -7,6 +7,7 @@ prints every on-air change as a ``SK_ON_AIR <json>`` line the agent reads.
 
 import json
 import logging
+import signal
 import socket
 import subprocess
 import threading
@@ -17,7 +18,7 @@ from pathlib import Path
 from django.utils.translation import gettext_lazy as _
 
 from station.errors import UserError
-from station.processes import die_with_parent
+from station.processes import die_with_parent, kill_strays
 
 logger = logging.getLogger(__name__)
 ON_AIR_MARK = "SK_ON_AIR "
@@ -143,9 +144,13 @@ class LiquidsoapEngine:
         self.gateway = Gateway(telnet_port)
         self.on_air = on_air
         self.started_at = time.time()
+        if kill_strays(str(self.script_path)):  # it would hold the telnet port and the output
+            logger.warning("killed a Liquidsoap left over from a previous agent for %s", self.script_path)
         self.process = subprocess.Popen(
             ["liquidsoap", str(self.script_path)], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT, text=True, errors="replace", preexec_fn=die_with_parent,
+            stderr=subprocess.STDOUT, text=True, errors="replace",
+            # SIGKILL: Liquidsoap's own shutdown can hang, and a dead agent's engine must go at once.
+            preexec_fn=die_with_parent(signal.SIGKILL),
         )
         self.last_lines: list[str] = []
         threading.Thread(target=self._read, daemon=True).start()

@@ -40,6 +40,7 @@ class RunningChannel:
     running: bool = False
     pushed: set[int] = field(default_factory=set)
     armed: ScheduledItem | None = None  # queued in the engine, waiting for its slot
+    started_at_restart: int = 0  # the channel's restart count when this engine started
     applied_paused: bool = False
     applied_skip: datetime | None = None
 
@@ -72,7 +73,7 @@ class ChannelSupervisor:
             current = self.channels.get(pk)
             if current:
                 current.channel = channel  # operators' pause and skip arrive with it
-            if current and current.running and channel.status == Channel.Status.STARTING:
+            if current and channel.status == Channel.Status.STARTING and channel.restart_count > current.started_at_restart:
                 logger.info("channel %s: restart asked; restarting its engine", channel)
                 self.channels.pop(pk).engine.stop()
                 current = None
@@ -107,7 +108,8 @@ class ChannelSupervisor:
             script=script, workdir=workdir, telnet_port=self._telnet_port(channel),
             on_air=lambda metadata, at, pk=channel.pk: self.reports.put((pk, metadata, at)),
         )
-        self.channels[channel.pk] = RunningChannel(channel=channel, engine=engine, applied_skip=channel.skip_requested_at)
+        self.channels[channel.pk] = RunningChannel(channel=channel, engine=engine, applied_skip=channel.skip_requested_at,
+                                                   started_at_restart=channel.restart_count)
         logger.info("channel %s: Liquidsoap %s started", channel, engine.process.pid)
 
     @staticmethod
@@ -152,7 +154,8 @@ class ChannelSupervisor:
                 continue
             if not running.running and running.engine.gateway.alive():
                 running.running = True
-                services.channel_mark_running(channel=running.channel, node=self.node, now=now)
+                if not services.channel_mark_running(channel=running.channel, node=self.node, now=now):
+                    logger.warning("channel %s: engine up, but the channel is no longer starting here", running.channel)
             if running.running:
                 self._apply_operator_actions(running)
         self._dispatch(now)

@@ -71,7 +71,7 @@ class FfmpegRun:
         self._stderr: deque[str] = deque(maxlen=20)
         self.process = subprocess.Popen(
             self.argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-            text=True, errors="replace", preexec_fn=die_with_parent,
+            text=True, errors="replace", preexec_fn=die_with_parent(signal.SIGTERM),  # SIGTERM: ffmpeg closes its file cleanly
         )
         Thread(target=self._read_progress, daemon=True).start()
         Thread(target=self._drain_stderr, daemon=True).start()
