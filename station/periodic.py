@@ -71,3 +71,22 @@ def run_exclusively(*, name: str, lock_key: int, interval: float, run_for: float
         except Exception:
             logger.info("%s: lock already gone with its connection", name)
     return True
+
+
+def run_periodic_job(*, name: str, lock_key: int, interval: float, step: Callable[[], object],
+                     run_for: float | None = None, hand_over: bool = True, wait: float = LOCK_WAIT_SECONDS) -> bool:
+    """A declared periodic job's run: loop under its lock, then queue its successor (see station.schedules)."""
+    from django.conf import settings
+    from django_q.tasks import async_task
+
+    from station.schedules import PERIODIC_JOBS
+
+    return run_exclusively(
+        name=name,
+        lock_key=lock_key,
+        interval=interval,
+        run_for=settings.TICK_RUN_SECONDS if run_for is None else run_for,
+        step=step,
+        on_handover=(lambda: async_task(PERIODIC_JOBS[name], task_name=name)) if hand_over else None,
+        wait=wait,
+    )
