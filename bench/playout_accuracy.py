@@ -84,7 +84,7 @@ def main() -> None:
     from ingest.media import generate_tone
     from ingest.services import asset_register_file
     from playout.liquidsoap import LiquidsoapEngine, render_script
-    from playout.models import AsRunEntry, Channel, Playlist, PlaylistItem, ScheduledItem, Show, ShowInstance
+    from playout.models import AsRunEntry, Channel, Playlist, PlaylistItem, Show, ShowInstance
     from station.models import Node, Studio
 
     call_command("migrate", verbosity=0)

@@ -1,7 +1,6 @@
 from datetime import timedelta
 from urllib.parse import urlsplit
 
-from django.contrib.postgres.fields import ArrayField
 from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import Q
