@@ -77,6 +77,24 @@ def _signature(rows) -> list[tuple]:
     return [(r["playlist_item_id"], r["asset_id"], r["start_at"], r["end_at"], r["cue_in_seconds"]) for r in rows]
 
 
+def _report_fit(instance: ShowInstance, planned: list[dict]) -> None:
+    """Tell the desk, once, when a show's playlist overruns its slot (cut) or leaves a gap (filler)."""
+    if not planned:
+        return
+    playlist = instance.effective_playlist
+    total = sum(entry.play_seconds or 0 for entry in playlist.items.select_related("asset"))
+    slot = (instance.end_at - instance.start_at).total_seconds()
+    start = instance.start_at.isoformat()
+    if total > slot + 0.5:
+        alert_raise(studio=instance.channel.studio_id, code="show_overrun", subject=str(instance.show),
+                    message=_("%(show)s at %(start)s: its playlist runs %(over).0f s past the show's end and will be cut.")
+                    % {"show": instance.show, "start": start, "over": total - slot})
+    elif total < slot - 0.5:
+        alert_raise(studio=instance.channel.studio_id, code="show_gap", subject=str(instance.show),
+                    message=_("%(show)s at %(start)s: its playlist ends %(gap).0f s before the show does; the filler will play.")
+                    % {"show": instance.show, "start": start, "gap": slot - total})
+
+
 def _build_items(instance: ShowInstance, now: datetime) -> int:
     planned = planned_items(instance)
     future = [row for row in planned if row["start_at"] >= now]
@@ -86,6 +104,7 @@ def _build_items(instance: ShowInstance, now: datetime) -> int:
     )
     if _signature(existing) == _signature(future):
         return 0
+    _report_fit(instance, planned)
     with rundown_lock(instance.show_id), timeline_lock(instance.channel_id):
         ScheduledItem.objects.filter(instance=instance, start_at__gte=now).delete()
         if future:  # the item on air now makes way for the new plan where they would overlap

@@ -93,3 +93,16 @@ def test_an_item_whose_file_is_missing_is_reported_well_before_air(settings, tmp
     assert "gone.mp3 is not on this node" in alert.message and "The filler will cover it" in alert.message
     unplayable_items(items)
     assert Alert.objects.filter(code="media_missing").count() == 1  # once, not every re-arm
+
+
+@pytest.mark.django_db(transaction=True)  # each channel's timeline is built in its own transaction, as in the agent
+def test_a_playlist_that_overruns_or_falls_short_of_its_show_alerts_the_desk():
+    start = timezone.now().replace(microsecond=0) + timedelta(minutes=5)
+    long_show = _show_with_playlist([400, 400], start=start, minutes=10)
+    short_show = _show_with_playlist([60], start=start, minutes=10)
+
+    timeline_refresh(channel=long_show.channel, now=timezone.now())
+    timeline_refresh(channel=short_show.channel, now=timezone.now())
+
+    assert "runs 200 s past the show's end" in Alert.objects.get(code="show_overrun").message
+    assert "ends 540 s before the show does; the filler will play" in Alert.objects.get(code="show_gap").message
