@@ -143,7 +143,6 @@ class LiquidsoapEngine:
         self.script_path.write_text(script)
         self.gateway = Gateway(telnet_port)
         self.on_air = on_air
-        self.started_at = time.time()
         if kill_strays(str(self.script_path)):  # it would hold the telnet port and the output
             logger.warning("killed a Liquidsoap left over from a previous agent for %s", self.script_path)
         self.process = subprocess.Popen(

@@ -46,9 +46,8 @@ class RunningChannel:
 
 
 class ChannelSupervisor:
-    def __init__(self, *, node, owner: str):
+    def __init__(self, *, node):
         self.node = node
-        self.owner = owner
         self.channels: dict[int, RunningChannel] = {}
         self.upcoming: list[ScheduledItem] = []
         self.reports: queue.Queue = queue.Queue()
@@ -135,12 +134,10 @@ class ChannelSupervisor:
     def next_deadline(self) -> float | None:
         if not self.channels:
             return None
-        moments = [item.start_at.timestamp() - PREPARE_SECONDS for item in self.upcoming if item.pk not in self._pushed()]
+        pushed = set().union(*(running.pushed for running in self.channels.values()))
+        moments = [item.start_at.timestamp() - PREPARE_SECONDS for item in self.upcoming if item.pk not in pushed]
         moments.append(time.time() + 0.05)  # on-air reports are logged promptly
         return min(moments)
-
-    def _pushed(self) -> set[int]:
-        return set().union(*(running.pushed for running in self.channels.values())) if self.channels else set()
 
     # -- acting -------------------------------------------------------------------------------
 

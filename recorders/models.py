@@ -141,10 +141,6 @@ class RecorderSchedule(StatusMachine, RecurringWindow, TimeStampedModel):
         return f"{self.name} ({self.start_at:%Y-%m-%d %H:%M} UTC)"
 
     @property
-    def is_active(self) -> bool:
-        return self.status in self.ACTIVE_STATUSES
-
-    @property
     def record_from(self):
         """When ffmpeg starts: the window's start less the recorder's pre-roll."""
         return self.start_at - timedelta(seconds=self.recorder.pre_roll_seconds)

@@ -7,7 +7,7 @@ windows it should record and takes back those whose lease ran out.
 import logging
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from django.conf import settings
@@ -33,7 +33,6 @@ class Recording:
     started: bool = False  # some run produced data
     restarts: int = 0
     restart_at: float = 0.0
-    stopping: bool = field(default=False)
 
 
 class RecorderSupervisor:

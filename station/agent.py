@@ -69,7 +69,7 @@ class NodeAgent:
         self.listener.execute(f"LISTEN {CHANNEL}")
         node = services.node_heartbeat(name=self.name, hostname=socket.gethostname(), version=AGENT_VERSION)
         if not self.supervisors:
-            self.supervisors = [RecorderSupervisor(node=node, owner=self.owner), ChannelSupervisor(node=node, owner=self.owner)]
+            self.supervisors = [RecorderSupervisor(node=node, owner=self.owner), ChannelSupervisor(node=node)]
         for supervisor in self.supervisors:
             supervisor.node = node
             supervisor.on_change(timezone.now())

@@ -32,9 +32,6 @@ class StatusMachine(models.Model):
         # *active* windows overlap") must see it even when a form shows it read-only.
         super().validate_constraints(exclude=set(exclude or ()) - {"status"})
 
-    def can_become(self, target: str) -> bool:
-        return target in self.TRANSITIONS.get(self.status, frozenset())
-
     def move_to(self, target: str, **fields) -> None:
         """Change status to ``target`` if the row still allows it, else raise TransitionNotAllowed."""
         changes = {"status": target, **fields}
