@@ -111,14 +111,15 @@ class Download(StatusMachine, TimeStampedModel):
         DOWNLOADING = "downloading", _("Downloading")
         COMPLETED = "completed", _("Completed")  # the asset is ready
         FAILED = "failed", _("Failed")  # see error message; may be retried
-        SKIPPED = "skipped", _("Skipped")  # already downloaded before
+        SKIPPED = "skipped", _("Skipped")  # already in the library (same URL): linked to that asset
 
     TRANSITIONS = {
         Status.QUEUED: frozenset({Status.DOWNLOADING, Status.SKIPPED, Status.FAILED}),
-        Status.DOWNLOADING: frozenset({Status.COMPLETED, Status.FAILED, Status.QUEUED}),
-        Status.COMPLETED: frozenset(),
+        Status.DOWNLOADING: frozenset({Status.COMPLETED, Status.SKIPPED, Status.FAILED, Status.QUEUED}),
+        # A source that does not remember its downloads fetches a finished item again on its next poll.
+        Status.COMPLETED: frozenset({Status.QUEUED}),
         Status.FAILED: frozenset({Status.QUEUED}),
-        Status.SKIPPED: frozenset(),
+        Status.SKIPPED: frozenset({Status.QUEUED}),
     }
 
     source = models.ForeignKey(IngestSource, on_delete=models.CASCADE, related_name="downloads", verbose_name=_("source"))
@@ -173,3 +174,31 @@ class PreviousDownload(models.Model):
 
     def __str__(self) -> str:
         return self.item_key
+
+
+class Publication(TimeStampedModel):
+    """An asset sent to the external archive (PUBLISH_URL), retried with exponential backoff."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending", _("Pending")  # waiting for its next attempt (next attempt at)
+        PUBLISHED = "published", _("Published")  # the archive accepted it
+        FAILED = "failed", _("Failed")  # gave up after the last allowed attempt; see last error
+
+    asset = models.OneToOneField(MediaAsset, on_delete=models.CASCADE, related_name="publication", verbose_name=_("asset"))
+    status = models.CharField(_("status"), max_length=10, choices=Status.choices, default=Status.PENDING, db_index=True)
+    attempts = models.PositiveIntegerField(_("attempts"), default=0)
+    next_attempt_at = models.DateTimeField(_("next attempt at"), null=True, blank=True)
+    published_at = models.DateTimeField(_("published at"), null=True, blank=True)
+    last_error = models.TextField(_("last error"), blank=True)
+
+    objects = StudioScopedQuerySet.as_manager()
+    studio_lookup = "asset__studio"
+
+    class Meta:
+        ordering = ["-created_at"]
+        verbose_name = _("publication")
+        verbose_name_plural = _("publications")
+        indexes = [models.Index(fields=["status", "next_attempt_at"], name="publication_due_idx")]
+
+    def __str__(self) -> str:
+        return str(self.asset)

@@ -12,12 +12,13 @@ import subprocess
 import sys
 import time
 import urllib.request
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from django.conf import settings
 from django.db import connection
 
+from station import queues
 from station.embedded_db import database_url
 
 STOP_GRACE_SECONDS = 10
@@ -27,6 +28,7 @@ STOP_GRACE_SECONDS = 10
 class Child:
     name: str
     argv: list[str]
+    env: dict[str, str] = field(default_factory=dict)
     process: subprocess.Popen | None = None
 
 
@@ -35,9 +37,17 @@ def station_processes(*, host: str, port: int, node: str) -> list[Child]:
     python = sys.executable
     return [
         Child("web", [python, "-m", "daphne", "-b", host, "-p", str(port), "station.asgi:application"]),
-        Child("tasks", [python, manage, "qcluster"]),
+        *(queue_cluster(queue) for queue in queues.QUEUES),
         Child("node", [python, manage, "run_node", "--name", node]),
     ]
+
+
+def queue_cluster(queue: str) -> Child:
+    """A django-q2 cluster for one queue; ingest runs at a lower CPU priority so its floods yield to playout."""
+    argv = [sys.executable, str(Path(settings.BASE_DIR) / "manage.py"), "qcluster"]
+    if queue == queues.INGEST:
+        argv = ["nice", "-n", "10", *argv]
+    return Child(f"{queue} jobs", argv, env={"Q_CLUSTER_NAME": queue})
 
 
 def run(children: list[Child], *, ready_url: str, on_ready) -> int:
@@ -53,7 +63,7 @@ def run(children: list[Child], *, ready_url: str, on_ready) -> int:
     signal.signal(signal.SIGINT, request_stop)
     signal.signal(signal.SIGTERM, request_stop)
     for child in children:
-        child.process = subprocess.Popen(child.argv, env=env, cwd=settings.BASE_DIR)
+        child.process = subprocess.Popen(child.argv, env={**env, **child.env}, cwd=settings.BASE_DIR)
     announced = False
     exit_code = 0
     while not stopping:

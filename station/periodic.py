@@ -87,6 +87,7 @@ def run_periodic_job(*, name: str, lock_key: int, interval: float, step: Callabl
         interval=interval,
         run_for=settings.TICK_RUN_SECONDS if run_for is None else run_for,
         step=step,
-        on_handover=(lambda: async_task(PERIODIC_JOBS[name], task_name=name)) if hand_over else None,
+        on_handover=(lambda: async_task(PERIODIC_JOBS[name].func, task_name=name, cluster=PERIODIC_JOBS[name].queue))
+        if hand_over else None,
         wait=wait,
     )

@@ -1,15 +1,25 @@
 """Periodic django-q2 jobs, declared in code. Each loops with its own cadence (station.periodic)."""
 
 from datetime import timedelta
+from typing import NamedTuple
 
 from django.utils import timezone
 from django_q.models import Schedule
 from django_q.tasks import async_task
 
-# name → dotted function; each relaunches every minute if its chain of runs ever breaks.
+from station import queues
+
+
+class PeriodicJob(NamedTuple):
+    func: str  # dotted path of the job
+    queue: str  # the cluster that runs it (station.queues)
+
+
+# name → job; each relaunches every minute if its chain of runs ever breaks.
 PERIODIC_JOBS = {
-    "recorders.tick": "recorders.tasks.tick",
-    "playout.health": "playout.tasks.health",
+    "recorders.tick": PeriodicJob("recorders.tasks.tick", queues.PLAYOUT),
+    "playout.health": PeriodicJob("playout.tasks.health", queues.EVENTS),
+    "ingest.tick": PeriodicJob("ingest.tasks.tick", queues.INGEST),
 }
 
 
@@ -18,11 +28,11 @@ def setup_schedules() -> list[str]:
 
     A run queued while another replica's loop holds the lock waits briefly and exits: no overlap.
     """
-    for name, func in PERIODIC_JOBS.items():
+    for name, job in PERIODIC_JOBS.items():
         Schedule.objects.update_or_create(
             name=name,
-            defaults={"func": func, "schedule_type": Schedule.MINUTES, "minutes": 1, "repeats": -1,
-                      "next_run": timezone.now() + timedelta(minutes=1)},
+            defaults={"func": job.func, "cluster": job.queue, "schedule_type": Schedule.MINUTES, "minutes": 1,
+                      "repeats": -1, "next_run": timezone.now() + timedelta(minutes=1)},
         )
-        async_task(func, task_name=name)
+        async_task(job.func, task_name=name, cluster=job.queue)
     return list(PERIODIC_JOBS)

@@ -134,20 +134,43 @@ PLAYOUT_MISSED_PROBES = env.int("PLAYOUT_MISSED_PROBES", default=3)  # missed pr
 PLAYOUT_STARTUP_GRACE_SECONDS = env.float("PLAYOUT_STARTUP_GRACE_SECONDS", default=20)  # a fresh engine's time to answer
 PLAYOUT_HEALTH_INTERVAL_SECONDS = env.float("PLAYOUT_HEALTH_INTERVAL_SECONDS", default=0.5)  # health job cadence
 PLAYOUT_TELNET_BASE_PORT = env.int("PLAYOUT_TELNET_BASE_PORT", default=21000)  # engine telnet port = base + channel id
+INGEST_TICK_SECONDS = env.float("INGEST_TICK_SECONDS", default=2)  # ingest loop: due polls, stale downloads, publishing
+INGEST_CONNECT_TIMEOUT_SECONDS = env.float("INGEST_CONNECT_TIMEOUT_SECONDS", default=10)
+INGEST_READ_TIMEOUT_SECONDS = env.float("INGEST_READ_TIMEOUT_SECONDS", default=30)  # no byte this long = stalled
+INGEST_DOWNLOAD_TIMEOUT_SECONDS = env.float("INGEST_DOWNLOAD_TIMEOUT_SECONDS", default=1800)  # one whole download
+INGEST_MAX_BYTES = env.int("INGEST_MAX_BYTES", default=2 * 2**30)  # larger files fail as too large
+INGEST_DOWNLOAD_ATTEMPTS = env.int("INGEST_DOWNLOAD_ATTEMPTS", default=5)  # tries per job, each resuming with Range
+INGEST_RETRY_BACKOFF_SECONDS = env.float("INGEST_RETRY_BACKOFF_SECONDS", default=1)  # doubles per attempt
+INGEST_STALE_SECONDS = env.float("INGEST_STALE_SECONDS", default=120)  # a download this long untouched is queued again
+PUBLISH_URL = env.str("PUBLISH_URL", default="")  # external archive; empty = no publishing
+PUBLISH_MAX_ATTEMPTS = env.int("PUBLISH_MAX_ATTEMPTS", default=8)
+PUBLISH_BATCH = env.int("PUBLISH_BATCH", default=25)  # publications tried per ingest tick
+PUBLISH_BACKOFF_SECONDS = env.float("PUBLISH_BACKOFF_SECONDS", default=30)  # doubles per attempt, at most 6 h
+PUBLISH_TIMEOUT_SECONDS = env.float("PUBLISH_TIMEOUT_SECONDS", default=120)
 TICK_INTERVAL_SECONDS = env.float("TICK_INTERVAL_SECONDS", default=2)  # housekeeping cadence (≤ 5 s)
 TICK_RUN_SECONDS = env.float("TICK_RUN_SECONDS", default=240)  # one tick job loops this long, then hands over
 
 # Background work: django-q2 on the database (ORM broker), or Redis when REDIS_URL is set.
+# One cluster per concern (station/queues.py): `manage.py qcluster` runs the playout queue,
+# `Q_CLUSTER_NAME=ingest` or `Q_CLUSTER_NAME=events` the others. Periodic loops hold one worker each.
 REDIS_URL = env.str("REDIS_URL", default="")
 Q_CLUSTER = {
-    "name": "stationkeeper",
-    "workers": env.int("Q_WORKERS", default=4),  # periodic loops hold one worker each
+    "name": "stationkeeper",  # shared by all clusters: it signs the queued jobs
+    "cluster_name": "playout",
+    "workers": env.int("Q_PLAYOUT_WORKERS", default=3),
+    "poll": env.float("Q_PLAYOUT_POLL_SECONDS", default=0.05),  # an idle ORM broker looks for work this often
     "timeout": env.int("Q_TIMEOUT", default=300),
     "retry": env.int("Q_RETRY", default=360),
     "catch_up": False,
     "ack_failures": True,
     "max_attempts": 1,
     "label": "Background tasks",
+    "ALT_CLUSTERS": {
+        # A download may run for INGEST_DOWNLOAD_TIMEOUT_SECONDS; its job must not be cut or handed out twice before.
+        "ingest": {"workers": env.int("Q_INGEST_WORKERS", default=5), "poll": 0.2,
+                   "timeout": int(INGEST_DOWNLOAD_TIMEOUT_SECONDS) + 60, "retry": int(INGEST_DOWNLOAD_TIMEOUT_SECONDS) + 120},
+        "events": {"workers": env.int("Q_EVENTS_WORKERS", default=2), "poll": 0.1},
+    },
 }
 if REDIS_URL:
     Q_CLUSTER["redis"] = REDIS_URL

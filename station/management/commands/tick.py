@@ -12,4 +12,4 @@ class Command(BaseCommand):
         parser.add_argument("--for", dest="seconds", type=float, default=60.0, help="How long to run (s).")
 
     def handle(self, *args, job, seconds, **options):
-        import_string(PERIODIC_JOBS[job])(run_for=seconds, hand_over=False, wait=seconds)
+        import_string(PERIODIC_JOBS[job].func)(run_for=seconds, hand_over=False, wait=seconds)

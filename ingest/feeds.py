@@ -1,0 +1,86 @@
+"""Listing the items of an ingest source: RSS/Atom enclosures (feedparser) or a plain URL list."""
+
+from dataclasses import dataclass
+from pathlib import PurePosixPath
+from urllib.parse import unquote, urlsplit
+
+import feedparser
+import requests
+from django.conf import settings
+from django.utils.translation import gettext_lazy as _
+
+from ingest.fetch import USER_AGENT
+from ingest.models import IngestSource
+from station.errors import UserError
+
+FEED_MAX_BYTES = 20 * 2**20  # a podcast feed with years of episodes is a few MB
+
+
+@dataclass(frozen=True)
+class Item:
+    key: str  # identity within its source: the entry's GUID, else its media URL
+    url: str
+    title: str
+
+
+def is_http(url: str) -> bool:
+    return urlsplit(url).scheme in ("http", "https")
+
+
+def title_from_url(url: str) -> str:
+    return unquote(PurePosixPath(urlsplit(url).path).name) or url
+
+
+def list_items(source: IngestSource) -> list[Item]:
+    """The media items a source offers now, oldest first, without duplicates."""
+    if source.kind == IngestSource.Kind.URL_LIST:
+        items = [Item(key=url, url=url, title=title_from_url(url)) for url in _url_lines(source.url_list)]
+    else:
+        items = _feed_items(source.url, _get_feed(source.url))
+    unique = {}
+    for item in items:
+        unique.setdefault(item.key, item)
+    return list(unique.values())
+
+
+def _url_lines(text: str) -> list[str]:
+    lines = [line.strip() for line in text.splitlines()]
+    urls = [line for line in lines if line and not line.startswith("#")]
+    bad = [url for url in urls if not is_http(url)]
+    if bad:
+        raise UserError("bad_url", _("Only http(s) URLs can be downloaded: %(url)s"), {"url": bad[0]})
+    return urls
+
+
+def _get_feed(url: str) -> bytes:
+    try:
+        with requests.get(url, stream=True, headers={"User-Agent": USER_AGENT},
+                          timeout=(settings.INGEST_CONNECT_TIMEOUT_SECONDS, settings.INGEST_READ_TIMEOUT_SECONDS)) as response:
+            if response.status_code >= 400:
+                raise UserError("feed_http_error", _("The feed %(url)s answered HTTP %(status)d %(reason)s."),
+                                {"url": url, "status": response.status_code, "reason": response.reason})
+            body = b""
+            for chunk in response.iter_content(1 << 16):
+                body += chunk
+                if len(body) > FEED_MAX_BYTES:
+                    raise UserError("feed_too_large", _("The feed %(url)s is larger than %(limit)d MB."),
+                                    {"url": url, "limit": FEED_MAX_BYTES // 2**20})
+            return body
+    except requests.RequestException as error:
+        raise UserError("feed_unreachable", _("Could not read the feed %(url)s: %(reason)s"),
+                        {"url": url, "reason": type(error).__name__}, inner=error) from error
+
+
+def _feed_items(url: str, body: bytes) -> list[Item]:
+    parsed = feedparser.parse(body)
+    if parsed.bozo and not parsed.entries:
+        raise UserError("bad_feed", _("%(url)s is not an RSS or Atom feed: %(reason)s"),
+                        {"url": url, "reason": parsed.get("bozo_exception", "")}, inner=parsed.get("bozo_exception"))
+    items = []
+    for entry in reversed(parsed.entries):  # feeds list the newest first; download in the order published
+        enclosure = next((e for e in entry.get("enclosures", []) if is_http(e.get("href", ""))), None)
+        if enclosure is None:
+            continue  # a text-only post: nothing to download
+        items.append(Item(key=(entry.get("id") or enclosure["href"])[:500], url=enclosure["href"],
+                          title=(entry.get("title") or title_from_url(enclosure["href"]))[:300]))
+    return items

@@ -1,0 +1,26 @@
+"""django-q2 entry points for ingest (the `ingest` queue): thin callers of services."""
+
+from django.conf import settings
+from django.utils import timezone
+
+from ingest import services
+from station.periodic import run_periodic_job
+
+TICK_LOCK_KEY = 8210303
+
+
+def tick(**options) -> bool:
+    """Poll due sources, requeue lost downloads and publish, every INGEST_TICK_SECONDS, on one replica at a time."""
+    return run_periodic_job(name="ingest.tick", lock_key=TICK_LOCK_KEY, interval=settings.INGEST_TICK_SECONDS,
+                            step=lambda: services.ingest_housekeeping(now=timezone.now()), **options)
+
+
+def poll() -> int:
+    """Poll the sources due now (beside the tick: each source goes to one poller)."""
+    return services.sources_poll_due(now=timezone.now())
+
+
+def download(download_id: int) -> str:
+    """Fetch one item; skipped at once if another worker holds the item."""
+    result = services.download_run(download_id=download_id)
+    return "busy" if result is None else result.status

@@ -1,0 +1,31 @@
+"""Work queues per concern: playout, ingest, events (the Sofie job-worker rule).
+
+Each concern is its own django-q2 cluster with workers of its own
+(``Q_CLUSTER_NAME=ingest manage.py qcluster``; ``playout`` is the default), so
+a flood of ingest jobs never delays a playout job. A job may queue work on
+another queue, but never waits for it: ``enqueue`` returns at once and queues
+only after the caller's transaction commits.
+"""
+
+import time
+
+from django.db import transaction
+from django_q.tasks import async_task
+
+PLAYOUT = "playout"  # time-critical station work: the recording tick, channel actions
+INGEST = "ingest"  # bulk media work: feed polls, downloads, publishing
+EVENTS = "events"  # low-priority watchers: channel health, notifications
+QUEUES = (PLAYOUT, INGEST, EVENTS)
+
+
+def enqueue(queue: str, func: str, *args, task_name: str | None = None, **kwargs) -> None:
+    """Queue ``func(*args, **kwargs)`` on ``queue`` once the current transaction commits."""
+    if queue not in QUEUES:
+        raise ValueError(f"unknown queue {queue!r}; expected one of {QUEUES}")
+    options = {"cluster": queue, **({"task_name": task_name} if task_name else {})}
+    transaction.on_commit(lambda: async_task(func, *args, q_options=options, **kwargs))
+
+
+def waited(enqueued_at: float) -> float:
+    """Return how long this job sat in its queue (seconds): a queue's latency, as operators and the bench measure it."""
+    return time.time() - enqueued_at
