@@ -153,7 +153,12 @@ def downloads_requeue_stale(*, now: datetime) -> int:
 @transaction.atomic
 def download_retry(*, download: Download) -> Download:
     """Try a failed download again (the admin's and API's "retry")."""
-    download.move_to(Download.Status.QUEUED, error_message="", bytes_done=0)
+    retried = Download.objects.filter(pk=download.pk, status=Download.Status.FAILED).update(
+        status=Download.Status.QUEUED, error_message="", bytes_done=0, updated_at=timezone.now())
+    download.refresh_from_db()
+    if not retried:
+        raise UserError("not_failed", _("%(download)s is %(status)s; only a failed download can be retried."),
+                        {"download": str(download), "status": download.get_status_display()})
     _announce(download)
     _enqueue_download(download)
     return download
