@@ -17,6 +17,7 @@ from django.utils.translation import gettext_lazy as _
 
 from ingest import media
 from ingest.models import MediaAsset
+from ingest.services import publication_queue
 from recorders import engine
 from recorders.models import RecorderSchedule, RecordingSession
 from recorders.selectors import lease_deadline
@@ -302,6 +303,7 @@ def recording_finalize(*, schedule: RecorderSchedule, stopped_at: datetime) -> R
         format_name=probed.format_name,
         updated_at=stopped_at,
     )
+    publication_queue(asset=MediaAsset.objects.get(pk=session.asset_id), quiet=True)
     gaps = [[start, end or stopped_at.isoformat()] for start, end in session.gaps]
     RecordingSession.objects.filter(pk=session.pk).update(
         status=RecordingSession.Status.COMPLETED, ended_at=stopped_at, gaps=gaps, updated_at=stopped_at

@@ -1,5 +1,6 @@
 """Publishing new assets to an external archive (a real local HTTP endpoint), with retries and a cap."""
 
+import shutil
 from datetime import timedelta
 
 import pytest
@@ -9,7 +10,9 @@ from ingest import services
 from ingest.models import Download, Publication
 from station.errors import UserError
 from station.models import Alert
-from station.tests.factories import MediaAssetFactory
+from recorders.models import RecorderSchedule, RecordingSession
+from recorders.services import recording_directory, recording_finalize
+from station.tests.factories import MediaAssetFactory, ScheduleFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -93,3 +96,19 @@ def test_publishing_without_an_archive_says_so(ingest_settings, studio_a):
     with pytest.raises(UserError) as raised:
         services.publication_queue(asset=MediaAssetFactory(studio=studio_a))
     assert raised.value.code == "publishing_off"
+
+
+def test_a_finished_recording_is_published_too(archive, tones):
+    start = timezone.now() - timedelta(minutes=2)
+    schedule = ScheduleFactory(start_at=start, end_at=start + timedelta(minutes=1), status=RecorderSchedule.Status.STOPPING)
+    asset = MediaAssetFactory(studio=schedule.recorder.studio, status="live", duration_seconds=None, origin="recording")
+    RecordingSession.objects.create(schedule=schedule, recorder=schedule.recorder, started_at=start, asset=asset)
+    directory = recording_directory(schedule)
+    directory.mkdir(parents=True)
+    shutil.copy(tones["two"], directory / "part-1000-000.mp3")
+
+    recording_finalize(schedule=schedule, stopped_at=timezone.now())
+
+    publication = _tick(Publication.objects.get(asset=asset))
+    assert publication.status == Publication.Status.PUBLISHED
+    assert archive.archived[0]["metadata"]["origin"] == "recording"
