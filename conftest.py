@@ -2,6 +2,8 @@ import pytest
 
 from station.tests import factories
 
+pytest_plugins = ["station.tests.api_support"]
+
 
 @pytest.fixture
 def studio_a(db):

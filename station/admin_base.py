@@ -11,7 +11,8 @@ from django.utils.translation import gettext_lazy as _lazy
 from django.utils.translation import ngettext
 
 from station.errors import UserError, constraint_errors
-from station.models import StudioMembership, StudioScopedQuerySet
+from station.models import StudioScopedQuerySet
+from station.selectors import is_member, is_operator
 
 
 def scoped_filter(path: str):
@@ -24,14 +25,6 @@ def _scoped_choices(db_field, request, kwargs) -> dict:
     if isinstance(related._default_manager.all(), StudioScopedQuerySet):
         kwargs.setdefault("queryset", related._default_manager.editable_by(request.user))
     return kwargs
-
-
-def is_member(user) -> bool:
-    return StudioMembership.objects.filter(user=user).exists()
-
-
-def is_operator(user) -> bool:
-    return StudioMembership.objects.filter(user=user, role=StudioMembership.Role.OPERATOR).exists()
 
 
 class StudioScopedAdmin(admin.ModelAdmin):

@@ -91,19 +91,24 @@ class RecurringWindow(models.Model):
             return self.end_at - self.start_at
         return None
 
-    def following_window(self) -> tuple | None:
-        """The series' first window starting at or after this one's end, in UTC; None for a one-off."""
-        if self.recurrence == recurrence.Recurrence.NONE:
-            return None
-        return recurrence.next_occurrence(
+    def series_windows(self, *, not_before, limit: int = 1000):
+        """Yield the series' (start, end) UTC windows starting at or after ``not_before``."""
+        return recurrence.occurrences(
             start_at=self.series_start_at or self.start_at,
             end_at=self.series_end_at or self.end_at,
             recurrence=self.recurrence,
             rule_text=self.rrule,
             zone=self.studio_zone(),
             skip_dates=self.skip_dates,
-            not_before=self.end_at,
+            not_before=not_before,
+            limit=limit,
         )
+
+    def following_window(self) -> tuple | None:
+        """The series' first window starting at or after this one's end, in UTC; None for a one-off."""
+        if self.recurrence == recurrence.Recurrence.NONE:
+            return None
+        return next(self.series_windows(not_before=self.end_at), None)
 
 
 class StudioScopedQuerySet(models.QuerySet):

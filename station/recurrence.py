@@ -109,7 +109,3 @@ def occurrences(
             continue
         produced += 1
         yield start, end
-
-
-def next_occurrence(**kwargs) -> tuple[datetime, datetime] | None:
-    return next(occurrences(**kwargs), None)

@@ -44,6 +44,10 @@ INSTALLED_APPS = [
     "django.contrib.postgres",
     "channels",
     "rest_framework",
+    "rest_framework.authtoken",
+    "django_filters",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",  # Swagger UI's files, served from here rather than a CDN
     "django_q",
     "station",
     "recorders",
@@ -177,11 +181,40 @@ if REDIS_URL:
 else:
     Q_CLUSTER["orm"] = "default"
 
+# REST API (docs/api.md): token or session auth, studio permissions, one error shape, throttled.
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
+        # Token first: an anonymous request is told how to authenticate (401 with WWW-Authenticate: Token).
+        "rest_framework.authentication.TokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
-    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_PERMISSION_CLASSES": ["station.api.permissions.StudioPermission"],
+    "DEFAULT_FILTER_BACKENDS": [
+        "django_filters.rest_framework.DjangoFilterBackend",
+        "rest_framework.filters.OrderingFilter",
+    ],
+    "DEFAULT_PAGINATION_CLASS": "station.api.pagination.StationPagination",
+    "DEFAULT_THROTTLE_CLASSES": ["station.api.throttling.AnonymousThrottle", "station.api.throttling.UserThrottle"],
+    "DEFAULT_THROTTLE_RATES": {
+        "anon": env.str("API_THROTTLE_ANON", default="60/minute"),
+        "user": env.str("API_THROTTLE_USER", default="3000/minute"),
+    },
+    "EXCEPTION_HANDLER": "station.api.errors.exception_handler",
+    "DEFAULT_SCHEMA_CLASS": "station.api.schema.StationAutoSchema",
+    "TEST_REQUEST_DEFAULT_FORMAT": "json",
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Stationkeeper API",
+    "DESCRIPTION": "Recorders, schedules, playout channels, shows, playlists, media, as-run log, ingest and alerts "
+    "of the studios you belong to. Authenticate with `Authorization: Token <key>` (POST /api/v1/auth/token/) "
+    "or a session. Times are ISO 8601; the API answers in UTC. Errors: "
+    '`{"error": {"code", "message", "params", "fields"}}`.',
+    "VERSION": "1.0.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "COMPONENT_SPLIT_REQUEST": True,  # request bodies without read-only fields, so uploads and writes are exact
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
 }
 
 CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}

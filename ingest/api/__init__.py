@@ -1,0 +1,1 @@
+"""Media, ingest sources and downloads over REST."""

@@ -1,0 +1,1 @@
+"""Playout channels, shows, playlists and the as-run log over REST."""

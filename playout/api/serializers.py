@@ -1,0 +1,65 @@
+from rest_framework import serializers
+
+from playout.models import AsRunEntry, Channel, Playlist, PlaylistItem, ScheduledItem, Show
+from station.api.base import StationModelSerializer
+
+
+class ChannelSerializer(StationModelSerializer):
+    output_settings = serializers.DictField(
+        required=False,
+        help_text='e.g. {"port": 8100, "mount": "live"} for harbor, host/port/password/mount for Icecast, path for file.',
+    )
+
+    class Meta:
+        model = Channel
+        fields = ["id", "studio", "name", "slug", "node", "output_type", "output_settings", "fallback_playlist", "status",
+                  "paused", "restart_count", "last_heartbeat_at", "error_message", "created_at", "updated_at"]
+        read_only_fields = ["status", "paused", "restart_count", "last_heartbeat_at", "error_message"]
+
+
+class ShowSerializer(StationModelSerializer):
+    class Meta:
+        model = Show
+        fields = ["id", "channel", "name", "description", "playlist", "start_at", "end_at", "recurrence", "rrule",
+                  "skip_dates", "enabled", "created_at", "updated_at"]
+
+
+class PlaylistItemSerializer(StationModelSerializer):
+    play_seconds = serializers.FloatField(read_only=True, allow_null=True,
+                                          help_text="How long it plays, from its cues and its media's duration.")
+
+    class Meta:
+        model = PlaylistItem
+        fields = ["id", "playlist", "position", "asset", "webstream_url", "webstream_seconds", "cue_in_seconds",
+                  "cue_out_seconds", "play_seconds"]
+
+
+class PlaylistSerializer(StationModelSerializer):
+    items = PlaylistItemSerializer(many=True, read_only=True, help_text="In play order; change them at /playlist-items/.")
+
+    class Meta:
+        model = Playlist
+        fields = ["id", "studio", "name", "description", "items", "created_at", "updated_at"]
+
+
+class AsRunEntrySerializer(StationModelSerializer):
+    class Meta:
+        model = AsRunEntry
+        fields = ["id", "channel", "asset", "scheduled_item", "title", "started_at", "ended_at", "duration_seconds",
+                  "result", "node"]
+        read_only_fields = fields
+
+
+class ScheduledItemSerializer(StationModelSerializer):
+    class Meta:
+        model = ScheduledItem
+        fields = ["id", "channel", "instance", "asset", "webstream_url", "title", "start_at", "end_at", "cue_in_seconds"]
+        read_only_fields = fields
+
+
+class NowPlayingSerializer(serializers.Serializer):
+    channel = serializers.IntegerField(source="channel.pk")
+    status = serializers.CharField(source="channel.status")
+    paused = serializers.BooleanField(source="channel.paused")
+    on_air = AsRunEntrySerializer(allow_null=True, help_text="The open as-run row: what is on air now.")
+    next = ScheduledItemSerializer(allow_null=True, help_text="The next item on the channel's timeline.")

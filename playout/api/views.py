@@ -1,0 +1,152 @@
+import io
+
+from django.utils import timezone
+from django_filters import rest_framework as filters
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiExample, OpenApiParameter, extend_schema, extend_schema_view
+from rest_framework import mixins, renderers, viewsets
+from rest_framework.decorators import action
+from rest_framework.response import Response
+
+from playout import services
+from playout.api.serializers import (
+    AsRunEntrySerializer,
+    ChannelSerializer,
+    NowPlayingSerializer,
+    PlaylistItemSerializer,
+    PlaylistSerializer,
+    ShowSerializer,
+)
+from playout.exports import write_as_run_csv
+from playout.models import AsRunEntry, Channel, Playlist, PlaylistItem, Show
+from playout.selectors import channel_now_playing
+from station.api.base import StudioScopedViewSet
+
+
+def _channel_action(summary: str, description: str):
+    return extend_schema(summary=summary, description=description, request=None, responses={200: ChannelSerializer})
+
+
+class ChannelViewSet(StudioScopedViewSet):
+    """Playout channels: one Liquidsoap engine each, on a node, fed by the channel's timeline."""
+
+    queryset = Channel.objects.all()
+    serializer_class = ChannelSerializer
+    filterset_fields = ["studio", "node", "status", "output_type", "paused"]
+    ordering_fields = ["name", "status", "created_at"]
+
+    @_channel_action("Restart the engine", "Restart the channel's engine; a channel with no live node is placed on one.")
+    @action(detail=True, methods=["post"])
+    def restart(self, request, pk=None):
+        return Response(self.get_serializer(services.channel_restart(channel=self.get_object())).data)
+
+    @_channel_action("Skip what is on air", "Take the item on air off now; the schedule or the filler continues.")
+    @action(detail=True, methods=["post"])
+    def skip(self, request, pk=None):
+        return Response(self.get_serializer(services.channel_skip(channel=self.get_object())).data)
+
+    @_channel_action("Pause (silence)", "Put the channel to silence on purpose; logged as `paused` in the as-run log.")
+    @action(detail=True, methods=["post"])
+    def pause(self, request, pk=None):
+        return Response(self.get_serializer(services.channel_pause(channel=self.get_object())).data)
+
+    @_channel_action("Resume from a pause", "Back on air: the schedule (or the filler) plays again.")
+    @action(detail=True, methods=["post"])
+    def resume(self, request, pk=None):
+        return Response(self.get_serializer(services.channel_resume(channel=self.get_object())).data)
+
+    @extend_schema(summary="On air now and next", responses={200: NowPlayingSerializer})
+    @action(detail=True, methods=["get"], url_path="now-playing", filter_backends=[], pagination_class=None)
+    def now_playing(self, request, pk=None):
+        return Response(NowPlayingSerializer(channel_now_playing(self.get_object(), now=timezone.now())).data)
+
+
+class ShowViewSet(StudioScopedViewSet):
+    """Programmes on a channel, recurring in the studio's time zone; their windows become the timeline."""
+
+    queryset = Show.objects.all()
+    serializer_class = ShowSerializer
+    filterset_fields = ["channel", "playlist", "enabled", "recurrence"]
+    ordering_fields = ["name", "start_at"]
+
+
+class PlaylistViewSet(StudioScopedViewSet):
+    """Ordered media and webstreams a show plays, or a channel's filler; items are listed in play order."""
+
+    queryset = Playlist.objects.prefetch_related("items__asset")
+    serializer_class = PlaylistSerializer
+    filterset_fields = ["studio"]
+    ordering_fields = ["name", "created_at"]
+
+
+class PlaylistItemViewSet(StudioScopedViewSet):
+    """Entries of playlists: a media asset (optionally cued) or a webstream for a fixed length."""
+
+    queryset = PlaylistItem.objects.select_related("asset")
+    serializer_class = PlaylistItemSerializer
+    filterset_fields = ["playlist", "asset"]
+    ordering_fields = ["position", "id"]
+
+
+class AsRunCsvRenderer(renderers.BaseRenderer):
+    """The as-run rows of a whole filtered range as CSV (times in UTC), as the admin exports them."""
+
+    media_type = "text/csv"
+    format = "csv"
+    charset = "utf-8"
+
+    def render(self, data, accepted_media_type=None, renderer_context=None):
+        out = io.StringIO()
+        write_as_run_csv(data, out)
+        return out.getvalue().encode(self.charset)
+
+
+class AsRunFilter(filters.FilterSet):
+    since = filters.IsoDateTimeFilter(field_name="started_at", lookup_expr="gte", help_text="Rows started at or after.")
+    until = filters.IsoDateTimeFilter(field_name="started_at", lookup_expr="lt", help_text="Rows started before.")
+
+    class Meta:
+        model = AsRunEntry
+        fields = ["channel", "result"]
+
+
+@extend_schema_view(
+    list=extend_schema(
+        description="The as-run log, newest first. `?format=csv` returns every row of the filtered range as CSV, "
+        "oldest first (no pages): channel, started_at_utc, ended_at_utc, duration_seconds, title, result, asset_id, "
+        "asset_checksum, scheduled_item_id, node.",
+        parameters=[OpenApiParameter("format", str, enum=["json", "csv"], description="`csv` for the compliance export.")],
+        responses={(200, "application/json"): AsRunEntrySerializer(many=True), (200, "text/csv"): OpenApiTypes.STR},
+        examples=[OpenApiExample("CSV", response_only=True, media_type="text/csv", value=(
+            "channel,started_at_utc,ended_at_utc,duration_seconds,title,result,asset_id,asset_checksum,scheduled_item_id,node\r\n"
+            "main,2026-03-29T06:00:00+00:00,2026-03-29T06:03:30+00:00,210.000,News,played,12,9f86d0…,345,node-1\r\n"))],
+    ),
+)
+class AsRunViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+    """What really went on air (read-only): one open row per channel, closed when the item changes."""
+
+    queryset = AsRunEntry.objects.all()
+    serializer_class = AsRunEntrySerializer
+    filterset_class = AsRunFilter
+    ordering_fields = ["started_at"]
+
+    def get_queryset(self):
+        return super().get_queryset().visible_to(self.request.user)
+
+    def get_renderers(self):
+        if self.action == "list":
+            return [*super().get_renderers(), AsRunCsvRenderer()]
+        return super().get_renderers()
+
+    def list(self, request, *args, **kwargs):
+        if request.accepted_renderer.format != AsRunCsvRenderer.format:
+            return super().list(request, *args, **kwargs)
+        entries = self.filter_queryset(self.get_queryset()).select_related("channel", "asset", "node").order_by("started_at")
+        return Response(entries, headers={
+            "Content-Disposition": f'attachment; filename="as-run-{timezone.now():%Y%m%d-%H%M%S}.csv"'})
+
+    def handle_exception(self, exc):
+        # Errors are JSON in the one error shape, even when CSV was asked for.
+        self.request.accepted_renderer = renderers.JSONRenderer()
+        self.request.accepted_media_type = self.request.accepted_renderer.media_type
+        return super().handle_exception(exc)

@@ -1,0 +1,20 @@
+"""Reads of playout state for people (API, dashboards)."""
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from playout.models import AsRunEntry, Channel, ScheduledItem
+
+
+@dataclass(frozen=True)
+class NowPlaying:
+    channel: Channel
+    on_air: AsRunEntry | None  # the channel's open as-run row
+    next: ScheduledItem | None  # the first timeline item starting after now
+
+
+def channel_now_playing(channel: Channel, *, now: datetime) -> NowPlaying:
+    """What a channel has on air (its open as-run row) and what comes next on its timeline."""
+    on_air = AsRunEntry.objects.filter(channel=channel, ended_at__isnull=True).select_related("asset").first()
+    following = ScheduledItem.objects.filter(channel=channel, start_at__gt=now).order_by("start_at").first()
+    return NowPlaying(channel=channel, on_air=on_air, next=following)

@@ -1,0 +1,1 @@
+"""Recorders and their schedules over REST."""

@@ -1,0 +1,60 @@
+from django.utils.translation import gettext_lazy as _
+from rest_framework import serializers
+
+from recorders.models import Recorder, RecorderSchedule
+from station.api.base import StationModelSerializer, UTCDateTimeField
+from station.errors import UserError
+
+
+class RecorderSerializer(StationModelSerializer):
+    class Meta:
+        model = Recorder
+        fields = ["id", "studio", "name", "source_url", "node", "output_format", "segment_seconds", "pre_roll_seconds",
+                  "post_roll_seconds", "enabled", "created_at", "updated_at"]
+
+
+class ScheduleSerializer(StationModelSerializer):
+    class Meta:
+        model = RecorderSchedule
+        fields = ["id", "recorder", "name", "start_at", "end_at", "recurrence", "rrule", "skip_dates", "status",
+                  "error_message", "previous", "created_at", "updated_at"]
+        read_only_fields = ["status", "error_message", "previous"]
+
+    def validate(self, attrs):
+        schedule = self.instance
+        timing = {name: attrs[name] for name in ("recorder", "start_at", "end_at") if name in attrs}
+        if schedule is not None and schedule.status != RecorderSchedule.Status.PENDING and any(
+            getattr(schedule, name) != value for name, value in timing.items()
+        ):
+            # Once a window is claimed its timing belongs to the agent (as in the admin).
+            raise UserError(
+                "window_claimed",
+                _("%(schedule)s is %(status)s; its recorder and times can no longer change: use stop-now or cancel."),
+                {"schedule": schedule.name, "status": schedule.get_status_display()},
+            )
+        return super().validate(attrs)
+
+
+class OccurrencesQuerySerializer(serializers.Serializer):
+    until = UTCDateTimeField(help_text="List windows starting before this instant (ISO 8601, with its offset).")
+    limit = serializers.IntegerField(min_value=1, max_value=1000, default=100, help_text="At most this many windows.")
+
+
+class LocalDateTimeField(serializers.DateTimeField):
+    """An instant kept in the zone it is given in (a studio's), not converted to the request's."""
+
+    def to_representation(self, value):
+        return value.isoformat()
+
+
+class OccurrenceSerializer(serializers.Serializer):
+    start_at = UTCDateTimeField()
+    end_at = UTCDateTimeField()
+    local_start = LocalDateTimeField(help_text="The start in the studio's zone, with that zone's offset then.")
+    local_end = LocalDateTimeField(help_text="The end in the studio's zone, with that zone's offset then.")
+
+
+class OccurrencesSerializer(serializers.Serializer):
+    schedule = serializers.IntegerField()
+    time_zone = serializers.CharField(help_text="The studio's IANA zone the series recurs in.")
+    occurrences = OccurrenceSerializer(many=True)

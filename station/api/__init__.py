@@ -1,0 +1,1 @@
+"""The REST API's shared parts: error shape, permissions, pagination, throttles, schema, one router."""

@@ -1,0 +1,36 @@
+from rest_framework import serializers
+
+from station.api.base import StationModelSerializer
+from station.models import Alert, Node, Studio
+
+
+class StudioSerializer(StationModelSerializer):
+    class Meta:
+        model = Studio
+        fields = ["id", "name", "slug", "time_zone", "created_at"]
+        read_only_fields = ["created_at"]
+
+
+class NodeSerializer(StationModelSerializer):
+    online = serializers.SerializerMethodField(help_text="Whether the agent heartbeated within NODE_HEARTBEAT_TIMEOUT.")
+
+    class Meta:
+        model = Node
+        fields = ["id", "name", "hostname", "capabilities", "enabled", "online", "last_heartbeat_at", "agent_version",
+                  "created_at"]
+        read_only_fields = ["name", "hostname", "last_heartbeat_at", "agent_version", "created_at"]
+
+    def get_online(self, node: Node) -> bool:
+        return node.is_online()
+
+
+class AlertSerializer(StationModelSerializer):
+    class Meta:
+        model = Alert
+        fields = ["id", "studio", "severity", "code", "message", "subject", "created_at", "acknowledged_at",
+                  "acknowledged_by"]
+        read_only_fields = fields
+
+
+class TokenSerializer(serializers.Serializer):
+    token = serializers.CharField(help_text="Send it as `Authorization: Token <token>`.")

@@ -1,0 +1,78 @@
+from drf_spectacular.utils import OpenApiExample, extend_schema, extend_schema_view
+from rest_framework import mixins, status, viewsets
+from rest_framework.authtoken.models import Token
+from rest_framework.authtoken.serializers import AuthTokenSerializer
+from rest_framework.decorators import action
+from rest_framework.permissions import AllowAny
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from station import services
+from station.api.base import StudioScopedViewSet
+from station.api.permissions import SuperuserWrites
+from station.api.serializers import AlertSerializer, NodeSerializer, StudioSerializer, TokenSerializer
+from station.models import Alert, Node, Studio
+
+
+class TokenView(APIView):
+    """Exchange a username and password for an API token (the same token on every call)."""
+
+    permission_classes = [AllowAny]
+    authentication_classes = []
+
+    @extend_schema(
+        request=AuthTokenSerializer,
+        responses={200: TokenSerializer},
+        examples=[OpenApiExample("Log in", value={"username": "demo", "password": "demo"}, request_only=True),
+                  OpenApiExample("Token", value={"token": "9944b09199c62bcf9418ad846dd0e4bbdfc6ee4b"}, response_only=True)],
+        tags=["auth"],
+    )
+    def post(self, request):
+        serializer = AuthTokenSerializer(data=request.data, context={"request": request})
+        serializer.is_valid(raise_exception=True)
+        token, _created = Token.objects.get_or_create(user=serializer.validated_data["user"])
+        return Response({"token": token.key})
+
+
+class StudioViewSet(StudioScopedViewSet):
+    """Studios you belong to; superusers create and delete them, operators rename them."""
+
+    queryset = Studio.objects.all()
+    serializer_class = StudioSerializer
+    filterset_fields = ["slug", "time_zone"]
+    ordering_fields = ["name", "slug", "created_at"]
+
+    def get_permissions(self):
+        if self.action in ("create", "destroy"):
+            return [SuperuserWrites()]
+        return super().get_permissions()
+
+
+@extend_schema_view(update=extend_schema(description="Enable or disable a node, or change its capabilities (superusers)."))
+class NodeViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.UpdateModelMixin, viewsets.GenericViewSet):
+    """Media hosts; they serve every studio, so every member may look and only superusers change them."""
+
+    queryset = Node.objects.all()
+    serializer_class = NodeSerializer
+    permission_classes = [SuperuserWrites]
+    filterset_fields = ["enabled"]
+    ordering_fields = ["name", "last_heartbeat_at"]
+
+
+class AlertViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+    """What the on-air desk must look at; acknowledged once by an operator."""
+
+    queryset = Alert.objects.all()
+    serializer_class = AlertSerializer
+    filterset_fields = {"studio": ["exact"], "severity": ["exact"], "code": ["exact"], "acknowledged_at": ["isnull"],
+                        "created_at": ["gte", "lt"]}
+    ordering_fields = ["created_at", "severity"]
+
+    def get_queryset(self):
+        return super().get_queryset().visible_to(self.request.user)
+
+    @extend_schema(request=None, responses={200: AlertSerializer}, description="Mark the alert seen; acknowledging it twice is a 409.")
+    @action(detail=True, methods=["post"])
+    def acknowledge(self, request, pk=None):
+        alert = services.alert_acknowledge(alert=self.get_object(), user=request.user)
+        return Response(self.get_serializer(alert).data, status=status.HTTP_200_OK)
