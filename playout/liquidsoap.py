@@ -11,7 +11,7 @@ import signal
 import socket
 import subprocess
 import threading
-import time
+from collections import deque
 from collections.abc import Callable
 from pathlib import Path
 
@@ -23,6 +23,10 @@ from station.processes import die_with_parent, kill_strays
 logger = logging.getLogger(__name__)
 ON_AIR_MARK = "SK_ON_AIR "
 STOP_GRACE_SECONDS = 5
+# The switch acts on frame boundaries, so an item goes on air up to one frame after its slot:
+# 20 ms frames (Liquidsoap's default is 40) keep that well inside the 40 ms goal.
+FRAME_SECONDS = 0.02
+FILE_ENCODERS = {"mp3": "%mp3(bitrate={bitrate})", "wav": "%wav(stereo, samplesize=16)"}
 
 
 def _liq_string(value) -> str:
@@ -31,7 +35,8 @@ def _liq_string(value) -> str:
 
 def output_clause(output_type: str, settings: dict, source: str) -> str:
     """The Liquidsoap output for a channel's output type; hardware outputs are not driven here."""
-    encoder = f"%mp3(bitrate={int(settings.get('bitrate', 128))})"
+    bitrate = int(settings.get("bitrate", 128))
+    encoder = f"%mp3(bitrate={bitrate})"
     if output_type == "harbor":
         return (f"output.harbor({encoder}, port={int(settings.get('port', 8100))}, "
                 f"mount={_liq_string(settings.get('mount', 'live'))}, {source})")
@@ -40,7 +45,13 @@ def output_clause(output_type: str, settings: dict, source: str) -> str:
                 f"port={int(settings.get('port', 8000))}, password={_liq_string(settings.get('password', 'hackme'))}, "
                 f"mount={_liq_string(settings.get('mount', 'live'))}, {source})")
     if output_type == "file":
-        return f"output.file({encoder}, {_liq_string(settings['path'])}, {source})"
+        file_format = settings.get("format", "mp3")
+        if file_format not in FILE_ENCODERS:
+            raise UserError("file_format_not_supported", _("A file output can be written as %(formats)s, not %(format)s."),
+                            {"formats": ", ".join(FILE_ENCODERS), "format": file_format})
+        # flush: each frame reaches the file (or the pipe a recorder reads) as it is played.
+        return (f"output.file(flush=true, {FILE_ENCODERS[file_format].format(bitrate=bitrate)}, "
+                f"{_liq_string(settings['path'])}, {source})")
     raise UserError("output_not_supported", _("Liquidsoap cannot drive a %(output)s output."), {"output": output_type})
 
 
@@ -57,10 +68,12 @@ settings.log.level.set(3)
 settings.server.telnet.set(true)
 settings.server.telnet.bind_addr.set("127.0.0.1")
 settings.server.telnet.port.set({int(telnet_port)})
+settings.frame.duration.set({FRAME_SECONDS})
+settings.frame.video.framerate.set({round(1 / FRAME_SECONDS)})  # the default 25 fps would force 40 ms frames
 
-# The dispatcher queues the next item ahead of its slot (resolved and ready) and sets next_at; the
-# switch lets it through at the first frame at or after that instant, and keeps a started item to
-# its end. Items are cut by their liq_cue_in/liq_cue_out annotations.
+# The dispatcher queues the next item ahead of its slot (resolved and ready) and sets next_at one
+# frame before the slot: the frame that finds the gate open hands over, and the item starts on the
+# next one, the first frame boundary at or after its slot. A started item is kept to its end. Items are cut by their liq_cue_in/liq_cue_out annotations.
 next_at = ref(9999999999.)
 def set_next_at(value) =
   next_at := float_of_string(value)
@@ -88,8 +101,10 @@ server.register(usage="skip", "skip", skip_current)
 pause_silence = blank(id="paused")
 air = switch(id="air", track_sensitive=false, replay_metadata=true, [({{!paused}}, pause_silence), ({{true}}, main)])
 
+# Stamped with the wall clock and the stream position of the frame the track starts in, in
+# microseconds (JSON floats keep only two decimals); the agent places it on the stream's timeline.
 def report(m)
-  print({_liq_string(ON_AIR_MARK)} ^ json.stringify(compact=true, m))
+  print({_liq_string(ON_AIR_MARK)} ^ json.stringify(compact=true, (int_of_float(time() * 1000000.), int_of_float(source.time(air) * 1000000.), m)))
 end
 air.on_track(report)
 
@@ -134,6 +149,24 @@ class Gateway:
         return self.command(f"paused {'true' if paused else 'false'}")
 
 
+class StreamClock:
+    """Places stream positions on the wall clock.
+
+    Liquidsoap computes each frame at its due time, but the frame a track starts in can take tens of
+    milliseconds more (opening the decoder), so the wall time of the report runs late by that much
+    while the stream itself stays paced and catches up. A track is on air at the stream's start
+    plus its position; the start is the smallest (wall − position) among the recent reports, which
+    also follows the clock if it ever slips for good.
+    """
+
+    def __init__(self, window: int = 8):
+        self.recent_starts: deque[float] = deque(maxlen=window)
+
+    def on_air_at(self, wall_seconds: float, stream_seconds: float) -> float:
+        self.recent_starts.append(wall_seconds - stream_seconds)
+        return min(self.recent_starts) + stream_seconds
+
+
 class LiquidsoapEngine:
     """One channel's Liquidsoap process; on-air changes are handed to ``on_air(metadata)``."""
 
@@ -152,6 +185,7 @@ class LiquidsoapEngine:
             preexec_fn=die_with_parent(signal.SIGKILL),
         )
         self.last_lines: list[str] = []
+        self.stream_clock = StreamClock()
         threading.Thread(target=self._read, daemon=True).start()
 
     def _read(self) -> None:
@@ -159,12 +193,13 @@ class LiquidsoapEngine:
             line = line.rstrip()
             if line.startswith(ON_AIR_MARK):
                 try:
-                    pairs = json.loads(line[len(ON_AIR_MARK):])
-                except ValueError:
+                    # Liquidsoap 2.1 prints metadata as a list of [key, value] pairs.
+                    wall_microseconds, stream_microseconds, pairs = json.loads(line[len(ON_AIR_MARK):])
+                    metadata = dict(pairs)
+                except (ValueError, TypeError):
+                    logger.warning("unreadable on-air report from Liquidsoap: %s", line)
                     continue
-                # Liquidsoap 2.1 prints metadata as a list of [key, value] pairs.
-                metadata = dict(pairs) if isinstance(pairs, list) else dict(pairs or {})
-                self.on_air(metadata, time.time())
+                self.on_air(metadata, self.stream_clock.on_air_at(wall_microseconds / 1e6, stream_microseconds / 1e6))
             else:
                 self.last_lines = (self.last_lines + [line])[-20:]
 

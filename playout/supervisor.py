@@ -16,7 +16,7 @@ from django.conf import settings
 
 from ingest.models import MediaAsset
 from playout import services
-from playout.liquidsoap import LiquidsoapEngine, render_script
+from playout.liquidsoap import FRAME_SECONDS, LiquidsoapEngine, render_script
 from playout.models import AsRunEntry, Channel, ScheduledItem
 from playout.media_check import HORIZON as MEDIA_CHECK_HORIZON
 from playout.media_check import unplayable_items
@@ -29,7 +29,6 @@ SILENCE_TITLE = "Silence"
 PAUSED_TITLE = "Paused"
 LATE_START_SECONDS = 0.5  # later than this, an item's cue point is advanced by its lateness
 PREPARE_SECONDS = 2.0  # items are queued this early, so the engine has them resolved at their slot
-HALF_FRAME_SECONDS = 0.02  # the switch acts on 40 ms frames: aim at the frame nearest the slot
 SETTLE_SECONDS = 0.1  # an on-air report superseded this fast (a transition blip) is not logged
 
 
@@ -208,7 +207,8 @@ class ChannelSupervisor:
         try:
             running.engine.gateway.push(str(Path(settings.MEDIA_ROOT) / item.asset.file.name), annotations)
             running.engine.gateway.set_next_at(
-                time.time() if advance else item.start_at.timestamp() - HALF_FRAME_SECONDS
+                # The switch lets the queue in on the frame after the one that finds the gate open.
+                time.time() if advance else item.start_at.timestamp() - FRAME_SECONDS
             )
             running.armed = item
         except OSError as error:
@@ -235,8 +235,6 @@ class ChannelSupervisor:
             running = self.channels.get(channel_id)
             if running and running.armed and str(running.armed.pk) == str(metadata.get("sk_item")):
                 running.armed = None
-            # When the line was read: Liquidsoap's own on_air_timestamp has whole seconds only, and a
-            # replayed track (the filler resumed) keeps its first one.
             moment = datetime.fromtimestamp(at, tz=UTC)
             if metadata.get("sk_item"):
                 services.channel_on_air(
