@@ -77,7 +77,9 @@ class PlaylistItem(models.Model):
 
     def clean(self) -> None:
         if self.asset_id and self.playlist_id and self.asset.studio_id != self.playlist.studio_id:
-            raise ValidationError({"asset": _("This media belongs to another studio.")}, code="asset_other_studio")
+            raise ValidationError(
+                {"asset": ValidationError(_("This media belongs to another studio."), code="asset_other_studio")}
+            )
 
     @property
     def play_seconds(self) -> float | None:
@@ -164,7 +166,8 @@ class Channel(StatusMachine, TimeStampedModel):
     def clean(self) -> None:
         if self.fallback_playlist_id and self.studio_id and self.fallback_playlist.studio_id != self.studio_id:
             raise ValidationError(
-                {"fallback_playlist": _("The fallback playlist belongs to another studio.")}, code="playlist_other_studio"
+                {"fallback_playlist": ValidationError(_("The fallback playlist belongs to another studio."),
+                                                      code="playlist_other_studio")}
             )
 
     @property
@@ -209,7 +212,9 @@ class Show(RecurringWindow, TimeStampedModel):
     def clean(self) -> None:
         super().clean()
         if self.channel_id and self.playlist_id and self.playlist.studio_id != self.channel.studio_id:
-            raise ValidationError({"playlist": _("The playlist belongs to another studio.")}, code="playlist_other_studio")
+            raise ValidationError(
+                {"playlist": ValidationError(_("The playlist belongs to another studio."), code="playlist_other_studio")}
+            )
 
     def studio_zone(self):
         return self.channel.studio.zone
@@ -257,9 +262,13 @@ class ShowInstance(TimeStampedModel):
 
     def clean(self) -> None:
         if self.show_id and self.channel_id and self.show.channel.studio_id != self.channel.studio_id:
-            raise ValidationError({"channel": _("The channel belongs to another studio.")}, code="channel_other_studio")
+            raise ValidationError(
+                {"channel": ValidationError(_("The channel belongs to another studio."), code="channel_other_studio")}
+            )
         if self.playlist_id and self.channel_id and self.playlist.studio_id != self.channel.studio_id:
-            raise ValidationError({"playlist": _("The playlist belongs to another studio.")}, code="playlist_other_studio")
+            raise ValidationError(
+                {"playlist": ValidationError(_("The playlist belongs to another studio."), code="playlist_other_studio")}
+            )
 
     @property
     def effective_playlist(self) -> Playlist | None:

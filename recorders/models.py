@@ -156,8 +156,10 @@ class RecorderSchedule(StatusMachine, RecurringWindow, TimeStampedModel):
     def clean(self) -> None:
         super().clean()
         if self._state.adding and self.end_at and self.end_at <= timezone.now():
-            raise ValidationError({"end_at": _("This window is already over; a recording can't be scheduled in the past.")},
-                                  code="window_in_past")
+            raise ValidationError(
+                {"end_at": ValidationError(_("This window is already over; a recording can't be scheduled in the past."),
+                                           code="window_in_past")}
+            )
 
 
 class RecordingSession(TimeStampedModel):

@@ -75,12 +75,14 @@ class RecurringWindow(models.Model):
 
     def clean(self) -> None:
         if self.rrule and self.recurrence != recurrence.Recurrence.RRULE:
-            raise ValidationError({"rrule": _("An RRULE is only used with the custom recurrence.")}, code="rrule_unused")
+            raise ValidationError(
+                {"rrule": ValidationError(_("An RRULE is only used with the custom recurrence."), code="rrule_unused")}
+            )
         if self.start_at:
             try:
                 recurrence.parse_rule(self.recurrence, self.rrule, self.start_at.replace(tzinfo=None))
             except UserError as error:
-                raise ValidationError({"rrule": str(error)}, code=error.code) from error
+                raise ValidationError({"rrule": ValidationError(str(error), code=error.code)}) from error
 
     def studio_zone(self) -> zoneinfo.ZoneInfo:
         raise NotImplementedError

@@ -3,9 +3,12 @@
 import copy
 from datetime import UTC
 
+from django.core.exceptions import NON_FIELD_ERRORS
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import models
 from rest_framework import serializers, viewsets
+from rest_framework.fields import get_error_detail
+from rest_framework.settings import api_settings
 
 from station.api.errors import is_conflict
 from station.api.permissions import StudioPermission
@@ -37,7 +40,7 @@ class StationModelSerializer(serializers.ModelSerializer):
         fields = super().get_fields()
         request = self.context.get("request")
         for field in fields.values():
-            queryset = getattr(field, "queryset", None)
+            queryset = field.queryset.all() if getattr(field, "queryset", None) is not None else None
             if request is not None and isinstance(queryset, StudioScopedQuerySet):
                 field.queryset = queryset.editable_by(request.user)
         return fields
@@ -51,11 +54,7 @@ class StationModelSerializer(serializers.ModelSerializer):
             candidate.clean()
             candidate.validate_constraints()
         except DjangoValidationError as error:
-            for problem in _problems(error):
-                conflict = UserError(problem.code or "invalid", problem.message, problem.params)
-                if is_conflict(conflict):
-                    raise conflict from error
-            raise
+            raise _as_api_error(error) from error
         return attrs
 
     def update(self, instance, validated_data):
@@ -70,10 +69,20 @@ class StationModelSerializer(serializers.ModelSerializer):
         return instance
 
 
-def _problems(error: DjangoValidationError) -> list[DjangoValidationError]:
-    if hasattr(error, "error_dict"):
-        return [problem for problems in error.error_dict.values() for problem in problems]
-    return list(error.error_list)
+def _as_api_error(error: DjangoValidationError) -> Exception:
+    """The model's verdict for the API: input errors (400) come before an overlap with another row (409)."""
+    by_field = error.error_dict if hasattr(error, "error_dict") else {NON_FIELD_ERRORS: error.error_list}
+    invalid, conflicts = {}, []
+    for name, problems in by_field.items():
+        for problem in problems:
+            as_user_error = UserError(problem.code or "invalid", problem.message, problem.params)
+            if is_conflict(as_user_error):
+                conflicts.append(as_user_error)
+            else:
+                invalid.setdefault(api_settings.NON_FIELD_ERRORS_KEY if name == NON_FIELD_ERRORS else name, []).append(problem)
+    if invalid:
+        return serializers.ValidationError(get_error_detail(DjangoValidationError(invalid)))
+    return conflicts[0]
 
 
 class StudioScopedViewSet(viewsets.ModelViewSet):

@@ -22,7 +22,7 @@ logger = logging.getLogger(__name__)
 
 # UserError codes raised by services when the row's state forbids the action.
 STATE_CONFLICT_CODES = frozenset({
-    "window_over", "not_pending", "not_recording",  # recorder schedules
+    "window_over", "not_pending", "not_recording", "window_claimed",  # recorder schedules
     "already_paused", "not_paused", "channel_not_running",  # channels
     "alert_already_acknowledged", "not_failed", "source_disabled", "asset_not_ready",
 })
