@@ -1,8 +1,9 @@
 """A real local HTTP server for ingest tests and the bench: media files, a feed, and misbehaving endpoints.
 
-Files are served with Range support (206) through sendfile. Per path, a test can make
-the server fail N times (503), cut the body N times, always cut it short (truncated),
-stall mid-body, trickle slowly, or omit Content-Length. POST /archive is a publishing
+Files are served with Range support (206) through sendfile, optionally paced per
+connection like a remote host. Per path, a test can make the server fail N times (503),
+cut the body N times, always cut it short (truncated), stall mid-body, trickle slowly,
+or omit Content-Length. POST /archive is a publishing
 target that fails N times and records what it accepted.
 """
 
@@ -17,6 +18,11 @@ from pathlib import Path
 from xml.sax.saxutils import escape
 
 
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    request_queue_size = 256  # a burst of parallel clients must not wait out a SYN retry
+
+
 class MediaServer:
     def __init__(self):
         self.files: dict[str, tuple[Path, str]] = {}  # url path → (file, content type)
@@ -25,16 +31,15 @@ class MediaServer:
         self.cut_times: Counter = Counter()  # path → cuts the body halfway this many more times
         self.truncated: set[str] = set()  # paths that always end before their Content-Length
         self.stalled: set[str] = set()  # paths that go silent halfway
-        self.trickled: set[str] = set()  # paths sent 4 KB every 0.1 s
+        self.trickled: set[str] = set()  # paths sent at 40 KB/s
+        self.pace: int | None = None  # bytes per second per connection for every file, like a remote host
         self.no_length: set[str] = set()  # paths sent without Content-Length
         self.archive_fail_times = 0
         self.archived: list[dict] = []
         self.hits: Counter = Counter()
         self.range_requests: list[tuple[str, str]] = []
         self._lock = threading.Lock()
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
-        self.server.daemon_threads = True
-        self.server.request_queue_size = 256
+        self.server = _Server(("127.0.0.1", 0), self._handler())
         self.base = f"http://127.0.0.1:{self.server.server_address[1]}"
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
@@ -125,20 +130,23 @@ class MediaServer:
                     self.send_header("Content-Length", str(size - start))
                 self.end_headers()
                 half = start + (size - start) // 2
+                self.wfile.flush()
                 with file.open("rb") as handle:
-                    if path in server.trickled:
-                        handle.seek(start)
-                        while block := handle.read(4096):
-                            self.wfile.write(block)
-                            time.sleep(0.1)
-                    elif path in server.truncated or path in server.stalled or server.take(server.cut_times, path):
-                        self.wfile.flush()
+                    if path in server.truncated or path in server.stalled or server.take(server.cut_times, path):
                         self.connection.sendfile(handle, offset=start, count=max(1, half - start))
                         if path in server.stalled:
                             time.sleep(3)
                     else:
-                        self.wfile.flush()
-                        self.connection.sendfile(handle, offset=start, count=size - start)
+                        self._send_paced(handle, start, size, 40_000 if path in server.trickled else server.pace)
                 self.close_connection = True
+
+            def _send_paced(self, handle, start: int, size: int, rate: int | None):
+                if rate is None:
+                    self.connection.sendfile(handle, offset=start, count=size - start)
+                    return
+                began, sent, step = time.monotonic(), 0, max(4096, rate // 20)
+                while start + sent < size:
+                    sent += self.connection.sendfile(handle, offset=start + sent, count=min(step, size - start - sent))
+                    time.sleep(max(0.0, sent / rate - (time.monotonic() - began)))
 
         return Handler

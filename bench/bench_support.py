@@ -1,0 +1,62 @@
+"""What every bench needs: a dedicated database on the embedded PostgreSQL, percentiles, peak RSS."""
+
+import threading
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def fresh_database_url(name: str) -> str:
+    """Start the embedded PostgreSQL (var/pg) and return the URL of a new, empty database ``name``."""
+    import psycopg
+
+    from station import embedded_db
+
+    config = embedded_db.start(ROOT / "var" / "pg")
+    admin = embedded_db.database_url({**config, "NAME": "postgres"})
+    with psycopg.connect(f"host={config['HOST']} user=postgres dbname=postgres", autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        conn.execute(f'CREATE DATABASE "{name}"')
+    return admin.rsplit("/", 1)[0] + f"/{name}"
+
+
+def percentile(values, q):
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
+
+
+class RssSampler(threading.Thread):
+    """Peak resident memory of watched processes.
+
+    ``pids``: per process name, with their children (the largest process of each name).
+    ``trees``: pid → label, the peak of the whole tree's sum (a django-q2 cluster is a
+    sentinel and its workers). ``alone``: pid → label, that process without its children.
+    """
+
+    def __init__(self):
+        super().__init__(daemon=True)
+        self.pids, self.trees, self.alone, self.peak_mb, self.running = set(), {}, {}, {}, True
+
+    def _peak(self, key: str, mb: float) -> None:
+        self.peak_mb[key] = max(self.peak_mb.get(key, 0), mb)
+
+    def run(self):
+        import psutil
+
+        while self.running:
+            for pid in [*self.pids, *self.trees, *self.alone]:
+                try:
+                    process = psutil.Process(pid)
+                    if pid in self.alone:
+                        self._peak(self.alone[pid], process.memory_info().rss / 2**20)
+                        continue
+                    tree = [process, *process.children(recursive=True)]
+                    if pid in self.trees:
+                        self._peak(self.trees[pid], sum(p.memory_info().rss for p in tree) / 2**20)
+                        continue
+                    for p in tree:
+                        self._peak(p.name(), p.memory_info().rss / 2**20)
+                except psutil.Error:
+                    pass
+            time.sleep(0.2)

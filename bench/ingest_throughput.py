@@ -1,0 +1,230 @@
+"""Ingest throughput against baselines, and playout-queue latency under an ingest flood.
+
+- files: 200 distinct MP3s (~1.9 MB each) served on loopback by a threaded HTTP server that
+  paces every connection at 4 MB/s, as a remote podcast host would (unpaced loopback would only
+  measure CPU copies on a 2-core box, where no downloader does anything a network would show).
+- baselines, same files and server: plain sequential `requests` (one at a time), and
+  `curl --parallel --parallel-immediate --parallel-max 8` (the pool's concurrency), run at the
+  ingest cluster's CPU priority (nice 10).
+- ours: a URL-list source polled, 200 download jobs on the `ingest` django-q2 cluster
+  (8 workers, started as `./scripts/run` starts it); the time runs from the poll until all 200
+  assets are ready: fetched, checksummed, probed with ffprobe and stored.
+- flood: 500 more download jobs (~1 MB files) queued on `ingest`; meanwhile 100 probe jobs go to the
+  `playout` cluster, 50 ms apart, each reporting how long it waited. Baseline: one probe queued
+  behind the flood on the same queue, as one shared queue would make it wait.
+
+Run: .venv/bin/python bench/ingest_throughput.py   (starts the embedded PostgreSQL itself)
+"""
+
+import json
+import multiprocessing
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from bench_support import ROOT, RssSampler, fresh_database_url, percentile
+
+sys.path.insert(0, str(ROOT))
+FILES, FLOOD, PROBES, WORKERS = 200, 500, 100, 8
+PACE_BYTES_PER_SECOND = 4 * 2**20
+WORK = ROOT / "var" / "bench-ingest"
+
+
+def _tagged(audio: bytes, title: str) -> bytes:
+    """The MP3 with an ID3v2.3 title of its own, so every file (and its checksum) is distinct."""
+    text = b"\x00" + title.encode()
+    frame = b"TIT2" + len(text).to_bytes(4, "big") + b"\x00\x00" + text
+    size = len(frame)
+    syncsafe = bytes([(size >> 21) & 0x7F, (size >> 14) & 0x7F, (size >> 7) & 0x7F, size & 0x7F])
+    return b"ID3\x03\x00\x00" + syncsafe + frame + audio
+
+
+def _make_files(directory: Path, prefix: str, count: int, seconds: int) -> list[Path]:
+    plain = directory / f"{prefix}-plain.mp3"
+    subprocess.run(["ffmpeg", "-nostdin", "-loglevel", "error", "-y", "-f", "lavfi", "-i",
+                    f"sine=frequency=440:sample_rate=44100:duration={seconds}", "-ac", "2", "-b:a", "128k",
+                    "-id3v2_version", "0", str(plain)], check=True)
+    audio = plain.read_bytes()
+    plain.unlink()
+    files = []
+    for n in range(count):
+        path = directory / f"{prefix}-{n:03d}.mp3"
+        path.write_bytes(_tagged(audio, f"{prefix} {n}"))
+        files.append(path)
+    return files
+
+
+def _serve(directory: Path, pace: int, pipe) -> None:
+    from ingest.tests.media_server import MediaServer
+
+    server = MediaServer()
+    server.pace = pace
+    for path in sorted(directory.glob("*.mp3")):
+        server.add(path.name, path)
+    pipe.send(server.base)
+    while True:
+        time.sleep(3600)
+
+
+def _sequential_requests(urls: list[str], directory: Path) -> float:
+    import requests
+
+    directory.mkdir(parents=True)
+    began = time.monotonic()
+    with requests.Session() as session:
+        for n, url in enumerate(urls):
+            with session.get(url, stream=True, timeout=30) as response, (directory / f"{n}.mp3").open("wb") as out:
+                response.raise_for_status()
+                for chunk in response.iter_content(1 << 20):
+                    out.write(chunk)
+    return time.monotonic() - began
+
+
+def _curl_parallel(urls: list[str], directory: Path, sampler: RssSampler) -> float:
+    directory.mkdir(parents=True)
+    config = directory / "curl.conf"
+    config.write_text("".join(f'url = "{url}"\noutput = "{directory / f"{n}.mp3"}"\n' for n, url in enumerate(urls)))
+    began = time.monotonic()
+    # --parallel-immediate: open the connections at once; without it curl waits to multiplex on one (3x slower here).
+    # At the ingest cluster's CPU priority, so both compete alike with whatever else the machine runs.
+    curl = subprocess.Popen(["nice", "-n", "10", "curl", "--parallel", "--parallel-immediate", "--parallel-max",
+                             str(WORKERS), "--no-progress-meter", "--fail", "-K", str(config)])
+    sampler.trees[curl.pid] = "curl --parallel"
+    if curl.wait() != 0:
+        raise SystemExit("curl failed")
+    return time.monotonic() - began
+
+
+def _wait_until(predicate, timeout: float, what: str):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.05)
+    raise SystemExit(f"bench timed out waiting for {what}")
+
+
+def _probe(queue: str, wait_ms: int) -> float | None:
+    """Queue one probe job on ``queue``; return how long it waited there (s), None if it did not run in time."""
+    from django_q.tasks import async_task, result
+
+    return result(async_task("station.queues.waited", time.time(), cluster=queue), wait=wait_ms)
+
+
+def main() -> None:
+    shutil.rmtree(WORK, ignore_errors=True)
+    (WORK / "served").mkdir(parents=True)
+    os.environ.update(DATABASE_URL=fresh_database_url("bench_ingest"), MEDIA_ROOT=str(WORK / "media"),
+                      DJANGO_SETTINGS_MODULE="station.settings", LOG_LEVEL="WARNING", Q_INGEST_WORKERS=str(WORKERS),
+                      Q_PLAYOUT_WORKERS="2")
+    files = _make_files(WORK / "served", "bench", FILES, seconds=120)
+    flood_files = _make_files(WORK / "served", "flood", FLOOD, seconds=60)
+    receive, send = multiprocessing.Pipe(duplex=False)
+    server = multiprocessing.Process(target=_serve, args=(WORK / "served", PACE_BYTES_PER_SECOND, send), daemon=True)
+    server.start()
+    base = receive.recv()
+    urls = [f"{base}/{path.name}" for path in files]
+    total_bytes = sum(path.stat().st_size for path in files)
+    sampler = RssSampler()
+    sampler.trees[server.pid] = "http server"
+    sampler.alone[os.getpid()] = "bench (sequential requests)"
+    sampler.start()
+
+    import django
+
+    django.setup()
+    from django.core.management import call_command
+    from django.utils import timezone
+    from django_q.models import OrmQ
+
+    from ingest import services
+    from ingest.models import Download, IngestSource, MediaAsset
+    from station import launcher, queues
+    from station.models import Studio
+
+    call_command("migrate", verbosity=0)
+    studio = Studio.objects.create(name="Bench", slug="bench")
+
+    sequential_s = _sequential_requests(urls, WORK / "sequential")
+    curl_s = _curl_parallel(urls, WORK / "curl", sampler)
+
+    clusters = {}
+    try:
+        for queue in (queues.INGEST, queues.PLAYOUT):
+            child = launcher.queue_cluster(queue)
+            clusters[queue] = subprocess.Popen(child.argv, cwd=ROOT, env={**os.environ, **child.env})
+            sampler.trees[clusters[queue].pid] = f"{queue} cluster"
+            _wait_until(lambda queue=queue: _probe(queue, 1000) is not None, 60, f"the {queue} cluster")
+
+        # --- ours: poll → 200 jobs → 200 ready assets ------------------------------------------------
+        began = time.monotonic()
+        source = IngestSource.objects.create(studio=studio, name="Bench", kind="url_list", url_list="\n".join(urls))
+        services.sources_poll_due(now=timezone.now())
+        _wait_until(lambda: Download.objects.filter(source=source).exclude(status__in=["queued", "downloading"]).count()
+                    == FILES, 240, "the pool's downloads")
+        ours_s = time.monotonic() - began
+        completed = Download.objects.filter(source=source, status="completed").count()
+        ready = MediaAsset.objects.filter(status="ready", duration_seconds__gt=119).count()
+        failures = list(Download.objects.filter(source=source, status="failed").values_list("error_message", flat=True)[:3])
+
+        # --- flood: 500 ingest jobs queued, playout probes meanwhile ------------------------------------
+        flood = IngestSource.objects.create(studio=studio, name="Flood", kind="url_list",
+                                            url_list="\n".join(f"{base}/{path.name}" for path in flood_files))
+        services.sources_poll_due(now=timezone.now())
+        queued_at_start = OrmQ.objects.filter(key=queues.INGEST).count()
+        waits = []
+        for _ in range(PROBES):
+            waits.append(_probe(queues.PLAYOUT, 5000))
+            time.sleep(0.05)
+        queued_at_end = OrmQ.objects.filter(key=queues.INGEST).count()
+        shared_queue_wait = _probe(queues.INGEST, 240_000)
+        _wait_until(lambda: not Download.objects.filter(source=flood, status__in=["queued", "downloading"]).exists(),
+                    120, "the flood to drain")
+    finally:
+        for process in clusters.values():
+            process.terminate()
+        for process in clusters.values():
+            process.wait()
+        sampler.running = False
+        server.terminate()
+
+    missing = sum(wait is None for wait in waits)
+    waits_ms = [wait * 1000 for wait in waits if wait is not None]
+    mb_per_s = total_bytes / 2**20
+    figures = {
+        "files": FILES,
+        "megabytes": round(mb_per_s, 1),
+        "pace_per_connection_mb_s": PACE_BYTES_PER_SECOND / 2**20,
+        "concurrency": WORKERS,
+        "sequential_requests_mb_s": round(mb_per_s / sequential_s, 2),
+        "curl_parallel_mb_s": round(mb_per_s / curl_s, 2),
+        "ours_to_ready_mb_s": round(mb_per_s / ours_s, 2),
+        "ours_files_per_s": round(FILES / ours_s, 1),
+        "ratio_to_curl": round(curl_s / ours_s, 3),
+        "ratio_to_sequential_requests": round(sequential_s / ours_s, 2),
+        "ours_completed": completed,
+        "ours_ready_assets": ready,
+        "ours_failures": failures,
+        "flood_jobs_queued_at_start": queued_at_start,
+        "flood_jobs_queued_at_end": queued_at_end,
+        "playout_probes": len(waits),
+        "playout_probes_not_run_in_5s": missing,
+        "playout_wait_ms_p50": round(statistics.median(waits_ms), 1),
+        "playout_wait_ms_p99": round(percentile(waits_ms, 0.99), 1),
+        "playout_wait_ms_max": round(max(waits_ms), 1),
+        "shared_queue_wait_ms": round(shared_queue_wait * 1000, 1) if shared_queue_wait is not None else None,
+        "peak_rss_mb": {name: round(mb, 1) for name, mb in sorted(sampler.peak_mb.items())},
+    }
+    goal = {"ratio_to_curl": 0.8, "playout_wait_ms_p99": 300}
+    met = (figures["ratio_to_curl"] >= 0.8 and figures["playout_wait_ms_p99"] <= 300 and missing == 0
+           and completed == FILES and queued_at_end > 0)
+    print(json.dumps({"bench": "ingest_throughput", "figures": figures, "goal": goal, "met": met}))
+
+
+if __name__ == "__main__":
+    main()
