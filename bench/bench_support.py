@@ -21,6 +21,17 @@ def fresh_database_url(name: str) -> str:
     return admin.rsplit("/", 1)[0] + f"/{name}"
 
 
+def wait_until(predicate, timeout: float, what: str = ""):
+    """Poll ``predicate`` every 50 ms and return its first truthy value; stop the bench after ``timeout`` s."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.05)
+    raise SystemExit(f"bench timed out waiting for {what or predicate}")
+
+
 def percentile(values, q):
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]

@@ -26,7 +26,7 @@ import sys
 import time
 from pathlib import Path
 
-from bench_support import ROOT, RssSampler, fresh_database_url, percentile
+from bench_support import ROOT, RssSampler, fresh_database_url, percentile, wait_until
 
 sys.path.insert(0, str(ROOT))
 FILES, FLOOD, PROBES, WORKERS = 200, 500, 100, 8
@@ -99,16 +99,6 @@ def _curl_parallel(urls: list[str], directory: Path, sampler: RssSampler) -> flo
     return time.monotonic() - began
 
 
-def _wait_until(predicate, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise SystemExit(f"bench timed out waiting for {what}")
-
-
 def _probe(queue: str, wait_ms: int) -> float | None:
     """Queue one probe job on ``queue``; return how long it waited there (s), None if it did not run in time."""
     from django_q.tasks import async_task, result
@@ -159,13 +149,13 @@ def main() -> None:
             child = launcher.queue_cluster(queue)
             clusters[queue] = subprocess.Popen(child.argv, cwd=ROOT, env={**os.environ, **child.env})
             sampler.trees[clusters[queue].pid] = f"{queue} cluster"
-            _wait_until(lambda queue=queue: _probe(queue, 1000) is not None, 60, f"the {queue} cluster")
+            wait_until(lambda queue=queue: _probe(queue, 1000) is not None, 60, f"the {queue} cluster")
 
         # --- ours: poll → 200 jobs → 200 ready assets ------------------------------------------------
         began = time.monotonic()
         source = IngestSource.objects.create(studio=studio, name="Bench", kind="url_list", url_list="\n".join(urls))
         services.sources_poll_due(now=timezone.now())
-        _wait_until(lambda: Download.objects.filter(source=source).exclude(status__in=["queued", "downloading"]).count()
+        wait_until(lambda: Download.objects.filter(source=source).exclude(status__in=["queued", "downloading"]).count()
                     == FILES, 240, "the pool's downloads")
         ours_s = time.monotonic() - began
         completed = Download.objects.filter(source=source, status="completed").count()
@@ -183,7 +173,7 @@ def main() -> None:
             time.sleep(0.05)
         queued_at_end = OrmQ.objects.filter(key=queues.INGEST).count()
         shared_queue_wait = _probe(queues.INGEST, 240_000)
-        _wait_until(lambda: not Download.objects.filter(source=flood, status__in=["queued", "downloading"]).exists(),
+        wait_until(lambda: not Download.objects.filter(source=flood, status__in=["queued", "downloading"]).exists(),
                     120, "the flood to drain")
     finally:
         for process in clusters.values():

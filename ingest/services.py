@@ -102,7 +102,8 @@ def source_poll_soon(*, source: IngestSource) -> IngestSource:
         raise UserError("source_disabled", _("%(source)s is disabled; enable it to poll it."), {"source": source.name})
     with transaction.atomic():
         IngestSource.objects.filter(pk=source.pk).update(next_poll_at=timezone.now(), updated_at=timezone.now())
-        queues.enqueue(queues.INGEST, "ingest.tasks.poll", task_name=f"ingest.poll:{source.pk}")
+        queues.enqueue(queues.queue_for(queues.INGEST, studio_slug=source.studio.slug), "ingest.tasks.poll",
+                       source.studio_id, task_name=f"ingest.poll:{source.pk}")
     source.refresh_from_db()
     return source
 
@@ -125,7 +126,8 @@ def downloads_queue_items(*, source: IngestSource, items: list[feeds.Item]) -> l
     again = []
     if not source.remember_downloads:
         finished = [d.pk for d in existing.values() if d.status in (Download.Status.COMPLETED, Download.Status.SKIPPED)]
-        again = list(Download.objects.filter(pk__in=finished, status__in=[Download.Status.COMPLETED, Download.Status.SKIPPED]))
+        again = list(Download.objects.filter(pk__in=finished, status__in=[Download.Status.COMPLETED, Download.Status.SKIPPED])
+                     .select_related("source__studio"))
         Download.objects.filter(pk__in=[d.pk for d in again]).update(
             status=Download.Status.QUEUED, bytes_done=0, error_message="", updated_at=timezone.now())
     queued = created + again
@@ -135,7 +137,8 @@ def downloads_queue_items(*, source: IngestSource, items: list[feeds.Item]) -> l
 
 
 def _enqueue_download(download: Download) -> None:
-    queues.enqueue(queues.INGEST, "ingest.tasks.download", download.pk, task_name=f"ingest.download:{download.pk}")
+    queue = queues.queue_for(queues.INGEST, studio_slug=download.source.studio.slug)
+    queues.enqueue(queue, "ingest.tasks.download", download.pk, task_name=f"ingest.download:{download.pk}")
 
 
 def downloads_requeue_stale(*, now: datetime) -> int:
@@ -143,7 +146,7 @@ def downloads_requeue_stale(*, now: datetime) -> int:
     stale = Download.objects.filter(status__in=[Download.Status.QUEUED, Download.Status.DOWNLOADING],
                                     updated_at__lt=now - timedelta(seconds=settings.INGEST_STALE_SECONDS))
     with transaction.atomic():
-        picked = list(stale.select_for_update(skip_locked=True)[:500])
+        picked = list(stale.select_for_update(skip_locked=True, of=("self",)).select_related("source__studio")[:500])
         Download.objects.filter(pk__in=[d.pk for d in picked]).update(updated_at=now)
         for download in picked:
             _enqueue_download(download)

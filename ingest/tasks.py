@@ -15,9 +15,9 @@ def tick(**options) -> bool:
                             step=lambda: services.ingest_housekeeping(now=timezone.now()), **options)
 
 
-def poll() -> int:
-    """Poll the sources due now (beside the tick: each source goes to one poller)."""
-    return services.sources_poll_due(now=timezone.now())
+def poll(studio_id: int) -> int:
+    """Poll the studio's sources due now (beside the tick: each source goes to one poller)."""
+    return services.sources_poll_due(now=timezone.now(), studios=[studio_id])
 
 
 def download(download_id: int) -> str:

@@ -2,13 +2,16 @@
 
 Each concern is its own django-q2 cluster with workers of its own
 (``Q_CLUSTER_NAME=ingest manage.py qcluster``; ``playout`` is the default), so
-a flood of ingest jobs never delays a playout job. A job may queue work on
+a flood of ingest jobs never delays a playout job. Studios listed in STUDIO_QUEUES get
+queues of their own per concern (``ingest-news``), so a cluster can work for a subset
+of studios while the plain queues serve the rest. A job may queue work on
 another queue, but never waits for it: ``enqueue`` returns at once and queues
 only after the caller's transaction commits.
 """
 
 import time
 
+from django.conf import settings
 from django.db import transaction
 from django_q.tasks import async_task
 
@@ -18,10 +21,18 @@ EVENTS = "events"  # low-priority watchers: channel health, notifications
 QUEUES = (PLAYOUT, INGEST, EVENTS)
 
 
+def queue_for(concern: str, *, studio_slug: str) -> str:
+    """The queue of a studio's jobs of one concern: ``concern-group`` for a studio in STUDIO_QUEUES, else ``concern``."""
+    for group, slugs in settings.STUDIO_QUEUES.items():
+        if studio_slug in slugs:
+            return f"{concern}-{group}"
+    return concern
+
+
 def enqueue(queue: str, func: str, *args, task_name: str | None = None, **kwargs) -> None:
     """Queue ``func(*args, **kwargs)`` on ``queue`` once the current transaction commits."""
-    if queue not in QUEUES:
-        raise ValueError(f"unknown queue {queue!r}; expected one of {QUEUES}")
+    if queue.split("-", 1)[0] not in QUEUES:
+        raise ValueError(f"unknown queue {queue!r}; expected one of {QUEUES}, or one of them with a studio group")
     options = {"cluster": queue, **({"task_name": task_name} if task_name else {})}
     transaction.on_commit(lambda: async_task(func, *args, q_options=options, **kwargs))
 

@@ -158,6 +158,10 @@ TICK_RUN_SECONDS = env.float("TICK_RUN_SECONDS", default=240)  # one tick job lo
 # One cluster per concern (station/queues.py): `manage.py qcluster` runs the playout queue,
 # `Q_CLUSTER_NAME=ingest` or `Q_CLUSTER_NAME=events` the others. Periodic loops hold one worker each.
 REDIS_URL = env.str("REDIS_URL", default="")
+# Studios whose jobs go to queues of their own, e.g. "news:studio-a,studio-b music:studio-c": then
+# `Q_CLUSTER_NAME=ingest-news manage.py qcluster` works for those studios only, `ingest` for the rest.
+STUDIO_QUEUES = {group: slugs.split(",") for group, slugs in
+                 (part.split(":", 1) for part in env.str("STUDIO_QUEUES", default="").split())}
 Q_CLUSTER = {
     "name": "stationkeeper",  # shared by all clusters: it signs the queued jobs
     "cluster_name": "playout",
@@ -176,6 +180,9 @@ Q_CLUSTER = {
         "events": {"workers": env.int("Q_EVENTS_WORKERS", default=2), "poll": 0.1},
     },
 }
+for _group in STUDIO_QUEUES:  # a studio group's clusters run like their concern's
+    Q_CLUSTER["ALT_CLUSTERS"].update({f"{queue}-{_group}": Q_CLUSTER["ALT_CLUSTERS"].get(queue, {})
+                                      for queue in ("playout", "ingest", "events")})
 if REDIS_URL:
     Q_CLUSTER["redis"] = REDIS_URL
 else:

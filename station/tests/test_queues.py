@@ -4,9 +4,11 @@ import statistics
 import time
 
 import pytest
+from django.utils import timezone
 from django_q.models import OrmQ, Schedule
 from django_q.tasks import async_task, result
 
+from ingest import services
 from ingest.media import generate_tone
 from ingest.models import Download, IngestSource
 from ingest.tests.media_server import MediaServer
@@ -64,3 +66,18 @@ def test_playout_jobs_start_promptly_while_500_ingest_jobs_are_queued(tmp_path, 
     assert still_queued > 300  # the flood was really there while the probes ran
     assert max(waits) < 1.0 and statistics.median(waits) < 0.3, waits
     assert Download.objects.filter(status="completed").exists()  # and the ingest cluster was working through it
+
+
+@pytest.mark.django_db
+def test_a_studio_group_has_queues_of_its_own_and_the_rest_use_the_plain_ones(settings, studio_a, studio_b,
+                                                                               django_capture_on_commit_callbacks):
+    settings.STUDIO_QUEUES = {"news": ["a"]}
+    for studio in (studio_a, studio_b):
+        IngestSource.objects.create(studio=studio, name="Bulletins", kind="url_list",
+                                    url_list=f"http://127.0.0.1:9/{studio.slug}.mp3")
+
+    with django_capture_on_commit_callbacks(execute=True):
+        services.sources_poll_due(now=timezone.now())
+
+    queued = {Download.objects.get(pk=job.task["args"][0]).source.studio.slug: job.key for job in OrmQ.objects.all()}
+    assert queued == {"a": "ingest-news", "b": "ingest"}
