@@ -7,6 +7,7 @@ from station import views
 admin.site.site_header = "Stationkeeper"
 admin.site.site_title = "Stationkeeper"
 admin.site.index_title = "Station administration"
+handler404 = "station.api.views.not_found"
 
 urlpatterns = [
     path("", RedirectView.as_view(pattern_name="admin:index", permanent=False)),

@@ -1,7 +1,6 @@
 import io
 
 from django.utils import timezone
-from django_filters import rest_framework as filters
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiExample, OpenApiParameter, extend_schema, extend_schema_view
 from rest_framework import mixins, renderers, viewsets
@@ -21,6 +20,7 @@ from playout.exports import write_as_run_csv
 from playout.models import AsRunEntry, Channel, Playlist, PlaylistItem, Show
 from playout.selectors import channel_now_playing
 from station.api.base import StudioScopedViewSet
+from station.api.filters import StationFilterSet, UTCDateTimeFilter
 
 
 def _channel_action(summary: str, description: str):
@@ -101,9 +101,9 @@ class AsRunCsvRenderer(renderers.BaseRenderer):
         return out.getvalue().encode(self.charset)
 
 
-class AsRunFilter(filters.FilterSet):
-    since = filters.IsoDateTimeFilter(field_name="started_at", lookup_expr="gte", help_text="Rows started at or after.")
-    until = filters.IsoDateTimeFilter(field_name="started_at", lookup_expr="lt", help_text="Rows started before.")
+class AsRunFilter(StationFilterSet):
+    since = UTCDateTimeFilter(field_name="started_at", lookup_expr="gte", help_text="Rows started at or after.")
+    until = UTCDateTimeFilter(field_name="started_at", lookup_expr="lt", help_text="Rows started before.")
 
     class Meta:
         model = AsRunEntry

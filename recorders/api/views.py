@@ -12,6 +12,8 @@ from recorders.api.serializers import (
 )
 from recorders.models import Recorder, RecorderSchedule
 from station.api.base import StudioScopedViewSet
+from station.api.filters import StationFilterSet, UTCDateTimeFilter
+from station.models import Studio
 from station.selectors import window_occurrences
 
 SCHEDULE_EXAMPLE = {
@@ -34,10 +36,11 @@ class RecorderViewSet(StudioScopedViewSet):
     ordering_fields = ["name", "created_at"]
 
 
-class ScheduleFilter(filters.FilterSet):
-    studio = filters.NumberFilter(field_name="recorder__studio", help_text="Windows of this studio's recorders.")
-    starts_after = filters.IsoDateTimeFilter(field_name="start_at", lookup_expr="gte")
-    starts_before = filters.IsoDateTimeFilter(field_name="start_at", lookup_expr="lt")
+class ScheduleFilter(StationFilterSet):
+    studio = filters.ModelChoiceFilter(field_name="recorder__studio", queryset=Studio.objects.all(),
+                                       help_text="Windows of this studio's recorders.")
+    starts_after = UTCDateTimeFilter(field_name="start_at", lookup_expr="gte")
+    starts_before = UTCDateTimeFilter(field_name="start_at", lookup_expr="lt")
 
     class Meta:
         model = RecorderSchedule

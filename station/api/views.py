@@ -1,5 +1,7 @@
 from drf_spectacular.utils import OpenApiExample, extend_schema, extend_schema_view
-from rest_framework import mixins, status, viewsets
+from django.http import JsonResponse
+from django.views import defaults
+from rest_framework import exceptions, mixins, status, viewsets
 from rest_framework.authtoken.models import Token
 from rest_framework.authtoken.serializers import AuthTokenSerializer
 from rest_framework.decorators import action
@@ -9,6 +11,7 @@ from rest_framework.views import APIView
 
 from station import services
 from station.api.base import StudioScopedViewSet
+from station.api.errors import error_body
 from station.api.permissions import SuperuserWrites
 from station.api.serializers import AlertSerializer, NodeSerializer, StudioSerializer, TokenSerializer
 from station.models import Alert, Node, Studio
@@ -76,3 +79,10 @@ class AlertViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Ge
     def acknowledge(self, request, pk=None):
         alert = services.alert_acknowledge(alert=self.get_object(), user=request.user)
         return Response(self.get_serializer(alert).data, status=status.HTTP_200_OK)
+
+
+def not_found(request, exception):
+    """A URL no route matches: under /api/ in the one error shape, elsewhere Django's page."""
+    if request.path.startswith("/api/"):
+        return JsonResponse(error_body("not_found", exceptions.NotFound.default_detail), status=404)
+    return defaults.page_not_found(request, exception)

@@ -1,0 +1,37 @@
+"""Filtering: django-filter with instants read as UTC, so any valid ISO 8601 offset reaches the database safely."""
+
+from datetime import UTC
+
+from django import forms
+from django.db import models
+from django.utils.translation import gettext_lazy as _
+from django_filters import fields
+from django_filters import rest_framework as filters
+
+
+class UTCDateTimeFormField(fields.IsoDateTimeField):
+    def to_python(self, value):
+        value = super().to_python(value)
+        if value is None:
+            return None
+        try:
+            # PostgreSQL refuses offsets beyond ±15:59 that ISO 8601 allows; the same instant in UTC is fine.
+            return value.astimezone(UTC)
+        except OverflowError as error:
+            raise forms.ValidationError(_("This date and time is out of range."), code="overflow") from error
+
+
+class UTCDateTimeFilter(filters.IsoDateTimeFilter):
+    """An ISO 8601 instant with its offset (e.g. 2026-03-29T07:00:00+01:00), compared in UTC."""
+
+    field_class = UTCDateTimeFormField
+
+
+class StationFilterSet(filters.FilterSet):
+    FILTER_DEFAULTS = {**filters.FilterSet.FILTER_DEFAULTS, models.DateTimeField: {"filter_class": UTCDateTimeFilter}}
+
+
+class StationFilterBackend(filters.DjangoFilterBackend):
+    """django-filter's backend, building filter sets for ``filterset_fields`` from StationFilterSet."""
+
+    filterset_base = StationFilterSet
