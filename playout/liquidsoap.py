@@ -112,6 +112,12 @@ air.on_track(report)
 """
 
 
+def annotated_uri(path: str, annotations: dict) -> str:
+    """A request URI carrying metadata: the on-air report hands it back."""
+    notes = ",".join(f"{key}={json.dumps(str(value))}" for key, value in annotations.items())
+    return f"annotate:{notes}:{path}"
+
+
 class Gateway:
     """A client of Liquidsoap's telnet server."""
 
@@ -136,8 +142,7 @@ class Gateway:
             return False
 
     def push(self, path: str, annotations: dict) -> str:
-        notes = ",".join(f"{key}={json.dumps(str(value))}" for key, value in annotations.items())
-        return self.command(f"queue.push annotate:{notes}:{path}")
+        return self.command(f"queue.push {annotated_uri(path, annotations)}")
 
     def set_next_at(self, epoch_seconds: float) -> str:
         return self.command(f"next_at {epoch_seconds:.3f}")

@@ -16,10 +16,10 @@ from django.conf import settings
 
 from ingest.models import MediaAsset
 from playout import services
-from playout.liquidsoap import FRAME_SECONDS, LiquidsoapEngine, render_script
+from playout.liquidsoap import FRAME_SECONDS, LiquidsoapEngine, annotated_uri, render_script
 from playout.models import AsRunEntry, Channel, ScheduledItem
-from playout.media_check import HORIZON as MEDIA_CHECK_HORIZON
-from playout.media_check import unplayable_items
+from playout.cacher import HORIZON as CACHE_HORIZON
+from playout.cacher import MediaCache
 from playout.timeline import timeline_refresh
 from station.errors import UserError
 
@@ -29,6 +29,9 @@ SILENCE_TITLE = "Silence"
 PAUSED_TITLE = "Paused"
 LATE_START_SECONDS = 0.5  # later than this, an item's cue point is advanced by its lateness
 PREPARE_SECONDS = 2.0  # items are queued this early, so the engine has them resolved at their slot
+# The gate reads the wall clock, and a frame can be computed a few ms after its due time: opened
+# this much later, it never lets an item in on a frame that is due before the slot.
+PACING_JITTER_SECONDS = 0.005
 SETTLE_SECONDS = 0.1  # an on-air report superseded this fast (a transition blip) is not logged
 
 
@@ -42,6 +45,7 @@ class RunningChannel:
     started_at_restart: int = 0  # the channel's restart count when this engine started
     applied_paused: bool = False
     applied_skip: datetime | None = None
+    filler_assets: list[MediaAsset] = field(default_factory=list)
 
 
 class ChannelSupervisor:
@@ -53,6 +57,12 @@ class ChannelSupervisor:
         self.next_probe = 0.0
         self.pending: list[tuple] = []
         self.unplayable: set[int] = set()
+        self.cache_arrivals_seen = 0
+        self.cache = MediaCache(
+            directory=Path(settings.PLAYOUT_CACHE_ROOT) / node.name,
+            shared_root=Path(settings.MEDIA_ROOT) if settings.PLAYOUT_SHARED_MEDIA else None,
+            station_url=settings.STATION_URL,
+        )
 
     # -- planning -----------------------------------------------------------------------------
 
@@ -79,25 +89,38 @@ class ChannelSupervisor:
                 self._start(channel)
         for pk in self.channels:
             timeline_refresh(channel=self.channels[pk].channel, now=now)
-        self.unplayable = unplayable_items(list(
+        coming = list(
             ScheduledItem.objects.filter(
-                channel_id__in=list(self.channels), start_at__lte=now + MEDIA_CHECK_HORIZON, end_at__gt=now
-            ).select_related("asset", "channel")
-        ))
+                channel_id__in=list(self.channels), start_at__lte=now + CACHE_HORIZON, end_at__gt=now, asset__isnull=False
+            ).select_related("asset", "channel").order_by("start_at")
+        )
+        for running in self.channels.values():
+            running.filler_assets = self._filler_assets(running.channel)
+        self.cache.want([(0.0, asset) for running in self.channels.values() for asset in running.filler_assets]
+                        + [(item.start_at.timestamp(), item.asset) for item in coming])  # fillers first: never dead air
+        self.unplayable = self.cache.unplayable(coming)
+        self._write_fillers()
         self.upcoming = list(
             ScheduledItem.objects.filter(
                 channel_id__in=list(self.channels), start_at__lte=now + DISPATCH_HORIZON, end_at__gt=now
             ).select_related("asset").order_by("start_at")
         )
 
+    @staticmethod
+    def _workdir(channel: Channel) -> Path:
+        return Path(settings.MEDIA_ROOT) / "engines" / f"channel-{channel.pk}"
+
     def _start(self, channel: Channel) -> None:
-        workdir = Path(settings.MEDIA_ROOT) / "engines" / f"channel-{channel.pk}"
+        workdir = self._workdir(channel)
+        if channel.fallback_playlist_id:  # the engine watches it from the start; the cacher fills it
+            workdir.mkdir(parents=True, exist_ok=True)
+            self._filler_playlist(channel).touch()
         try:
             script = render_script(
                 output_type=channel.output_type,
                 output_settings=channel.output_settings or {},
                 telnet_port=self._telnet_port(channel),
-                filler_playlist=self._write_filler(channel, workdir),
+                filler_playlist=self._filler_playlist(channel) if channel.fallback_playlist_id else None,
             )
         except UserError as error:
             logger.error("channel %s: %s", channel, error)
@@ -115,20 +138,29 @@ class ChannelSupervisor:
         return settings.PLAYOUT_TELNET_BASE_PORT + channel.pk
 
     @staticmethod
-    def _write_filler(channel: Channel, workdir: Path) -> Path | None:
+    def _filler_assets(channel: Channel) -> list[MediaAsset]:
         if not channel.fallback_playlist_id:
-            return None
-        paths = [
-            str(Path(settings.MEDIA_ROOT) / item.asset.file.name)
-            for item in channel.fallback_playlist.items.select_related("asset")
-            if item.asset_id and item.asset.status == MediaAsset.Status.READY and item.asset.file
-        ]
-        if not paths:
-            return None
-        workdir.mkdir(parents=True, exist_ok=True)
-        playlist = workdir / "filler.m3u"
-        playlist.write_text("\n".join(paths) + "\n")
-        return playlist
+            return []
+        return [item.asset for item in channel.fallback_playlist.items.select_related("asset")
+                if item.asset_id and item.asset.status == MediaAsset.Status.READY]
+
+    @staticmethod
+    def _filler_playlist(channel: Channel) -> Path:
+        return ChannelSupervisor._workdir(channel) / "filler.m3u"
+
+    def _write_fillers(self) -> None:
+        """Each engine watches its filler playlist: it lists the filler files already on this node."""
+        self.cache_arrivals_seen = self.cache.arrivals
+        for running in self.channels.values():
+            if not running.channel.fallback_playlist_id:
+                continue
+            present = [(asset, self.cache.path_for(asset.pk)) for asset in running.filler_assets]
+            text = "".join(f"{annotated_uri(str(path), {'sk_asset': asset.pk, 'sk_title': asset.title})}\n"
+                           for asset, path in present if path)
+            playlist = self._filler_playlist(running.channel)
+            playlist.parent.mkdir(parents=True, exist_ok=True)
+            if not playlist.exists() or playlist.read_text() != text:
+                playlist.write_text(text)
 
     def next_deadline(self) -> float | None:
         if not self.channels:
@@ -154,6 +186,8 @@ class ChannelSupervisor:
                     logger.warning("channel %s: engine up, but the channel is no longer starting here", running.channel)
             if running.running:
                 self._apply_operator_actions(running)
+        if self.cache.arrivals != self.cache_arrivals_seen:
+            self._write_fillers()
         self._dispatch(now)
         self._log_reports()
         if time.time() >= self.next_probe:
@@ -204,11 +238,15 @@ class ChannelSupervisor:
         cue_out = item.cue_in_seconds + (item.end_at - item.start_at).total_seconds()
         annotations = {"sk_item": item.pk, "sk_asset": item.asset_id, "sk_title": item.title,
                        "liq_cue_in": round(cue_in, 3), "liq_cue_out": round(cue_out, 3)}
+        path = self.cache.path_for(item.asset_id)
+        if path is None:
+            self.cache.unplayable([item], now_arming={item.pk})  # alerts; the filler covers it
+            return
         try:
-            running.engine.gateway.push(str(Path(settings.MEDIA_ROOT) / item.asset.file.name), annotations)
+            running.engine.gateway.push(str(path), annotations)
             running.engine.gateway.set_next_at(
                 # The switch lets the queue in on the frame after the one that finds the gate open.
-                time.time() if advance else item.start_at.timestamp() - FRAME_SECONDS
+                time.time() if advance else item.start_at.timestamp() - FRAME_SECONDS + PACING_JITTER_SECONDS
             )
             running.armed = item
         except OSError as error:
@@ -246,8 +284,8 @@ class ChannelSupervisor:
                 services.channel_on_air(channel_id=channel_id, at=moment, title=PAUSED_TITLE,
                                         result=AsRunEntry.Result.PAUSED, node=self.node)
             else:
-                title = metadata.get("title") or Path(metadata.get("filename", "")).stem or SILENCE_TITLE
-                services.channel_on_air(channel_id=channel_id, at=moment, title=title,
+                title = metadata.get("sk_title") or metadata.get("title") or SILENCE_TITLE
+                services.channel_on_air(channel_id=channel_id, at=moment, title=title, asset_id=_int(metadata.get("sk_asset")),
                                         result=AsRunEntry.Result.FALLBACK, node=self.node)
 
     # -- changes and heartbeats ---------------------------------------------------------------

@@ -138,6 +138,9 @@ PLAYOUT_MISSED_PROBES = env.int("PLAYOUT_MISSED_PROBES", default=3)  # missed pr
 PLAYOUT_STARTUP_GRACE_SECONDS = env.float("PLAYOUT_STARTUP_GRACE_SECONDS", default=20)  # a fresh engine's time to answer
 PLAYOUT_HEALTH_INTERVAL_SECONDS = env.float("PLAYOUT_HEALTH_INTERVAL_SECONDS", default=0.5)  # health job cadence
 PLAYOUT_TELNET_BASE_PORT = env.int("PLAYOUT_TELNET_BASE_PORT", default=21000)  # engine telnet port = base + channel id
+PLAYOUT_CACHE_ROOT = Path(env.str("PLAYOUT_CACHE_ROOT", default=str(VAR_DIR / "cache")))  # each node's verified copies
+PLAYOUT_SHARED_MEDIA = env.bool("PLAYOUT_SHARED_MEDIA", default=True)  # nodes read MEDIA_ROOT (same host or shared mount)
+STATION_URL = env.str("STATION_URL", default="http://127.0.0.1:8000")  # where nodes fetch media that is not shared
 INGEST_TICK_SECONDS = env.float("INGEST_TICK_SECONDS", default=2)  # ingest loop: due polls, stale downloads, publishing
 INGEST_CONNECT_TIMEOUT_SECONDS = env.float("INGEST_CONNECT_TIMEOUT_SECONDS", default=10)
 INGEST_READ_TIMEOUT_SECONDS = env.float("INGEST_READ_TIMEOUT_SECONDS", default=30)  # no byte this long = stalled

@@ -1,6 +1,7 @@
 """Real Liquidsoap channels run by a node agent, on the real database."""
 
 import subprocess
+from contextlib import contextmanager
 from datetime import timedelta
 from pathlib import Path
 
@@ -30,8 +31,8 @@ def _tone(studio, media_root: Path, frequency: int, seconds: float) -> MediaAsse
     return asset_register_file(studio=studio, path=path, title=f"Tone {frequency}")
 
 
-@pytest.fixture
-def on_air_channel(media_root):
+@contextmanager
+def _channel_on_air(media_root, **agent_env):
     """A harbor channel on node host-1 with a filler playlist, its agent running."""
     studio = StudioFactory()
     node = NodeFactory(name="host-1")
@@ -40,7 +41,8 @@ def on_air_channel(media_root):
     port = closed_port()
     channel = ChannelFactory(studio=studio, node=node, status=Channel.Status.STARTING, fallback_playlist=filler,
                              output_settings={"port": port, "mount": "air"}, slug="air")
-    agent = spawn_manage("run_node", "--name", "host-1", env=database_env(PLAYOUT_TELNET_BASE_PORT=closed_port() - channel.pk))
+    agent = spawn_manage("run_node", "--name", "host-1",
+                         env=database_env(PLAYOUT_TELNET_BASE_PORT=closed_port() - channel.pk, **agent_env))
     try:
         wait_until(lambda: Channel.objects.get(pk=channel.pk).status == Channel.Status.RUNNING, timeout=30,
                    message="the channel's engine to answer")
@@ -49,11 +51,18 @@ def on_air_channel(media_root):
         stop(agent)
 
 
+@pytest.fixture
+def on_air_channel(media_root):
+    with _channel_on_air(media_root) as on_air:
+        yield on_air
+
+
 def test_with_nothing_scheduled_the_filler_plays_as_real_audio_and_is_logged_as_fallback(on_air_channel):
     channel, url, _ = on_air_channel
-    entry = wait_until(lambda: AsRunEntry.objects.filter(channel=channel, ended_at__isnull=True, title="tone-330").first(),
+    entry = wait_until(lambda: AsRunEntry.objects.filter(channel=channel, ended_at__isnull=True, title="Tone 330").first(),
                        timeout=10, message="the filler on air")
     assert entry.result == AsRunEntry.Result.FALLBACK
+    assert entry.asset == channel.fallback_playlist.items.get().asset  # the row says which filler file aired
     probe = subprocess.run(
         ["ffprobe", "-v", "error", "-read_intervals", "%+1", "-show_entries", "stream=codec_type,codec_name,sample_rate",
          "-of", "csv=p=0", url],
@@ -88,6 +97,24 @@ def test_three_items_back_to_back_go_on_air_at_their_slots_and_the_as_run_log_fo
     assert AsRunEntry.objects.filter(channel=channel, ended_at__isnull=True).count() == 1
 
 
+def test_a_node_without_the_shared_storage_fetches_the_media_from_the_station_and_plays_it(media_root, live_server):
+    with _channel_on_air(media_root, PLAYOUT_SHARED_MEDIA="false", STATION_URL=live_server.url) as (channel, _, _):
+        filler = wait_until(lambda: AsRunEntry.objects.filter(channel=channel, title="Tone 330").first(), timeout=15,
+                            message="the filler, fetched from the station, on air")
+        tone = _tone(channel.studio, media_root, 550, 2)
+        news = PlaylistFactory(studio=channel.studio, name="News")
+        PlaylistItem.objects.create(playlist=news, asset=tone)
+        slot = timezone.now() + timedelta(seconds=3)
+        ShowInstanceFactory(show__channel=channel, show__playlist=news, start_at=slot, end_at=slot + timedelta(seconds=2))
+        played = wait_until(lambda: AsRunEntry.objects.filter(channel=channel, result=AsRunEntry.Result.PLAYED).first(),
+                            timeout=10, message="the fetched item on air")
+
+    assert filler.result == AsRunEntry.Result.FALLBACK and played.asset_id == tone.pk
+    assert abs((played.started_at - slot).total_seconds()) < 0.1
+    cached = sorted(path.name for path in (media_root.parent / "node-cache" / "host-1").iterdir())
+    assert cached == sorted(f"{asset.checksum}.mp3" for asset in (tone, channel.fallback_playlist.items.get().asset))
+
+
 def test_killing_the_agent_fails_the_channel_over_to_a_second_agent_and_the_as_run_log_continues(media_root):
     import os
     import signal
@@ -106,7 +133,7 @@ def test_killing_the_agent_fails_the_channel_over_to_a_second_agent_and_the_as_r
     }
     health = spawn_manage("tick", "--job", "playout.health", "--for", "120", env=database_env(**fast))
     try:
-        wait_until(lambda: AsRunEntry.objects.filter(channel=channel, node=first, title="tone-330").exists(), timeout=30,
+        wait_until(lambda: AsRunEntry.objects.filter(channel=channel, node=first, title="Tone 330").exists(), timeout=30,
                    message="the channel on air on host-1")
         os.kill(processes["host-1"].pid, signal.SIGKILL)
         killed_at = timezone.now()
@@ -127,7 +154,7 @@ def test_operators_skip_pause_and_resume_and_the_as_run_log_says_so(on_air_chann
     from playout import services
 
     channel, _, _ = on_air_channel
-    on_air = wait_until(lambda: AsRunEntry.objects.filter(channel=channel, ended_at__isnull=True, title="tone-330").first(),
+    on_air = wait_until(lambda: AsRunEntry.objects.filter(channel=channel, ended_at__isnull=True, title="Tone 330").first(),
                         timeout=10, message="the filler on air")
 
     services.channel_skip(channel=Channel.objects.get(pk=channel.pk))

@@ -73,28 +73,6 @@ def test_a_recurring_show_that_would_overlap_another_raises_an_alert_instead():
     assert Alert.objects.filter(code="show_overlap").exists()
 
 
-def test_an_item_whose_file_is_missing_is_reported_well_before_air(settings, tmp_path):
-    from playout.media_check import unplayable_items
-
-    settings.MEDIA_ROOT = tmp_path
-    (tmp_path / "present.mp3").write_bytes(b"x" * 10)
-    start = timezone.now().replace(microsecond=0) + timedelta(hours=2)
-    show = _show_with_playlist([60, 60], start=start)
-    first, second = show.playlist.items.order_by("position")
-    first.asset.file.name, first.asset.size_bytes = "present.mp3", 10
-    first.asset.save()
-    second.asset.file.name = "gone.mp3"
-    second.asset.save()
-    timeline_refresh(channel=show.channel, now=timezone.now())
-
-    items = list(ScheduledItem.objects.select_related("asset", "channel").order_by("start_at"))
-    assert unplayable_items(items) == {items[1].pk}
-    alert = Alert.objects.get(code="media_missing")
-    assert "gone.mp3 is not on this node" in alert.message and "The filler will cover it" in alert.message
-    unplayable_items(items)
-    assert Alert.objects.filter(code="media_missing").count() == 1  # once, not every re-arm
-
-
 @pytest.mark.django_db(transaction=True)  # each channel's timeline is built in its own transaction, as in the agent
 def test_a_playlist_that_overruns_or_falls_short_of_its_show_alerts_the_desk():
     start = timezone.now().replace(microsecond=0) + timedelta(minutes=5)

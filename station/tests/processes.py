@@ -5,6 +5,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 from django.conf import settings
 from django.db import connection
@@ -15,6 +16,7 @@ from station.embedded_db import database_url
 def database_env(**overrides) -> dict:
     """Environment for a child process that uses the (committed) test database."""
     return {**os.environ, "DATABASE_URL": database_url(connection.settings_dict), "MEDIA_ROOT": str(settings.MEDIA_ROOT),
+            "PLAYOUT_CACHE_ROOT": str(Path(settings.MEDIA_ROOT).parent / "node-cache"),
             **{k: str(v) for k, v in overrides.items()}}
 
 

@@ -1,0 +1,183 @@
+"""The cacher: the media a node will air in the coming hours is on the node, verified, before air.
+
+The agent hands it the assets of its channels' coming items, nearest start first (the fillers
+first of all). Worker threads make a verified copy of each available: the MEDIA_ROOT file itself
+when the nodes share that storage and its SHA-256 matches, otherwise a copy fetched from the
+station's node media endpoint (a signed URL that expires) into the node's cache, written aside
+and renamed only once its checksum matches. A failure is kept with its reason, and retried after
+a pause, so the agent alerts well before the slot and lets the filler cover the item.
+"""
+
+import hashlib
+import logging
+import queue
+import threading
+import time
+from dataclasses import dataclass, field
+from datetime import timedelta
+from pathlib import Path
+
+import requests
+from django.core import signing
+from django.urls import reverse
+from django.utils.translation import gettext as _
+
+from ingest.media import sha256_file
+from playout.models import ScheduledItem
+from station.models import Alert
+from station.services import alert_raise
+
+logger = logging.getLogger(__name__)
+HORIZON = timedelta(hours=6)  # how far ahead media is fetched and a failure reported
+RETRY_SECONDS = 30
+URL_MAX_AGE_SECONDS = 3600
+FETCH_TIMEOUT = (5, 30)  # connect, between bytes
+CHUNK_BYTES = 1 << 20
+_SIGNING_SALT = "playout.node-media"
+
+
+class NotPresent(Exception):
+    """Why a file could not be made present on the node."""
+
+
+def media_token(asset_id: int) -> str:
+    return signing.dumps(asset_id, salt=_SIGNING_SALT)
+
+
+def asset_id_from_token(token: str) -> int:
+    """The asset a node may fetch; raises signing.BadSignature (or SignatureExpired) otherwise."""
+    return int(signing.loads(token, salt=_SIGNING_SALT, max_age=URL_MAX_AGE_SECONDS))
+
+
+@dataclass(frozen=True, order=True)
+class _Wanted:
+    priority: float
+    asset_id: int = field(compare=False)
+    file_name: str = field(compare=False)
+    checksum: str = field(compare=False)
+
+
+class MediaCache:
+    def __init__(self, *, directory: Path, shared_root: Path | None, station_url: str, workers: int = 2):
+        self.directory = directory
+        self.shared_root = shared_root
+        self.station_url = station_url.rstrip("/")
+        self.ready: dict[int, Path] = {}
+        self.failed: dict[int, tuple[str, float]] = {}  # asset id → (reason, when)
+        self.queued: set[int] = set()
+        self.arrivals = 0  # grows with every file made present, so the agent sees new ones at once
+        self.lock = threading.Lock()
+        self.work: queue.PriorityQueue[_Wanted] = queue.PriorityQueue()
+        self.session = requests.Session()
+        directory.mkdir(parents=True, exist_ok=True)
+        for _worker in range(workers):
+            threading.Thread(target=self._work, daemon=True).start()
+
+    # -- the agent's side ---------------------------------------------------------------------
+
+    def want(self, assets_by_priority) -> None:
+        """Queue the assets not on the node yet; ``assets_by_priority`` yields (priority, asset), lowest first."""
+        now = time.time()
+        with self.lock:
+            for priority, asset in assets_by_priority:
+                if asset.pk in self.ready or asset.pk in self.queued:
+                    continue
+                failure = self.failed.get(asset.pk)
+                if failure and now - failure[1] < RETRY_SECONDS:
+                    continue
+                self.queued.add(asset.pk)
+                self.work.put(_Wanted(priority, asset.pk, asset.file.name, asset.checksum))
+
+    def path_for(self, asset_id: int) -> Path | None:
+        """The verified copy the engine can play, if the node has one."""
+        return self.ready.get(asset_id)
+
+    def problem(self, asset_id: int) -> str:
+        failure = self.failed.get(asset_id)
+        return failure[0] if failure and asset_id not in self.ready else ""
+
+    def unplayable(self, items: list[ScheduledItem], *, now_arming: set[int] = frozenset()) -> set[int]:
+        """Ids of the items whose media failed to reach the node, or is still missing at its arming; alert for each."""
+        unplayable = set()
+        for item in sorted(items, key=lambda i: i.start_at):
+            if not item.asset_id:
+                continue
+            problem = self.problem(item.asset_id)
+            if not problem and item.pk in now_arming and self.path_for(item.asset_id) is None:
+                problem = _("its file has not reached this node in time")
+            if problem:
+                unplayable.add(item.pk)
+                alert_raise(
+                    studio=item.channel.studio_id, code="media_missing", subject=item.title,
+                    severity=Alert.Severity.CRITICAL,
+                    message=_("%(title)s, on air at %(start)s on %(channel)s, cannot be played: %(problem)s. "
+                              "The filler will cover it.")
+                    % {"title": item.title, "start": item.start_at.isoformat(), "channel": item.channel, "problem": problem},
+                )
+        return unplayable
+
+    # -- the workers --------------------------------------------------------------------------
+
+    def _work(self) -> None:
+        while True:
+            wanted = self.work.get()
+            path, reason = None, ""
+            try:
+                path = self._make_present(wanted)
+            except NotPresent as problem:
+                reason = str(problem)
+            except Exception as error:  # a worker must survive whatever one file does to it
+                logger.exception("cacher: asset %s", wanted.asset_id)
+                reason = str(error)
+            with self.lock:
+                self.queued.discard(wanted.asset_id)
+                if path is not None:
+                    self.ready[wanted.asset_id] = path
+                    self.arrivals += 1
+                    logger.info("cacher: asset %s is on this node at %s", wanted.asset_id, path)
+                    self.failed.pop(wanted.asset_id, None)
+                else:
+                    self.failed[wanted.asset_id] = (reason, time.time())
+                    logger.warning("cacher: asset %s not fetched: %s", wanted.asset_id, reason)
+
+    def _make_present(self, wanted: _Wanted) -> Path:
+        """The verified local path; NotPresent says why there is none."""
+        if not wanted.file_name:
+            raise NotPresent(_("the media has no file"))
+        if not wanted.checksum:
+            raise NotPresent(_("the media has no checksum to verify its copy against"))
+        cached = self.directory / (wanted.checksum + Path(wanted.file_name).suffix)
+        if cached.exists():  # only ever renamed into place once verified
+            return cached
+        if self.shared_root is not None:
+            shared = self.shared_root / wanted.file_name
+            if shared.exists():
+                if sha256_file(shared) == wanted.checksum:
+                    return shared
+                raise NotPresent(_("its file %(file)s on the shared storage does not match its checksum")
+                                 % {"file": wanted.file_name})
+        return self._download(wanted, cached)
+
+    def _download(self, wanted: _Wanted, cached: Path) -> Path:
+        url = self.station_url + reverse("playout:node-media", args=[media_token(wanted.asset_id)])
+        partial = cached.with_name(cached.name + ".part")
+        digest = hashlib.sha256()
+        try:
+            with self.session.get(url, stream=True, timeout=FETCH_TIMEOUT) as response:
+                if response.status_code != 200:
+                    raise NotPresent(_("the station answered %(status)s for its file") % {"status": response.status_code})
+                with partial.open("wb") as out:
+                    for chunk in response.iter_content(CHUNK_BYTES):
+                        digest.update(chunk)
+                        out.write(chunk)
+        except (requests.RequestException, OSError) as error:
+            partial.unlink(missing_ok=True)
+            raise NotPresent(_("its file could not be fetched from %(url)s: %(error)s")
+                             % {"url": self.station_url, "error": error}) from error
+        if digest.hexdigest() != wanted.checksum:
+            partial.unlink(missing_ok=True)
+            raise NotPresent(_("the fetched copy of its file does not match its checksum"))
+        partial.replace(cached)
+        return cached
+
+

@@ -1,0 +1,8 @@
+from django.urls import path
+
+from playout import views
+
+app_name = "playout"
+urlpatterns = [
+    path("media/<str:token>", views.node_media, name="node-media"),
+]
