@@ -47,6 +47,7 @@ class MediaAsset(StatusMachine, TimeStampedModel):
         ordering = ["-created_at"]
         verbose_name = _("media asset")
         verbose_name_plural = _("media assets")
+        indexes = [models.Index(fields=["studio", "checksum"], name="media_asset_checksum_idx")]  # identical content
         constraints = [
             models.CheckConstraint(
                 condition=~Q(status="ready") | Q(duration_seconds__gt=0),
@@ -143,6 +144,7 @@ class Download(StatusMachine, TimeStampedModel):
         verbose_name = _("download")
         verbose_name_plural = _("downloads")
         constraints = [models.UniqueConstraint(fields=["source", "item_key"], name="download_item_unique_in_source")]
+        indexes = [models.Index(fields=["url"], name="download_url_idx")]  # the same item in other sources
 
     def __str__(self) -> str:
         return self.title or self.url
