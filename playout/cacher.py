@@ -51,10 +51,12 @@ def asset_id_from_token(token: str) -> int:
 
 @dataclass(frozen=True, order=True)
 class _Wanted:
+    """A file to make present (key: the asset id) or a webstream to try (key: its URL)."""
+
     priority: float
-    asset_id: int = field(compare=False)
-    file_name: str = field(compare=False)
-    checksum: str = field(compare=False)
+    key: int | str = field(compare=False)
+    file_name: str = field(compare=False, default="")
+    checksum: str = field(compare=False, default="")
 
 
 class MediaCache:
@@ -62,9 +64,9 @@ class MediaCache:
         self.directory = directory
         self.shared_root = shared_root
         self.station_url = station_url.rstrip("/")
-        self.ready: dict[int, Path] = {}
-        self.failed: dict[int, tuple[str, float]] = {}  # asset id → (reason, when)
-        self.queued: set[int] = set()
+        self.ready: dict[int | str, Path | float] = {}  # asset id → verified copy; webstream URL → when it answered
+        self.failed: dict[int | str, tuple[str, float]] = {}  # asset id or URL → (reason, when)
+        self.queued: set[int | str] = set()
         self.arrivals = 0  # grows with every file made present, so the agent sees new ones at once
         self.lock = threading.Lock()
         self.work: queue.PriorityQueue[_Wanted] = queue.PriorityQueue()
@@ -77,38 +79,54 @@ class MediaCache:
 
     def want(self, assets_by_priority) -> None:
         """Queue the assets not on the node yet; ``assets_by_priority`` yields (priority, asset), lowest first."""
+        self._queue(_Wanted(priority, asset.pk, asset.file.name, asset.checksum) for priority, asset in assets_by_priority)
+
+    def try_webstreams(self, urls_by_priority) -> None:
+        """Check that the coming webstreams answer (again, once a check is older than the retry pause)."""
         now = time.time()
         with self.lock:
-            for priority, asset in assets_by_priority:
-                if asset.pk in self.ready or asset.pk in self.queued:
+            for url in [url for _, url in urls_by_priority if now - self.ready.get(url, now) > RETRY_SECONDS]:
+                del self.ready[url]
+        self._queue(_Wanted(priority, url) for priority, url in urls_by_priority)
+
+    def _queue(self, wanted_items) -> None:
+        now = time.time()
+        with self.lock:
+            for wanted in wanted_items:
+                if wanted.key in self.ready or wanted.key in self.queued:
                     continue
-                failure = self.failed.get(asset.pk)
+                failure = self.failed.get(wanted.key)
                 if failure and now - failure[1] < RETRY_SECONDS:
                     continue
-                self.queued.add(asset.pk)
-                self.work.put(_Wanted(priority, asset.pk, asset.file.name, asset.checksum))
+                self.queued.add(wanted.key)
+                self.work.put(wanted)
 
     def path_for(self, asset_id: int) -> Path | None:
         """The verified copy the engine can play, if the node has one."""
         return self.ready.get(asset_id)
 
-    def problem(self, asset_id: int) -> str:
-        failure = self.failed.get(asset_id)
-        return failure[0] if failure and asset_id not in self.ready else ""
+    def problem(self, key: int | str) -> str:
+        """Why an asset (by id) or a webstream (by URL) can't be played, if it can't."""
+        failure = self.failed.get(key)
+        return failure[0] if failure and key not in self.ready else ""
 
     def unplayable(self, items: list[ScheduledItem], *, now_arming: set[int] = frozenset()) -> set[int]:
         """Ids of the items whose media failed to reach the node, or is still missing at its arming; alert for each."""
         unplayable = set()
         for item in sorted(items, key=lambda i: i.start_at):
-            if not item.asset_id:
+            if item.webstream_url:
+                problem = self.problem(item.webstream_url)
+            elif not item.asset_id:
                 continue
-            problem = self.problem(item.asset_id)
-            if not problem and item.pk in now_arming and self.path_for(item.asset_id) is None:
+            else:
+                problem = self.problem(item.asset_id)
+            if not problem and item.asset_id and item.pk in now_arming and self.path_for(item.asset_id) is None:
                 problem = _("its file has not reached this node in time")
             if problem:
                 unplayable.add(item.pk)
                 alert_raise(
-                    studio=item.channel.studio_id, code="media_missing", subject=item.title,
+                    studio=item.channel.studio_id, code="webstream_unreachable" if item.webstream_url else "media_missing",
+                    subject=item.title,
                     severity=Alert.Severity.CRITICAL,
                     message=_("%(title)s, on air at %(start)s on %(channel)s, cannot be played: %(problem)s. "
                               "The filler will cover it.")
@@ -121,24 +139,23 @@ class MediaCache:
     def _work(self) -> None:
         while True:
             wanted = self.work.get()
-            path, reason = None, ""
+            present, reason = None, ""
             try:
-                path = self._make_present(wanted)
+                present = self._answers(wanted.key) if isinstance(wanted.key, str) else self._make_present(wanted)
             except NotPresent as problem:
                 reason = str(problem)
             except Exception as error:  # a worker must survive whatever one file does to it
-                logger.exception("cacher: asset %s", wanted.asset_id)
+                logger.exception("cacher: %s", wanted.key)
                 reason = str(error)
             with self.lock:
-                self.queued.discard(wanted.asset_id)
-                if path is not None:
-                    self.ready[wanted.asset_id] = path
+                self.queued.discard(wanted.key)
+                if present is not None:
+                    self.ready[wanted.key] = present
+                    self.failed.pop(wanted.key, None)
                     self.arrivals += 1
-                    logger.info("cacher: asset %s is on this node at %s", wanted.asset_id, path)
-                    self.failed.pop(wanted.asset_id, None)
                 else:
-                    self.failed[wanted.asset_id] = (reason, time.time())
-                    logger.warning("cacher: asset %s not fetched: %s", wanted.asset_id, reason)
+                    self.failed[wanted.key] = (reason, time.time())
+                    logger.warning("cacher: %s not ready: %s", wanted.key, reason)
 
     def _make_present(self, wanted: _Wanted) -> Path:
         """The verified local path; NotPresent says why there is none."""
@@ -158,8 +175,20 @@ class MediaCache:
                                  % {"file": wanted.file_name})
         return self._download(wanted, cached)
 
+    def _answers(self, url: str) -> float:
+        """When the webstream answered with audio; NotPresent says why it did not."""
+        try:
+            with self.session.get(url, stream=True, timeout=FETCH_TIMEOUT) as response:
+                if response.status_code != 200:
+                    raise NotPresent(_("the webstream %(url)s answered %(status)s") % {"url": url, "status": response.status_code})
+                if not next(response.iter_content(4096), b""):
+                    raise NotPresent(_("the webstream %(url)s sent no audio") % {"url": url})
+        except requests.RequestException as error:
+            raise NotPresent(_("the webstream %(url)s cannot be reached: %(error)s") % {"url": url, "error": error}) from error
+        return time.time()
+
     def _download(self, wanted: _Wanted, cached: Path) -> Path:
-        url = self.station_url + reverse("playout:node-media", args=[media_token(wanted.asset_id)])
+        url = self.station_url + reverse("playout:node-media", args=[media_token(wanted.key)])
         partial = cached.with_name(cached.name + ".part")
         digest = hashlib.sha256()
         try:

@@ -22,6 +22,7 @@ from station.processes import die_with_parent, kill_strays
 
 logger = logging.getLogger(__name__)
 ON_AIR_MARK = "SK_ON_AIR "
+WEBSTREAM_MARK = "SK_WEBSTREAM "
 STOP_GRACE_SECONDS = 5
 # The switch acts on frame boundaries, so an item goes on air up to one frame after its slot:
 # 20 ms frames (Liquidsoap's default is 40) keep that well inside the 40 ms goal.
@@ -82,9 +83,32 @@ end
 server.register(usage="next_at <epoch seconds>", "next_at", set_next_at)
 queue = cue_cut(request.queue(id="queue"))
 timed = switch(id="timed", track_sensitive=true, [({{time() >= !next_at}}, queue)])
+# A webstream item: the dispatcher names the stream and its window ahead of the slot, the input
+# connects then, and the gate keeps it on air for its window; the input stops after it.
+webstream_item = ref("")
+webstream_from = ref(9999999999.)
+webstream_until = ref(0.)
+webstream = input.http(id="webstream", start=false, max_buffer=10.,
+                       on_connect=fun (_) -> print({_liq_string(WEBSTREAM_MARK + "connected")}),
+                       on_disconnect=fun () -> print({_liq_string(WEBSTREAM_MARK + "disconnected")}), "")
+def arm_webstream(value) =
+  parts = string.split(separator=" ", value)
+  webstream_item := list.nth(parts, 0)
+  webstream_from := float_of_string(list.nth(parts, 1))
+  webstream_until := float_of_string(list.nth(parts, 2))
+  webstream.set_url(list.nth(parts, 3))
+  webstream.start()
+  "OK"
+end
+server.register(usage="webstream <item> <from epoch> <until epoch> <url>", "webstream", arm_webstream)
+def webstream_window_open() =
+  time() >= !webstream_from and time() < !webstream_until
+end
+thread.run(every=0.5, fun () -> if time() >= !webstream_until and webstream.is_started() then webstream.stop() end)
+webstream_gate = switch(id="webstream_gate", track_sensitive=false, [(webstream_window_open, webstream)])
 {filler}silence = blank(id="silence")
 # replay_metadata: returning to the filler mid-track reports it again, so the as-run log sees it.
-main = fallback(id="main", track_sensitive=false, replay_metadata=true, [timed, filler, silence])
+main = fallback(id="main", track_sensitive=false, replay_metadata=true, [timed, webstream_gate, filler, silence])
 
 # Operators pause (silence on purpose) and skip (take the item on air off) over telnet.
 paused = ref(false)
@@ -104,6 +128,8 @@ air = switch(id="air", track_sensitive=false, replay_metadata=true, [({{!paused}
 # Stamped with the wall clock and the stream position of the frame the track starts in, in
 # microseconds (JSON floats keep only two decimals); the agent places it on the stream's timeline.
 def report(m)
+  m = if not list.assoc.mem("sk_item", m) and webstream_window_open() and webstream.is_ready()
+      then list.append([("sk_item", !webstream_item)], m) else m end
   print({_liq_string(ON_AIR_MARK)} ^ json.stringify(compact=true, (int_of_float(time() * 1000000.), int_of_float(source.time(air) * 1000000.), m)))
 end
 air.on_track(report)
@@ -143,6 +169,9 @@ class Gateway:
 
     def push(self, path: str, annotations: dict) -> str:
         return self.command(f"queue.push {annotated_uri(path, annotations)}")
+
+    def arm_webstream(self, *, item_id: int, start: float, end: float, url: str) -> str:
+        return self.command(f"webstream {item_id} {start:.3f} {end:.3f} {url}")
 
     def set_next_at(self, epoch_seconds: float) -> str:
         return self.command(f"next_at {epoch_seconds:.3f}")
@@ -190,6 +219,7 @@ class LiquidsoapEngine:
             preexec_fn=die_with_parent(signal.SIGKILL),
         )
         self.last_lines: list[str] = []
+        self.webstream_connected = False
         self.stream_clock = StreamClock()
         threading.Thread(target=self._read, daemon=True).start()
 
@@ -205,6 +235,8 @@ class LiquidsoapEngine:
                     logger.warning("unreadable on-air report from Liquidsoap: %s", line)
                     continue
                 self.on_air(metadata, self.stream_clock.on_air_at(wall_microseconds / 1e6, stream_microseconds / 1e6))
+            elif line.startswith(WEBSTREAM_MARK):
+                self.webstream_connected = line == WEBSTREAM_MARK + "connected"
             else:
                 self.last_lines = (self.last_lines + [line])[-20:]
 

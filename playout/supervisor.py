@@ -13,6 +13,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from django.conf import settings
+from django.db.models import Q
+from django.utils.translation import gettext as _
 
 from ingest.models import MediaAsset
 from playout import services
@@ -22,6 +24,8 @@ from playout.cacher import HORIZON as CACHE_HORIZON
 from playout.cacher import MediaCache
 from playout.timeline import timeline_refresh
 from station.errors import UserError
+from station.models import Alert
+from station.services import alert_raise
 
 logger = logging.getLogger(__name__)
 DISPATCH_HORIZON = timedelta(minutes=5)
@@ -32,7 +36,9 @@ PREPARE_SECONDS = 2.0  # items are queued this early, so the engine has them res
 # The gate reads the wall clock, and a frame can be computed a few ms after its due time: opened
 # this much later, it never lets an item in on a frame that is due before the slot.
 PACING_JITTER_SECONDS = 0.005
-SETTLE_SECONDS = 0.1  # an on-air report superseded this fast (a transition blip) is not logged
+SETTLE_SECONDS = 0.1
+WEBSTREAM_CONNECT_GRACE = timedelta(seconds=3)
+WEBSTREAM_CHECK_AHEAD = timedelta(minutes=10)  # an answer further ahead says little about the slot  # an on-air report superseded this fast (a transition blip) is not logged
 
 
 @dataclass
@@ -91,13 +97,15 @@ class ChannelSupervisor:
             timeline_refresh(channel=self.channels[pk].channel, now=now)
         coming = list(
             ScheduledItem.objects.filter(
-                channel_id__in=list(self.channels), start_at__lte=now + CACHE_HORIZON, end_at__gt=now, asset__isnull=False
-            ).select_related("asset", "channel").order_by("start_at")
+                channel_id__in=list(self.channels), start_at__lte=now + CACHE_HORIZON, end_at__gt=now
+            ).filter(Q(asset__isnull=False) | ~Q(webstream_url="")).select_related("asset", "channel").order_by("start_at")
         )
         for running in self.channels.values():
             running.filler_assets = self._filler_assets(running.channel)
         self.cache.want([(0.0, asset) for running in self.channels.values() for asset in running.filler_assets]
-                        + [(item.start_at.timestamp(), item.asset) for item in coming])  # fillers first: never dead air
+                        + [(item.start_at.timestamp(), item.asset) for item in coming if item.asset_id])  # fillers first
+        self.cache.try_webstreams([(item.start_at.timestamp(), item.webstream_url) for item in coming
+                                   if item.webstream_url and item.start_at <= now + WEBSTREAM_CHECK_AHEAD])
         self.unplayable = self.cache.unplayable(coming)
         self._write_fillers()
         self.upcoming = list(
@@ -220,20 +228,54 @@ class ChannelSupervisor:
                 continue
             if running.armed is not None and running.armed.end_at <= now:
                 running.armed = None  # it never went on air (removed from the timeline); move on
+            if running.armed is not None and running.armed.webstream_url and not running.engine.webstream_connected \
+                    and now > running.armed.start_at + WEBSTREAM_CONNECT_GRACE:
+                self._webstream_unreachable(running)
+                running.armed = None  # the filler covers it; what follows is armed on time
             if running.armed is not None:
                 continue
             item = next((i for i in self.upcoming if i.channel_id == running.channel.pk and i.pk not in running.pushed), None)
             if item is None or item.start_at - timedelta(seconds=PREPARE_SECONDS) > now:
                 continue
             running.pushed.add(item.pk)
-            if not item.asset_id or item.pk in self.unplayable:
-                continue  # the filler covers it; the media check already alerted
-            self._arm(running, item, now)
+            if item.pk in self.unplayable:
+                continue  # the filler covers it; the cacher already alerted
+            if item.webstream_url:
+                self._arm_webstream(running, item, now)
+            elif item.asset_id:
+                self._arm(running, item, now)
+
+    @staticmethod
+    def _gate_opens_at(item: ScheduledItem, now: datetime) -> tuple[float, float]:
+        """When the engine's gate should open for the item, and by how much it starts late (0 if on time)."""
+        lateness = (now - item.start_at).total_seconds()
+        if lateness > LATE_START_SECONDS:  # agent restart, late change: start now, further in
+            return time.time(), lateness
+        # The switch lets the item in on the frame after the one that finds the gate open.
+        return item.start_at.timestamp() - FRAME_SECONDS + PACING_JITTER_SECONDS, 0.0
+
+    def _arm_webstream(self, running: RunningChannel, item: ScheduledItem, now: datetime) -> None:
+        opens_at, _lateness = self._gate_opens_at(item, now)
+        try:
+            running.engine.gateway.arm_webstream(item_id=item.pk, start=opens_at, end=item.end_at.timestamp(),
+                                                 url=item.webstream_url)
+            running.armed = item
+        except OSError as error:
+            logger.error("channel %s: could not arm %s: %s", running.channel, item, error)
+
+    def _webstream_unreachable(self, running: RunningChannel) -> None:
+        item = running.armed
+        problem = " | ".join(line for line in running.engine.last_lines[-3:] if "webstream" in line) or _("no answer")
+        alert_raise(
+            studio=running.channel.studio_id, code="webstream_unreachable", subject=item.title,
+            severity=Alert.Severity.CRITICAL,
+            message=_("The webstream %(url)s for %(title)s on %(channel)s did not connect at its slot (%(problem)s). "
+                      "The filler covers it.") % {"url": item.webstream_url, "title": item.title,
+                                                  "channel": running.channel, "problem": problem},
+        )
 
     def _arm(self, running: RunningChannel, item: ScheduledItem, now: datetime) -> None:
-        lateness = (now - item.start_at).total_seconds()
-        # An item armed late (agent restart, late change) starts further in, so what follows stays on time.
-        advance = lateness if lateness > LATE_START_SECONDS else 0.0
+        opens_at, advance = self._gate_opens_at(item, now)
         cue_in = item.cue_in_seconds + advance
         cue_out = item.cue_in_seconds + (item.end_at - item.start_at).total_seconds()
         annotations = {"sk_item": item.pk, "sk_asset": item.asset_id, "sk_title": item.title,
@@ -244,10 +286,7 @@ class ChannelSupervisor:
             return
         try:
             running.engine.gateway.push(str(path), annotations)
-            running.engine.gateway.set_next_at(
-                # The switch lets the queue in on the frame after the one that finds the gate open.
-                time.time() if advance else item.start_at.timestamp() - FRAME_SECONDS + PACING_JITTER_SECONDS
-            )
+            running.engine.gateway.set_next_at(opens_at)
             running.armed = item
         except OSError as error:
             logger.error("channel %s: could not queue %s: %s", running.channel, item, error)

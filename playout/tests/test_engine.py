@@ -12,7 +12,8 @@ from ingest.media import generate_tone
 from ingest.models import MediaAsset
 from ingest.services import asset_register_file
 from playout.models import AsRunEntry, Channel, PlaylistItem, ScheduledItem
-from recorders.tests.stream_server import closed_port
+from recorders.tests.stream_server import PacedStream, closed_port
+from station.models import Alert
 from station.tests.factories import ChannelFactory, NodeFactory, PlaylistFactory, ShowInstanceFactory, StudioFactory
 from station.tests.processes import database_env, spawn_manage, stop, wait_until
 
@@ -113,6 +114,33 @@ def test_a_node_without_the_shared_storage_fetches_the_media_from_the_station_an
     assert abs((played.started_at - slot).total_seconds()) < 0.1
     cached = sorted(path.name for path in (media_root.parent / "node-cache" / "host-1").iterdir())
     assert cached == sorted(f"{asset.checksum}.mp3" for asset in (tone, channel.fallback_playlist.items.get().asset))
+
+
+def test_a_webstream_goes_on_air_for_its_slot_and_an_unreachable_one_alerts_while_the_filler_covers(on_air_channel, tmp_path):
+    channel, _, _ = on_air_channel
+    stream = PacedStream(tmp_path)
+    try:
+        relay, dead = PlaylistFactory(studio=channel.studio, name="Relay"), PlaylistFactory(studio=channel.studio, name="Dead")
+        PlaylistItem.objects.create(playlist=relay, webstream_url=stream.url, webstream_seconds=3)
+        PlaylistItem.objects.create(playlist=dead, webstream_url=f"http://127.0.0.1:{closed_port()}/gone.mp3",
+                                    webstream_seconds=3)
+        slot = timezone.now() + timedelta(seconds=3)
+        ShowInstanceFactory(show__channel=channel, show__playlist=relay, start_at=slot, end_at=slot + timedelta(seconds=3))
+        ShowInstanceFactory(show__channel=channel, show__playlist=dead, start_at=slot + timedelta(seconds=3),
+                            end_at=slot + timedelta(seconds=6))
+        alert = wait_until(lambda: Alert.objects.filter(code="webstream_unreachable").first(), timeout=15,
+                           message="the unreachable webstream reported")
+        wait_until(lambda: AsRunEntry.objects.filter(channel=channel, result=AsRunEntry.Result.FALLBACK,
+                                                     started_at__gte=slot + timedelta(seconds=2.9)).exists(),
+                   timeout=10, message="the filler after the relay")
+    finally:
+        stream.close()
+
+    relayed = AsRunEntry.objects.get(channel=channel, result=AsRunEntry.Result.PLAYED)
+    assert relayed.scheduled_item.webstream_url == stream.url
+    assert abs((relayed.started_at - slot).total_seconds()) < 0.1
+    assert relayed.duration_seconds == pytest.approx(3, abs=0.1)
+    assert "gone.mp3" in alert.message and "filler" in alert.message
 
 
 def test_killing_the_agent_fails_the_channel_over_to_a_second_agent_and_the_as_run_log_continues(media_root):
