@@ -64,8 +64,9 @@ class ChannelSupervisor:
         self.pending: list[tuple] = []
         self.unplayable: set[int] = set()
         self.cache_arrivals_seen = 0
+        self.node_dir = Path(settings.PLAYOUT_CACHE_ROOT) / node.name
         self.cache = MediaCache(
-            directory=Path(settings.PLAYOUT_CACHE_ROOT) / node.name,
+            directory=self.node_dir / "media",
             shared_root=Path(settings.MEDIA_ROOT) if settings.PLAYOUT_SHARED_MEDIA else None,
             station_url=settings.STATION_URL,
         )
@@ -114,9 +115,9 @@ class ChannelSupervisor:
             ).select_related("asset").order_by("start_at")
         )
 
-    @staticmethod
-    def _workdir(channel: Channel) -> Path:
-        return Path(settings.MEDIA_ROOT) / "engines" / f"channel-{channel.pk}"
+    def _workdir(self, channel: Channel) -> Path:
+        """Per node: two agents on one host never share an engine's script, filler list or leftovers."""
+        return self.node_dir / "engines" / f"channel-{channel.pk}"
 
     def _start(self, channel: Channel) -> None:
         workdir = self._workdir(channel)
@@ -152,9 +153,8 @@ class ChannelSupervisor:
         return [item.asset for item in channel.fallback_playlist.items.select_related("asset")
                 if item.asset_id and item.asset.status == MediaAsset.Status.READY]
 
-    @staticmethod
-    def _filler_playlist(channel: Channel) -> Path:
-        return ChannelSupervisor._workdir(channel) / "filler.m3u"
+    def _filler_playlist(self, channel: Channel) -> Path:
+        return self._workdir(channel) / "filler.m3u"
 
     def _write_fillers(self) -> None:
         """Each engine watches its filler playlist: it lists the filler files already on this node."""

@@ -112,7 +112,7 @@ def test_a_node_without_the_shared_storage_fetches_the_media_from_the_station_an
 
     assert filler.result == AsRunEntry.Result.FALLBACK and played.asset_id == tone.pk
     assert abs((played.started_at - slot).total_seconds()) < 0.1
-    cached = sorted(path.name for path in (media_root.parent / "node-cache" / "host-1").iterdir())
+    cached = sorted(path.name for path in (media_root.parent / "node-cache" / "host-1" / "media").iterdir())
     assert cached == sorted(f"{asset.checksum}.mp3" for asset in (tone, channel.fallback_playlist.items.get().asset))
 
 
