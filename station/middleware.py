@@ -41,7 +41,8 @@ class StudioTimeZoneMiddleware:
 
     def __call__(self, request):
         zone_name = None
-        if request.user.is_authenticated:
+        # The API reads and answers in UTC (a time without an offset is UTC), whoever asks.
+        if request.user.is_authenticated and not request.path.startswith("/api/"):
             zone_name = (
                 Studio.objects.filter(memberships__user=request.user).order_by("name").values_list("time_zone", flat=True).first()
             )

@@ -122,7 +122,7 @@ class StudioScopedQuerySet(models.QuerySet):
             return self
         if not user.is_authenticated:
             return self.none()
-        return self.filter(**{f"{self._studio_prefix()}memberships__user": user})
+        return self._in_studios(StudioMembership.objects.filter(user=user))
 
     def editable_by(self, user):
         """Rows a user may change: superusers, and operators of the row's studio."""
@@ -130,13 +130,12 @@ class StudioScopedQuerySet(models.QuerySet):
             return self
         if not user.is_authenticated:
             return self.none()
-        prefix = self._studio_prefix()
-        return self.filter(
-            **{f"{prefix}memberships__user": user, f"{prefix}memberships__role": StudioMembership.Role.OPERATOR}
-        )
+        return self._in_studios(StudioMembership.objects.filter(user=user, role=StudioMembership.Role.OPERATOR))
 
-    def _studio_prefix(self) -> str:
-        return f"{self.model.studio_lookup}__" if self.model.studio_lookup else ""
+    def _in_studios(self, memberships):
+        # A subquery rather than a join through memberships: lists plan and run faster, and stay one row per row.
+        studio = f"{self.model.studio_lookup}__in" if self.model.studio_lookup else "pk__in"
+        return self.filter(**{studio: memberships.values("studio")})
 
 
 class Studio(models.Model):

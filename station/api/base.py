@@ -8,6 +8,7 @@ from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import models
 from rest_framework import serializers, viewsets
 from rest_framework.fields import get_error_detail
+from rest_framework.permissions import SAFE_METHODS
 from rest_framework.settings import api_settings
 
 from station.api.errors import is_conflict
@@ -39,9 +40,11 @@ class StationModelSerializer(serializers.ModelSerializer):
     def get_fields(self):
         fields = super().get_fields()
         request = self.context.get("request")
+        if request is None or request.method in SAFE_METHODS:
+            return fields  # reads never look related rows up
         for field in fields.values():
             queryset = field.queryset.all() if getattr(field, "queryset", None) is not None else None
-            if request is not None and isinstance(queryset, StudioScopedQuerySet):
+            if isinstance(queryset, StudioScopedQuerySet):
                 field.queryset = queryset.editable_by(request.user)
         return fields
 
