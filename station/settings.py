@@ -221,6 +221,7 @@ SPECTACULAR_SETTINGS = {
     '`{"error": {"code", "message", "params", "fields"}}`.',
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
+    "SCHEMA_PATH_PREFIX": "/api/v1",  # operations are grouped by resource (schedules, channels, …)
     "COMPONENT_SPLIT_REQUEST": True,  # request bodies without read-only fields, so uploads and writes are exact
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
