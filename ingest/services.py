@@ -25,7 +25,7 @@ from django.utils.translation import gettext_lazy as _
 
 from ingest import feeds, fetch, media
 from ingest.models import Download, IngestSource, MediaAsset, PreviousDownload, Publication
-from station import events, queues
+from station import dashboard, events, queues
 from station.errors import UserError
 from station.locks import rundown_lock, timeline_lock
 from station.models import Studio
@@ -196,11 +196,7 @@ def partial_path(url: str) -> Path:
 
 
 def _announce(download: Download) -> None:
-    events.publish(studio_id=download.source.studio_id, type="ingest.download", payload={
-        "id": download.pk, "source": download.source_id, "title": str(download), "status": download.status,
-        "bytes_done": download.bytes_done, "bytes_total": download.bytes_total, "error_message": download.error_message,
-        "asset": download.asset_id,
-    })
+    events.publish(studio_id=download.source.studio_id, type="ingest.download", payload=dashboard.download_row(download))
 
 
 def download_run(*, download_id: int) -> Download | None:

@@ -10,25 +10,14 @@ from django.utils.translation import gettext as _
 
 from ingest.models import MediaAsset
 from playout.models import AsRunEntry, Channel, ScheduledItem
-from station import events
 from station.errors import UserError
+from station import dashboard, events
 from station.models import Alert, Node
 from station.services import alert_raise
 
 
 def _announce(channel: Channel) -> None:
-    events.publish(
-        studio_id=channel.studio_id,
-        type="playout.channel",
-        payload={
-            "id": channel.pk,
-            "status": channel.status,
-            "node": channel.node_id,
-            "restart_count": channel.restart_count,
-            "paused": channel.paused,
-            "error_message": channel.error_message,
-        },
-    )
+    events.publish(studio_id=channel.studio_id, type="playout.channel", payload=dashboard.channel_row(channel, timezone.now()))
 
 
 @transaction.atomic
@@ -67,21 +56,19 @@ def channel_on_air(*, channel_id: int, at, title: str, result: str, asset_id=Non
     """What is on air changed: close the channel's open as-run row with its duration and open one for now."""
     open_row = AsRunEntry.objects.select_for_update().filter(channel_id=channel_id, ended_at__isnull=True).first()
     if open_row is not None:
-        ended = max(at, open_row.started_at)
-        AsRunEntry.objects.filter(pk=open_row.pk).update(
-            ended_at=ended, duration_seconds=(ended - open_row.started_at).total_seconds()
-        )
+        open_row.ended_at = max(at, open_row.started_at)
+        open_row.duration_seconds = (open_row.ended_at - open_row.started_at).total_seconds()
+        AsRunEntry.objects.filter(pk=open_row.pk).update(ended_at=open_row.ended_at, duration_seconds=open_row.duration_seconds)
     entry = AsRunEntry.objects.create(
         channel_id=channel_id, started_at=at, title=title[:300], result=result, node=node,
         asset_id=asset_id if asset_id and MediaAsset.objects.filter(pk=asset_id).exists() else None,
         scheduled_item_id=scheduled_item_id if scheduled_item_id and ScheduledItem.objects.filter(pk=scheduled_item_id).exists() else None,
     )
-    studio_id = Channel.objects.values_list("studio_id", flat=True).get(pk=channel_id)
     events.publish(
-        studio_id=studio_id,
+        studio_id=entry.channel.studio_id,
         type="playout.on_air",
-        payload={"channel": channel_id, "as_run": entry.pk, "title": entry.title, "result": result,
-                 "started_at": at.isoformat(), "closed": open_row.pk if open_row else None},
+        payload={"channel": channel_id, "entry": dashboard.as_run_row(entry),
+                 "closed": dashboard.as_run_row(open_row) if open_row else None},
     )
     return entry
 

@@ -21,7 +21,7 @@ from ingest.services import publication_queue
 from recorders import engine
 from recorders.models import RecorderSchedule, RecordingSession
 from recorders.selectors import lease_deadline
-from station import events, locks
+from station import dashboard, events, locks
 from station.errors import UserError, constraint_errors
 from station.models import Alert, Node
 from station.recurrence import Recurrence
@@ -32,19 +32,7 @@ Status = RecorderSchedule.Status
 
 
 def _announce(schedule: RecorderSchedule) -> None:
-    events.publish(
-        studio_id=schedule.recorder.studio_id,
-        type="recorders.schedule",
-        payload={
-            "id": schedule.pk,
-            "recorder": schedule.recorder_id,
-            "name": schedule.name,
-            "status": schedule.status,
-            "start_at": schedule.start_at.isoformat(),
-            "end_at": schedule.end_at.isoformat(),
-            "error_message": schedule.error_message,
-        },
-    )
+    events.publish(studio_id=schedule.recorder.studio_id, type="recorders.schedule", payload=dashboard.schedule_row(schedule))
 
 
 # --- Actions people take -----------------------------------------------------------------------

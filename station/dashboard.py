@@ -28,7 +28,7 @@ def studio_snapshot(studio_id: int, *, now: datetime | None = None) -> dict:
         "server_time": _iso(now),
         "channels": _channels(channels, now),
         "recorders": _recorders(studio, now),
-        "as_run": [_as_run_row(row) for row in
+        "as_run": [as_run_row(row) for row in
                    AsRunEntry.objects.filter(channel__studio=studio).select_related("channel").order_by("-started_at")[:AS_RUN_ROWS]],
         "alerts": [alert_row(alert) for alert in Alert.objects.filter(studio=studio, acknowledged_at__isnull=True)[:100]],
         "downloads": [download_row(download) for download in
@@ -53,6 +53,15 @@ def _channels(channels: list[Channel], now: datetime) -> list[dict]:
                  ScheduledItem.objects.filter(channel_id__in=ids, start_at__gt=now).order_by("channel_id", "start_at")
                  .distinct("channel_id")}
     return [{
+        **channel_row(channel, now),
+        "on_air": as_run_row(on_air[channel.pk]) if channel.pk in on_air else None,
+        "next": _item_row(following[channel.pk]) if channel.pk in following else None,
+    } for channel in channels]
+
+
+def channel_row(channel: Channel, now: datetime) -> dict:
+    """A channel's state (the ``playout.channel`` event; the snapshot adds what is on air and next)."""
+    return {
         "id": channel.pk,
         "name": channel.name,
         "status": channel.status,
@@ -62,9 +71,7 @@ def _channels(channels: list[Channel], now: datetime) -> list[dict]:
         "last_probe_at": _iso(channel.last_heartbeat_at),
         "restart_count": channel.restart_count,
         "error": channel.error_message,
-        "on_air": _as_run_row(on_air[channel.pk]) if channel.pk in on_air else None,
-        "next": _item_row(following[channel.pk]) if channel.pk in following else None,
-    } for channel in channels]
+    }
 
 
 def _recorders(studio: Studio, now: datetime) -> list[dict]:
@@ -125,7 +132,7 @@ def _gaps(bars: list[dict], channels: list[Channel], now: datetime, until: datet
     return gaps
 
 
-def _as_run_row(row: AsRunEntry) -> dict:
+def as_run_row(row: AsRunEntry) -> dict:
     scheduled = row.scheduled_item if row.scheduled_item_id else None
     return {
         "id": row.pk, "channel": row.channel_id, "channel_name": row.channel.name, "title": row.title,
@@ -140,18 +147,19 @@ def _item_row(item: ScheduledItem) -> dict:
 
 
 def schedule_row(window: RecorderSchedule) -> dict:
-    return {"id": window.pk, "name": window.name, "status": window.status, "start_at": _iso(window.start_at),
+    return {"id": window.pk, "recorder": window.recorder_id, "name": window.name, "status": window.status, "start_at": _iso(window.start_at),
             "end_at": _iso(window.end_at), "error": window.error_message}
 
 
 def alert_row(alert: Alert) -> dict:
     return {"id": alert.pk, "severity": alert.severity, "code": alert.code, "subject": alert.subject,
-            "message": alert.message, "created_at": _iso(alert.created_at)}
+            "message": alert.message, "created_at": _iso(alert.created_at), "acknowledged": alert.acknowledged_at is not None}
 
 
 def download_row(download: Download) -> dict:
-    return {"id": download.pk, "title": download.title or download.url, "status": download.status,
-            "bytes_done": download.bytes_done, "bytes_total": download.bytes_total, "error": download.error_message}
+    return {"id": download.pk, "source": download.source_id, "title": download.title or download.url,
+            "status": download.status, "bytes_done": download.bytes_done, "bytes_total": download.bytes_total,
+            "error": download.error_message, "asset": download.asset_id}
 
 
 def _iso(moment: datetime | None) -> str | None:
