@@ -68,7 +68,8 @@ def channel_on_air(*, channel_id: int, at, title: str, result: str, asset_id=Non
         studio_id=entry.channel.studio_id,
         type="playout.on_air",
         payload={"channel": channel_id, "entry": dashboard.as_run_row(entry),
-                 "closed": dashboard.as_run_row(open_row) if open_row else None},
+                 "closed": dashboard.as_run_row(open_row) if open_row else None,
+                 "next": dashboard.next_item_row(channel_id, at)},
     )
     return entry
 

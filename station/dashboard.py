@@ -142,6 +142,11 @@ def as_run_row(row: AsRunEntry) -> dict:
     }
 
 
+def next_item_row(channel_id: int, now: datetime) -> dict | None:
+    following = ScheduledItem.objects.filter(channel_id=channel_id, start_at__gt=now).order_by("start_at").first()
+    return _item_row(following) if following else None
+
+
 def _item_row(item: ScheduledItem) -> dict:
     return {"id": item.pk, "title": item.title, "start_at": _iso(item.start_at), "end_at": _iso(item.end_at)}
 

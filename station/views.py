@@ -2,7 +2,13 @@ import logging
 
 from django.db import DatabaseError, connection
 from django.db.migrations.executor import MigrationExecutor
+from django.contrib.auth.decorators import login_required
 from django.http import JsonResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.utils.translation import gettext as _
+
+from station.dashboard import studio_snapshot
+from station.models import Studio
 
 logger = logging.getLogger(__name__)
 
@@ -24,3 +30,36 @@ def readyz(request):
         names = [f"{migration.app_label}.{migration.name}" for migration, _backwards in pending]
         return JsonResponse({"status": "unavailable", "reason": "migrations", "pending": names}, status=503)
     return JsonResponse({"status": "ok"})
+
+
+@login_required
+def dashboards(request):
+    """The dashboard of the user's only studio, or the list to choose from."""
+    studios = list(Studio.objects.visible_to(request.user).order_by("name"))
+    if len(studios) == 1:
+        return redirect("dashboard", studio_id=studios[0].pk)
+    return render(request, "station/dashboards.html", {"studios": studios})
+
+
+@login_required
+def dashboard(request, studio_id: int):
+    """The on-air desk's live page; a studio the user doesn't belong to is not found."""
+    studio = get_object_or_404(Studio.objects.visible_to(request.user), pk=studio_id)
+    return render(request, "station/dashboard.html",
+                  {"studio": studio, "snapshot": studio_snapshot(studio.pk), "labels": _dashboard_labels()})
+
+
+def _dashboard_labels() -> dict:
+    return {
+        "live": _("live"), "reconnecting": _("reconnecting…"), "onAir": _("On air"), "next": _("Next"),
+        "nothing": _("Nothing"), "healthy": _("healthy"), "unhealthy": _("not answering"),
+        "acknowledge": _("Acknowledge"), "noAlerts": _("No open alerts."), "noDownloads": _("No downloads running."),
+        "idle": _("idle"), "startsIn": _("starts in"), "elapsed": _("elapsed"), "remaining": _("remaining"),
+        "paused": _("paused"), "refused": _("This dashboard is not open to you."),
+    }
+
+
+@login_required
+def dashboard_snapshot(request, studio_id: int):
+    studio = get_object_or_404(Studio.objects.visible_to(request.user), pk=studio_id)
+    return JsonResponse(studio_snapshot(studio.pk))

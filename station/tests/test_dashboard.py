@@ -91,3 +91,15 @@ def test_the_snapshot_costs_the_same_queries_for_few_or_many_channels_and_record
         return len(captured)
 
     assert queries_for(2) == queries_for(20)
+
+
+def test_the_dashboard_page_is_for_members_of_its_studio_only(client, operator_a, studio_a, studio_b):
+    assert client.get(f"/studios/{studio_a.pk}/dashboard/").status_code == 302  # to the login page
+
+    client.force_login(operator_a)
+    page = client.get(f"/studios/{studio_a.pk}/dashboard/")
+    assert page.status_code == 200 and studio_a.name in page.content.decode()
+    assert client.get(f"/studios/{studio_b.pk}/dashboard/").status_code == 404
+    assert client.get(f"/studios/{studio_b.pk}/snapshot.json").status_code == 404
+    assert client.get(f"/studios/{studio_a.pk}/snapshot.json").json()["studio"]["id"] == studio_a.pk
+    assert client.get("/dashboard/").url == f"/studios/{studio_a.pk}/dashboard/"  # the only studio: straight there
