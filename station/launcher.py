@@ -22,6 +22,7 @@ from station import queues
 from station.embedded_db import database_url
 
 STOP_GRACE_SECONDS = 10
+WORKER_CONN_MAX_AGE = 60
 
 
 @dataclass
@@ -43,11 +44,16 @@ def station_processes(*, host: str, port: int, node: str) -> list[Child]:
 
 
 def queue_cluster(queue: str) -> Child:
-    """A django-q2 cluster for one queue; ingest runs at a lower CPU priority so its floods yield to playout."""
+    """A django-q2 cluster for one queue; ingest runs at a lower CPU priority so its floods yield to playout.
+
+    Its workers keep their database connections between jobs (CONN_MAX_AGE, unless set):
+    a new PostgreSQL backend per job costs more CPU than a short download job itself.
+    """
     argv = [sys.executable, str(Path(settings.BASE_DIR) / "manage.py"), "qcluster"]
     if queue == queues.INGEST:
         argv = ["nice", "-n", "10", *argv]
-    return Child(f"{queue} jobs", argv, env={"Q_CLUSTER_NAME": queue})
+    return Child(f"{queue} jobs", argv,
+                 env={"Q_CLUSTER_NAME": queue, "CONN_MAX_AGE": os.environ.get("CONN_MAX_AGE", str(WORKER_CONN_MAX_AGE))})
 
 
 def run(children: list[Child], *, ready_url: str, on_ready) -> int:
