@@ -163,9 +163,16 @@ function timeline() {
     for (const conflict of state.timeline.conflicts.filter((c) => c.lane === lane.id)) track.append(place(el("span", { class: "conflict" }), conflict));
     return el("div", { class: "lane" }, el("span", { text: lane.title }), track);
   });
+  const hourFormat = new Intl.DateTimeFormat(undefined, { timeZone: zone, hour: "2-digit", minute: "2-digit" });
+  const ticks = el("div", { class: "track ticks" });
+  for (let hour = 0; hour < TIMELINE_HOURS; hour += 1) {
+    const tick = el("span", { class: "tick", text: hourFormat.format(new Date(hourStart + hour * 3600000)) });
+    tick.style.left = `${(hour / TIMELINE_HOURS) * 100}%`;
+    ticks.append(tick);
+  }
   const nowLine = el("div", { class: "now-line" });
   nowLine.style.left = `calc(9rem + (100% - 9rem) * ${(now() - hourStart) / span})`;
-  return [...lanes, nowLine];
+  return [el("div", { class: "lane" }, el("span"), ticks), ...lanes, nowLine];
 }
 
 function alertItem(alert) {
