@@ -25,6 +25,7 @@ class Command(BaseCommand):
             self.stdout.write(
                 self.style.SUCCESS("Stationkeeper is running.")
                 + f"\n  Admin:   {base}/admin/"
+                + f"\n  Live:    {base}/dashboard/  (the on-air desk's dashboard)"
                 + f"\n  API:     {base}/api/v1/  (docs: {base}/api/docs/)"
                 + f"\n  Health:  {base}/healthz  {base}/readyz"
                 + (f"\n  Login:   {DEMO_USERNAME} / {DEMO_PASSWORD}" if not no_demo else "")
