@@ -38,6 +38,9 @@ PREPARE_SECONDS = 2.0  # items are queued this early, so the engine has them res
 PACING_JITTER_SECONDS = 0.005
 SETTLE_SECONDS = 0.1
 WEBSTREAM_CONNECT_GRACE = timedelta(seconds=3)
+# An engine that dies is restarted here at once; one that keeps dying is left for the health job
+# to move to another node (the host may be what is wrong).
+CRASHES_BEFORE_GIVING_UP, CRASH_WINDOW_SECONDS = 3, 60
 WEBSTREAM_CHECK_AHEAD = timedelta(minutes=10)  # an answer further ahead says little about the slot  # an on-air report superseded this fast (a transition blip) is not logged
 
 
@@ -64,6 +67,8 @@ class ChannelSupervisor:
         self.pending: list[tuple] = []
         self.unplayable: set[int] = set()
         self.cache_arrivals_seen = 0
+        self.crashes: dict[int, list[float]] = {}  # channel id → when its engine died lately
+        self.given_up: dict[int, int] = {}  # channel id → its restart count when this node gave up on it
         self.node_dir = Path(settings.PLAYOUT_CACHE_ROOT) / node.name
         self.cache = MediaCache(
             directory=self.node_dir / "media",
@@ -80,6 +85,10 @@ class ChannelSupervisor:
                 node=self.node, status__in=[Channel.Status.STARTING, Channel.Status.RUNNING]
             ).exclude(output_type=Channel.Output.DECKLINK).select_related("fallback_playlist")
         }
+        self.given_up = {pk: count for pk, count in self.given_up.items()
+                         if pk in wanted and wanted[pk].restart_count == count}  # moved, or restarted on purpose
+        for pk in self.given_up:
+            wanted.pop(pk)
         for pk in list(self.channels):
             if pk not in wanted:
                 logger.info("channel %s: no longer on this node; stopping its engine", self.channels[pk].channel)
@@ -183,10 +192,7 @@ class ChannelSupervisor:
     def step(self, now: datetime) -> None:
         for running in list(self.channels.values()):
             if not running.engine.alive():
-                logger.warning("channel %s: Liquidsoap exited (%s); restarting", running.channel,
-                               " | ".join(running.engine.last_lines[-3:]))
-                self.channels.pop(running.channel.pk)
-                self._start(running.channel)
+                self._engine_died(running)
                 continue
             if not running.running and running.engine.gateway.alive():
                 running.running = True
@@ -201,6 +207,21 @@ class ChannelSupervisor:
         if time.time() >= self.next_probe:
             self._probe(now)
             self.next_probe = time.time() + settings.PLAYOUT_PROBE_SECONDS
+
+    def _engine_died(self, running: RunningChannel) -> None:
+        channel = running.channel
+        self.channels.pop(channel.pk)
+        recent = [t for t in self.crashes.get(channel.pk, []) if time.time() - t < CRASH_WINDOW_SECONDS] + [time.time()]
+        self.crashes[channel.pk] = recent
+        last_words = " | ".join(running.engine.last_lines[-3:])
+        if len(recent) >= CRASHES_BEFORE_GIVING_UP:
+            logger.error("channel %s: Liquidsoap died %s times in %s s (%s); leaving it to another node",
+                         channel, len(recent), CRASH_WINDOW_SECONDS, last_words)
+            self.given_up[channel.pk] = channel.restart_count
+            self.crashes.pop(channel.pk)
+            return
+        logger.warning("channel %s: Liquidsoap exited (%s); restarting", channel, last_words)
+        self._start(channel)
 
     def _probe(self, now: datetime) -> None:
         """Ask each engine over telnet whether it is up; report the ones that answer (the health job reads it)."""

@@ -1,5 +1,7 @@
 """Real Liquidsoap channels run by a node agent, on the real database."""
 
+import os
+import signal
 import subprocess
 from contextlib import contextmanager
 from datetime import timedelta
@@ -143,11 +145,10 @@ def test_a_webstream_goes_on_air_for_its_slot_and_an_unreachable_one_alerts_whil
     assert "gone.mp3" in alert.message and "filler" in alert.message
 
 
-def test_killing_the_agent_fails_the_channel_over_to_a_second_agent_and_the_as_run_log_continues(media_root):
-    import os
-    import signal
-
-    fast = {"AGENT_HEARTBEAT_SECONDS": 0.5, "PLAYOUT_PROBE_SECONDS": 0.5}
+@contextmanager
+def _channel_with_a_spare(media_root, probe_seconds=0.5):
+    """A harbor channel on host-1 with a filler, agents on host-1 and host-2, and the health loop."""
+    fast = {"AGENT_HEARTBEAT_SECONDS": 0.5, "PLAYOUT_PROBE_SECONDS": probe_seconds}
     studio = StudioFactory()
     first, second = NodeFactory(name="host-1"), NodeFactory(name="host-2")
     filler = PlaylistFactory(studio=studio, name="Filler")
@@ -155,7 +156,7 @@ def test_killing_the_agent_fails_the_channel_over_to_a_second_agent_and_the_as_r
     port = closed_port()
     channel = ChannelFactory(studio=studio, node=first, status=Channel.Status.STARTING, fallback_playlist=filler,
                              output_settings={"port": port, "mount": "air"}, slug="air")
-    processes = {
+    agents = {
         name: spawn_manage("run_node", "--name", name, env=database_env(PLAYOUT_TELNET_BASE_PORT=closed_port() - channel.pk, **fast))
         for name in ("host-1", "host-2")
     }
@@ -163,19 +164,51 @@ def test_killing_the_agent_fails_the_channel_over_to_a_second_agent_and_the_as_r
     try:
         wait_until(lambda: AsRunEntry.objects.filter(channel=channel, node=first, title="Tone 330").exists(), timeout=30,
                    message="the channel on air on host-1")
-        os.kill(processes["host-1"].pid, signal.SIGKILL)
+        yield channel, agents, first, second
+    finally:
+        stop(health, *agents.values())
+
+
+def _engine_pid(agent) -> int:
+    return int(subprocess.run(["pgrep", "-P", str(agent.pid), "liquidsoap"], capture_output=True, text=True).stdout.split()[0])
+
+
+def _back_on_air(channel, node, since):
+    return wait_until(lambda: AsRunEntry.objects.filter(channel=channel, node=node, started_at__gt=since)
+                      .exclude(title="Silence").first(), timeout=30, message=f"the channel back on air on {node}")
+
+
+def test_killing_the_agent_fails_the_channel_over_to_a_second_agent_and_the_as_run_log_continues(media_root):
+    with _channel_with_a_spare(media_root) as (channel, agents, first, second):
+        os.kill(agents["host-1"].pid, signal.SIGKILL)
         killed_at = timezone.now()
 
-        taken = wait_until(lambda: AsRunEntry.objects.filter(channel=channel, node=second).exclude(title="Silence").first(),
-                           timeout=30, message="the channel back on air on host-2")
+        taken = _back_on_air(channel, second, killed_at)
         channel.refresh_from_db()
         assert channel.node == second and channel.status == Channel.Status.RUNNING
         assert channel.restart_count == 1
         assert (taken.started_at - killed_at).total_seconds() <= 10
         assert AsRunEntry.objects.filter(channel=channel, ended_at__isnull=True).count() == 1
         assert not AsRunEntry.objects.filter(channel=channel, node=first, ended_at__isnull=True).exists()
-    finally:
-        stop(health, *processes.values())
+
+
+def test_a_killed_engine_is_restarted_on_its_node_and_one_that_keeps_dying_fails_over(media_root):
+    # 2 s probes: the failover threshold (3 missed, 6.5 s) is longer than a local restart takes.
+    with _channel_with_a_spare(media_root, probe_seconds=2) as (channel, agents, first, second):
+        for _attempt in range(2):
+            os.kill(_engine_pid(agents["host-1"]), signal.SIGKILL)
+            killed_at = timezone.now()
+            back = _back_on_air(channel, first, killed_at)
+            assert (back.started_at - killed_at).total_seconds() <= 10
+
+        os.kill(_engine_pid(agents["host-1"]), signal.SIGKILL)  # the third time in a minute
+        killed_at = timezone.now()
+        taken = _back_on_air(channel, second, killed_at)
+
+        assert (taken.started_at - killed_at).total_seconds() <= 6.5 + 5  # the threshold, then a cold start
+        channel.refresh_from_db()
+        assert channel.node == second and channel.restart_count == 1
+        assert AsRunEntry.objects.filter(channel=channel, ended_at__isnull=True).count() == 1
 
 
 def test_operators_skip_pause_and_resume_and_the_as_run_log_says_so(on_air_channel):
