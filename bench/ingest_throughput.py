@@ -9,7 +9,8 @@
 - ours: a URL-list source polled, 200 download jobs on the `ingest` django-q2 cluster
   (8 workers, started as `./scripts/run` starts it); the time runs from the poll until all 200
   assets are ready: fetched, checksummed, probed with ffprobe and stored. The goal is judged on
-  the 4 MB set; the 1.9 MB set shows the fixed cost per file (job, ffprobe, database).
+  the 4 MB set; the 1.9 MB set shows the fixed cost per file (job, ffprobe, database). The
+  workers are warmed up first with 16 small downloads, as a running station's are.
 - flood: 500 more download jobs (~1 MB files) queued on `ingest`; meanwhile 100 probe jobs go to the
   `playout` cluster, 50 ms apart, each reporting how long it waited. Baseline: one probe queued
   behind the flood on the same queue, as one shared queue would make it wait.
@@ -169,6 +170,9 @@ def main() -> None:
             clusters[queue] = subprocess.Popen(child.argv, cwd=ROOT, env={**os.environ, **child.env})
             sampler.trees[clusters[queue].pid] = f"{queue} cluster"
             wait_until(lambda queue=queue: _probe(queue, 1000) is not None, 60, f"the {queue} cluster")
+
+        # Warm-up: each worker's first job imports what downloads need; a running station's workers are warm.
+        _pool_seconds(studio, "warm-up", [f"{base}/{path.name}" for path in flood_files[-2 * WORKERS:]])
 
         # --- throughput: curl, then the pool, per file size; sequential requests on a sample -------------
         for label, files in sets.items():
