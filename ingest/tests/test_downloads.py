@@ -2,13 +2,16 @@
 
 import hashlib
 import threading
+from datetime import timedelta
 
 import pytest
 from django.db import connection
 from django.utils import timezone
+from django_q.models import OrmQ
 
 from ingest import services
 from ingest.models import Download, IngestSource, MediaAsset, PreviousDownload
+from station.errors import UserError
 
 pytestmark = pytest.mark.django_db
 
@@ -225,3 +228,30 @@ def test_concurrent_pollers_never_take_the_same_source(ingest_settings, studio_a
     _together(3, poll_until_none_due)
 
     assert sorted(taken) == sorted(IngestSource.objects.values_list("pk", flat=True))
+
+
+def test_a_download_left_behind_by_a_dead_worker_is_queued_again_and_finished(
+        ingest_settings, server, tones, url_source, django_capture_on_commit_callbacks):
+    url_source(server.add("orphan.mp3", tones["two"]))
+    services.sources_poll_due(now=timezone.now())
+    long_ago = timezone.now() - timedelta(minutes=10)
+    Download.objects.update(status=Download.Status.DOWNLOADING, bytes_done=1000, updated_at=long_ago)
+
+    with django_capture_on_commit_callbacks(execute=True):
+        requeued = services.downloads_requeue_stale(now=timezone.now())
+    download = services.download_run(download_id=Download.objects.get().pk)
+
+    assert requeued == 1
+    assert [job.task["name"] for job in OrmQ.objects.filter(key="ingest")] == [f"ingest.download:{download.pk}"]
+    assert download.status == Download.Status.COMPLETED and download.attempts == 1
+
+
+def test_a_disabled_source_is_not_polled_and_poll_now_says_why(ingest_settings, url_source):
+    source = url_source("http://127.0.0.1:9/a.mp3")
+    source.enabled = False
+    source.save()
+
+    assert services.sources_claim_due(now=timezone.now()) == []
+    with pytest.raises(UserError) as raised:
+        services.source_poll_soon(source=source)
+    assert raised.value.code == "source_disabled"

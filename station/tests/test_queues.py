@@ -13,6 +13,7 @@ from ingest.media import generate_tone
 from ingest.models import Download, IngestSource
 from ingest.tests.media_server import MediaServer
 from station import queues
+from station.launcher import station_processes
 from station.schedules import setup_schedules
 from station.tests.processes import database_env, spawn_manage, stop
 
@@ -81,3 +82,11 @@ def test_a_studio_group_has_queues_of_its_own_and_the_rest_use_the_plain_ones(se
 
     queued = {Download.objects.get(pk=job.task["args"][0]).source.studio.slug: job.key for job in OrmQ.objects.all()}
     assert queued == {"a": "ingest-news", "b": "ingest"}
+
+
+def test_run_station_starts_one_cluster_per_queue_with_ingest_at_a_lower_priority(settings):
+    clusters = {child.env.get("Q_CLUSTER_NAME"): child.argv for child in station_processes(host="127.0.0.1", port=8000, node="n")}
+
+    assert {"playout", "ingest", "events"} <= set(clusters)
+    assert clusters["ingest"][:3] == ["nice", "-n", "10"]
+    assert clusters["playout"][-1] == "qcluster" and clusters["playout"][0] != "nice"
