@@ -6,6 +6,7 @@ If any child exits, the rest are stopped: a half-running station is worse than
 a stopped one that says why.
 """
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -15,6 +16,7 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import psutil
 from django.conf import settings
 from django.db import connection
 
@@ -96,8 +98,11 @@ def _answers(url: str) -> bool:
 
 
 def _stop(children: list[Child]) -> None:
+    descendants = []
     for child in children:
         if child.process and child.process.poll() is None:
+            with contextlib.suppress(psutil.Error):
+                descendants += psutil.Process(child.process.pid).children(recursive=True)
             child.process.terminate()
     deadline = time.monotonic() + STOP_GRACE_SECONDS
     for child in children:
@@ -108,3 +113,7 @@ def _stop(children: list[Child]) -> None:
         except subprocess.TimeoutExpired:
             child.process.kill()
             child.process.wait()
+    # A django-q2 worker busy in a periodic loop outlives its stopped cluster; its lock goes with it.
+    for process in descendants:
+        with contextlib.suppress(psutil.Error):
+            process.kill()
