@@ -34,7 +34,6 @@ class Fetched:
     path: Path
     size: int
     sha256: str
-    content_type: str
 
 
 @dataclass(frozen=True)
@@ -170,4 +169,4 @@ def _attempt(session, url, partial: Path, *, limits: Limits, deadline: float, on
         on_progress(done, total)
         if total is not None and done < total:
             raise _interrupted(url, "cut", done, total)
-        return Fetched(path=partial, size=done, sha256=digest.hexdigest(), content_type=content_type)
+        return Fetched(path=partial, size=done, sha256=digest.hexdigest())
