@@ -10,7 +10,7 @@ from django.conf import settings
 from django.utils.translation import gettext_lazy as _
 
 from ingest.fetch import USER_AGENT
-from ingest.models import IngestSource
+from ingest.models import IngestSource, is_http_url
 from station.errors import UserError
 
 FEED_MAX_BYTES = 20 * 2**20  # a podcast feed with years of episodes is a few MB
@@ -23,10 +23,6 @@ class Item:
     title: str
 
 
-def is_http(url: str) -> bool:
-    return urlsplit(url).scheme in ("http", "https")
-
-
 def title_from_url(url: str) -> str:
     return unquote(PurePosixPath(urlsplit(url).path).name) or url
 
@@ -34,7 +30,7 @@ def title_from_url(url: str) -> str:
 def list_items(source: IngestSource) -> list[Item]:
     """The media items a source offers now, oldest first, without duplicates."""
     if source.kind == IngestSource.Kind.URL_LIST:
-        items = [Item(key=url, url=url, title=title_from_url(url)) for url in _url_lines(source.url_list)]
+        items = [Item(key=url, url=url, title=title_from_url(url)) for url in _http_urls(source)]
     else:
         items = _feed_items(source.url, _get_feed(source.url))
     unique = {}
@@ -43,10 +39,10 @@ def list_items(source: IngestSource) -> list[Item]:
     return list(unique.values())
 
 
-def _url_lines(text: str) -> list[str]:
-    lines = [line.strip() for line in text.splitlines()]
-    urls = [line for line in lines if line and not line.startswith("#")]
-    bad = [url for url in urls if not is_http(url)]
+def _http_urls(source: IngestSource) -> list[str]:
+    """The list's URLs; a row saved before validation (or by a raw write) still can't send us off http(s)."""
+    urls = source.listed_urls()
+    bad = [url for url in urls if not is_http_url(url)]
     if bad:
         raise UserError("bad_url", _("Only http(s) URLs can be downloaded: %(url)s"), {"url": bad[0]})
     return urls
@@ -78,7 +74,7 @@ def _feed_items(url: str, body: bytes) -> list[Item]:
                         {"url": url, "reason": parsed.get("bozo_exception", "")}, inner=parsed.get("bozo_exception"))
     items = []
     for entry in reversed(parsed.entries):  # feeds list the newest first; download in the order published
-        enclosure = next((e for e in entry.get("enclosures", []) if is_http(e.get("href", ""))), None)
+        enclosure = next((e for e in entry.get("enclosures", []) if is_http_url(e.get("href", ""))), None)
         if enclosure is None:
             continue  # a text-only post: nothing to download
         items.append(Item(key=(entry.get("id") or enclosure["href"])[:500], url=enclosure["href"],

@@ -1,3 +1,6 @@
+from urllib.parse import urlsplit
+
+from django.core.exceptions import ValidationError
 from django.core.validators import MinValueValidator
 from django.db import models
 from django.db.models import Q
@@ -5,6 +8,11 @@ from django.utils.translation import gettext_lazy as _
 
 from station.models import Studio, StudioScopedQuerySet, TimeStampedModel
 from station.transitions import StatusMachine
+
+
+def is_http_url(url: str) -> bool:
+    parts = urlsplit(url)
+    return parts.scheme in ("http", "https") and bool(parts.netloc)
 
 
 class MediaAsset(StatusMachine, TimeStampedModel):
@@ -102,6 +110,22 @@ class IngestSource(TimeStampedModel):
 
     def __str__(self) -> str:
         return self.name
+
+    def clean(self) -> None:
+        """Refuse what no poll could fetch: a non-http(s) feed or list line, or a list with no URL."""
+        super().clean()
+        if self.url and not is_http_url(self.url):
+            raise ValidationError({"url": _("Only http(s) feeds can be polled.")}, code="bad_url")
+        bad = [url for url in self.listed_urls() if not is_http_url(url)]
+        if bad:
+            raise ValidationError({"url_list": _("Only http(s) URLs can be downloaded: %(url)s") % {"url": bad[0]}},
+                                  code="bad_url")
+        if self.kind == self.Kind.URL_LIST and not self.listed_urls():
+            raise ValidationError({"url_list": _("A URL list needs at least one URL.")}, code="empty_url_list")
+
+    def listed_urls(self) -> list[str]:
+        """The URL list's entries: its non-empty lines that are not # comments."""
+        return [line.strip() for line in self.url_list.splitlines() if line.strip() and not line.strip().startswith("#")]
 
 
 class Download(StatusMachine, TimeStampedModel):

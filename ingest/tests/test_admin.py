@@ -59,3 +59,19 @@ def test_retry_and_publish_again_report_what_cannot_be_done(client, operator_a, 
     assert "Publish selected again: done for 1 item." in again
     publication.refresh_from_db()
     assert (publication.status, publication.attempts) == ("pending", 0)
+
+
+@pytest.mark.parametrize(("url_list", "message"), [
+    ("http://127.0.0.1:9/a.mp3\nftp://example.org/b.mp3", "Only http(s) URLs can be downloaded: ftp://example.org/b.mp3"),
+    ("# only a comment", "A URL list needs at least one URL."),
+])
+def test_a_url_list_that_cannot_be_fetched_is_refused_when_saved(url_list, message, client, operator_a, studio_a):
+    client.force_login(operator_a)
+
+    response = client.post(reverse("admin:ingest_ingestsource_add"), {
+        "studio": studio_a.pk, "name": "Bulletins", "kind": "url_list", "url": "", "url_list": url_list,
+        "poll_interval_minutes": 60, "enabled": "on", "remember_downloads": "on"})
+
+    assert response.status_code == 200
+    assert message in response.content.decode()
+    assert not IngestSource.objects.exists()
