@@ -28,7 +28,7 @@ import threading
 import time
 from datetime import timedelta
 
-from bench_support import ROOT, RssSampler, fresh_database_url, percentile
+from bench_support import ROOT, RssSampler, fresh_database_url, percentile, wait_until
 
 sys.path.insert(0, str(ROOT))
 ITEMS, ITEM_SECONDS, SPACING_SECONDS, KILLS = 50, 1.0, 1.5, 5
@@ -128,15 +128,6 @@ def main() -> None:
         process = subprocess.Popen([sys.executable, "manage.py", "run_node", "--name", name], cwd=ROOT, env=os.environ)
         sampler.pids.add(process.pid)
         return process
-
-    def wait_until(predicate, timeout):
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            value = predicate()
-            if value:
-                return value
-            time.sleep(0.05)
-        raise SystemExit(f"bench timed out waiting for {predicate}")
 
     # --- ours --------------------------------------------------------------------------------
     ours_tap = StreamTap(WORK / "ours.wav")
