@@ -1,19 +1,30 @@
-"""The event bus: state changes people watch, published after the transaction commits.
+"""The event bus: state changes people watch, published to the studio's dashboards after commit.
 
-Dashboards subscribe per studio. Until the dashboards' consumers are wired in,
-events go to the log and to any sink registered with ``subscribe`` (tests use
-one to assert what was published).
+``publish`` stores the event in the same transaction as the change (its id is the sequence number a
+reconnecting dashboard resumes from). Once the transaction commits, the studio's Channels group
+(``studio-<id>``) gets it: sent here when the channel layer is shared between processes (Redis),
+or relayed by each web process from PostgreSQL's NOTIFY otherwise (station.event_relay). Sinks
+registered with ``subscribe`` get it too. A rolled-back change publishes nothing.
 """
 
 import logging
 from collections.abc import Callable
+from datetime import timedelta
 
+from asgiref.sync import async_to_sync
+from channels.layers import InMemoryChannelLayer, get_channel_layer
+from django.conf import settings
 from django.db import transaction
+from django.utils import timezone
 
 logger = logging.getLogger(__name__)
 
 Event = dict
 _sinks: list[Callable[[Event], None]] = []
+
+
+def studio_group(studio_id: int) -> str:
+    return f"studio-{studio_id}"
 
 
 def subscribe(sink: Callable[[Event], None]) -> Callable[[], None]:
@@ -24,12 +35,50 @@ def subscribe(sink: Callable[[Event], None]) -> Callable[[], None]:
 
 def publish(*, studio_id: int, type: str, payload: dict) -> None:
     """Send ``type`` (dotted, e.g. ``recorders.schedule``) to the studio once the transaction commits."""
-    event = {"studio": studio_id, "type": type, "payload": payload}
+    from station.models import StudioEvent
+
+    stored = StudioEvent.objects.create(studio_id=studio_id, type=type, payload=payload)
+    event = {"studio": studio_id, "type": type, "payload": payload, "seq": stored.pk}
     transaction.on_commit(lambda: _deliver(event))
 
 
+def events_since(studio_id: int, seq: int) -> list[Event] | None:
+    """The studio's events after ``seq``, oldest first; None if the log no longer reaches back that far."""
+    from station.models import StudioEvent
+
+    oldest = StudioEvent.objects.order_by("id").values_list("id", flat=True).first()
+    if oldest is not None and seq < oldest - 1:
+        return None
+    return [{"studio": e.studio_id, "type": e.type, "payload": e.payload, "seq": e.pk}
+            for e in StudioEvent.objects.filter(studio_id=studio_id, id__gt=seq)]
+
+
+def latest_seq() -> int:
+    from station.models import StudioEvent
+
+    return StudioEvent.objects.order_by("-id").values_list("id", flat=True).first() or 0
+
+
+def prune(now=None) -> int:
+    """Forget events older than EVENT_LOG_HOURS; a dashboard further behind gets a snapshot instead."""
+    from station.models import StudioEvent
+
+    cutoff = (now or timezone.now()) - timedelta(hours=settings.EVENT_LOG_HOURS)
+    return StudioEvent.objects.filter(created_at__lt=cutoff).delete()[0]
+
+
+def layer_is_shared() -> bool:
+    """Whether every process reaches the dashboards through the channel layer (else: the relay)."""
+    return not isinstance(get_channel_layer(), InMemoryChannelLayer)
+
+
 def _deliver(event: Event) -> None:
-    logger.debug("event %s for studio %s", event["type"], event["studio"])
+    logger.debug("event %s #%s for studio %s", event["type"], event["seq"], event["studio"])
+    if layer_is_shared():
+        try:
+            async_to_sync(get_channel_layer().group_send)(studio_group(event["studio"]), {"type": "studio.event", "event": event})
+        except Exception:  # a dashboard catches up from the log when it reconnects; the change stands
+            logger.exception("event %s #%s not sent to the dashboards", event["type"], event["seq"])
     for sink in list(_sinks):
         try:
             sink(event)

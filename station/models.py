@@ -284,3 +284,21 @@ class Alert(models.Model):
     @property
     def is_open(self) -> bool:
         return self.acknowledged_at is None
+
+
+class StudioEvent(models.Model):
+    """A published change, kept a while: its id is the sequence number dashboards resume from."""
+
+    studio = models.ForeignKey(Studio, on_delete=models.CASCADE, related_name="+", verbose_name=_("studio"))
+    type = models.CharField(_("type"), max_length=80)
+    payload = models.JSONField(_("payload"))
+    created_at = models.DateTimeField(_("published at"), default=timezone.now, db_index=True)
+
+    class Meta:
+        ordering = ["id"]
+        verbose_name = _("studio event")
+        verbose_name_plural = _("studio events")
+        indexes = [models.Index(fields=["studio", "id"], name="studio_event_resume_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.type} #{self.pk}"

@@ -1,3 +1,9 @@
-"""Websocket routes; the dashboards' consumers register here."""
+"""Websocket routes."""
 
-websocket_urlpatterns: list = []
+from django.urls import path
+
+from station.consumers import StudioConsumer
+
+websocket_urlpatterns = [
+    path("ws/studios/<int:studio_id>/", StudioConsumer.as_asgi()),
+]

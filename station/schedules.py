@@ -21,6 +21,10 @@ PERIODIC_JOBS = {
     "playout.health": PeriodicJob("playout.tasks.health", queues.EVENTS),
     "ingest.tick": PeriodicJob("ingest.tasks.tick", queues.INGEST),
 }
+# name → job run once an hour (no loop of its own).
+HOURLY_JOBS = {
+    "station.prune_events": PeriodicJob("station.events.prune", queues.EVENTS),
+}
 
 
 def setup_schedules() -> list[str]:
@@ -35,4 +39,8 @@ def setup_schedules() -> list[str]:
                       "repeats": -1, "next_run": timezone.now() + timedelta(minutes=1)},
         )
         async_task(job.func, task_name=name, cluster=job.queue)
-    return list(PERIODIC_JOBS)
+    for name, job in HOURLY_JOBS.items():
+        Schedule.objects.update_or_create(
+            name=name, defaults={"func": job.func, "cluster": job.queue, "schedule_type": Schedule.HOURLY, "repeats": -1},
+        )
+    return list(PERIODIC_JOBS) + list(HOURLY_JOBS)

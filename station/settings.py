@@ -228,7 +228,14 @@ SPECTACULAR_SETTINGS = {
     "REDOC_DIST": "SIDECAR",
 }
 
-CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+# Dashboards' live events. With Redis, publishers send to the studio's group on channels-redis,
+# shared by every web process. Without it, each web process relays the committed events it hears
+# on PostgreSQL (LISTEN studio_events) to its own clients through an in-process layer.
+if REDIS_URL:
+    CHANNEL_LAYERS = {"default": {"BACKEND": "channels_redis.core.RedisChannelLayer", "CONFIG": {"hosts": [REDIS_URL]}}}
+else:
+    CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+EVENT_LOG_HOURS = env.int("EVENT_LOG_HOURS", default=24)  # how far back a reconnecting dashboard can catch up
 
 LOGGING = {
     "version": 1,

@@ -1,0 +1,101 @@
+"""The studio dashboard's websocket: a snapshot on connect, then the studio's events in order.
+
+Messages (documented in docs/asyncapi.yaml):
+- ``{"type": "snapshot", "seq": N, "snapshot": {...}}`` — everything the page shows, as of event N;
+- ``{"type": "event", "seq": N, "event": {"type": "...", "payload": {...}}}`` — one change;
+- ``{"type": "heartbeat", "seq": N}`` — every HEARTBEAT_SECONDS, so both ends notice a dead link.
+A client reconnecting with ``?since=N`` gets the events after N, or a fresh snapshot if the log no
+longer reaches back that far. Refusals close the socket with an application code.
+"""
+
+import asyncio
+from urllib.parse import parse_qs
+
+from channels.db import database_sync_to_async
+from channels.generic.websocket import AsyncJsonWebsocketConsumer
+from django.contrib.auth.models import AnonymousUser
+from rest_framework.authtoken.models import Token
+
+from station import event_relay, events
+from station.dashboard import studio_snapshot
+from station.models import Studio
+
+HEARTBEAT_SECONDS = 15
+CLOSE_NOT_AUTHENTICATED = 4401
+CLOSE_NOT_A_MEMBER = 4403
+
+
+class StudioConsumer(AsyncJsonWebsocketConsumer):
+    async def connect(self):
+        await self.accept()  # accepted first, so the browser sees why it is refused
+        self.studio_id = int(self.scope["url_route"]["kwargs"]["studio_id"])
+        query = parse_qs(self.scope.get("query_string", b"").decode())
+        user = await self._user(query.get("token", [None])[0])
+        if not user.is_authenticated:
+            await self.close(code=CLOSE_NOT_AUTHENTICATED)
+            return
+        if not await self._is_member(user):
+            await self.close(code=CLOSE_NOT_A_MEMBER)
+            return
+        self.group = events.studio_group(self.studio_id)
+        self.sent_seq = 0
+        if not events.layer_is_shared():
+            event_relay.ensure_running(after=await database_sync_to_async(events.latest_seq)())
+        await self.channel_layer.group_add(self.group, self.channel_name)  # before reading, so nothing falls between
+        since = query.get("since", [None])[0]
+        missed = await self._events_since(int(since)) if since and since.isdigit() else None
+        if missed is None:
+            await self._send_snapshot()
+        else:
+            for event in missed:
+                await self._send_event(event)
+        self.heartbeat = asyncio.create_task(self._beat())
+
+    async def disconnect(self, code):
+        if hasattr(self, "heartbeat"):
+            self.heartbeat.cancel()
+        if hasattr(self, "group"):
+            await self.channel_layer.group_discard(self.group, self.channel_name)
+
+    async def receive_json(self, content, **kwargs):
+        if content.get("type") == "resync":  # a client that lost track asks for the whole picture
+            await self._send_snapshot()
+
+    async def studio_event(self, message):
+        await self._send_event(message["event"])
+
+    async def _send_event(self, event):
+        if event["seq"] <= self.sent_seq:
+            return  # already in the snapshot or sent
+        self.sent_seq = event["seq"]
+        await self.send_json({"type": "event", "seq": event["seq"], "event": {"type": event["type"], "payload": event["payload"]}})
+
+    async def _send_snapshot(self):
+        seq, snapshot = await self._snapshot()
+        self.sent_seq = max(self.sent_seq, seq)
+        await self.send_json({"type": "snapshot", "seq": seq, "snapshot": snapshot})
+
+    async def _beat(self):
+        while True:
+            await asyncio.sleep(HEARTBEAT_SECONDS)
+            await self.send_json({"type": "heartbeat", "seq": self.sent_seq})
+
+    @database_sync_to_async
+    def _user(self, token: str | None):
+        if token:
+            found = Token.objects.select_related("user").filter(key=token).first()
+            return found.user if found and found.user.is_active else AnonymousUser()
+        return self.scope.get("user") or AnonymousUser()
+
+    @database_sync_to_async
+    def _is_member(self, user) -> bool:
+        return Studio.objects.visible_to(user).filter(pk=self.studio_id).exists()
+
+    @database_sync_to_async
+    def _events_since(self, seq: int):
+        return events.events_since(self.studio_id, seq)
+
+    @database_sync_to_async
+    def _snapshot(self):
+        seq = events.latest_seq()  # read first: an event committed meanwhile is sent again, never lost
+        return seq, studio_snapshot(self.studio_id)

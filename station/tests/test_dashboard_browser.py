@@ -1,0 +1,163 @@
+"""The dashboard in Debian's headless Chromium, driven by Playwright, against a real Daphne.
+
+Screenshots land in test-artifacts/ (git-ignored) for a person to look at.
+"""
+
+import signal
+import subprocess
+import sys
+import time
+from datetime import timedelta
+
+import pytest
+import requests
+from django.conf import settings
+from django.db import connection
+from django.utils import timezone
+from playwright.sync_api import expect, sync_playwright
+
+from playout import services as playout_services
+from playout.models import AsRunEntry, Channel
+from recorders import services as recorder_services
+from recorders.tests.stream_server import closed_port
+from station.tests.factories import PASSWORD, ChannelFactory, NodeFactory, RecorderFactory, ScheduleFactory
+from station.tests.processes import database_env
+
+pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
+ARTIFACTS = settings.BASE_DIR / "test-artifacts"
+UPDATE_WITHIN_MS = 1000
+
+
+class WebServer:
+    """Daphne serving the app (HTTP and websockets) on a fixed port, so it can be killed and brought back."""
+
+    def __init__(self):
+        self.port = closed_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.process = None
+
+    def start(self) -> None:
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(self.port), "station.asgi:application"],
+            env=database_env(), cwd=settings.BASE_DIR, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                if requests.get(f"{self.url}/healthz", timeout=1).ok:
+                    return
+            except requests.ConnectionError:
+                pass
+            assert time.monotonic() < deadline, "Daphne did not come up"
+            time.sleep(0.1)
+
+    def kill(self) -> None:
+        self.process.send_signal(signal.SIGKILL)
+        self.process.wait()
+
+
+@pytest.fixture
+def web():
+    server = WebServer()
+    server.start()
+    yield server
+    if server.process.poll() is None:
+        server.process.terminate()
+        server.process.wait(10)
+    # its sessions end a moment after the process: wait, so the test database can be dropped
+    with connection.cursor() as cursor:
+        for _ in range(50):
+            cursor.execute("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()")
+            if cursor.fetchone()[0] == 0:
+                break
+            time.sleep(0.1)
+
+
+class Desk:
+    """Browser pages logged in as station staff; script errors on any of them fail the test."""
+
+    def __init__(self, chromium, web: WebServer):
+        self.chromium, self.web, self.script_errors = chromium, web, []
+
+    def open(self, user, path: str):
+        page = self.chromium.new_page(viewport={"width": 1920, "height": 1080})
+        page.on("pageerror", lambda error: self.script_errors.append(error))
+        page.goto(f"{self.web.url}/admin/login/?next={path}")
+        page.fill("#id_username", user.username)
+        page.fill("#id_password", PASSWORD)
+        page.click("input[type=submit]")
+        return page
+
+
+@pytest.fixture
+def desk(monkeypatch, web):
+    # Playwright's sync API runs an event loop in this thread; the test's own ORM calls are plain sync code.
+    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+    ARTIFACTS.mkdir(exist_ok=True)
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path="/usr/bin/chromium", args=["--no-sandbox"])
+        staff = Desk(chromium, web)
+        yield staff
+        chromium.close()
+    assert staff.script_errors == []
+
+
+def _on_air_channel(studio):
+    return ChannelFactory(studio=studio, name="FM One", node=NodeFactory(), status=Channel.Status.RUNNING,
+                          last_heartbeat_at=timezone.now())
+
+
+def test_the_dashboard_shows_an_on_air_change_and_a_recorder_start_within_a_second(desk, web, operator_a, studio_a):
+    channel = _on_air_channel(studio_a)
+    window = ScheduleFactory(recorder=RecorderFactory(studio=studio_a, name="Studio mic"), name="Morning show",
+                             start_at=timezone.now() + timedelta(seconds=1), end_at=timezone.now() + timedelta(minutes=5))
+    page = desk.open(operator_a, f"/studios/{studio_a.pk}/dashboard/")
+    page.screenshot(path=ARTIFACTS / "dashboard-first-paint.png", full_page=True)
+    expect(page.locator("#connection")).to_have_text("live", timeout=10000)
+    card = page.locator(f'[data-channel="{channel.pk}"]')
+
+    changed = time.monotonic()
+    playout_services.channel_on_air(channel_id=channel.pk, at=timezone.now(), title="Morning News",
+                                    result=AsRunEntry.Result.PLAYED)
+    expect(card.locator(".on-air")).to_have_text("Morning News", timeout=UPDATE_WITHIN_MS)
+    expect(page.locator("#as-run tbody tr").first).to_contain_text("Morning News", timeout=UPDATE_WITHIN_MS)
+    assert time.monotonic() - changed < UPDATE_WITHIN_MS / 1000
+
+    now = timezone.now()
+    claimed = recorder_services.schedule_claim(schedule_id=window.pk, owner="test", node=None, now=now)
+    recorder_services.recording_started(schedule=claimed, now=now, data_since=now)
+    expect(page.locator("[data-recorder]")).to_contain_text("Morning show · running", timeout=UPDATE_WITHIN_MS)
+    page.screenshot(path=ARTIFACTS / "dashboard-live.png", full_page=True)
+
+
+def test_after_the_web_server_dies_and_comes_back_the_page_recovers_by_itself(desk, web, operator_a, studio_a):
+    channel = _on_air_channel(studio_a)
+    page = desk.open(operator_a, f"/studios/{studio_a.pk}/dashboard/")
+    expect(page.locator("#connection")).to_have_text("live", timeout=10000)
+
+    web.kill()
+    expect(page.locator("#connection")).to_have_text("reconnecting…", timeout=5000)
+    expect(page.locator("body")).to_have_class("stale")
+    page.screenshot(path=ARTIFACTS / "dashboard-disconnected.png", full_page=True)
+    playout_services.channel_on_air(channel_id=channel.pk, at=timezone.now(), title="While you were away",
+                                    result=AsRunEntry.Result.PLAYED)
+    web.start()
+
+    expect(page.locator("#connection")).to_have_text("live", timeout=10000)
+    expect(page.locator(f'[data-channel="{channel.pk}"] .on-air')).to_have_text("While you were away", timeout=2000)
+    expect(page.locator("body")).not_to_have_class("stale")
+
+
+def test_a_member_of_studio_b_sees_nothing_of_studio_a(desk, web, operator_b, studio_a, studio_b):
+    _on_air_channel(studio_a)
+    page = desk.open(operator_b, f"/studios/{studio_b.pk}/dashboard/")
+    expect(page.locator("#connection")).to_have_text("live", timeout=10000)
+    assert "FM One" not in page.content()
+
+    close_code = page.evaluate("""studio => new Promise(resolve => {
+        const socket = new WebSocket(`ws://${location.host}/ws/studios/${studio}/`);
+        socket.onclose = event => resolve(event.code);
+    })""", studio_a.pk)
+    assert 4400 <= close_code < 4500
+    assert page.goto(f"{web.url}/studios/{studio_a.pk}/dashboard/").status == 404
+    assert page.goto(f"{web.url}/studios/{studio_a.pk}/snapshot.json").status == 404
