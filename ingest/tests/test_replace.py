@@ -13,7 +13,6 @@ from ingest import services
 from ingest.models import Download
 from playout.models import PlaylistItem, ScheduledItem
 from playout.timeline import timeline_refresh
-from station.embedded_db import database_url
 from station.locks import LockOrderError, timeline_lock
 from station.notify import CHANNEL
 from station.tests.factories import MediaAssetFactory, PlaylistFactory, ShowFactory
@@ -43,7 +42,8 @@ def test_a_refetched_bulletin_replaces_the_old_one_in_the_upcoming_show_and_play
     PlaylistItem.objects.filter(asset=old).update(asset=first.asset)  # staff put the downloaded bulletin in the show
     ScheduledItem.objects.filter(asset=old).update(asset=first.asset)
     server.add("bulletin.mp3", tones["three"])  # the next edition at the same address
-    with psycopg.connect(database_url(connection.settings_dict).replace("postgres://", "postgresql://"), autocommit=True) as listener:
+    params = {k: v for k, v in connection.get_connection_params().items() if k != "cursor_factory"}
+    with psycopg.connect(**params, autocommit=True) as listener:
         listener.execute(f"LISTEN {CHANNEL}")
 
         services.source_poll(source=source)
