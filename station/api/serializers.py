@@ -12,6 +12,8 @@ class StudioSerializer(StationModelSerializer):
 
 
 class NodeSerializer(StationModelSerializer):
+    capabilities = serializers.ListField(child=serializers.ChoiceField(Node.Capability.choices), required=False,
+                                         help_text="What this host can do.")
     online = serializers.SerializerMethodField(help_text="Whether the agent heartbeated within NODE_HEARTBEAT_TIMEOUT.")
 
     class Meta:

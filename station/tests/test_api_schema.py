@@ -1,5 +1,7 @@
 """Schemathesis fuzzes every operation of /api/schema/ against a live server: no 5xx, no response off the schema."""
 
+import os
+
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, given
@@ -21,7 +23,7 @@ from station.tests import factories
 
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_headers_conformance,
           response_schema_conformance]
-EXAMPLES_PER_OPERATION = 12
+EXAMPLES_PER_OPERATION = int(os.environ.get("API_FUZZ_EXAMPLES", "12"))  # more for a deeper run
 
 
 @pytest.fixture
