@@ -1,7 +1,9 @@
 """Reads of playout state for people (API, dashboards)."""
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
+
+from django.conf import settings
 
 from playout.models import AsRunEntry, Channel, ScheduledItem
 
@@ -18,3 +20,9 @@ def channel_now_playing(channel: Channel, *, now: datetime) -> NowPlaying:
     on_air = AsRunEntry.objects.filter(channel=channel, ended_at__isnull=True).select_related("asset").first()
     following = ScheduledItem.objects.filter(channel=channel, start_at__gt=now).order_by("start_at").first()
     return NowPlaying(channel=channel, on_air=on_air, next=following)
+
+
+def missed_probes_cutoff(now: datetime) -> datetime:
+    """A running channel last probed before this has missed its probes: it is unhealthy and fails over."""
+    probe = timedelta(seconds=settings.PLAYOUT_PROBE_SECONDS)
+    return now - probe * settings.PLAYOUT_MISSED_PROBES - probe / 2

@@ -10,6 +10,7 @@ from django.utils.translation import gettext as _
 
 from ingest.models import MediaAsset
 from playout.models import AsRunEntry, Channel, ScheduledItem
+from playout.selectors import missed_probes_cutoff
 from station.errors import UserError
 from station import dashboard, events
 from station.models import Alert, Node
@@ -86,8 +87,7 @@ def _healthy_node_for(channel: Channel, now):
 
 def channels_check_health(*, now) -> dict:
     """Fail over channels whose engine missed three probes (or never came up); hardware ones only alert."""
-    probe = timedelta(seconds=settings.PLAYOUT_PROBE_SECONDS)
-    missed_after = now - probe * settings.PLAYOUT_MISSED_PROBES - probe / 2
+    missed_after = missed_probes_cutoff(now)
     never_up_after = now - timedelta(seconds=settings.PLAYOUT_STARTUP_GRACE_SECONDS)
     failing = Channel.objects.filter(
         Q(status=Channel.Status.RUNNING, last_heartbeat_at__lt=missed_after)

@@ -6,11 +6,11 @@ remaining time itself from ``server_time``, so a snapshot stays true while it is
 
 from datetime import UTC, datetime, timedelta
 
-from django.conf import settings
 from django.utils import timezone
 
 from ingest.models import Download
 from playout.models import AsRunEntry, Channel, ScheduledItem, ShowInstance
+from playout.selectors import missed_probes_cutoff
 from recorders.models import RecorderSchedule
 from station.models import Alert, Studio
 
@@ -38,11 +38,9 @@ def studio_snapshot(studio_id: int, *, now: datetime | None = None) -> dict:
 
 
 def channel_is_healthy(channel: Channel, now: datetime) -> bool:
-    """Running, and probed within the failover threshold."""
-    if channel.status != Channel.Status.RUNNING or channel.last_heartbeat_at is None:
-        return False
-    allowed = timedelta(seconds=settings.PLAYOUT_PROBE_SECONDS * settings.PLAYOUT_MISSED_PROBES)
-    return now - channel.last_heartbeat_at <= allowed
+    """Running, and probed since the failover threshold (the health job's own test)."""
+    return (channel.status == Channel.Status.RUNNING and channel.last_heartbeat_at is not None
+            and channel.last_heartbeat_at >= missed_probes_cutoff(now))
 
 
 def _channels(channels: list[Channel], now: datetime) -> list[dict]:
