@@ -1,7 +1,8 @@
 """REST API throughput and latency on loopback, beside plain Django views over the same rows.
 
-- server: one Daphne process (as `./scripts/run` serves the station) on a dedicated database of the
-  embedded PostgreSQL with 1,000 schedule windows; persistent database connections (CONN_MAX_AGE).
+- server: the web tier as `./scripts/run` serves the station (station.launcher.web_processes:
+  WEB_PROCESSES Daphne processes on one socket, persistent database connections) on a dedicated
+  database of the embedded PostgreSQL with 1,000 schedule windows.
 - load: CLIENTS processes, each on one keep-alive connection, send requests back to back for
   SECONDS after a warm-up; latency is measured by the client, request written to response read.
 - ours: `GET /api/v1/schedules/?page_size=100` (token auth, studio scoping, django-filter, pagination,
@@ -11,7 +12,7 @@
   `JsonResponse` over `.values()`, and creating the same row with `objects.create`, no auth, no checks.
 - also one client alone on the API list: its latency is the service time, without queueing (Daphne runs
   Django's synchronous views on one thread per process, so concurrent requests wait their turn).
-- peak RSS of the Daphne process.
+- peak RSS of each Daphne process.
 
 Run: .venv/bin/python bench/api_throughput.py   (starts the embedded PostgreSQL and Daphne itself)
 """
@@ -83,14 +84,17 @@ def measure(path: str, method: str = "GET", headers: dict | None = None, clients
 
 def main() -> None:
     os.environ.update(DATABASE_URL=fresh_database_url("bench_api"), DJANGO_SETTINGS_MODULE="station.settings",
-                      CONN_MAX_AGE="60", API_THROTTLE_USER="100000000/minute", LOG_LEVEL="WARNING")
+                      API_THROTTLE_USER="100000000/minute", LOG_LEVEL="WARNING")
     import django
 
     django.setup()
+    from django.conf import settings
     from django.core.management import call_command
+    from django.db import connection
     from rest_framework.authtoken.models import Token
 
     from recorders.models import Recorder, RecorderSchedule
+    from station import launcher
     from station.tests import factories
 
     call_command("migrate", verbosity=0)
@@ -100,16 +104,19 @@ def main() -> None:
     RecorderSchedule.objects.bulk_create(
         RecorderSchedule(recorder=recorder, name=f"Window {n}", start_at=FIRST_WINDOW + timedelta(hours=n),
                          end_at=FIRST_WINDOW + timedelta(hours=n, minutes=30)) for n in range(ROWS))
+    with connection.cursor() as cursor:  # as autovacuum leaves a table a while after a bulk load
+        cursor.execute("VACUUM ANALYZE recorders_recorderschedule")
     token = Token.objects.create(user=operator).key
     auth = {"Authorization": f"Token {token}", "X-Bench-Recorder": str(recorder.pk)}
 
     server_env = {**os.environ, "DJANGO_SETTINGS_MODULE": "api_baseline_settings",
                   "PYTHONPATH": os.pathsep.join([str(ROOT / "bench"), str(ROOT)])}
-    server = subprocess.Popen([str(ROOT / ".venv" / "bin" / "daphne"), "-b", "127.0.0.1", "-p", str(PORT),
-                               "station.asgi:application"], cwd=ROOT, env=server_env, stdout=subprocess.DEVNULL,
-                              stderr=subprocess.DEVNULL)
+    web = launcher.web_processes(host="127.0.0.1", port=PORT, count=settings.WEB_PROCESSES)
+    servers = [subprocess.Popen(child.argv, cwd=ROOT, env={**server_env, **child.env}, pass_fds=child.pass_fds,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) for child in web]
     sampler = RssSampler()
-    sampler.alone[server.pid] = "daphne"
+    for child, server in zip(web, servers, strict=True):
+        sampler.alone[server.pid] = f"daphne ({child.name})"
     sampler.start()
     try:
         wait_until(lambda: _listening(PORT), 30, "Daphne")
@@ -122,12 +129,14 @@ def main() -> None:
             "plain_post": measure("/plain/schedules/create/", "POST", headers=auth, clients_from=2 * CLIENTS),
         }
     finally:
-        server.terminate()
-        server.wait()
+        for server in servers:
+            server.terminate()
+            server.wait()
         sampler.running = False
     figures["get_ratio"] = round(figures["api_get"]["requests_per_second"] / figures["plain_get"]["requests_per_second"], 2)
     figures["post_ratio"] = round(figures["api_post"]["requests_per_second"] / figures["plain_post"]["requests_per_second"], 2)
     figures["clients"] = CLIENTS
+    figures["web_processes"] = len(servers)
     figures["peak_rss_mb"] = {name: round(mb, 1) for name, mb in sampler.peak_mb.items()}
     goal = {"p95_ms": 50, "get_ratio": 0.5}
     only_successes = all(set(figures[k]["statuses"]) <= {200, 201} for k in ("api_get", "plain_get", "api_post", "plain_post"))

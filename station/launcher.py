@@ -1,4 +1,4 @@
-"""Run the whole station on one machine: web (Daphne), django-q2 and node agents.
+"""Run the whole station on one machine: web (Daphne processes), django-q2 and node agents.
 
 This process holds the embedded PostgreSQL (when DATABASE_URL is unset) and
 hands its address to every child as DATABASE_URL, so one server serves all.
@@ -9,6 +9,7 @@ a stopped one that says why.
 import contextlib
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -24,7 +25,8 @@ from station import queues
 from station.embedded_db import database_url
 
 STOP_GRACE_SECONDS = 10
-WORKER_CONN_MAX_AGE = 60
+PERSISTENT_CONN_MAX_AGE = 60
+WEB_POOL_SIZE = 8  # database connections per web process: one serves the views, the rest dashboards' look-ups
 
 
 @dataclass
@@ -32,30 +34,51 @@ class Child:
     name: str
     argv: list[str]
     env: dict[str, str] = field(default_factory=dict)
+    pass_fds: tuple[int, ...] = ()  # descriptors the child inherits (the web tier's listening socket)
     process: subprocess.Popen | None = None
 
 
 def station_processes(*, host: str, port: int, node: str) -> list[Child]:
     manage = str(Path(settings.BASE_DIR) / "manage.py")
-    python = sys.executable
     return [
-        Child("web", [python, "-m", "daphne", "-b", host, "-p", str(port), "station.asgi:application"]),
+        *web_processes(host=host, port=port, count=settings.WEB_PROCESSES),
         *(queue_cluster(queue) for queue in queues.QUEUES),
-        Child("node", [python, manage, "run_node", "--name", node]),
+        Child("node", [sys.executable, manage, "run_node", "--name", node]),
     ]
+
+
+def web_processes(*, host: str, port: int, count: int) -> list[Child]:
+    """``count`` Daphne processes accepting connections on one listening socket.
+
+    Daphne runs Django's synchronous views one at a time per process, so a request waits
+    behind every other one in flight there; more processes serve them side by side, on
+    every core. The kernel hands each new connection to one of them. Each keeps its own
+    relay of dashboard events (station.event_relay), so every socket gets every event, and a
+    pool of database connections (a new connection per request would cost more than the request).
+    """
+    daphne = [sys.executable, "-m", "daphne"]
+    env = {"DATABASE_POOL_SIZE": os.environ.get("DATABASE_POOL_SIZE", str(WEB_POOL_SIZE))}
+    if count <= 1 or ":" in host:  # Daphne adopts IPv4 sockets only; an IPv6 address gets one process
+        return [Child("web", [*daphne, "-b", host, "-p", str(port), "station.asgi:application"], env=env)]
+    listener = socket.create_server((host, port), backlog=1024)
+    descriptor = listener.detach()
+    os.set_inheritable(descriptor, True)
+    return [Child(f"web {n}", [*daphne, "--fd", str(descriptor), "station.asgi:application"], env=env,
+                  pass_fds=(descriptor,))
+            for n in range(1, count + 1)]
 
 
 def queue_cluster(queue: str) -> Child:
     """A django-q2 cluster for one queue; ingest runs at a lower CPU priority so its floods yield to playout.
 
-    Its workers keep their database connections between jobs (CONN_MAX_AGE, unless set):
-    a new PostgreSQL backend per job costs more CPU than a short download job itself.
+    Its workers keep their database connections between jobs (CONN_MAX_AGE, unless set): a new
+    PostgreSQL backend per job costs more CPU than a short download job itself.
     """
     argv = [sys.executable, str(Path(settings.BASE_DIR) / "manage.py"), "qcluster"]
     if queue == queues.INGEST:
         argv = ["nice", "-n", "10", *argv]
     return Child(f"{queue} jobs", argv,
-                 env={"Q_CLUSTER_NAME": queue, "CONN_MAX_AGE": os.environ.get("CONN_MAX_AGE", str(WORKER_CONN_MAX_AGE))})
+                 env={"Q_CLUSTER_NAME": queue, "CONN_MAX_AGE": os.environ.get("CONN_MAX_AGE", str(PERSISTENT_CONN_MAX_AGE))})
 
 
 def run(children: list[Child], *, ready_url: str, on_ready) -> int:
@@ -71,7 +94,7 @@ def run(children: list[Child], *, ready_url: str, on_ready) -> int:
     signal.signal(signal.SIGINT, request_stop)
     signal.signal(signal.SIGTERM, request_stop)
     for child in children:
-        child.process = subprocess.Popen(child.argv, env={**env, **child.env}, cwd=settings.BASE_DIR)
+        child.process = subprocess.Popen(child.argv, env={**env, **child.env}, cwd=settings.BASE_DIR, pass_fds=child.pass_fds)
     announced = False
     exit_code = 0
     while not stopping:

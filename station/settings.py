@@ -4,6 +4,7 @@ Every variable is documented in README.md ("Configuration"). Production differs
 from development only by environment.
 """
 
+import os
 import secrets
 from pathlib import Path
 
@@ -98,6 +99,13 @@ else:
     DATABASES = {"default": embedded_db.start(VAR_DIR / "pg")}
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 DATABASES["default"]["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=0)
+# Under ASGI each request runs in a context of its own, so a persistent connection serves one
+# request and a new one is opened for the next (about 10 ms each). A web process pools them
+# instead: run_station sets DATABASE_POOL_SIZE for its Daphne processes.
+DATABASE_POOL_SIZE = env.int("DATABASE_POOL_SIZE", default=0)
+if DATABASE_POOL_SIZE:
+    DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {"min_size": 1, "max_size": DATABASE_POOL_SIZE, "timeout": 10}
+    DATABASES["default"]["CONN_MAX_AGE"] = 0  # the pool keeps them
 DATABASES["default"]["TEST"] = {"NAME": env.str("TEST_DATABASE_NAME", default="test_stationkeeper")}
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
@@ -236,6 +244,13 @@ if REDIS_URL:
 else:
     CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
 EVENT_LOG_HOURS = env.int("EVENT_LOG_HOURS", default=24)  # how far back a reconnecting dashboard can catch up
+
+# run_station serves the web on this many Daphne processes sharing one socket (station.launcher).
+WEB_PROCESSES = env.int("WEB_PROCESSES", default=min(os.cpu_count() or 1, 4))
+# API throttles count in this cache: with Redis, one count for every web process and replica;
+# without it, each web process counts on its own (a client gets up to WEB_PROCESSES times the rate).
+if REDIS_URL:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}}
 
 LOGGING = {
     "version": 1,

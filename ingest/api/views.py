@@ -13,7 +13,7 @@ from ingest import services
 from ingest.api.serializers import DownloadSerializer, IngestSourceSerializer, MediaAssetSerializer, MediaUploadSerializer
 from ingest.models import Download, IngestSource, MediaAsset
 from ingest.uploads import asset_upload
-from station.api.base import StudioScopedViewSet
+from station.api.base import RowListMixin, StudioScopedViewSet
 
 
 @extend_schema_view(
@@ -73,7 +73,7 @@ class IngestSourceViewSet(StudioScopedViewSet):
         return Response(self.get_serializer(source).data, status=status.HTTP_202_ACCEPTED)
 
 
-class DownloadViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+class DownloadViewSet(RowListMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
     """Items of sources being fetched, with their progress (read-only; a failed one can be retried)."""
 
     queryset = Download.objects.all()

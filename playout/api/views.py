@@ -19,7 +19,7 @@ from playout.api.serializers import (
 from playout.exports import write_as_run_csv
 from playout.models import AsRunEntry, Channel, Playlist, PlaylistItem, Show
 from playout.selectors import channel_now_playing
-from station.api.base import StudioScopedViewSet
+from station.api.base import RowListMixin, StudioScopedViewSet
 from station.api.filters import StationFilterSet, UTCDateTimeFilter
 
 
@@ -122,7 +122,7 @@ class AsRunFilter(StationFilterSet):
             "main,2026-03-29T06:00:00+00:00,2026-03-29T06:03:30+00:00,210.000,News,played,12,9f86d0…,345,node-1\r\n"))],
     ),
 )
-class AsRunViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+class AsRunViewSet(RowListMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
     """What really went on air (read-only): one open row per channel, closed when the item changes."""
 
     queryset = AsRunEntry.objects.all()

@@ -1,13 +1,18 @@
 """Building blocks every app's API uses: UTC times, model validation, studio-scoped viewsets."""
 
 import copy
-from datetime import UTC
+from collections.abc import Callable
+from datetime import UTC, datetime
+from functools import cache
 
-from django.core.exceptions import NON_FIELD_ERRORS
+from django.core.exceptions import NON_FIELD_ERRORS, FieldDoesNotExist
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import models
-from rest_framework import serializers, viewsets
+from django.db.models.query_utils import DeferredAttribute
+from rest_framework import ISO_8601, mixins, serializers, viewsets
 from rest_framework.fields import get_error_detail
+from rest_framework.relations import PrimaryKeyRelatedField, RelatedField
+from rest_framework.response import Response
 from rest_framework.permissions import SAFE_METHODS
 from rest_framework.settings import api_settings
 
@@ -23,6 +28,14 @@ class UTCDateTimeField(serializers.DateTimeField):
     def __init__(self, **kwargs):
         kwargs.setdefault("default_timezone", UTC)
         super().__init__(**kwargs)
+        self.writes_iso_8601 = str(getattr(self, "format", api_settings.DATETIME_FORMAT)).lower() == ISO_8601
+
+    def to_representation(self, value):
+        if self.writes_iso_8601 and isinstance(value, datetime) and value.tzinfo is not None:
+            # DRF's own output, without its per-value settings and time zone look-ups (a list has hundreds)
+            text = value.astimezone(UTC).isoformat()
+            return text[:-6] + "Z" if text.endswith("+00:00") else text
+        return super().to_representation(value)
 
 
 class StationModelSerializer(serializers.ModelSerializer):
@@ -88,7 +101,83 @@ def _as_api_error(error: DjangoValidationError) -> Exception:
     return conflicts[0]
 
 
-class StudioScopedViewSet(viewsets.ModelViewSet):
+class RowReader:
+    """A list serializer's output read straight from ``values()`` rows, for serializers of plain columns.
+
+    A list of 100 rows spends most of its time building model instances and walking DRF's
+    per-field machinery; the same fields' ``to_representation`` over the column values give the
+    same output at a fraction of the cost. A serializer with anything else (nested or method
+    fields, dotted sources, files, custom attribute access) gets None and is served as usual.
+    """
+
+    def __init__(self, columns: list[tuple[str, str, Callable | None]]):
+        self.columns = columns  # (output name, values() key, convert or None to pass the value as it is)
+
+    @staticmethod
+    @cache
+    def for_serializer(serializer_class: type[serializers.ModelSerializer]) -> "RowReader | None":
+        if not issubclass(serializer_class, serializers.ModelSerializer):
+            return None
+        model = serializer_class.Meta.model
+        columns = []
+        for name, field in serializer_class().fields.items():
+            if field.write_only:
+                continue
+            column = _plain_column(model, field)
+            if column is None:
+                return None
+            columns.append((name, *column))
+        return RowReader(columns)
+
+    def rows(self, queryset: models.QuerySet) -> models.QuerySet:
+        return queryset.values(*dict.fromkeys(source for _, source, _ in self.columns))
+
+    def represent(self, rows) -> list[dict]:
+        return [{name: row[source] if convert is None or row[source] is None else convert(row[source])
+                 for name, source, convert in self.columns} for row in rows]
+
+
+def _plain_column(model, field) -> tuple[str, Callable | None] | None:
+    """(values() key, convert) when ``field`` shows a model column as it is stored, else None."""
+    if "." in field.source or field.source == "*":
+        return None
+    try:
+        model_field = model._meta.get_field(field.source)
+    except FieldDoesNotExist:
+        return None  # a property or an annotation
+    if not model_field.concrete or model_field.many_to_many:
+        return None
+    if isinstance(field, PrimaryKeyRelatedField):
+        plain = (model_field.many_to_one or model_field.one_to_one) and field.pk_field is None and (
+            type(field).get_attribute is RelatedField.get_attribute
+            and type(field).to_representation is PrimaryKeyRelatedField.to_representation)
+        return (field.source, None) if plain else None
+    if model_field.is_relation or model_field.descriptor_class is not DeferredAttribute:
+        return None  # files and other columns read through a descriptor of their own
+    if isinstance(field, serializers.BaseSerializer | serializers.SerializerMethodField | serializers.HiddenField):
+        return None
+    if type(field).get_attribute is not serializers.Field.get_attribute:
+        return None
+    return field.source, field.to_representation
+
+
+class RowListMixin(mixins.ListModelMixin):
+    """List through the serializer's RowReader when it has one; otherwise as DRF does."""
+
+    def list(self, request, *args, **kwargs):
+        reader = RowReader.for_serializer(self.get_serializer_class())
+        queryset = self.filter_queryset(self.get_queryset())
+        if reader is None or queryset._prefetch_related_lookups:
+            page = self.paginate_queryset(queryset)
+            serializer = self.get_serializer(queryset if page is None else page, many=True)
+            return Response(serializer.data) if page is None else self.get_paginated_response(serializer.data)
+        page = self.paginate_queryset(reader.rows(queryset))
+        if page is None:
+            return Response(reader.represent(reader.rows(queryset)))
+        return self.get_paginated_response(reader.represent(page))
+
+
+class StudioScopedViewSet(RowListMixin, viewsets.ModelViewSet):
     """Rows of the user's studios; a constraint violated in a race answers like a validation would."""
 
     permission_classes = [StudioPermission]

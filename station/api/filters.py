@@ -35,3 +35,11 @@ class StationFilterBackend(filters.DjangoFilterBackend):
     """django-filter's backend, building filter sets for ``filterset_fields`` from StationFilterSet."""
 
     filterset_base = StationFilterSet
+
+    def filter_queryset(self, request, queryset, view):
+        # A filter given no value leaves the rows as they are, so a request naming none of the
+        # filters skips building the filter set and its form (a copy of every filter, per request).
+        filterset_class = self.get_filterset_class(view, queryset)
+        if filterset_class is None or not any(name in request.query_params for name in filterset_class.base_filters):
+            return queryset
+        return super().filter_queryset(request, queryset, view)

@@ -10,7 +10,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from station import services
-from station.api.base import StudioScopedViewSet
+from station.api.base import RowListMixin, StudioScopedViewSet
 from station.api.errors import error_body
 from station.api.permissions import SuperuserWrites
 from station.api.serializers import AlertSerializer, NodeSerializer, StudioSerializer, TokenSerializer
@@ -52,7 +52,7 @@ class StudioViewSet(StudioScopedViewSet):
 
 
 @extend_schema_view(update=extend_schema(description="Enable or disable a node, or change its capabilities (superusers)."))
-class NodeViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.UpdateModelMixin, viewsets.GenericViewSet):
+class NodeViewSet(RowListMixin, mixins.RetrieveModelMixin, mixins.UpdateModelMixin, viewsets.GenericViewSet):
     """Media hosts; they serve every studio, so every member may look and only superusers change them."""
 
     queryset = Node.objects.all()
@@ -62,7 +62,7 @@ class NodeViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.Updat
     ordering_fields = ["name", "last_heartbeat_at"]
 
 
-class AlertViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+class AlertViewSet(RowListMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
     """What the on-air desk must look at; acknowledged once by an operator."""
 
     queryset = Alert.objects.all()

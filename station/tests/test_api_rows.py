@@ -1,0 +1,65 @@
+"""Lists read from column values (station.api.base.RowReader) answer exactly as DRF's serializers do."""
+
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+
+from ingest.models import Download, IngestSource
+from playout.models import AsRunEntry, Channel
+from recorders.models import RecorderSchedule
+from station import services
+from station.api import base
+from station.api.urls import router
+from station.demo import seed_demo
+from station.tests.api_support import token_client
+from station.tests.factories import MediaAssetFactory
+
+READ_FROM_COLUMNS = {"studios", "alerts", "recorders", "schedules", "channels", "shows", "media", "ingest-sources",
+                     "as-run"}
+
+
+@pytest.fixture
+def station_rows(db):
+    """The demo station, with a row of every other kind and a value in the columns that may be empty."""
+    studio = seed_demo()
+    channel = Channel.objects.filter(studio=studio).first()
+    asset = MediaAssetFactory(studio=studio)
+    AsRunEntry.objects.create(channel=channel, title="Tone", asset=asset, started_at=timezone.now() - timedelta(minutes=3),
+                              ended_at=timezone.now(), duration_seconds=180)
+    AsRunEntry.objects.create(channel=channel, title="Open", started_at=timezone.now())
+    services.alert_raise(studio=studio, code="media_missing", message="A file is missing.", subject="tone.mp3")
+    source = IngestSource.objects.create(studio=studio, name="Feed", kind="url_list")
+    Download.objects.create(source=source, item_key="one", url="http://127.0.0.1:9/one.mp3", asset=asset)
+    schedule = RecorderSchedule.objects.filter(recorder__studio=studio).first()
+    RecorderSchedule.objects.filter(pk=schedule.pk).update(skip_dates=[timezone.localdate()], error_message="Late.")
+    return studio
+
+
+def _lists(client) -> dict:
+    listings = {}
+    for prefix, viewset, _ in router.registry:
+        if hasattr(viewset, "list"):
+            response = client.get(f"/api/v1/{prefix}/", {"page_size": 500})
+            assert response.status_code == 200, (prefix, response.content[:300])
+            listings[prefix] = response.json()
+    return listings
+
+
+def test_every_list_answers_the_same_from_columns_as_from_the_serializer(station_rows, superuser, monkeypatch):
+    client = token_client(superuser)
+    from_columns = _lists(client)
+    monkeypatch.setattr(base.RowReader, "for_serializer", staticmethod(lambda serializer_class: None))
+    from_serializers = _lists(client)
+
+    assert from_columns == from_serializers
+    assert all(listing["count"] > 0 for listing in from_columns.values()), {p: l["count"] for p, l in from_columns.items()}
+
+
+def test_plain_serializers_are_read_from_columns_and_the_rest_as_usual():
+    readers = {prefix: base.RowReader.for_serializer(viewset.serializer_class) for prefix, viewset, _ in router.registry
+               if hasattr(viewset, "list")}
+
+    assert {prefix for prefix, reader in readers.items() if reader is not None} == READ_FROM_COLUMNS
+    assert readers["nodes"] is None  # "online" is worked out per row
+    assert readers["playlists"] is None  # nested items
