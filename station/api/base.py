@@ -5,6 +5,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from functools import cache
 
+from django.contrib.postgres.constraints import ExclusionConstraint
 from django.core.exceptions import NON_FIELD_ERRORS, FieldDoesNotExist
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import models
@@ -66,6 +67,11 @@ class StationModelSerializer(serializers.ModelSerializer):
         candidate = copy.copy(self.instance) if self.instance is not None else self.Meta.model()
         for name, value in attrs.items():
             setattr(candidate, name, value)
+        # Overlaps are left to the database: the write checks them anyway, and a violation answers
+        # the same 409 (perform_create), without a look-up of its own before every write.
+        candidate.get_constraints = lambda: [
+            (model, [c for c in constraints if not isinstance(c, ExclusionConstraint)])
+            for model, constraints in type(candidate).get_constraints(candidate)]
         try:
             candidate.clean()
             candidate.validate_constraints()
@@ -158,7 +164,24 @@ def _plain_column(model, field) -> tuple[str, Callable | None] | None:
         return None
     if type(field).get_attribute is not serializers.Field.get_attribute:
         return None
+    if type(field) in _AS_STORED.get(type(model_field), ()):
+        return field.source, None  # the column's value is already what the field would write
     return field.source, field.to_representation
+
+
+# Model field → the serializer fields whose output is the stored value itself.
+_AS_STORED = {
+    models.CharField: (serializers.CharField,),
+    models.TextField: (serializers.CharField,),
+    models.SlugField: (serializers.SlugField,),
+    models.BooleanField: (serializers.BooleanField,),
+    models.IntegerField: (serializers.IntegerField,),
+    models.PositiveIntegerField: (serializers.IntegerField,),
+    models.PositiveSmallIntegerField: (serializers.IntegerField,),
+    models.BigAutoField: (serializers.IntegerField,),
+    models.AutoField: (serializers.IntegerField,),
+    models.BigIntegerField: (serializers.IntegerField,),
+}
 
 
 class RowListMixin(mixins.ListModelMixin):
