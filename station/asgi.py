@@ -1,5 +1,6 @@
 """ASGI entry point: Django over HTTP and Channels websockets, served by Daphne."""
 
+import gc
 import os
 
 from django.core.asgi import get_asgi_application
@@ -19,3 +20,11 @@ application = ProtocolTypeRouter(
         "websocket": AllowedHostsOriginValidator(AuthMiddlewareStack(URLRouter(websocket_urlpatterns))),
     }
 )
+
+# A web process holds many long-lived objects per open socket (a thousand dashboards: a few hundred
+# thousand), and a full collection pauses every socket for the time it takes to walk them all (over
+# 100 ms). What is loaded at start-up never becomes garbage, so collections skip it (freeze); and
+# they run less often: the young generation is collected every 50,000 allocations instead of 700.
+gc.collect()
+gc.freeze()
+gc.set_threshold(50_000, 20, 100)

@@ -26,6 +26,8 @@ CLOSE_NOT_A_MEMBER = 4403
 
 
 class StudioConsumer(AsyncJsonWebsocketConsumer):
+    channel_layer_alias = None  # events arrive through this process's hub (station.event_relay), not a channel per socket
+
     async def connect(self):
         await self.accept()  # accepted first, so the browser sees why it is refused
         self.studio_id = int(self.scope["url_route"]["kwargs"]["studio_id"])
@@ -37,11 +39,11 @@ class StudioConsumer(AsyncJsonWebsocketConsumer):
         if not await self._is_member(user):
             await self.close(code=CLOSE_NOT_A_MEMBER)
             return
-        self.group = events.studio_group(self.studio_id)
         self.sent_seq = 0
-        if not events.layer_is_shared():
-            event_relay.ensure_running(after=await database_sync_to_async(events.latest_seq)())
-        await self.channel_layer.group_add(self.group, self.channel_name)  # before reading, so nothing falls between
+        self.held = []  # events pushed before the snapshot or the catch-up went out
+        # Joined before reading, so nothing falls between; what the reading already covers is skipped by seq.
+        await event_relay.hub().join(self.studio_id, self, after=await database_sync_to_async(events.latest_seq)())
+        self.joined = True
         since = query.get("since", [None])[0]
         missed = await self._events_since(int(since)) if since and since.isdigit() else None
         if missed is None:
@@ -49,26 +51,33 @@ class StudioConsumer(AsyncJsonWebsocketConsumer):
         else:
             for event in missed:
                 await self._send_event(event)
+        while self.held:  # an event pushed while these go out joins the queue, so order holds
+            await self._send_event(*self.held.pop(0))
+        self.held = None
         self.heartbeat = asyncio.create_task(self._beat())
+
+    async def push(self, event: dict, text: str) -> None:
+        """An event for this studio, from the hub."""
+        if self.held is not None:
+            self.held.append((event, text))
+        else:
+            await self._send_event(event, text)
 
     async def disconnect(self, code):
         if hasattr(self, "heartbeat"):
             self.heartbeat.cancel()
-        if hasattr(self, "group"):
-            await self.channel_layer.group_discard(self.group, self.channel_name)
+        if getattr(self, "joined", False):
+            event_relay.hub().leave(self.studio_id, self)
 
     async def receive_json(self, content, **kwargs):
         if content.get("type") == "resync":  # a client that lost track asks for the whole picture
             await self._send_snapshot()
 
-    async def studio_event(self, message):
-        await self._send_event(message["event"])
-
-    async def _send_event(self, event):
+    async def _send_event(self, event, text: str | None = None):
         if event["seq"] <= self.sent_seq:
             return  # already in the snapshot or sent
         self.sent_seq = event["seq"]
-        await self.send_json({"type": "event", "seq": event["seq"], "event": {"type": event["type"], "payload": event["payload"]}})
+        await self.send(text_data=text or events.event_frame(event))
 
     async def _send_snapshot(self):
         seq, snapshot = await self._snapshot()

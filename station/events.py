@@ -7,6 +7,7 @@ or relayed by each web process from PostgreSQL's NOTIFY otherwise (station.event
 registered with ``subscribe`` get it too. A rolled-back change publishes nothing.
 """
 
+import json
 import logging
 from collections.abc import Callable
 from datetime import timedelta
@@ -25,6 +26,16 @@ _sinks: list[Callable[[Event], None]] = []
 
 def studio_group(studio_id: int) -> str:
     return f"studio-{studio_id}"
+
+
+def layer_message(event: Event) -> dict:
+    """The channel-layer message for ``event``: the event, and its socket frame encoded once for every dashboard."""
+    return {"type": "studio.event", "event": event, "text": event_frame(event)}
+
+
+def event_frame(event: Event) -> str:
+    """The text a dashboard's socket receives for ``event`` (docs/asyncapi.yaml)."""
+    return json.dumps({"type": "event", "seq": event["seq"], "event": {"type": event["type"], "payload": event["payload"]}})
 
 
 def subscribe(sink: Callable[[Event], None]) -> Callable[[], None]:
@@ -76,7 +87,7 @@ def _deliver(event: Event) -> None:
     logger.debug("event %s #%s for studio %s", event["type"], event["seq"], event["studio"])
     if layer_is_shared():
         try:
-            async_to_sync(get_channel_layer().group_send)(studio_group(event["studio"]), {"type": "studio.event", "event": event})
+            async_to_sync(get_channel_layer().group_send)(studio_group(event["studio"]), layer_message(event))
         except Exception:  # a dashboard catches up from the log when it reconnects; the change stands
             logger.exception("event %s #%s not sent to the dashboards", event["type"], event["seq"])
     for sink in list(_sinks):

@@ -239,10 +239,17 @@ SPECTACULAR_SETTINGS = {
 # Dashboards' live events. With Redis, publishers send to the studio's group on channels-redis,
 # shared by every web process. Without it, each web process relays the committed events it hears
 # on PostgreSQL (LISTEN studio_events) to its own clients through an in-process layer.
-if REDIS_URL:
-    CHANNEL_LAYERS = {"default": {"BACKEND": "channels_redis.core.RedisChannelLayer", "CONFIG": {"hosts": [REDIS_URL]}}}
-else:
-    CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+
+
+def channel_layers_for(redis_url: str) -> dict:
+    if not redis_url:
+        return {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+    # Pub/sub: an event crosses Redis once per web process, which hands it to its own sockets (the
+    # list-based layer would queue and pop it once per socket). Missed events come from the event log.
+    return {"default": {"BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer", "CONFIG": {"hosts": [redis_url]}}}
+
+
+CHANNEL_LAYERS = channel_layers_for(REDIS_URL)
 EVENT_LOG_HOURS = env.int("EVENT_LOG_HOURS", default=24)  # how far back a reconnecting dashboard can catch up
 
 # run_station serves the web on this many Daphne processes sharing one socket (station.launcher).

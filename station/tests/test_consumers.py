@@ -13,6 +13,7 @@ from playout.models import AsRunEntry
 from station.consumers import CLOSE_NOT_A_MEMBER, CLOSE_NOT_AUTHENTICATED
 from station.models import StudioEvent
 from station.routing import websocket_urlpatterns
+from station.settings import channel_layers_for
 from station.tests.factories import ChannelFactory
 
 pytestmark = pytest.mark.django_db(transaction=True)  # the relay and the consumer see only committed rows
@@ -20,11 +21,8 @@ pytestmark = pytest.mark.django_db(transaction=True)  # the relay and the consum
 
 @pytest.fixture(params=["postgres-relay", "redis"])
 def channel_layer(request, settings):
-    if request.param == "postgres-relay":  # no Redis: PostgreSQL's NOTIFY, relayed in-process
-        settings.CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
-    else:
-        settings.CHANNEL_LAYERS = {"default": {"BACKEND": "channels_redis.core.RedisChannelLayer",
-                                               "CONFIG": {"hosts": ["redis://127.0.0.1:6379/0"]}}}
+    # Without Redis: PostgreSQL's NOTIFY, relayed in-process; with it, channels-redis.
+    settings.CHANNEL_LAYERS = channel_layers_for("redis://127.0.0.1:6379/0" if request.param == "redis" else "")
     channel_layers.backends = {}
     yield request.param
     channel_layers.backends = {}
