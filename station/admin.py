@@ -1,9 +1,12 @@
+from django import forms
 from django.contrib import admin
+from django.db.models import OuterRef, Subquery
 from django.utils.translation import gettext_lazy as _
 
-from station import services
+from station import services, webhooks
 from station.admin_base import StudioScopedAdmin, local_time, scoped_filter, service_action
-from station.models import Alert, Node, Studio, StudioMembership
+from station.errors import UserError
+from station.models import Alert, EventType, Node, Studio, StudioMembership, Webhook, WebhookDelivery
 
 
 class MembershipInline(admin.TabularInline):
@@ -79,3 +82,63 @@ class AlertAdmin(StudioScopedAdmin):
     @service_action(_("Acknowledge selected alerts"))
     def acknowledge(alert, request):
         services.alert_acknowledge(alert=alert, user=request.user)
+
+
+class WebhookForm(forms.ModelForm):
+    event_types = forms.TypedMultipleChoiceField(choices=EventType.choices, widget=forms.CheckboxSelectMultiple,
+                                                 label=_("events"), help_text=_("The events this webhook receives."))
+
+    class Meta:
+        model = Webhook
+        fields = ["studio", "name", "url", "event_types", "enabled", "secret"]
+
+
+@admin.register(Webhook)
+class WebhookAdmin(StudioScopedAdmin):
+    form = WebhookForm
+    list_display = ["name", "studio", "url", "events", "enabled", "last_delivery"]
+    list_select_related = ["studio"]
+    list_filter = ["enabled", scoped_filter("studio")]
+    search_fields = ["name", "url"]
+    actions = ["send_test_event"]
+
+    @admin.display(description=_("events"))
+    def events(self, webhook):
+        labels = dict(EventType.choices)
+        return ", ".join(str(labels.get(name, name)) for name in webhook.event_types)
+
+    def get_queryset(self, request):
+        latest = WebhookDelivery.objects.filter(webhook=OuterRef("pk")).order_by("-created_at")
+        return super().get_queryset(request).annotate(last_status=Subquery(latest.values("status")[:1]),
+                                                      last_at=Subquery(latest.values("created_at")[:1]))
+
+    @admin.display(description=_("last delivery"))
+    def last_delivery(self, webhook):
+        if webhook.last_status is None:
+            return "—"
+        status = WebhookDelivery.Status(webhook.last_status).label
+        return f"{status} ({local_time(webhook.last_at, webhook.studio.zone)})"
+
+    @service_action(_("Send a test event"))
+    def send_test_event(webhook, request):
+        delivery = webhooks.send_test(webhook)
+        if delivery.status != WebhookDelivery.Status.SUCCEEDED:
+            raise UserError("test_not_received", _("%(webhook)s did not take the test event: %(error)s"),
+                            {"webhook": webhook.name, "error": delivery.last_error})
+
+
+@admin.register(WebhookDelivery)
+class WebhookDeliveryAdmin(StudioScopedAdmin):
+    list_display = ["created_at", "webhook", "event_type", "event_seq", "status", "attempts", "last_status_code",
+                    "last_error", "next_attempt_at", "delivered_at"]
+    list_filter = ["status", "event_type", scoped_filter("webhook")]
+    date_hierarchy = "created_at"
+    actions = ["retry_now"]
+    readonly_fields = [field.name for field in WebhookDelivery._meta.fields]
+
+    def has_add_permission(self, request):
+        return False
+
+    @service_action(_("Retry now"))
+    def retry_now(delivery, request):
+        webhooks.retry_now(delivery)

@@ -4,7 +4,8 @@
 reconnecting dashboard resumes from). Once the transaction commits, the studio's Channels group
 (``studio-<id>``) gets it: sent here when the channel layer is shared between processes (Redis),
 or relayed by each web process from PostgreSQL's NOTIFY otherwise (station.event_relay). Sinks
-registered with ``subscribe`` get it too. A rolled-back change publishes nothing.
+registered with ``subscribe`` get it too, and the studio's webhooks that follow its type get a
+delivery written in the same transaction (station.webhooks). A rolled-back change publishes nothing.
 """
 
 import json
@@ -48,7 +49,11 @@ def publish(*, studio_id: int, type: str, payload: dict) -> None:
     """Send ``type`` (dotted, e.g. ``recorders.schedule``) to the studio once the transaction commits."""
     from station.models import StudioEvent
 
+    from station import webhooks
+
     stored = StudioEvent.objects.create(studio_id=studio_id, type=type, payload=payload)
+    webhooks.queue_deliveries(studio_id=studio_id, event_type=type, payload=payload, seq=stored.pk,
+                              occurred_at=stored.created_at)
     event = {"studio": studio_id, "type": type, "payload": payload, "seq": stored.pk}
     transaction.on_commit(lambda: _deliver(event))
 

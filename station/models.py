@@ -1,9 +1,12 @@
+import secrets
 import zoneinfo
 from functools import cached_property
 
 from django.conf import settings
 from django.contrib.postgres.fields import ArrayField
+from django.contrib.postgres.indexes import GinIndex
 from django.core.exceptions import ValidationError
+from django.core.validators import URLValidator
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
@@ -302,3 +305,89 @@ class StudioEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.type} #{self.pk}"
+
+
+class EventType(models.TextChoices):
+    """The changes a dashboard or a webhook can follow (station.events.publish)."""
+
+    ON_AIR = "playout.on_air", _("On air changed (as-run row opened and closed)")
+    CHANNEL = "playout.channel", _("Channel status or health changed")
+    SCHEDULE = "recorders.schedule", _("Recording window status changed")
+    ALERT = "station.alert", _("Alert raised or acknowledged")
+    DOWNLOAD = "ingest.download", _("Download progressed")
+    TEST = "station.test", _("Test event (sent from the admin)")
+
+
+def new_webhook_secret() -> str:
+    return secrets.token_urlsafe(32)
+
+
+class Webhook(TimeStampedModel):
+    """An outgoing HTTP POST, signed with its secret, for each of a studio's events of the chosen types."""
+
+    studio = models.ForeignKey(Studio, on_delete=models.CASCADE, related_name="webhooks", verbose_name=_("studio"))
+    name = models.CharField(_("name"), max_length=100)
+    url = models.URLField(_("URL"), max_length=500, validators=[URLValidator(schemes=["http", "https"])],
+                          help_text=_("Receives a JSON POST per event (http or https)."))
+    secret = models.CharField(_("secret"), max_length=100, default=new_webhook_secret,
+                              help_text=_("Signs each delivery (HMAC-SHA256, header X-Stationkeeper-Signature)."))
+    event_types = ArrayField(models.CharField(max_length=40, choices=EventType.choices), verbose_name=_("events"),
+                             help_text=_("The events this webhook receives."))
+    enabled = models.BooleanField(_("enabled"), default=True)
+
+    objects = StudioScopedQuerySet.as_manager()
+    studio_lookup = "studio"
+
+    class Meta:
+        ordering = ["studio", "name"]
+        verbose_name = _("webhook")
+        verbose_name_plural = _("webhooks")
+        constraints = [models.UniqueConstraint(fields=["studio", "name"], name="webhook_name_unique_in_studio")]
+        indexes = [GinIndex(fields=["event_types"], name="webhook_event_types_idx")]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def clean(self) -> None:
+        super().clean()
+        if not self.event_types:
+            raise ValidationError({"event_types": ValidationError(_("Choose at least one event."), code="no_events")})
+
+
+class WebhookDelivery(models.Model):
+    """One event for one webhook: sent until the receiver answers 2xx or the attempts run out."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending", _("Pending")
+        DELIVERING = "delivering", _("Delivering")
+        SUCCEEDED = "succeeded", _("Succeeded")
+        FAILED = "failed", _("Failed")
+
+    webhook = models.ForeignKey(Webhook, on_delete=models.CASCADE, related_name="deliveries", verbose_name=_("webhook"))
+    event_seq = models.BigIntegerField(_("event number"), null=True, blank=True)
+    event_type = models.CharField(_("event"), max_length=40, choices=EventType.choices)
+    payload = models.JSONField(_("payload"))
+    occurred_at = models.DateTimeField(_("occurred at"), default=timezone.now)
+    status = models.CharField(_("status"), max_length=16, choices=Status.choices, default=Status.PENDING)
+    attempts = models.PositiveSmallIntegerField(_("attempts"), default=0)
+    next_attempt_at = models.DateTimeField(_("next attempt at"), default=timezone.now)
+    lease_expires_at = models.DateTimeField(_("claimed until"), null=True, blank=True)
+    last_status_code = models.PositiveSmallIntegerField(_("last HTTP status"), null=True, blank=True)
+    last_error = models.TextField(_("last error"), blank=True)
+    attempt_log = models.JSONField(_("attempts log"), default=list, blank=True,
+                                   help_text=_("Each attempt: when, HTTP status or error, time taken, response excerpt."))
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True, db_index=True)
+    delivered_at = models.DateTimeField(_("delivered at"), null=True, blank=True)
+
+    objects = StudioScopedQuerySet.as_manager()
+    studio_lookup = "webhook__studio"
+
+    class Meta:
+        ordering = ["-created_at"]
+        verbose_name = _("webhook delivery")
+        verbose_name_plural = _("webhook deliveries")
+        indexes = [models.Index(fields=["status", "next_attempt_at"], name="webhook_delivery_due_idx",
+                                condition=Q(status__in=["pending", "delivering"]))]
+
+    def __str__(self) -> str:
+        return f"{self.event_type} → {self.webhook} ({self.get_status_display()})"

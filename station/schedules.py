@@ -20,6 +20,7 @@ PERIODIC_JOBS = {
     "recorders.tick": PeriodicJob("recorders.tasks.tick", queues.PLAYOUT),
     "playout.health": PeriodicJob("playout.tasks.health", queues.EVENTS),
     "ingest.tick": PeriodicJob("ingest.tasks.tick", queues.INGEST),
+    "station.webhooks": PeriodicJob("station.tasks.deliver_webhooks", queues.EVENTS),
 }
 # name → job run once an hour (no loop of its own).
 HOURLY_JOBS = {

@@ -251,6 +251,8 @@ def channel_layers_for(redis_url: str) -> dict:
 
 CHANNEL_LAYERS = channel_layers_for(REDIS_URL)
 EVENT_LOG_HOURS = env.int("EVENT_LOG_HOURS", default=24)  # how far back a reconnecting dashboard can catch up
+WEBHOOK_MAX_ATTEMPTS = env.int("WEBHOOK_MAX_ATTEMPTS", default=8)  # then a delivery is failed (retry from the admin)
+WEBHOOK_INTERVAL_SECONDS = env.float("WEBHOOK_INTERVAL_SECONDS", default=1.0)  # how often due deliveries are sent
 
 # run_station serves the web on this many Daphne processes sharing one socket (station.launcher).
 WEB_PROCESSES = env.int("WEB_PROCESSES", default=min(os.cpu_count() or 1, 4))
