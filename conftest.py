@@ -33,3 +33,26 @@ def operator_b(studio_b):
 @pytest.fixture
 def superuser(db):
     return factories.UserFactory(username="root", is_superuser=True)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_call(item):
+    """A test's timeline events (station.signals) go out before its fixtures flush the database."""
+    yield
+    from station.signals import announcer
+
+    announcer.wait_idle()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def close_channel_layer(django_db_setup):
+    """Close the channel layer's connections before the test database is dropped."""
+    yield
+    from channels.layers import get_channel_layer
+
+    from station.channel_layer import PostgresLayer
+    from station.layer_loop import on_layer_loop_sync
+
+    layer = get_channel_layer()
+    if isinstance(layer, PostgresLayer):
+        on_layer_loop_sync(layer.close)

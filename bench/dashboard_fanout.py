@@ -9,8 +9,9 @@
   event in one transaction), one every INTERVAL s. The commit instant is noted by an on_commit hook
   registered before the change, so it runs first after COMMIT, before the event's own delivery.
 - latency: receipt − commit, for every client and every event; a receipt that never comes is counted.
-- layers: PostgreSQL, the default (the Daphne process LISTENs and relays committed events to its
-  sockets) and Redis (channels-redis; a redis-server started here on a spare port, without persistence).
+- layers: channels-postgres, the default (the Daphne process takes one copy of each event from
+  PostgreSQL's NOTIFY and hands it to its sockets) and Redis (channels-redis pub/sub; a redis-server
+  started here on a spare port, without persistence).
 - peak RSS of the Daphne process and of the largest client process.
 
 Run: .venv/bin/python bench/dashboard_fanout.py   (starts the embedded PostgreSQL, Redis and Daphne itself)

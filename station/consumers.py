@@ -42,7 +42,7 @@ class StudioConsumer(AsyncJsonWebsocketConsumer):
         self.sent_seq = 0
         self.held = []  # events pushed before the snapshot or the catch-up went out
         # Joined before reading, so nothing falls between; what the reading already covers is skipped by seq.
-        await event_relay.hub().join(self.studio_id, self, after=await database_sync_to_async(events.latest_seq)())
+        await event_relay.hub().join(self.studio_id, self)
         self.joined = True
         since = query.get("since", [None])[0]
         missed = await self._events_since(int(since)) if since and since.isdigit() else None

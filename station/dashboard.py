@@ -37,6 +37,12 @@ def studio_snapshot(studio_id: int, *, now: datetime | None = None) -> dict:
     }
 
 
+def studio_timeline(studio_id: int, *, now: datetime | None = None) -> dict:
+    """The timeline alone (the ``station.timeline`` event, sent when shows or recordings are edited)."""
+    studio = Studio.objects.get(pk=studio_id)
+    return _timeline(studio, list(Channel.objects.filter(studio=studio).order_by("name")), now or timezone.now())
+
+
 def channel_is_healthy(channel: Channel, now: datetime) -> bool:
     """Running, and probed since the failover threshold (the health job's own test)."""
     return (channel.status == Channel.Status.RUNNING and channel.last_heartbeat_at is not None

@@ -1,15 +1,11 @@
-"""Each web process's dashboards, fed once per event: the hub between the event bus and the sockets.
+"""Each web process's dashboards, fed once per event: the hub between the channel layer and the sockets.
 
-An event reaches a web process once, whatever number of its dashboards watch the studio:
-- with a shared channel layer (Redis), the hub holds one layer channel, added to the group of every
-  studio it has dashboards for, and hands what arrives there to them;
-- without one, the hub LISTENs on PostgreSQL: the ``station_studioevent`` insert trigger NOTIFYs
-  ``studio_events`` when its transaction commits; the hub reads the new events and hands them on.
-  After a lost connection it reconnects and first reads everything committed meanwhile, so a
-  dashboard misses nothing while the process lives.
-The hub writes each event's frame, encoded once, straight to the sockets: going through the layer
-once per socket (a queue, a task wake-up and a copy of the message each) cost about a second per
-event at a thousand dashboards.
+An event reaches a web process once, whatever number of its dashboards watch the studio: the hub
+holds one layer channel, added to the group of every studio it has dashboards for, and hands what
+arrives there to them. It writes each event's frame, encoded once, straight to the sockets: going
+through the layer once per socket (a queue, a task wake-up and a copy of the message each) cost
+about a second per event at a thousand dashboards. Layer calls run on the process's layer loop
+(station.layer_loop); group memberships are renewed while the hub lives, as the layer's leases.
 """
 
 import asyncio
@@ -18,15 +14,14 @@ import weakref
 from collections import defaultdict
 from typing import Protocol
 
-import psycopg
 from channels.layers import get_channel_layer
-from django.db import connection
 
-from station.events import event_frame, layer_is_shared, studio_group
+from station.channel_layer import GROUP_LEASE_SECONDS
+from station.layer_loop import on_layer_loop
+from station.events import event_frame, studio_group
 
 logger = logging.getLogger(__name__)
-RECONNECT_SECONDS = 1.0
-_NEWER_EVENTS = "SELECT id, studio_id, type, payload FROM station_studioevent WHERE id > %s ORDER BY id"
+RETRY_SECONDS = 1.0
 
 
 class Dashboard(Protocol):
@@ -38,22 +33,23 @@ class Hub:
 
     def __init__(self):
         self.dashboards: dict[int, set[Dashboard]] = defaultdict(set)
-        self.feed: asyncio.Task | None = None
         self.layer_channel: str | None = None
         self.joined_groups: set[int] = set()
+        self.tasks: list[asyncio.Task] = []
+        self.opening = asyncio.Lock()
 
-    async def join(self, studio_id: int, dashboard: Dashboard, *, after: int) -> None:
-        """Send ``dashboard`` the studio's events from now on (those after ``after`` if the hub starts now)."""
+    async def join(self, studio_id: int, dashboard: Dashboard) -> None:
+        """Send ``dashboard`` the studio's events published from now on."""
         self.dashboards[studio_id].add(dashboard)
-        if layer_is_shared():
+        layer = get_channel_layer()
+        async with self.opening:
             if self.layer_channel is None:
-                self.layer_channel = await get_channel_layer().new_channel()
-            if studio_id not in self.joined_groups:
-                await get_channel_layer().group_add(studio_group(studio_id), self.layer_channel)
-                self.joined_groups.add(studio_id)
-        if self.feed is None or self.feed.done():
-            loop = asyncio.get_running_loop()
-            self.feed = loop.create_task(self._from_layer() if layer_is_shared() else self._from_postgres(after))
+                self.layer_channel = await on_layer_loop(layer.new_channel)
+                loop = asyncio.get_running_loop()
+                self.tasks = [loop.create_task(self._from_layer()), loop.create_task(self._renew_groups())]
+        if studio_id not in self.joined_groups:
+            await on_layer_loop(layer.group_add, studio_group(studio_id), self.layer_channel)
+            self.joined_groups.add(studio_id)
 
     def leave(self, studio_id: int, dashboard: Dashboard) -> None:
         self.dashboards[studio_id].discard(dashboard)
@@ -69,28 +65,22 @@ class Hub:
     async def _from_layer(self) -> None:
         layer = get_channel_layer()
         while True:
-            message = await layer.receive(self.layer_channel)
+            try:
+                message = await on_layer_loop(layer.receive, self.layer_channel)
+            except Exception:  # the layer reconnects on its own; dashboards that miss an event resync by seq
+                logger.exception("dashboard events: receiving failed; retrying")
+                await asyncio.sleep(RETRY_SECONDS)
+                continue
             await self.deliver(message["event"], message.get("text"))
 
-    async def _from_postgres(self, last_id: int) -> None:
-        params = {k: v for k, v in connection.get_connection_params().items() if k not in ("cursor_factory", "context")}
+    async def _renew_groups(self) -> None:
         while True:
-            try:
-                async with await psycopg.AsyncConnection.connect(**params, autocommit=True) as listener, \
-                        await psycopg.AsyncConnection.connect(**params, autocommit=True) as reader:
-                    await listener.execute("LISTEN studio_events")
-                    last_id = await self._deliver_newer(reader, last_id)  # committed while we were away
-                    async for _note in listener.notifies():
-                        last_id = await self._deliver_newer(reader, last_id)
-            except (psycopg.Error, OSError) as error:
-                logger.warning("studio event relay: %s; reconnecting", error)
-                await asyncio.sleep(RECONNECT_SECONDS)
-
-    async def _deliver_newer(self, reader: psycopg.AsyncConnection, last_id: int) -> int:
-        for event_id, studio_id, event_type, payload in await (await reader.execute(_NEWER_EVENTS, [last_id])).fetchall():
-            await self.deliver({"studio": studio_id, "type": event_type, "payload": payload, "seq": event_id})
-            last_id = event_id
-        return last_id
+            await asyncio.sleep(GROUP_LEASE_SECONDS / 4)
+            for studio_id in list(self.joined_groups):
+                try:
+                    await on_layer_loop(get_channel_layer().group_add, studio_group(studio_id), self.layer_channel)
+                except Exception:
+                    logger.exception("dashboard events: renewing studio %s's group failed", studio_id)
 
 
 _hubs: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Hub]" = weakref.WeakKeyDictionary()

@@ -1,9 +1,9 @@
 """The event bus: state changes people watch, published to the studio's dashboards after commit.
 
 ``publish`` stores the event in the same transaction as the change (its id is the sequence number a
-reconnecting dashboard resumes from). Once the transaction commits, the studio's Channels group
-(``studio-<id>``) gets it: sent here when the channel layer is shared between processes (Redis),
-or relayed by each web process from PostgreSQL's NOTIFY otherwise (station.event_relay). Sinks
+reconnecting dashboard resumes from). Once the transaction commits, it is sent to the studio's
+Channels group (``studio-<id>``) on the channel layer (channels-postgres, or channels-redis with
+REDIS_URL), where each web process's hub hands it to its dashboards (station.event_relay). Sinks
 registered with ``subscribe`` get it too, and the studio's webhooks that follow its type get a
 delivery written in the same transaction (station.webhooks). A rolled-back change publishes nothing.
 """
@@ -13,11 +13,12 @@ import logging
 from collections.abc import Callable
 from datetime import timedelta
 
-from asgiref.sync import async_to_sync
-from channels.layers import InMemoryChannelLayer, get_channel_layer
+from channels.layers import get_channel_layer
 from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
+
+from station.layer_loop import on_layer_loop_sync
 
 logger = logging.getLogger(__name__)
 
@@ -83,18 +84,12 @@ def prune(now=None) -> int:
     return StudioEvent.objects.filter(created_at__lt=cutoff).delete()[0]
 
 
-def layer_is_shared() -> bool:
-    """Whether every process reaches the dashboards through the channel layer (else: the relay)."""
-    return not isinstance(get_channel_layer(), InMemoryChannelLayer)
-
-
 def _deliver(event: Event) -> None:
     logger.debug("event %s #%s for studio %s", event["type"], event["seq"], event["studio"])
-    if layer_is_shared():
-        try:
-            async_to_sync(get_channel_layer().group_send)(studio_group(event["studio"]), layer_message(event))
-        except Exception:  # a dashboard catches up from the log when it reconnects; the change stands
-            logger.exception("event %s #%s not sent to the dashboards", event["type"], event["seq"])
+    try:
+        on_layer_loop_sync(get_channel_layer().group_send, studio_group(event["studio"]), layer_message(event))
+    except Exception:  # a dashboard catches up from the log when it reconnects; the change stands
+        logger.exception("event %s #%s not sent to the dashboards", event["type"], event["seq"])
     for sink in list(_sinks):
         try:
             sink(event)

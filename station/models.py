@@ -315,6 +315,7 @@ class EventType(models.TextChoices):
     SCHEDULE = "recorders.schedule", _("Recording window status changed")
     ALERT = "station.alert", _("Alert raised or acknowledged")
     DOWNLOAD = "ingest.download", _("Download progressed")
+    TIMELINE = "station.timeline", _("Timeline changed (shows or recordings added, moved or removed)")
     TEST = "station.test", _("Test event (sent from the admin)")
 
 

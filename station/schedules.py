@@ -25,6 +25,7 @@ PERIODIC_JOBS = {
 # name → job run once an hour (no loop of its own).
 HOURLY_JOBS = {
     "station.prune_events": PeriodicJob("station.events.prune", queues.EVENTS),
+    "station.prune_channel_layer": PeriodicJob("station.channel_layer.prune", queues.EVENTS),
 }
 
 

@@ -44,6 +44,7 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "django.contrib.postgres",
     "channels",
+    "channels_postgres",
     "rest_framework",
     "rest_framework.authtoken",
     "django_filters",
@@ -236,16 +237,16 @@ SPECTACULAR_SETTINGS = {
     "REDOC_DIST": "SIDECAR",
 }
 
-# Dashboards' live events. With Redis, publishers send to the studio's group on channels-redis,
-# shared by every web process. Without it, each web process relays the committed events it hears
-# on PostgreSQL (LISTEN studio_events) to its own clients through an in-process layer.
+# Dashboards' live events travel on the channel layer, shared by every process: channels-postgres
+# (no server beyond the database) by default, channels-redis with REDIS_URL. Each web process takes
+# one copy of an event and hands it to its own sockets (station.event_relay).
 
 
 def channel_layers_for(redis_url: str) -> dict:
     if not redis_url:
-        return {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
-    # Pub/sub: an event crosses Redis once per web process, which hands it to its own sockets (the
-    # list-based layer would queue and pop it once per socket). Missed events come from the event log.
+        return {"default": {"BACKEND": "station.channel_layer.PostgresLayer"}}
+    # Pub/sub: an event crosses Redis once per web process (the list-based layer would queue and pop
+    # it once per socket). Missed events come from the event log.
     return {"default": {"BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer", "CONFIG": {"hosts": [redis_url]}}}
 
 

@@ -1,7 +1,10 @@
 """The studio websocket on both channel layers: auth, scoping, snapshot, sequence, resync."""
 
+from datetime import datetime, timedelta
+
 import pytest
 from asgiref.sync import async_to_sync
+from channels.db import database_sync_to_async
 from channels.layers import channel_layers
 from channels.routing import URLRouter
 from channels.testing import WebsocketCommunicator
@@ -9,22 +12,28 @@ from django.utils import timezone
 from rest_framework.authtoken.models import Token
 
 from playout import services as playout_services
-from playout.models import AsRunEntry
+from playout.models import AsRunEntry, ShowInstance
+from station.channel_layer import LISTENER_NAME, PostgresLayer
 from station.consumers import CLOSE_NOT_A_MEMBER, CLOSE_NOT_AUTHENTICATED
+from station.layer_loop import on_layer_loop_sync
 from station.models import StudioEvent
 from station.routing import websocket_urlpatterns
+from station.signals import announcer
 from station.settings import channel_layers_for
-from station.tests.factories import ChannelFactory
+from station.tests.factories import ChannelFactory, RecorderFactory, ScheduleFactory, ShowInstanceFactory
 
-pytestmark = pytest.mark.django_db(transaction=True)  # the relay and the consumer see only committed rows
+pytestmark = pytest.mark.django_db(transaction=True)  # the layer and the consumer see only committed rows
 
 
-@pytest.fixture(params=["postgres-relay", "redis"])
+@pytest.fixture(params=["postgres", "redis"])
 def channel_layer(request, settings):
-    # Without Redis: PostgreSQL's NOTIFY, relayed in-process; with it, channels-redis.
+    # Without Redis: channels-postgres; with it, channels-redis.
     settings.CHANNEL_LAYERS = channel_layers_for("redis://127.0.0.1:6379/0" if request.param == "redis" else "")
     channel_layers.backends = {}
     yield request.param
+    layer = channel_layers.backends.get("default")
+    if isinstance(layer, PostgresLayer):
+        on_layer_loop_sync(layer.close)
     channel_layers.backends = {}
 
 
@@ -39,9 +48,14 @@ def _on_air(channel, title):
     playout_services.channel_on_air(channel_id=channel.pk, at=timezone.now(), title=title, result=AsRunEntry.Result.PLAYED)
 
 
-@async_to_sync
-async def _exchange(path, user, actions):
+def _exchange(path, user, actions):
     """Connect, run ``actions(socket)`` and return what it returns; always disconnect."""
+    announcer.wait_idle()  # the timeline of the channels the test made goes out before the snapshot is read
+    return _connected(path, user, actions)
+
+
+@async_to_sync
+async def _connected(path, user, actions):
     socket = _socket(path, user)
     connected, _ = await socket.connect()
     assert connected
@@ -63,8 +77,6 @@ def test_a_member_gets_a_snapshot_then_numbered_events(channel_layer, studio_a, 
     channel = ChannelFactory(studio=studio_a, name="FM One")
 
     async def follow(socket):
-        from channels.db import database_sync_to_async
-
         snapshot = await socket.receive_json_from(timeout=5)
         await database_sync_to_async(_on_air)(channel, "News")
         await database_sync_to_async(_on_air)(channel, "Weather")
@@ -107,3 +119,75 @@ def test_a_client_that_reconnects_gets_what_it_missed_or_a_snapshot_if_it_is_too
         return await socket.receive_json_from(timeout=5)
 
     assert _exchange(f"/ws/studios/{studio_a.pk}/?since={last_seen}", operator_a, one)["type"] == "snapshot"
+
+
+def test_events_from_jobs_and_agents_reach_the_dashboard_one_after_another(channel_layer, studio_a, operator_a):
+    # Jobs and node agents publish from plain threads with no event loop of their own.
+    channel = ChannelFactory(studio=studio_a)
+
+    async def three(socket):
+        await socket.receive_json_from(timeout=5)  # the snapshot
+        await database_sync_to_async(lambda: [_on_air(channel, title) for title in ("One", "Two", "Three")])()
+        return [await socket.receive_json_from(timeout=5) for _ in range(3)]
+
+    received = _exchange(f"/ws/studios/{studio_a.pk}/", operator_a, three)
+    assert [m["event"]["payload"]["entry"]["title"] for m in received] == ["One", "Two", "Three"]
+
+
+def test_the_postgres_layer_hears_again_after_its_listening_connection_is_cut(settings, studio_a, operator_a):
+    settings.CHANNEL_LAYERS = channel_layers_for("")
+    channel_layers.backends = {}
+    channel = ChannelFactory(studio=studio_a)
+
+    async def across_a_cut(socket):
+        from asyncio import sleep
+
+        from django.db import connection
+
+        await socket.receive_json_from(timeout=5)
+        await database_sync_to_async(_on_air)(channel, "Before")
+        before = await socket.receive_json_from(timeout=5)
+
+        def cut():
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = %s"
+                               " AND datname = current_database()", [LISTENER_NAME])
+                return cursor.fetchone()
+
+        assert await database_sync_to_async(cut)() == (True,)
+        await sleep(0.2)  # cut, not yet back: what is sent now is read when it reconnects
+        await database_sync_to_async(_on_air)(channel, "After")
+        return before, await socket.receive_json_from(timeout=5)
+
+    try:
+        before, after = _exchange(f"/ws/studios/{studio_a.pk}/", operator_a, across_a_cut)
+    finally:
+        on_layer_loop_sync(channel_layers.backends["default"].close)
+        channel_layers.backends = {}
+    assert (before["event"]["payload"]["entry"]["title"], after["event"]["payload"]["entry"]["title"]) == ("Before", "After")
+
+
+def test_shows_and_recordings_added_moved_or_removed_reach_the_timeline(channel_layer, studio_a, operator_a):
+    show = ShowInstanceFactory(show__channel__studio=studio_a, show__name="Morning")
+    recorder = RecorderFactory(studio=studio_a, name="Studio mic")
+
+    def edit():
+        ScheduleFactory(recorder=recorder, name="Interview")
+        moved = show.start_at.replace(microsecond=0) + timedelta(minutes=30)
+        instance = ShowInstance.objects.get(pk=show.pk)
+        instance.start_at, instance.end_at = moved, moved + timedelta(hours=1)
+        instance.save()
+        return moved
+
+    async def timelines(socket):
+        await socket.receive_json_from(timeout=5)  # the snapshot
+        moved = await database_sync_to_async(edit)()
+        while True:  # a burst of edits may come as one event or several; the last tells the whole
+            message = await socket.receive_json_from(timeout=1)
+            assert message["event"]["type"] == "station.timeline"
+            bars = {bar["title"]: bar for bar in message["event"]["payload"]["bars"]}
+            if "Interview" in bars and datetime.fromisoformat(bars["Morning"]["start_at"]) == moved:
+                return bars
+
+    bars = _exchange(f"/ws/studios/{studio_a.pk}/", operator_a, timelines)
+    assert bars["Interview"]["lane"] == f"recorder-{recorder.pk}"

@@ -25,7 +25,7 @@ def test_each_periodic_job_is_declared_and_started_on_its_own_queue():
     declared = dict(Schedule.objects.values_list("name", "cluster"))
     started = {job.task["name"]: job.key for job in OrmQ.objects.all()}
     expected = {"recorders.tick": "playout", "playout.health": "events", "ingest.tick": "ingest", "station.webhooks": "events"}
-    assert declared == {**expected, "station.prune_events": "events"}  # hourly, no loop to start
+    assert declared == {**expected, "station.prune_events": "events", "station.prune_channel_layer": "events"}  # hourly
     assert started == expected
 
 

@@ -52,6 +52,7 @@ const apply = {
     state.alerts = state.alerts.filter((a) => a.id !== p.id);
     if (!p.acknowledged) state.alerts.unshift(p);
   },
+  "station.timeline"(p) { state.timeline = p; },
   "ingest.download"(p) {
     state.downloads = state.downloads.filter((d) => d.id !== p.id);
     if (ACTIVE_DOWNLOADS.includes(p.status)) state.downloads.push(p);
@@ -209,7 +210,8 @@ function render() {
   fill("#as-run tbody", state.as_run.map(asRunRow));
 }
 
-// Shows and recordings added or moved reach the timeline with a fresh snapshot each minute.
+// Edits to shows and recordings arrive as station.timeline events; as the 6-hour window moves on,
+// a fresh snapshot each minute brings what enters it.
 async function refreshSnapshot() {
   try {
     const response = await fetch(body.dataset.snapshotUrl, { credentials: "same-origin" });
