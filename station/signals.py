@@ -21,7 +21,7 @@ from station import dashboard, events
 from station.models import Studio
 
 logger = logging.getLogger(__name__)
-COALESCE_SECONDS = 0.1
+COALESCE_SECONDS = 0.25
 
 
 class TimelineAnnouncer:
@@ -82,9 +82,12 @@ announcer = TimelineAnnouncer()
 def _studio_of(sender, instance) -> int | None:
     if sender is Channel or sender is Recorder:
         return instance.studio_id
-    if sender is ShowInstance:
-        return Channel.objects.filter(pk=instance.channel_id).values_list("studio_id", flat=True).first()
-    return Recorder.objects.filter(pk=instance.recorder_id).values_list("studio_id", flat=True).first()
+    owner_field = ShowInstance.channel.field if sender is ShowInstance else RecorderSchedule.recorder.field
+    if owner_field.is_cached(instance):  # as a form or a serializer leaves it: no look-up
+        owner = owner_field.get_cached_value(instance)
+        return owner.studio_id if owner is not None else None
+    owners = owner_field.related_model.objects.order_by()
+    return owners.filter(pk=getattr(instance, owner_field.attname)).values_list("studio_id", flat=True).first()
 
 
 @receiver(post_save, sender=ShowInstance)

@@ -32,7 +32,9 @@ def station_rows(db):
     source = IngestSource.objects.create(studio=studio, name="Feed", kind="url_list")
     Download.objects.create(source=source, item_key="one", url="http://127.0.0.1:9/one.mp3", asset=asset)
     schedule = RecorderSchedule.objects.filter(recorder__studio=studio).first()
-    RecorderSchedule.objects.filter(pk=schedule.pk).update(skip_dates=[timezone.localdate()], error_message="Late.")
+    RecorderSchedule.objects.filter(pk=schedule.pk).update(  # instants with and without microseconds
+        skip_dates=[timezone.localdate()], error_message="Late.", start_at=schedule.start_at.replace(microsecond=120),
+        end_at=schedule.end_at.replace(microsecond=0))
     return studio
 
 
@@ -53,6 +55,8 @@ def test_every_list_answers_the_same_from_columns_as_from_the_serializer(station
     from_serializers = _lists(client)
 
     assert from_columns == from_serializers
+    instants = [row[name] for row in from_columns["schedules"]["results"] for name in ("start_at", "end_at")]
+    assert any(instant.endswith(".000120Z") for instant in instants) and any(instant.endswith(":00Z") for instant in instants)
     assert all(listing["count"] > 0 for listing in from_columns.values()), {p: l["count"] for p, l in from_columns.items()}
 
 
