@@ -53,7 +53,7 @@ def web_processes(*, host: str, port: int, count: int) -> list[Child]:
     Daphne runs Django's synchronous views one at a time per process, so a request waits
     behind every other one in flight there; more processes serve them side by side, on
     every core. The kernel hands each new connection to one of them. Each keeps its own
-    relay of dashboard events (station.event_relay), so every socket gets every event, and a
+    hub of dashboard events (station.event_relay), so every socket gets every event, and a
     pool of database connections (a new connection per request would cost more than the request).
     """
     daphne = [sys.executable, "-m", "daphne"]
