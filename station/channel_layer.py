@@ -32,6 +32,8 @@ _PENDING_FOR = "SELECT id::text, channel, message, extract(epoch from expire)::t
 
 
 class PostgresLayer(PostgresChannelLayer):
+    """channels-postgres on the station's database, with the listener and leases described above."""
+
     def __init__(self, *, using: str = "default", expiry: int = 60, group_expiry: int = GROUP_LEASE_SECONDS, **options):
         settings_dict = {**connections[using].settings_dict}
         settings_dict["OPTIONS"] = {**settings_dict.get("OPTIONS", {})}
@@ -96,9 +98,9 @@ class PostgresLayer(PostgresChannelLayer):
                 await asyncio.sleep(RECONNECT_SECONDS)
 
     async def _queue_pending(self, listener: psycopg.AsyncConnection) -> None:
-        ours = [channel for channel, locked in self._channel_advisory_locks.items() if locked]
         from channels_postgres.models import Message
 
+        ours = [channel for channel, locked in self._channel_advisory_locks.items() if locked]
         query = psycopg.sql.SQL(_PENDING_FOR).format(table=psycopg.sql.Identifier(Message._meta.db_table))
         for message_id, channel, message, expire in await (await listener.execute(query, [ours])).fetchall():
             self._get_or_create_queue(channel).put_nowait(

@@ -4,11 +4,12 @@ Messages (documented in docs/asyncapi.yaml):
 - ``{"type": "snapshot", "seq": N, "snapshot": {...}}`` — everything the page shows, as of event N;
 - ``{"type": "event", "seq": N, "event": {"type": "...", "payload": {...}}}`` — one change;
 - ``{"type": "heartbeat", "seq": N}`` — every HEARTBEAT_SECONDS, so both ends notice a dead link.
-A client reconnecting with ``?since=N`` gets the events after N, or a fresh snapshot if the log no
-longer reaches back that far. Refusals close the socket with an application code.
+A client reconnecting with ``?since=N`` gets the events after N (and the RESUME_MARGIN ids before it,
+which may have committed late), or a fresh snapshot if the log no longer reaches back that far. Refusals close the socket with an application code.
 """
 
 import asyncio
+from collections import deque
 from urllib.parse import parse_qs
 
 from channels.db import database_sync_to_async
@@ -21,6 +22,8 @@ from station.dashboard import studio_snapshot
 from station.models import Studio
 
 HEARTBEAT_SECONDS = 15
+RECENT_EVENTS = 1000
+RESUME_MARGIN = 100  # ids; events are row states, so one a client already applied is harmless again
 CLOSE_NOT_AUTHENTICATED = 4401
 CLOSE_NOT_A_MEMBER = 4403
 
@@ -40,14 +43,18 @@ class StudioConsumer(AsyncJsonWebsocketConsumer):
             await self.close(code=CLOSE_NOT_A_MEMBER)
             return
         self.sent_seq = 0
+        self.sent, self.sent_order = set(), deque()  # what went out lately (RECENT_EVENTS): an event comes once
+        self.covered = set()  # events the snapshot or the catch-up already told
         self.held = []  # events pushed before the snapshot or the catch-up went out
-        # Joined before reading, so nothing falls between; what the reading already covers is skipped by seq.
+        # Joined before reading, so nothing falls between; what the reading covers is skipped by id.
+        before_join = await database_sync_to_async(events.latest_seq)()
         await event_relay.hub().join(self.studio_id, self)
         self.joined = True
         since = query.get("since", [None])[0]
+        # From a little before the client's last event: one of those may have committed after it.
         missed = await self._events_since(int(since)) if since and since.isdigit() else None
         if missed is None:
-            await self._send_snapshot()
+            await self._send_snapshot(after=before_join)
         else:
             for event in missed:
                 await self._send_event(event)
@@ -74,13 +81,22 @@ class StudioConsumer(AsyncJsonWebsocketConsumer):
             await self._send_snapshot()
 
     async def _send_event(self, event, text: str | None = None):
-        if event["seq"] <= self.sent_seq:
-            return  # already in the snapshot or sent
-        self.sent_seq = event["seq"]
+        # By id, not by order: ids are taken at insert, so a transaction that commits after a
+        # later-numbered one delivers a lower id after a higher one, and it is news all the same.
+        seq = event["seq"]
+        if seq in self.covered or seq in self.sent:
+            self.covered.discard(seq)
+            return
+        self.sent.add(seq)
+        self.sent_order.append(seq)
+        if len(self.sent_order) > RECENT_EVENTS:
+            self.sent.discard(self.sent_order.popleft())
+        self.sent_seq = max(self.sent_seq, seq)
         await self.send(text_data=text or events.event_frame(event))
 
-    async def _send_snapshot(self):
-        seq, snapshot = await self._snapshot()
+    async def _send_snapshot(self, *, after: int | None = None):
+        seq, covered, snapshot = await self._snapshot(after if after is not None else self.sent_seq)
+        self.covered = covered
         self.sent_seq = max(self.sent_seq, seq)
         await self.send_json({"type": "snapshot", "seq": seq, "snapshot": snapshot})
 
@@ -102,9 +118,11 @@ class StudioConsumer(AsyncJsonWebsocketConsumer):
 
     @database_sync_to_async
     def _events_since(self, seq: int):
-        return events.events_since(self.studio_id, seq)
+        return events.events_since(self.studio_id, seq, margin=RESUME_MARGIN)
 
     @database_sync_to_async
-    def _snapshot(self):
-        seq = events.latest_seq()  # read first: an event committed meanwhile is sent again, never lost
-        return seq, studio_snapshot(self.studio_id)
+    def _snapshot(self, after: int):
+        # Which of the studio's events have committed is read first: one that commits meanwhile is
+        # sent as well (its payload is a row's state, so telling it twice is harmless), never lost.
+        seq = events.latest_seq()
+        return seq, set(events.committed_ids(self.studio_id, after=after)), studio_snapshot(self.studio_id)

@@ -59,15 +59,23 @@ def publish(*, studio_id: int, type: str, payload: dict) -> None:
     transaction.on_commit(lambda: _deliver(event))
 
 
-def events_since(studio_id: int, seq: int) -> list[Event] | None:
-    """The studio's events after ``seq``, oldest first; None if the log no longer reaches back that far."""
+def events_since(studio_id: int, seq: int, *, margin: int = 0) -> list[Event] | None:
+    """The studio's events after ``seq`` (and after ``seq - margin``, those the log still has), oldest
+    first; None if the log no longer reaches back to ``seq``."""
     from station.models import StudioEvent
 
     oldest = StudioEvent.objects.order_by("id").values_list("id", flat=True).first()
     if oldest is not None and seq < oldest - 1:
         return None
     return [{"studio": e.studio_id, "type": e.type, "payload": e.payload, "seq": e.pk}
-            for e in StudioEvent.objects.filter(studio_id=studio_id, id__gt=seq)]
+            for e in StudioEvent.objects.filter(studio_id=studio_id, id__gt=seq - margin)]
+
+
+def committed_ids(studio_id: int, *, after: int) -> list[int]:
+    """Ids of the studio's events committed so far, after ``after``."""
+    from station.models import StudioEvent
+
+    return list(StudioEvent.objects.filter(studio_id=studio_id, id__gt=after).values_list("id", flat=True))
 
 
 def latest_seq() -> int:

@@ -1,5 +1,7 @@
 """The studio websocket on both channel layers: auth, scoping, snapshot, sequence, resync."""
 
+import asyncio
+import threading
 from datetime import datetime, timedelta
 
 import pytest
@@ -8,6 +10,7 @@ from channels.db import database_sync_to_async
 from channels.layers import channel_layers
 from channels.routing import URLRouter
 from channels.testing import WebsocketCommunicator
+from django.db import connection, transaction
 from django.utils import timezone
 from rest_framework.authtoken.models import Token
 
@@ -107,11 +110,17 @@ def test_a_client_that_reconnects_gets_what_it_missed_or_a_snapshot_if_it_is_too
     _on_air(channel, "Missed 1")
     _on_air(channel, "Missed 2")
 
-    async def two(socket):
-        return [await socket.receive_json_from(timeout=5) for _ in range(2)]
+    async def until_missed_2(socket):
+        titles = []
+        while not titles or titles[-1] != "Missed 2":
+            message = await socket.receive_json_from(timeout=5)
+            if message["event"]["type"] == "playout.on_air":
+                titles.append(message["event"]["payload"]["entry"]["title"])
+        return titles
 
-    missed = _exchange(f"/ws/studios/{studio_a.pk}/?since={last_seen}", operator_a, two)
-    assert [m["event"]["payload"]["entry"]["title"] for m in missed] == ["Missed 1", "Missed 2"]
+    # The last seen comes again, as any within RESUME_MARGIN before it may have committed late.
+    missed = _exchange(f"/ws/studios/{studio_a.pk}/?since={last_seen}", operator_a, until_missed_2)
+    assert missed == ["Seen", "Missed 1", "Missed 2"]
 
     StudioEvent.objects.filter(pk__lte=last_seen + 1).delete()  # pruned past what the client saw
 
@@ -191,3 +200,33 @@ def test_shows_and_recordings_added_moved_or_removed_reach_the_timeline(channel_
 
     bars = _exchange(f"/ws/studios/{studio_a.pk}/", operator_a, timelines)
     assert bars["Interview"]["lane"] == f"recorder-{recorder.pk}"
+
+
+def test_an_event_that_commits_after_a_later_numbered_one_still_arrives(channel_layer, studio_a, operator_a):
+    # Ids are taken at insert: a slow transaction's event has the lower id but reaches the dashboard last.
+    slow_channel, quick_channel = ChannelFactory(studio=studio_a), ChannelFactory(studio=studio_a)
+    inserted, may_commit = threading.Event(), threading.Event()
+
+    def slow():
+        try:
+            with transaction.atomic():
+                _on_air(slow_channel, "Slow")
+                inserted.set()
+                may_commit.wait(5)
+        finally:
+            connection.close()
+
+    async def interleaved(socket):
+        await socket.receive_json_from(timeout=5)  # the snapshot
+        writer = threading.Thread(target=slow)
+        writer.start()
+        await asyncio.to_thread(inserted.wait, 5)
+        await database_sync_to_async(_on_air)(quick_channel, "Quick")
+        quick = await socket.receive_json_from(timeout=5)
+        may_commit.set()
+        await asyncio.to_thread(writer.join, 5)
+        return quick, await socket.receive_json_from(timeout=5)
+
+    quick, late = _exchange(f"/ws/studios/{studio_a.pk}/", operator_a, interleaved)
+    assert [quick["event"]["payload"]["entry"]["title"], late["event"]["payload"]["entry"]["title"]] == ["Quick", "Slow"]
+    assert late["seq"] < quick["seq"]

@@ -64,7 +64,7 @@ function handle(message) {
     lastSeq = message.seq;
     adoptSnapshot(message.snapshot);
   } else if (message.type === "event") {
-    lastSeq = message.seq;
+    lastSeq = Math.max(lastSeq ?? 0, message.seq); // a late-committing event can come after a higher one
     const change = apply[message.event.type];
     if (change) { change(message.event.payload); render(); }
   }
