@@ -16,7 +16,9 @@ import base64
 import logging
 
 import psycopg
+from channels_postgres import db
 from channels_postgres.core import PostgresChannelLayer
+from channels_postgres.models import GroupChannel, Message
 from django.db import connections
 from django.utils import timezone
 
@@ -25,10 +27,14 @@ logger = logging.getLogger(__name__)
 RECONNECT_SECONDS = 1.0
 GROUP_LEASE_SECONDS = 3600
 LISTENER_NAME = "stationkeeper channel layer"  # pg_stat_activity's application_name for the listening connection
-_GROUP_SEND = "INSERT INTO {message} (channel, message, expire) " \
-              "SELECT DISTINCT channel, %s, now() + make_interval(secs => %s) FROM {group} WHERE group_key = %s"
-_PENDING_FOR = "SELECT id::text, channel, message, extract(epoch from expire)::text FROM {table} " \
-               "WHERE channel = ANY(%s) AND expire > now() ORDER BY id"
+_GROUP_SEND = psycopg.sql.SQL(
+    "INSERT INTO {message} (channel, message, expire)"
+    " SELECT DISTINCT channel, %s, now() + make_interval(secs => %s) FROM {group} WHERE group_key = %s"
+).format(message=psycopg.sql.Identifier(Message._meta.db_table), group=psycopg.sql.Identifier(GroupChannel._meta.db_table))
+_PENDING_FOR = psycopg.sql.SQL(
+    "SELECT id::text, channel, message, extract(epoch from expire)::text FROM {message}"
+    " WHERE channel = ANY(%s) AND expire > now() ORDER BY id"
+).format(message=psycopg.sql.Identifier(Message._meta.db_table))
 
 
 class PostgresLayer(PostgresChannelLayer):
@@ -56,19 +62,13 @@ class PostgresLayer(PostgresChannelLayer):
 
     async def group_send(self, group: str, message: dict) -> None:
         """One statement: a copy for each member channel; a group nobody has joined (no dashboard open) gets none."""
-        from channels_postgres.models import GroupChannel, Message
-
         assert self.require_valid_group_name(group)
-        query = psycopg.sql.SQL(_GROUP_SEND).format(message=psycopg.sql.Identifier(Message._meta.db_table),
-                                                    group=psycopg.sql.Identifier(GroupChannel._meta.db_table))
         pool = await self.django_db.get_db_pool(self.db_params)
         async with pool.connection() as connection:
-            await connection.execute(query, [self.serialize(message), self.expiry, self._group_key(group)])
+            await connection.execute(_GROUP_SEND, [self.serialize(message), self.expiry, self._group_key(group)])
 
     async def close(self) -> None:
         """Stop listening and close the pool (a test database can then be dropped; an exiting process needs not)."""
-        from channels_postgres import db
-
         if self._listener is not None:
             self._listener.cancel()
             await asyncio.wait([self._listener])
@@ -98,19 +98,14 @@ class PostgresLayer(PostgresChannelLayer):
                 await asyncio.sleep(RECONNECT_SECONDS)
 
     async def _queue_pending(self, listener: psycopg.AsyncConnection) -> None:
-        from channels_postgres.models import Message
-
         ours = [channel for channel, locked in self._channel_advisory_locks.items() if locked]
-        query = psycopg.sql.SQL(_PENDING_FOR).format(table=psycopg.sql.Identifier(Message._meta.db_table))
-        for message_id, channel, message, expire in await (await listener.execute(query, [ours])).fetchall():
+        for message_id, channel, message, expire in await (await listener.execute(_PENDING_FOR, [ours])).fetchall():
             self._get_or_create_queue(channel).put_nowait(
                 f"{message_id}:{channel}:{base64.b64encode(message).decode()}:{expire}")
 
 
 def prune(now=None) -> dict:
     """Forget the layer's expired messages and group memberships (channels-postgres keeps them otherwise)."""
-    from channels_postgres.models import GroupChannel, Message
-
     now = now or timezone.now()
     return {"messages": Message.objects.filter(expire__lt=now).delete()[0],
             "memberships": GroupChannel.objects.filter(expire__lt=now).delete()[0]}

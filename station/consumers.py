@@ -4,8 +4,9 @@ Messages (documented in docs/asyncapi.yaml):
 - ``{"type": "snapshot", "seq": N, "snapshot": {...}}`` — everything the page shows, as of event N;
 - ``{"type": "event", "seq": N, "event": {"type": "...", "payload": {...}}}`` — one change;
 - ``{"type": "heartbeat", "seq": N}`` — every HEARTBEAT_SECONDS, so both ends notice a dead link.
-A client reconnecting with ``?since=N`` gets the events after N (and the RESUME_MARGIN ids before it,
-which may have committed late), or a fresh snapshot if the log no longer reaches back that far. Refusals close the socket with an application code.
+A client reconnecting with ``?since=N`` gets the events after N (and the RESUME_MARGIN ids before
+it, which may have committed late), or a fresh snapshot if the log no longer reaches back that far.
+Refusals close the socket with an application code.
 """
 
 import asyncio

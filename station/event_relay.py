@@ -35,7 +35,7 @@ class Hub:
         self.dashboards: dict[int, set[Dashboard]] = defaultdict(set)
         self.layer_channel: str | None = None
         self.joined_groups: set[int] = set()
-        self.tasks: list[asyncio.Task] = []
+        self.tasks: list[asyncio.Task] = []  # held here: the loop keeps only weak references to its tasks
         self.opening = asyncio.Lock()
 
     async def join(self, studio_id: int, dashboard: Dashboard) -> None:
