@@ -52,7 +52,9 @@ class StationModelSerializer(serializers.ModelSerializer):
     serializer_field_mapping = {**serializers.ModelSerializer.serializer_field_mapping, models.DateTimeField: UTCDateTimeField}
 
     def get_fields(self):
-        fields = super().get_fields()
+        # DRF builds every field from the model's metadata for each serializer instance (a third of a
+        # write's time); here they depend on the class alone, so each request copies them.
+        fields = copy.deepcopy(self._fields_of_class())
         request = self.context.get("request")
         if request is None or request.method in SAFE_METHODS:
             return fields  # reads never look related rows up
@@ -61,6 +63,11 @@ class StationModelSerializer(serializers.ModelSerializer):
             if isinstance(queryset, StudioScopedQuerySet):
                 field.queryset = queryset.editable_by(request.user)
         return fields
+
+    @classmethod
+    @cache
+    def _fields_of_class(cls) -> dict[str, serializers.Field]:
+        return serializers.ModelSerializer.get_fields(cls())
 
     def validate(self, attrs):
         attrs = super().validate(attrs)
