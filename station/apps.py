@@ -7,4 +7,9 @@ class StationConfig(AppConfig):
     verbose_name = _("Station")
 
     def ready(self):
+        from django.db.backends.signals import connection_created
+
         from station import signals  # noqa: F401  (connects the timeline's receivers)
+        from station.db import read_instants_in_c
+
+        connection_created.connect(read_instants_in_c)
