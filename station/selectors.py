@@ -12,7 +12,12 @@ def is_member(user) -> bool:
 
 
 def is_operator(user) -> bool:
-    return StudioMembership.objects.filter(user=user, role=StudioMembership.Role.OPERATOR).exists()
+    """Whether ``user`` operates a studio, asked once per user object (each request loads its own user;
+    an admin page asks once per model it lists)."""
+    if (known := getattr(user, "operates_a_studio", None)) is None:
+        known = user.operates_a_studio = StudioMembership.objects.filter(
+            user=user, role=StudioMembership.Role.OPERATOR).exists()
+    return known
 
 
 def window_occurrences(window: RecurringWindow, *, until: datetime, limit: int) -> list[tuple[datetime, datetime]]:

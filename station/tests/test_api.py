@@ -33,6 +33,24 @@ def test_wrong_token_is_401_with_the_way_to_authenticate(api, db):
     assert response.json()["error"]["code"] == "authentication_failed"
 
 
+def test_a_deactivated_users_token_is_refused(api, operator_a):
+    client = api(operator_a)
+    assert client.get("/api/v1/studios/").status_code == 200
+    operator_a.is_active = False
+    operator_a.save(update_fields=["is_active"])
+    response = client.get("/api/v1/studios/")
+    assert (response.status_code, response.json()["error"]["code"]) == (401, "authentication_failed")
+
+
+def test_a_role_taken_away_is_seen_by_the_next_request(api, operator_a, studio_a):
+    client = api(operator_a)
+    body = {"name": "Renamed"}
+    recorder = factories.RecorderFactory(studio=studio_a)
+    assert client.patch(f"/api/v1/recorders/{recorder.pk}/", body, format="json").status_code == 200
+    operator_a.studio_memberships.update(role="viewer")
+    assert client.patch(f"/api/v1/recorders/{recorder.pk}/", body, format="json").status_code == 403
+
+
 def test_session_auth_works_too(api, client, operator_a):
     client.force_login(operator_a)
     assert client.get("/api/v1/studios/").json()["count"] == 1
