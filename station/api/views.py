@@ -51,9 +51,16 @@ class StudioViewSet(StudioScopedViewSet):
         return super().get_permissions()
 
 
-@extend_schema_view(update=extend_schema(description="Enable or disable a node, or change its capabilities (superusers)."))
-class NodeViewSet(RowListMixin, mixins.RetrieveModelMixin, mixins.UpdateModelMixin, viewsets.GenericViewSet):
-    """Media hosts; they serve every studio, so every member may look and only superusers change them."""
+@extend_schema_view(
+    create=extend_schema(description="Register a host before its agent first runs (superusers): an agent started with "
+                         "`run_node --name` takes the node of that name, with the capabilities and state given here."),
+    update=extend_schema(description="Enable or disable a node, rename it or change its capabilities (superusers)."),
+    destroy=extend_schema(description="Remove a node (superusers); one that channels or recorders are placed on is "
+                          "still in use (409)."),
+)
+class NodeViewSet(RowListMixin, mixins.CreateModelMixin, mixins.RetrieveModelMixin, mixins.UpdateModelMixin,
+                  mixins.DestroyModelMixin, viewsets.GenericViewSet):
+    """Media hosts; they serve every studio, so every member may look and only superusers change them (as in the admin)."""
 
     queryset = Node.objects.all()
     serializer_class = NodeSerializer

@@ -77,6 +77,29 @@ def test_nodes_permission_matrix(api, role_users, studio_a, studio_b):
     assert_permission_matrix(node, role_users, studio_a)
 
 
+def test_superusers_register_rename_and_remove_idle_nodes(api, operator_a, superuser, studio_a):
+    body = {"name": "mcr-2", "hostname": "mcr-2.local", "capabilities": ["record", "playout"], "enabled": False}
+    assert api(operator_a).post("/api/v1/nodes/", body, format="json").status_code == 403
+    created = api(superuser).post("/api/v1/nodes/", body, format="json")
+    assert created.status_code == 201, created.content
+    assert {key: created.json()[key] for key in body} == body
+    assert created.json()["online"] is False
+    node = Node.objects.get(pk=created.json()["id"])
+    assert api(superuser).post("/api/v1/nodes/", body, format="json").json()["error"]["fields"] == {
+        "name": ["node with this name already exists."]}
+    bad = api(superuser).post("/api/v1/nodes/", {**body, "name": "x", "capabilities": ["teleport"]}, format="json")
+    assert (bad.status_code, list(bad.json()["error"]["fields"])) == (400, ["capabilities.0"])
+
+    channel = factories.ChannelFactory(studio=studio_a, node=node)
+    assert api(superuser).patch(f"/api/v1/nodes/{node.pk}/", {"name": "mcr-b"}, format="json").json()["name"] == "mcr-b"
+    assert api(operator_a).delete(f"/api/v1/nodes/{node.pk}/").status_code == 403
+    in_use = api(superuser).delete(f"/api/v1/nodes/{node.pk}/")
+    assert (in_use.status_code, in_use.json()["error"]["code"]) == (409, "protected")  # a channel still runs there
+    channel.delete()
+    assert api(superuser).delete(f"/api/v1/nodes/{node.pk}/").status_code == 204
+    assert not Node.objects.filter(pk=node.pk).exists()
+
+
 def test_alerts_permission_matrix(api, role_users, studio_a, studio_b):
     alert = Resource("alerts", make=lambda studio: Alert.objects.create(studio=studio, code="c", message="m"),
                      write=("post", "acknowledge/", {}))
