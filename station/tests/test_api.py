@@ -3,9 +3,9 @@
 import pytest
 from django.utils import timezone
 
-from station.models import Alert, Node
+from station.models import Alert, Node, StudioMembership
 from station.tests import factories
-from station.tests.api_support import Resource, assert_permission_matrix, token_client
+from station.tests.api_support import Resource, assert_list_queries_flat, assert_permission_matrix, token_client
 
 ERROR_KEYS = {"code", "message", "params", "fields"}
 
@@ -188,3 +188,16 @@ def test_schema_and_docs_are_served_without_a_cdn(api, db):
     docs = api().get("/api/docs/").content.decode()
     assert "swagger-ui" in docs and "//cdn" not in docs and "unpkg" not in docs
     assert token_client().get("/static/drf_spectacular_sidecar/swagger-ui-dist/swagger-ui-bundle.js").status_code == 200
+
+
+@pytest.mark.parametrize("path", ["studios", "nodes", "alerts"])
+def test_list_queries_do_not_grow_with_rows(api, operator_a, studio_a, path):
+    def studio(_):
+        StudioMembership.objects.create(studio=factories.StudioFactory(), user=operator_a)
+
+    makers = {
+        "studios": studio,
+        "nodes": lambda _: factories.NodeFactory(),
+        "alerts": lambda n: Alert.objects.create(studio=studio_a, code="c", message=f"m{n}"),
+    }
+    assert_list_queries_flat(api(operator_a), f"/api/v1/{path}/", lambda count: [makers[path](n) for n in range(count)])
