@@ -12,4 +12,4 @@ class StationConfig(AppConfig):
         from station import signals  # noqa: F401  (connects the timeline's receivers)
         from station.db import read_instants_in_c
 
-        connection_created.connect(read_instants_in_c)
+        connection_created.connect(read_instants_in_c, dispatch_uid="station.read_instants_in_c")

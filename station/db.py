@@ -1,6 +1,6 @@
 """Database building blocks shared by the apps."""
 
-from datetime import UTC
+from datetime import UTC, datetime
 
 import psycopg
 from django.contrib.postgres.constraints import ExclusionConstraint
@@ -8,6 +8,7 @@ from django.contrib.postgres.fields import BigIntegerRangeField, DateTimeRangeFi
 from django.core.exceptions import ValidationError
 from django.db import DEFAULT_DB_ALIAS
 from django.db.models import CheckConstraint, F, Func, Q, Value
+from django.utils.timezone import is_aware
 from psycopg.adapt import Loader
 from psycopg.pq import Format
 
@@ -41,23 +42,34 @@ def no_overlap(*, name: str, owner: str, code: str, message, condition: Q | None
     )
 
 
+_END_AFTER_START = Q(end_at__gt=F("start_at"))
+
+
 class EndAfterStart(CheckConstraint):
     """``end_at > start_at``: the database checks it on every write, and validation in Python.
 
     A check constraint validates with a query of its own (``SELECT 1 WHERE …``); every window
     written through a form or the API would pay that round trip for a comparison of two values
-    it already holds. It migrates as the plain CheckConstraint it is.
+    it already holds. Values Python can't compare as they are (expressions, text, naive beside
+    aware) are left to that query. It migrates as the plain CheckConstraint it is.
     """
 
     def __init__(self, *, name: str, violation_error_message, **kwargs):
-        kwargs.setdefault("condition", Q(end_at__gt=F("start_at")))
+        condition = kwargs.pop("condition", _END_AFTER_START)
+        if condition != _END_AFTER_START:
+            raise TypeError("EndAfterStart checks end_at > start_at only; use a CheckConstraint for another condition.")
         kwargs.setdefault("violation_error_code", "end_before_start")
-        super().__init__(name=name, violation_error_message=violation_error_message, **kwargs)
+        super().__init__(condition=condition, name=name, violation_error_message=violation_error_message, **kwargs)
 
     def validate(self, model, instance, exclude=None, using=DEFAULT_DB_ALIAS):
         if exclude and {"start_at", "end_at"} & set(exclude):
             return  # as CheckConstraint skips a condition on a field it was told to leave out
-        if instance.start_at is not None and instance.end_at is not None and not instance.end_at > instance.start_at:
+        start, end = instance.start_at, instance.end_at
+        if start is None or end is None:
+            return  # NULL passes a check constraint
+        if not (isinstance(start, datetime) and isinstance(end, datetime) and is_aware(start) == is_aware(end)):
+            super().validate(model, instance, exclude=exclude, using=using)
+        elif not end > start:
             raise ValidationError(self.get_violation_error_message(), code=self.violation_error_code)
 
     def deconstruct(self):

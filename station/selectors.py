@@ -12,10 +12,13 @@ def is_member(user) -> bool:
 
 
 def is_operator(user) -> bool:
-    """Whether ``user`` operates a studio, asked once per user object (each request loads its own user;
-    an admin page asks once per model it lists)."""
-    if (known := getattr(user, "operates_a_studio", None)) is None:
-        known = user.operates_a_studio = StudioMembership.objects.filter(
+    """Whether ``user`` operates a studio, asked once per user object.
+
+    Each request loads its own user (an admin page asks once per model it lists); code that keeps
+    a user object across requests or role changes must not rely on this answer.
+    """
+    if (known := getattr(user, "_station_is_operator", None)) is None:
+        known = user._station_is_operator = StudioMembership.objects.filter(
             user=user, role=StudioMembership.Role.OPERATOR).exists()
     return known
 

@@ -10,9 +10,10 @@ from django.core.exceptions import NON_FIELD_ERRORS, FieldDoesNotExist
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import models
 from django.db.models.query_utils import DeferredAttribute
+from django.utils import translation
 from rest_framework import ISO_8601, mixins, serializers, viewsets
 from rest_framework.fields import get_error_detail
-from rest_framework.relations import PrimaryKeyRelatedField, RelatedField
+from rest_framework.relations import ManyRelatedField, PrimaryKeyRelatedField, RelatedField
 from rest_framework.response import Response
 from rest_framework.permissions import SAFE_METHODS
 from rest_framework.settings import api_settings
@@ -53,20 +54,22 @@ class StationModelSerializer(serializers.ModelSerializer):
 
     def get_fields(self):
         # DRF builds every field from the model's metadata for each serializer instance (a third of a
-        # write's time); here they depend on the class alone, so each request copies them.
-        fields = copy.deepcopy(self._fields_of_class())
+        # write's time); here they depend on the class and the language (unique validators' messages
+        # are rendered when built) alone, so each request copies them.
+        fields = copy.deepcopy(self._fields_of_class(translation.get_language()))
         request = self.context.get("request")
         if request is None or request.method in SAFE_METHODS:
             return fields  # reads never look related rows up
         for field in fields.values():
-            queryset = field.queryset.all() if getattr(field, "queryset", None) is not None else None
+            chooser = field.child_relation if isinstance(field, ManyRelatedField) else field
+            queryset = chooser.queryset.all() if getattr(chooser, "queryset", None) is not None else None
             if isinstance(queryset, StudioScopedQuerySet):
-                field.queryset = queryset.editable_by(request.user)
+                chooser.queryset = queryset.editable_by(request.user)
         return fields
 
     @classmethod
     @cache
-    def _fields_of_class(cls) -> dict[str, serializers.Field]:
+    def _fields_of_class(cls, language: str | None) -> dict[str, serializers.Field]:
         return serializers.ModelSerializer.get_fields(cls())
 
     def validate(self, attrs):

@@ -20,7 +20,7 @@ class NodeSerializer(StationModelSerializer):
         model = Node
         fields = ["id", "name", "hostname", "capabilities", "enabled", "online", "last_heartbeat_at", "agent_version",
                   "created_at"]
-        read_only_fields = ["last_heartbeat_at", "agent_version", "created_at"]
+        read_only_fields = ["hostname", "last_heartbeat_at", "agent_version", "created_at"]  # the agent reports them
 
     def get_online(self, node: Node) -> bool:
         return node.is_online()

@@ -54,7 +54,9 @@ class StudioViewSet(StudioScopedViewSet):
 @extend_schema_view(
     create=extend_schema(description="Register a host before its agent first runs (superusers): an agent started with "
                          "`run_node --name` takes the node of that name, with the capabilities and state given here."),
-    update=extend_schema(description="Enable or disable a node, rename it or change its capabilities (superusers)."),
+    update=extend_schema(description="Enable or disable a node, rename it or change its capabilities (superusers). "
+                         "An agent finds its node by name: a running agent's node renamed or removed is registered "
+                         "again under the old name at its next heartbeat."),
     destroy=extend_schema(description="Remove a node (superusers); one that channels or recorders are placed on is "
                           "still in use (409)."),
 )

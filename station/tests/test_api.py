@@ -78,7 +78,7 @@ def test_nodes_permission_matrix(api, role_users, studio_a, studio_b):
 
 
 def test_superusers_register_rename_and_remove_idle_nodes(api, operator_a, superuser, studio_a):
-    body = {"name": "mcr-2", "hostname": "mcr-2.local", "capabilities": ["record", "playout"], "enabled": False}
+    body = {"name": "mcr-2", "capabilities": ["record", "playout"], "enabled": False}
     assert api(operator_a).post("/api/v1/nodes/", body, format="json").status_code == 403
     created = api(superuser).post("/api/v1/nodes/", body, format="json")
     assert created.status_code == 201, created.content
@@ -145,6 +145,15 @@ def test_messages_follow_accept_language(api, operator_a, studio_a):
     response = api(None).get("/api/v1/studios/", HTTP_ACCEPT_LANGUAGE="fr")
     assert response.json()["error"]["code"] == "not_authenticated"
     assert response.json()["error"]["message"] == "Informations d'authentification non fournies."
+
+
+def test_field_messages_follow_each_requests_language(api, superuser):
+    client = api(superuser)
+    client.post("/api/v1/nodes/", {"name": "mcr-1"}, format="json")
+    german = client.post("/api/v1/nodes/", {"name": "mcr-1"}, format="json", HTTP_ACCEPT_LANGUAGE="de")
+    english = client.post("/api/v1/nodes/", {"name": "mcr-1"}, format="json", HTTP_ACCEPT_LANGUAGE="en")
+    assert german.json()["error"]["fields"]["name"] == ["node mit diesem Wert für das Feld Name existiert bereits."]
+    assert english.json()["error"]["fields"]["name"] == ["node with this name already exists."]
 
 
 def test_throttled_is_429_with_retry_after(api, api_rates, operator_a):

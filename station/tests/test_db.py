@@ -36,6 +36,17 @@ def test_a_window_ending_before_it_starts_is_refused_without_a_query(django_asse
     show.validate_constraints(exclude={"end_at"})  # a form without the end leaves the check to the database
 
 
+@pytest.mark.filterwarnings("ignore:DateTimeField Show.end_at received a naive datetime")
+def test_times_python_cannot_compare_are_checked_as_django_would():
+    channel = factories.ChannelFactory()
+    # text with different offsets: 05:30Z ends after 05:00Z although "06:30+00:00" < "07:00+02:00" as text
+    Show(channel=channel, name="Offsets", start_at="2027-01-04T07:00:00+02:00",
+         end_at="2027-01-04T06:30:00+00:00").validate_constraints()
+    start = datetime(2027, 1, 4, 7, tzinfo=UTC)
+    with pytest.raises(ValidationError):
+        Show(channel=channel, name="Naive end", start_at=start, end_at=datetime(2027, 1, 4, 6)).validate_constraints()
+
+
 def test_the_database_still_refuses_a_window_ending_before_it_starts():
     start = datetime(2027, 1, 4, 7, tzinfo=UTC)
     with pytest.raises(IntegrityError, match="show_end_after_start"), transaction.atomic():
