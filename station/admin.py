@@ -69,6 +69,10 @@ class NodeAdmin(admin.ModelAdmin):
     def has_view_permission(self, request, obj=None):
         return request.user.is_active and request.user.is_staff
 
+    def has_delete_permission(self, request, obj=None):
+        # a running agent would register its node again at the next heartbeat (services.node_remove)
+        return super().has_delete_permission(request, obj) and not (obj is not None and obj.is_online())
+
 
 @admin.register(Alert)
 class AlertAdmin(StudioScopedAdmin):

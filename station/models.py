@@ -237,6 +237,12 @@ class Node(models.Model):
             raise ValidationError(
                 {"capabilities": _("Unknown capabilities: %(names)s.") % {"names": ", ".join(sorted(unknown))}}
             )
+        stored = None if self._state.adding else Node.objects.only("name", "last_heartbeat_at").filter(pk=self.pk).first()
+        if stored is not None and stored.name != self.name and stored.is_online():
+            # The agent finds its node by name: it would register a new one and leave this one's channels behind.
+            raise ValidationError({"name": ValidationError(
+                _("%(node)s is online and its agent finds it by name: stop the agent before renaming the node."),
+                code="node_online", params={"node": stored.name})})
 
     def is_online(self, now=None) -> bool:
         """Whether the agent heartbeated within NODE_HEARTBEAT_TIMEOUT seconds."""

@@ -25,6 +25,7 @@ STATE_CONFLICT_CODES = frozenset({
     "window_over", "not_pending", "not_recording", "window_claimed",  # recorder schedules
     "already_paused", "not_paused", "channel_not_running",  # channels
     "alert_already_acknowledged", "not_failed", "source_disabled", "asset_not_ready",
+    "node_online",  # nodes: a running agent's node is renamed or removed only once it stops
 })
 
 

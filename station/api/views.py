@@ -55,10 +55,9 @@ class StudioViewSet(StudioScopedViewSet):
     create=extend_schema(description="Register a host before its agent first runs (superusers): an agent started with "
                          "`run_node --name` takes the node of that name, with the capabilities and state given here."),
     update=extend_schema(description="Enable or disable a node, rename it or change its capabilities (superusers). "
-                         "An agent finds its node by name: a running agent's node renamed or removed is registered "
-                         "again under the old name at its next heartbeat."),
-    destroy=extend_schema(description="Remove a node (superusers); one that channels or recorders are placed on is "
-                          "still in use (409)."),
+                         "An agent finds its node by name, so an online node can't be renamed (409 `node_online`)."),
+    destroy=extend_schema(description="Remove a node (superusers). An online node (409 `node_online`) or one that "
+                          "channels or recorders are placed on (409 `protected`) stays."),
 )
 class NodeViewSet(RowListMixin, mixins.CreateModelMixin, mixins.RetrieveModelMixin, mixins.UpdateModelMixin,
                   mixins.DestroyModelMixin, viewsets.GenericViewSet):
@@ -69,6 +68,9 @@ class NodeViewSet(RowListMixin, mixins.CreateModelMixin, mixins.RetrieveModelMix
     permission_classes = [SuperuserWrites]
     filterset_fields = ["enabled"]
     ordering_fields = ["name", "last_heartbeat_at"]
+
+    def perform_destroy(self, instance):
+        services.node_remove(node=instance)
 
 
 class AlertViewSet(RowListMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):

@@ -1,7 +1,9 @@
 import pytest
 from django.contrib import admin
 from django.urls import reverse
+from django.utils import timezone
 
+from station.models import Node
 from station.tests import factories
 
 pytestmark = pytest.mark.django_db
@@ -40,3 +42,14 @@ def _request_for(user):
     request = RequestFactory().get("/admin/")
     request.user = user
     return request
+
+
+def test_an_online_node_is_neither_renamed_nor_deleted_in_the_admin(client, superuser):
+    node = factories.NodeFactory(name="mcr-live", last_heartbeat_at=timezone.now())
+    client.force_login(superuser)
+    assert client.get(reverse("admin:station_node_delete", args=[node.pk])).status_code == 403
+    form = {"name": "mcr-other", "hostname": "", "capabilities": '["record"]', "enabled": "on"}
+    response = client.post(reverse("admin:station_node_change", args=[node.pk]), form)
+    assert response.status_code == 200
+    assert "stop the agent before renaming the node" in response.content.decode()
+    assert Node.objects.get(pk=node.pk).name == "mcr-live"

@@ -1,5 +1,7 @@
 """The API's core: auth, studio permissions, the one error shape, throttling, the schema and its docs."""
 
+from datetime import timedelta
+
 import pytest
 from django.utils import timezone
 
@@ -98,6 +100,25 @@ def test_superusers_register_rename_and_remove_idle_nodes(api, operator_a, super
     channel.delete()
     assert api(superuser).delete(f"/api/v1/nodes/{node.pk}/").status_code == 204
     assert not Node.objects.filter(pk=node.pk).exists()
+
+
+def test_an_online_nodes_name_stays_and_it_is_not_removed(api, superuser):
+    client = api(superuser)
+    online = factories.NodeFactory(name="mcr-live", last_heartbeat_at=timezone.now())
+    renamed = client.patch(f"/api/v1/nodes/{online.pk}/", {"name": "mcr-other"}, format="json")
+    assert renamed.status_code == 409
+    assert renamed.json()["error"] == {
+        "code": "node_online", "params": {"node": "mcr-live"}, "fields": {},
+        "message": "mcr-live is online and its agent finds it by name: stop the agent before renaming the node."}
+    assert client.patch(f"/api/v1/nodes/{online.pk}/", {"enabled": False}, format="json").status_code == 200
+    removed = client.delete(f"/api/v1/nodes/{online.pk}/")
+    assert (removed.status_code, removed.json()["error"]["code"]) == (409, "node_online")
+    online.refresh_from_db()
+    assert (online.name, online.enabled) == ("mcr-live", False)
+
+    Node.objects.filter(pk=online.pk).update(last_heartbeat_at=timezone.now() - timedelta(hours=1))  # agent stopped
+    assert client.patch(f"/api/v1/nodes/{online.pk}/", {"name": "mcr-other"}, format="json").status_code == 200
+    assert client.delete(f"/api/v1/nodes/{online.pk}/").status_code == 204
 
 
 def test_alerts_permission_matrix(api, role_users, studio_a, studio_b):
