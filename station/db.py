@@ -81,8 +81,11 @@ def end_after_start(*, name: str, message) -> CheckConstraint:
     return EndAfterStart(name=name, violation_error_message=message)
 
 
-# psycopg's own timestamptz loader: the C one when psycopg-binary is installed.
-_PSYCOPG_TIMESTAMPTZ_LOADER = psycopg.adapters.get_loader(psycopg.adapters.types["timestamptz"].oid, Format.TEXT)
+# psycopg's C timestamptz loader (psycopg-binary), or None with the pure-Python implementation.
+_TIMESTAMPTZ_OID = psycopg.adapters.types["timestamptz"].oid
+_PSYCOPG_TIMESTAMPTZ_LOADER = psycopg.adapters.get_loader(_TIMESTAMPTZ_OID, Format.TEXT)
+if _PSYCOPG_TIMESTAMPTZ_LOADER.__module__.startswith("psycopg."):
+    _PSYCOPG_TIMESTAMPTZ_LOADER = None
 
 
 class UtcTimestamptzLoader(Loader):
@@ -105,9 +108,14 @@ class UtcTimestamptzLoader(Loader):
 
 
 def read_instants_in_c(sender, connection, **kwargs) -> None:
-    """connection_created: use UtcTimestamptzLoader where the session is in UTC and the C loader exists."""
-    if connection.vendor != "postgresql" or _PSYCOPG_TIMESTAMPTZ_LOADER.__module__.startswith("psycopg.types"):
+    """connection_created: use UtcTimestamptzLoader where the session is in UTC and the C loader exists.
+
+    A pooled connection is "created" at every checkout; it keeps the loader from its first one.
+    """
+    if connection.vendor != "postgresql" or _PSYCOPG_TIMESTAMPTZ_LOADER is None:
         return
     session = connection.connection
+    if session.adapters.get_loader(_TIMESTAMPTZ_OID, Format.TEXT) is UtcTimestamptzLoader:
+        return
     if session.info.parameter_status("TimeZone") == "UTC" and connection.timezone == UTC:
-        session.adapters.register_loader("timestamptz", UtcTimestamptzLoader)
+        session.adapters.register_loader(_TIMESTAMPTZ_OID, UtcTimestamptzLoader)

@@ -1,11 +1,8 @@
 """State changes of the station core."""
 
 import logging
-from datetime import timedelta
 
-from django.conf import settings
 from django.db import transaction
-from django.db.models import Q
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
@@ -41,16 +38,18 @@ def alert_raise(*, studio: Studio | int, code: str, message: str, subject: str =
     return alert
 
 
+@transaction.atomic
 def node_remove(*, node: Node) -> None:
     """Remove a node whose agent is not running (a running one would register it again at its next heartbeat).
 
-    The check and the delete are one statement, so a heartbeat in between can't slip through.
+    The row is locked while it is checked, so a heartbeat waits for the delete instead of slipping in between.
     """
-    cutoff = timezone.now() - timedelta(seconds=settings.NODE_HEARTBEAT_TIMEOUT)
-    deleted, _by_model = Node.objects.filter(
-        Q(last_heartbeat_at__isnull=True) | Q(last_heartbeat_at__lt=cutoff), pk=node.pk).delete()
-    if not deleted and Node.objects.filter(pk=node.pk).exists():
-        raise UserError("node_online", _("%(node)s is online: stop its agent before removing the node."), {"node": node.name})
+    locked = Node.objects.select_for_update().filter(pk=node.pk).first()
+    if locked is None:
+        return
+    if locked.is_online():
+        raise UserError("node_online", _("%(node)s is online: stop its agent before removing the node."), {"node": locked.name})
+    locked.delete()
 
 
 def node_heartbeat(*, name: str, hostname: str, version: str) -> Node:

@@ -13,7 +13,7 @@ from django.db.models.query_utils import DeferredAttribute
 from django.utils import translation
 from rest_framework import ISO_8601, mixins, serializers, viewsets
 from rest_framework.fields import get_error_detail
-from rest_framework.relations import ManyRelatedField, PrimaryKeyRelatedField, RelatedField
+from rest_framework.relations import PrimaryKeyRelatedField, RelatedField
 from rest_framework.response import Response
 from rest_framework.permissions import SAFE_METHODS
 from rest_framework.settings import api_settings
@@ -61,10 +61,9 @@ class StationModelSerializer(serializers.ModelSerializer):
         if request is None or request.method in SAFE_METHODS:
             return fields  # reads never look related rows up
         for field in fields.values():
-            chooser = field.child_relation if isinstance(field, ManyRelatedField) else field
-            queryset = chooser.queryset.all() if getattr(chooser, "queryset", None) is not None else None
+            queryset = field.queryset.all() if getattr(field, "queryset", None) is not None else None
             if isinstance(queryset, StudioScopedQuerySet):
-                chooser.queryset = queryset.editable_by(request.user)
+                field.queryset = queryset.editable_by(request.user)
         return fields
 
     @classmethod
