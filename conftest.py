@@ -31,6 +31,16 @@ def operator_b(studio_b):
 
 
 @pytest.fixture
+def loopback_allowed(settings):
+    """The station may fetch from this machine: tests serve their feeds, streams and receivers on loopback.
+
+    By default it refuses internal addresses for operators (station.outbound); a station whose
+    sources are internal allows their networks the same way (OUTBOUND_ALLOWED_NETWORKS).
+    """
+    settings.OUTBOUND_ALLOWED_NETWORKS = ["127.0.0.0/8", "::1/128"]
+
+
+@pytest.fixture
 def superuser(db):
     return factories.UserFactory(username="root", is_superuser=True)
 

@@ -100,7 +100,7 @@ def main() -> None:
     call_command("migrate", verbosity=0)
     studio = factories.StudioFactory(name="Bench", slug="bench")
     operator = factories.member_of(studio, username="bench")
-    recorder = Recorder.objects.create(studio=studio, name="Bench", source_url="lavfi:sine=frequency=1000")
+    recorder = Recorder.objects.create(studio=studio, name="Bench", source_url="tone:1000")
     RecorderSchedule.objects.bulk_create(
         RecorderSchedule(recorder=recorder, name=f"Window {n}", start_at=FIRST_WINDOW + timedelta(hours=n),
                          end_at=FIRST_WINDOW + timedelta(hours=n, minutes=30)) for n in range(ROWS))

@@ -11,6 +11,7 @@ from django.utils.translation import gettext_lazy as _
 
 from ingest.fetch import USER_AGENT
 from ingest.models import IngestSource, is_http_url
+from station import outbound
 from station.errors import UserError
 
 FEED_MAX_BYTES = 20 * 2**20  # a podcast feed with years of episodes is a few MB
@@ -50,8 +51,9 @@ def _http_urls(source: IngestSource) -> list[str]:
 
 def _get_feed(url: str) -> bytes:
     try:
-        with requests.get(url, stream=True, headers={"User-Agent": USER_AGENT},
-                          timeout=(settings.INGEST_CONNECT_TIMEOUT_SECONDS, settings.INGEST_READ_TIMEOUT_SECONDS)) as response:
+        with outbound.guarded_session(user_agent=USER_AGENT) as session, session.get(
+                url, stream=True, timeout=(settings.INGEST_CONNECT_TIMEOUT_SECONDS, settings.INGEST_READ_TIMEOUT_SECONDS)
+        ) as response:
             if response.status_code >= 400:
                 raise UserError("feed_http_error", _("The feed %(url)s answered HTTP %(status)d %(reason)s."),
                                 {"url": url, "status": response.status_code, "reason": response.reason})

@@ -21,6 +21,7 @@ from django.conf import settings
 from django.template.defaultfilters import filesizeformat
 from django.utils.translation import gettext_lazy as _
 
+from station import outbound
 from station.errors import UserError
 
 logger = logging.getLogger(__name__)
@@ -97,10 +98,8 @@ def fetch_to_file(url: str, partial: Path, *, limits: Limits,
     """Download ``url`` into ``partial`` (resuming what is already there); return its size and SHA-256."""
     partial.parent.mkdir(parents=True, exist_ok=True)
     deadline = time.monotonic() + limits.total_timeout
-    session = requests.Session()
-    session.headers["User-Agent"] = USER_AGENT
     last_error = None
-    with session:
+    with outbound.guarded_session(user_agent=USER_AGENT) as session:
         for attempt in range(1, limits.attempts + 1):
             try:
                 return _attempt(session, url, partial, limits=limits, deadline=deadline, on_progress=on_progress)

@@ -1,4 +1,10 @@
-"""Media files on disk: probing with ffprobe, checksums, generated test tones."""
+"""Media files on disk: probing with ffprobe, checksums, generated test tones.
+
+Files come from people (uploads) and from the network (downloads), so ffprobe opens them as
+media containers only: playlists and scripts that name other inputs (HLS, concat, …) are not on
+``MEDIA_FORMATS``, and no protocol but the file itself may be opened. Reasons shown to people
+name the file, never its place on the disk.
+"""
 
 import hashlib
 import json
@@ -11,6 +17,14 @@ from django.utils.translation import gettext_lazy as _
 from station.errors import UserError
 
 
+# Demuxers for audio and video files; what ffmpeg would also accept (hls, concat, image2, …) can open other files.
+MEDIA_FORMATS = ",".join([
+    "mp3", "aac", "ac3", "eac3", "ogg", "flac", "wav", "w64", "aiff", "caf", "mov", "matroska", "asf", "mpegts",
+    "wv", "ape", "tta", "amr", "au", "mpc", "mpc8", "dsf",
+])
+CONTAINED_INPUT = ["-protocol_whitelist", "file,pipe", "-format_whitelist", MEDIA_FORMATS]
+
+
 @dataclass(frozen=True)
 class Probe:
     duration_seconds: float
@@ -21,16 +35,17 @@ def probe(path: Path) -> Probe:
     """Read duration and container format with ffprobe; raise UserError for anything not playable."""
     try:
         completed = subprocess.run(
-            ["ffprobe", "-v", "error", "-print_format", "json", "-show_format", "-show_streams", str(path)],
+            ["ffprobe", "-v", "error", *CONTAINED_INPUT, "-print_format", "json", "-show_format", "-show_streams", str(path)],
             capture_output=True,
             text=True,
             timeout=30,
             check=False,
         )
     except (OSError, subprocess.TimeoutExpired) as error:
-        raise UserError("probe_failed", _("Could not run ffprobe on %(file)s: %(reason)s"), {"file": path.name, "reason": error}, inner=error) from error
+        raise UserError("probe_failed", _("Could not run ffprobe on %(file)s."), {"file": path.name}, inner=error) from error
     if completed.returncode != 0:
         reason = completed.stderr.strip().splitlines()[-1] if completed.stderr.strip() else f"exit {completed.returncode}"
+        reason = reason.replace(str(path), path.name).replace(str(path.parent), "")  # its place on disk is ours
         raise UserError("not_media", _("%(file)s is not a media file ffprobe can read: %(reason)s"), {"file": path.name, "reason": reason})
     info = json.loads(completed.stdout)
     streams = [s for s in info.get("streams", []) if s.get("codec_type") in ("audio", "video")]

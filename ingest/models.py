@@ -7,6 +7,7 @@ from django.db.models import Q
 from django.utils.translation import gettext_lazy as _
 
 from station.models import Studio, StudioScopedQuerySet, TimeStampedModel
+from station.outbound import validate_public_urls
 from station.transitions import StatusMachine
 
 
@@ -120,6 +121,8 @@ class IngestSource(TimeStampedModel):
         if bad:
             raise ValidationError({"url_list": _("Only http(s) URLs can be downloaded: %(url)s") % {"url": bad[0]}},
                                   code="bad_url")
+        validate_public_urls("url", [self.url] if self.url else [])
+        validate_public_urls("url_list", self.listed_urls())
         if self.kind == self.Kind.URL_LIST and not self.listed_urls():
             raise ValidationError({"url_list": _("A URL list needs at least one URL.")}, code="empty_url_list")
 

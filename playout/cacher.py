@@ -3,8 +3,9 @@
 The agent hands it the assets of its channels' coming items, nearest start first (the fillers
 first of all). Worker threads make a verified copy of each available: the MEDIA_ROOT file itself
 when the nodes share that storage and its SHA-256 matches, otherwise a copy fetched from the
-station's node media endpoint (a signed URL that expires) into the node's cache, written aside
-and renamed only once its checksum matches. A failure is kept with its reason, and retried after
+station's node media endpoint (a URL signed with the node's own key, kept in the database and never
+shown to staff, that expires) into the node's cache, written aside and renamed only once its
+checksum matches. A failure is kept with its reason, and retried after
 a pause, so the agent alerts well before the slot and lets the filler cover the item.
 """
 
@@ -24,6 +25,8 @@ from django.utils.translation import gettext as _
 
 from ingest.media import sha256_file
 from playout.models import ScheduledItem
+from station import outbound
+from station.errors import UserError
 from station.models import Alert
 from station.services import alert_raise
 
@@ -34,19 +37,24 @@ URL_MAX_AGE_SECONDS = 3600
 FETCH_TIMEOUT = (5, 30)  # connect, between bytes
 CHUNK_BYTES = 1 << 20
 _SIGNING_SALT = "playout.node-media"
+USER_AGENT = "Stationkeeper-playout/1"
 
 
 class NotPresent(Exception):
     """Why a file could not be made present on the node."""
 
 
-def media_token(asset_id: int) -> str:
-    return signing.dumps(asset_id, salt=_SIGNING_SALT)
+def media_token(asset_id: int, *, node) -> str:
+    return signing.dumps(asset_id, key=node.media_key, salt=_SIGNING_SALT)
 
 
-def asset_id_from_token(token: str) -> int:
-    """The asset a node may fetch; raises signing.BadSignature (or SignatureExpired) otherwise."""
-    return int(signing.loads(token, salt=_SIGNING_SALT, max_age=URL_MAX_AGE_SECONDS))
+def asset_id_from_token(token: str, *, node) -> int:
+    """The asset ``node`` may fetch; raises signing.BadSignature (or SignatureExpired) otherwise."""
+    return int(signing.loads(token, key=node.media_key, salt=_SIGNING_SALT, max_age=URL_MAX_AGE_SECONDS))
+
+
+def node_media_url(station_url: str, asset_id: int, *, node) -> str:
+    return station_url.rstrip("/") + reverse("playout:node-media", args=[node.pk, media_token(asset_id, node=node)])
 
 
 @dataclass(frozen=True, order=True)
@@ -60,7 +68,8 @@ class _Wanted:
 
 
 class MediaCache:
-    def __init__(self, *, directory: Path, shared_root: Path | None, station_url: str, workers: int = 2):
+    def __init__(self, *, directory: Path, shared_root: Path | None, station_url: str, node, workers: int = 2):
+        self.node = node  # signs the requests for media the node does not share
         self.directory = directory
         self.shared_root = shared_root
         self.station_url = station_url.rstrip("/")
@@ -70,7 +79,8 @@ class MediaCache:
         self.arrivals = 0  # grows with every file made present, so the agent sees new ones at once
         self.lock = threading.Lock()
         self.work: queue.PriorityQueue[_Wanted] = queue.PriorityQueue()
-        self.session = requests.Session()
+        self.session = requests.Session()  # the station's own media endpoint (STATION_URL)
+        self.webstreams = outbound.guarded_session(user_agent=USER_AGENT)  # operators' URLs: public addresses only
         directory.mkdir(parents=True, exist_ok=True)
         for _worker in range(workers):
             threading.Thread(target=self._work, daemon=True).start()
@@ -178,17 +188,20 @@ class MediaCache:
     def _answers(self, url: str) -> float:
         """When the webstream answered with audio; NotPresent says why it did not."""
         try:
-            with self.session.get(url, stream=True, timeout=FETCH_TIMEOUT) as response:
+            with self.webstreams.get(url, stream=True, timeout=FETCH_TIMEOUT) as response:
                 if response.status_code != 200:
                     raise NotPresent(_("the webstream %(url)s answered %(status)s") % {"url": url, "status": response.status_code})
                 if not next(response.iter_content(4096), b""):
                     raise NotPresent(_("the webstream %(url)s sent no audio") % {"url": url})
+        except UserError as refused:
+            raise NotPresent(str(refused)) from refused
         except requests.RequestException as error:
-            raise NotPresent(_("the webstream %(url)s cannot be reached: %(error)s") % {"url": url, "error": error}) from error
+            raise NotPresent(_("the webstream %(url)s cannot be reached: %(error)s")
+                             % {"url": url, "error": type(error).__name__}) from error
         return time.time()
 
     def _download(self, wanted: _Wanted, cached: Path) -> Path:
-        url = self.station_url + reverse("playout:node-media", args=[media_token(wanted.key)])
+        url = node_media_url(self.station_url, wanted.key, node=self.node)
         partial = cached.with_name(cached.name + ".part")
         digest = hashlib.sha256()
         try:

@@ -3,10 +3,20 @@
 The script the app generates plays a request queue the dispatcher feeds, falls
 back to the channel's filler playlist and then to silence (never dead air), and
 prints every on-air change as a ``SK_ON_AIR <json>`` line the agent reads.
+
+What reaches the engine from the database crosses three boundaries, each with one function:
+- the script: every text goes through ``liq_string`` (Liquidsoap interpolates ``#{…}`` inside
+  any string literal, so values are written as a percent-encoded literal that is decoded at run
+  time), numbers are formatted from validated ints and floats (playout.outputs);
+- request URIs (queue pushes, the filler playlist): ``request_uri``, a local path the node made
+  and numeric annotations only; titles stay in the database, never in a URI Liquidsoap parses
+  (its ``process:`` protocol runs commands);
+- telnet: ``Gateway.command`` refuses a line with anything but printable, non-space-separated words.
 """
 
 import json
 import logging
+import re
 import signal
 import socket
 import subprocess
@@ -14,6 +24,7 @@ import threading
 from collections import deque
 from collections.abc import Callable
 from pathlib import Path
+from urllib.parse import quote
 
 from django.utils.translation import gettext_lazy as _
 
@@ -30,35 +41,42 @@ FRAME_SECONDS = 0.02
 FILE_ENCODERS = {"mp3": "%mp3(bitrate={bitrate})", "wav": "%wav(stereo, samplesize=16)"}
 
 
-def _liq_string(value) -> str:
-    return json.dumps(str(value))  # a JSON string is a valid Liquidsoap string literal
+_TELNET_WORD = re.compile(r"[\x21-\x7e]+")  # printable ASCII without spaces: the server splits on them
 
 
-def output_clause(output_type: str, settings: dict, source: str) -> str:
-    """The Liquidsoap output for a channel's output type; hardware outputs are not driven here."""
-    bitrate = int(settings.get("bitrate", 128))
-    encoder = f"%mp3(bitrate={bitrate})"
+def liq_string(value) -> str:
+    """A Liquidsoap expression for ``value`` that no text can break out of or interpolate into.
+
+    The literal holds only letters, digits, ``_.-~`` and ``%XX``: no quote, backslash, ``#``,
+    ``{`` or newline, whatever ``value`` holds; ``url.decode`` gives the text back when the script runs.
+    """
+    return f'url.decode("{quote(str(value), safe="")}")'
+
+
+def output_clause(output_type: str, settings: dict, source: str, *, file_path: Path | None = None,
+                  icecast_address: str | None = None) -> str:
+    """The Liquidsoap output for a channel's validated settings (playout.outputs); hardware is not driven here.
+
+    ``file_path`` is where a file output writes (the station names it); ``icecast_address`` the
+    server's address as checked just now (station.outbound), so the engine connects there and nowhere else.
+    """
+    encoder = f"%mp3(bitrate={int(settings['bitrate'])})"
     if output_type == "harbor":
-        return (f"output.harbor({encoder}, port={int(settings.get('port', 8100))}, "
-                f"mount={_liq_string(settings.get('mount', 'live'))}, {source})")
+        return f"output.harbor({encoder}, port={int(settings['port'])}, mount={liq_string(settings['mount'])}, {source})"
     if output_type == "icecast":
-        return (f"output.icecast({encoder}, host={_liq_string(settings.get('host', '127.0.0.1'))}, "
-                f"port={int(settings.get('port', 8000))}, password={_liq_string(settings.get('password', 'hackme'))}, "
-                f"mount={_liq_string(settings.get('mount', 'live'))}, {source})")
+        return (f"output.icecast({encoder}, host={liq_string(icecast_address)}, port={int(settings['port'])}, "
+                f"password={liq_string(settings['password'])}, mount={liq_string(settings['mount'])}, {source})")
     if output_type == "file":
-        file_format = settings.get("format", "mp3")
-        if file_format not in FILE_ENCODERS:
-            raise UserError("file_format_not_supported", _("A file output can be written as %(formats)s, not %(format)s."),
-                            {"formats": ", ".join(FILE_ENCODERS), "format": file_format})
+        file_encoder = FILE_ENCODERS[settings["format"]].format(bitrate=int(settings["bitrate"]))
         # flush: each frame reaches the file (or the pipe a recorder reads) as it is played.
-        return (f"output.file(flush=true, {FILE_ENCODERS[file_format].format(bitrate=bitrate)}, "
-                f"{_liq_string(settings['path'])}, {source})")
+        return f"output.file(flush=true, {file_encoder}, {liq_string(file_path)}, {source})"
     raise UserError("output_not_supported", _("Liquidsoap cannot drive a %(output)s output."), {"output": output_type})
 
 
-def render_script(*, output_type: str, output_settings: dict, telnet_port: int, filler_playlist: Path | None) -> str:
+def render_script(*, output: str, telnet_port: int, filler_playlist: Path | None) -> str:
+    """The channel's script around its output clause (``output_clause``)."""
     filler = (
-        f'filler = playlist(id="filler", mode="normal", reload_mode="watch", {_liq_string(filler_playlist)})\n'
+        f'filler = playlist(id="filler", mode="normal", reload_mode="watch", {liq_string(filler_playlist)})\n'
         if filler_playlist else 'filler = blank(id="filler_none")\n'
     )
     return f"""\
@@ -89,8 +107,8 @@ webstream_item = ref("")
 webstream_from = ref(9999999999.)
 webstream_until = ref(0.)
 webstream = input.http(id="webstream", start=false, max_buffer=10.,
-                       on_connect=fun (_) -> print({_liq_string(WEBSTREAM_MARK + "connected")}),
-                       on_disconnect=fun () -> print({_liq_string(WEBSTREAM_MARK + "disconnected")}), "")
+                       on_connect=fun (_) -> print({liq_string(WEBSTREAM_MARK + "connected")}),
+                       on_disconnect=fun () -> print({liq_string(WEBSTREAM_MARK + "disconnected")}), "")
 def arm_webstream(value) =
   parts = string.split(separator=" ", value)
   webstream_item := list.nth(parts, 0)
@@ -130,18 +148,29 @@ air = switch(id="air", track_sensitive=false, replay_metadata=true, [({{!paused}
 def report(m)
   m = if not list.assoc.mem("sk_item", m) and webstream_window_open() and webstream.is_ready()
       then list.append([("sk_item", !webstream_item)], m) else m end
-  print({_liq_string(ON_AIR_MARK)} ^ json.stringify(compact=true, (int_of_float(time() * 1000000.), int_of_float(source.time(air) * 1000000.), m)))
+  print({liq_string(ON_AIR_MARK)} ^ json.stringify(compact=true, (int_of_float(time() * 1000000.), int_of_float(source.time(air) * 1000000.), m)))
 end
 air.on_track(report)
 
-{output_clause(output_type, output_settings, "mksafe(air)")}
+{output}
 """
 
 
-def annotated_uri(path: str, annotations: dict) -> str:
-    """A request URI carrying metadata: the on-air report hands it back."""
-    notes = ",".join(f"{key}={json.dumps(str(value))}" for key, value in annotations.items())
-    return f"annotate:{notes}:{path}"
+def request_uri(path: Path | str, annotations: dict[str, int | float]) -> str:
+    """A request URI for a local file, carrying numbers the on-air report hands back (item and asset ids, cues).
+
+    The path must be absolute and free of control characters (it ends a telnet line or a
+    playlist line); Liquidsoap reads it as a file, not as a protocol, since it starts with "/".
+    """
+    path = str(path)
+    if not path.startswith("/") or any(ord(character) < 0x20 or ord(character) == 0x7f for character in path):
+        raise UserError("unplayable_path", _("The media's local file name can't be handed to the engine."))
+    notes = []
+    for key, value in annotations.items():
+        if type(value) not in (int, float) or not re.fullmatch(r"[a-z_]+", key):
+            raise TypeError(f"annotation {key}={value!r}: only numbers under plain names reach the engine")
+        notes.append(f"{key}={json.dumps(value)}")
+    return f"annotate:{','.join(notes)}:{path}"
 
 
 class Gateway:
@@ -150,7 +179,11 @@ class Gateway:
     def __init__(self, port: int, host: str = "127.0.0.1"):
         self.address = (host, port)
 
-    def command(self, line: str, timeout: float = 2.0) -> str:
+    def command(self, *words: str, timeout: float = 2.0) -> str:
+        """Send one command of printable words (no spaces, no line breaks within a word) and return the reply."""
+        if not words or not all(_TELNET_WORD.fullmatch(word) for word in words):
+            raise ValueError(f"not a telnet command the engine may get: {words!r}")
+        line = " ".join(words)
         with socket.create_connection(self.address, timeout=timeout) as sock:
             sock.sendall(line.encode() + b"\nquit\n")
             reply = b""
@@ -167,20 +200,21 @@ class Gateway:
         except OSError:
             return False
 
-    def push(self, path: str, annotations: dict) -> str:
-        return self.command(f"queue.push {annotated_uri(path, annotations)}")
+    def push(self, path: Path | str, annotations: dict[str, int | float]) -> str:
+        return self.command("queue.push", request_uri(path, annotations))
 
-    def arm_webstream(self, *, item_id: int, start: float, end: float, url: str) -> str:
-        return self.command(f"webstream {item_id} {start:.3f} {end:.3f} {url}")
+    def arm_webstream(self, *, item_id: int, start: float, end: float, relay_url: str) -> str:
+        """Let the webstream input connect to the agent's relay (never to the operator's URL) for its window."""
+        return self.command("webstream", str(int(item_id)), f"{start:.3f}", f"{end:.3f}", relay_url)
 
     def set_next_at(self, epoch_seconds: float) -> str:
-        return self.command(f"next_at {epoch_seconds:.3f}")
+        return self.command("next_at", f"{epoch_seconds:.3f}")
 
     def skip(self) -> str:
         return self.command("skip")
 
     def set_paused(self, paused: bool) -> str:
-        return self.command(f"paused {'true' if paused else 'false'}")
+        return self.command("paused", "true" if paused else "false")
 
 
 class StreamClock:

@@ -1,10 +1,15 @@
 from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import Q
+from django.db.models.fields.json import KT
 from django.utils.translation import gettext_lazy as _
 
+from playout.outputs import clean_output_settings
 from station.db import end_after_start, no_overlap
-from station.models import Node, RecurringWindow, Studio, StudioScopedQuerySet, TimeStampedModel
+from station.outbound import validate_public_urls
+from station.bounds import instants_in_range
+from station.models import (Node, RecurringWindow, Studio, StudioScopedQuerySet, TimeStampedModel,
+                            recurring_window_checks)
 from station.transitions import StatusMachine
 
 
@@ -80,6 +85,7 @@ class PlaylistItem(models.Model):
             raise ValidationError(
                 {"asset": ValidationError(_("This media belongs to another studio."), code="asset_other_studio")}
             )
+        validate_public_urls("webstream_url", [self.webstream_url] if self.webstream_url else [])
 
     @property
     def play_seconds(self) -> float | None:
@@ -131,7 +137,9 @@ class Channel(StatusMachine, TimeStampedModel):
         _("output settings"),
         default=dict,
         blank=True,
-        help_text=_('e.g. {"port": 8100, "mount": "live"} for harbor, host/port/password/mount for Icecast, path for file.'),
+        help_text=_('Harbor: {"port": 8100, "mount": "live", "bitrate": 128}; Icecast: host, port, password, mount, '
+                    'bitrate; file: format (mp3 or wav) and bitrate, written under the node\'s directory. '
+                    'Settings left out take their defaults (mount live, bitrate 128, Icecast port 8000, format mp3).'),
     )
     fallback_playlist = models.ForeignKey(
         Playlist,
@@ -159,11 +167,23 @@ class Channel(StatusMachine, TimeStampedModel):
         ordering = ["studio", "name"]
         verbose_name = _("channel")
         verbose_name_plural = _("channels")
+        constraints = [
+            # Two engines can't listen on one port: a second channel there would take the first off air.
+            models.UniqueConstraint(
+                KT("output_settings__port"), condition=Q(output_type="harbor"), name="channel_harbor_port_unique",
+                violation_error_code="harbor_port_taken",
+                violation_error_message=_("Another channel already streams on this harbor port."),
+            ),
+        ]
 
     def __str__(self) -> str:
         return self.name
 
     def clean(self) -> None:
+        try:
+            clean_output_settings(self.output_type, self.output_settings)
+        except ValidationError as error:
+            raise ValidationError({"output_settings": error.error_list}) from error
         if self.fallback_playlist_id and self.studio_id and self.fallback_playlist.studio_id != self.studio_id:
             raise ValidationError(
                 {"fallback_playlist": ValidationError(_("The fallback playlist belongs to another studio."),
@@ -204,7 +224,10 @@ class Show(RecurringWindow, TimeStampedModel):
         ordering = ["name"]
         verbose_name = _("show")
         verbose_name_plural = _("shows")
-        constraints = [end_after_start(name="show_end_after_start", message=_("A show must end after it starts."))]
+        constraints = [
+            end_after_start(name="show_end_after_start", message=_("A show must end after it starts.")),
+            *recurring_window_checks("show"),
+        ]
 
     def __str__(self) -> str:
         return self.name
@@ -247,6 +270,7 @@ class ShowInstance(TimeStampedModel):
         verbose_name_plural = _("show instances")
         constraints = [
             end_after_start(name="show_instance_end_after_start", message=_("A show must end after it starts.")),
+            instants_in_range("start_at", "end_at", name="show_instance_dates_in_range"),
             no_overlap(
                 name="show_instance_no_overlap",
                 owner="channel",

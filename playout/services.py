@@ -46,6 +46,12 @@ def channel_mark_running(*, channel: Channel, node, now) -> bool:
     return bool(moved)
 
 
+def channel_mark_error(*, channel: Channel, node, reason: str, code: str) -> bool:
+    """The channel's agent cannot run it (its settings, its engine): it is in error with the reason, once."""
+    return _channel_error(channel, reason, code=code, node=node,
+                          status__in=[Channel.Status.STARTING, Channel.Status.RUNNING])
+
+
 def channel_report_healthy(*, channel_ids: list[int], node, now) -> None:
     """Heartbeat of the engines an agent runs (what the health job checks)."""
     Channel.objects.filter(pk__in=channel_ids, node=node, status=Channel.Status.RUNNING).update(last_heartbeat_at=now)
@@ -105,11 +111,13 @@ def channel_fail_over(*, channel: Channel, now) -> bool:
     where = channel.node.name if channel.node_id else "?"
     if channel.is_hardware:
         reason = _("Engine on %(node)s stopped answering; a hardware output stays on its host: recover it there.") % {"node": where}
-        return _channel_error(channel, reason, code="channel_hardware_down")
+        _channel_error(channel, reason, code="channel_hardware_down", status=channel.status, updated_at=channel.updated_at)
+        return False
     target = _healthy_node_for(channel, now)
     if target is None:
-        return _channel_error(channel, _("Engine on %(node)s stopped answering and no healthy node can take it over.") % {"node": where},
-                              code="channel_no_failover")
+        _channel_error(channel, _("Engine on %(node)s stopped answering and no healthy node can take it over.") % {"node": where},
+                       code="channel_no_failover", status=channel.status, updated_at=channel.updated_at)
+        return False
     moved = Channel.objects.filter(pk=channel.pk, node_id=channel.node_id, status=channel.status, updated_at=channel.updated_at).update(
         node=target, status=Channel.Status.STARTING, restart_count=F("restart_count") + 1, updated_at=now,
         error_message=_("Failed over from %(node)s") % {"node": where},
@@ -122,14 +130,16 @@ def channel_fail_over(*, channel: Channel, now) -> bool:
     return bool(moved)
 
 
-def _channel_error(channel: Channel, reason, *, code: str) -> bool:
-    if Channel.objects.filter(pk=channel.pk, status=channel.status, updated_at=channel.updated_at).update(
+def _channel_error(channel: Channel, reason, *, code: str, **still) -> bool:
+    """Put the channel in error with the reason and alert, if it is ``still`` as the caller saw it; True if so."""
+    if not Channel.objects.filter(pk=channel.pk, **still).update(
         status=Channel.Status.ERROR, error_message=str(reason), updated_at=timezone.now()
     ):
-        channel.refresh_from_db()
-        alert_raise(studio=channel.studio_id, code=code, subject=channel.name, severity=Alert.Severity.CRITICAL, message=str(reason))
-        _announce(channel)
-    return False
+        return False
+    channel.refresh_from_db()
+    alert_raise(studio=channel.studio_id, code=code, subject=channel.name, severity=Alert.Severity.CRITICAL, message=str(reason))
+    _announce(channel)
+    return True
 
 
 @transaction.atomic

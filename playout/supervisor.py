@@ -5,6 +5,7 @@ the engine answers, pushes scheduled items at their slot, and turns the
 engine's on-air reports into the as-run log.
 """
 
+import contextlib
 import logging
 import queue
 import time
@@ -13,16 +14,21 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.db import DatabaseError
 from django.db.models import Q
 from django.utils.translation import gettext as _
 
 from ingest.models import MediaAsset
 from playout import services
-from playout.liquidsoap import FRAME_SECONDS, LiquidsoapEngine, annotated_uri, render_script
+from playout.liquidsoap import FRAME_SECONDS, LiquidsoapEngine, output_clause, render_script, request_uri
 from playout.models import AsRunEntry, Channel, ScheduledItem
 from playout.cacher import HORIZON as CACHE_HORIZON
 from playout.cacher import MediaCache
+from playout.outputs import clean_output_settings, file_output_path
+from playout.relay import WebstreamRelay
 from playout.timeline import timeline_refresh
+from station import outbound
 from station.errors import UserError
 from station.models import Alert
 from station.services import alert_raise
@@ -41,7 +47,8 @@ WEBSTREAM_CONNECT_GRACE = timedelta(seconds=3)
 # An engine that dies is restarted here at once; one that keeps dying is left for the health job
 # to move to another node (the host may be what is wrong).
 CRASHES_BEFORE_GIVING_UP, CRASH_WINDOW_SECONDS = 3, 60
-WEBSTREAM_CHECK_AHEAD = timedelta(minutes=10)  # an answer further ahead says little about the slot  # an on-air report superseded this fast (a transition blip) is not logged
+WEBSTREAM_CHECK_AHEAD = timedelta(minutes=10)  # an answer further ahead says little about the slot
+FAULT_ALERT_SECONDS = 60  # a channel whose handling keeps failing is reported once a minute, not every step
 
 
 @dataclass
@@ -63,17 +70,18 @@ class ChannelSupervisor:
         self.channels: dict[int, RunningChannel] = {}
         self.upcoming: list[ScheduledItem] = []
         self.reports: queue.Queue = queue.Queue()
-        self.next_probe = 0.0
         self.pending: list[tuple] = []
         self.unplayable: set[int] = set()
         self.cache_arrivals_seen = 0
         self.crashes: dict[int, list[float]] = {}  # channel id → when its engine died lately
         self.given_up: dict[int, int] = {}  # channel id → its restart count when this node gave up on it
+        self.faults_reported: dict[int, float] = {}  # channel id → when its last fault was reported
+        self.relay = WebstreamRelay()
         self.node_dir = Path(settings.PLAYOUT_CACHE_ROOT) / node.name
         self.cache = MediaCache(
             directory=self.node_dir / "media",
             shared_root=Path(settings.MEDIA_ROOT) if settings.PLAYOUT_SHARED_MEDIA else None,
-            station_url=settings.STATION_URL,
+            station_url=settings.STATION_URL, node=node,
         )
 
     # -- planning -----------------------------------------------------------------------------
@@ -103,15 +111,17 @@ class ChannelSupervisor:
                 current = None
             if current is None:
                 self._start(channel)
-        for pk in self.channels:
-            timeline_refresh(channel=self.channels[pk].channel, now=now)
+        for running in self.channels.values():
+            with self._contained(running.channel, _("build its timeline")):
+                timeline_refresh(channel=running.channel, now=now)
         coming = list(
             ScheduledItem.objects.filter(
                 channel_id__in=list(self.channels), start_at__lte=now + CACHE_HORIZON, end_at__gt=now
             ).filter(Q(asset__isnull=False) | ~Q(webstream_url="")).select_related("asset", "channel").order_by("start_at")
         )
         for running in self.channels.values():
-            running.filler_assets = self._filler_assets(running.channel)
+            with self._contained(running.channel, _("read its filler playlist")):
+                running.filler_assets = self._filler_assets(running.channel)
         self.cache.want([(0.0, asset) for running in self.channels.values() for asset in running.filler_assets]
                         + [(item.start_at.timestamp(), item.asset) for item in coming if item.asset_id])  # fillers first
         self.cache.try_webstreams([(item.start_at.timestamp(), item.webstream_url) for item in coming
@@ -134,14 +144,14 @@ class ChannelSupervisor:
             workdir.mkdir(parents=True, exist_ok=True)
             self._filler_playlist(channel).touch()
         try:
-            script = render_script(
-                output_type=channel.output_type,
-                output_settings=channel.output_settings or {},
-                telnet_port=self._telnet_port(channel),
-                filler_playlist=self._filler_playlist(channel) if channel.fallback_playlist_id else None,
-            )
-        except UserError as error:
-            logger.error("channel %s: %s", channel, error)
+            script = self._script(channel)
+        except (UserError, ValidationError) as error:
+            # A bad row fails its own channel, with the reason, until someone fixes and restarts it.
+            reason = "; ".join(error.messages) if isinstance(error, ValidationError) else str(error)
+            logger.error("channel %s: cannot start its engine: %s", channel, reason)
+            services.channel_mark_error(channel=channel, node=self.node, code="channel_settings_invalid",
+                                        reason=_("%(channel)s cannot start: %(reason)s") % {"channel": channel, "reason": reason})
+            self.given_up[channel.pk] = channel.restart_count
             return
         engine = LiquidsoapEngine(
             script=script, workdir=workdir, telnet_port=self._telnet_port(channel),
@@ -150,6 +160,38 @@ class ChannelSupervisor:
         self.channels[channel.pk] = RunningChannel(channel=channel, engine=engine, applied_skip=channel.skip_requested_at,
                                                    started_at_restart=channel.restart_count)
         logger.info("channel %s: Liquidsoap %s started", channel, engine.process.pid)
+
+    def _script(self, channel: Channel) -> str:
+        """The engine's script from the channel's settings, checked again here: rows can be written around the model."""
+        output = clean_output_settings(channel.output_type, channel.output_settings)
+        file_path = icecast_address = None
+        if channel.output_type == Channel.Output.FILE:
+            file_path = file_output_path(self.node_dir, channel.pk, output["format"])
+            file_path.parent.mkdir(parents=True, exist_ok=True)
+        elif channel.output_type == Channel.Output.ICECAST:
+            icecast_address = outbound.public_address(output["host"], output["port"])
+        return render_script(
+            output=output_clause(channel.output_type, output, "mksafe(air)", file_path=file_path,
+                                 icecast_address=icecast_address),
+            telnet_port=self._telnet_port(channel),
+            filler_playlist=self._filler_playlist(channel) if channel.fallback_playlist_id else None,
+        )
+
+    @contextlib.contextmanager
+    def _contained(self, channel: Channel, doing: str):
+        """What goes wrong for one channel stays with it: logged, reported to its studio, the others carry on."""
+        try:
+            yield
+        except DatabaseError:
+            raise  # the database, not the channel: the agent reconnects
+        except Exception as error:
+            logger.exception("channel %s: could not %s", channel, doing)
+            if time.monotonic() - self.faults_reported.get(channel.pk, -FAULT_ALERT_SECONDS) >= FAULT_ALERT_SECONDS:
+                self.faults_reported[channel.pk] = time.monotonic()
+                alert_raise(studio=channel.studio_id, code="channel_agent_error", subject=channel.name,
+                            severity=Alert.Severity.CRITICAL,
+                            message=_("The agent on %(node)s could not %(doing)s for %(channel)s: %(reason)s")
+                            % {"node": self.node, "doing": doing, "channel": channel, "reason": error})
 
     @staticmethod
     def _telnet_port(channel: Channel) -> int:
@@ -172,8 +214,7 @@ class ChannelSupervisor:
             if not running.channel.fallback_playlist_id:
                 continue
             present = [(asset, self.cache.path_for(asset.pk)) for asset in running.filler_assets]
-            text = "".join(f"{annotated_uri(str(path), {'sk_asset': asset.pk, 'sk_title': asset.title})}\n"
-                           for asset, path in present if path)
+            text = "".join(f"{request_uri(path, {'sk_asset': asset.pk})}\n" for asset, path in present if path)
             playlist = self._filler_playlist(running.channel)
             playlist.parent.mkdir(parents=True, exist_ok=True)
             if not playlist.exists() or playlist.read_text() != text:
@@ -191,22 +232,20 @@ class ChannelSupervisor:
 
     def step(self, now: datetime) -> None:
         for running in list(self.channels.values()):
-            if not running.engine.alive():
-                self._engine_died(running)
-                continue
-            if not running.running and running.engine.gateway.alive():
-                running.running = True
-                if not services.channel_mark_running(channel=running.channel, node=self.node, now=now):
-                    logger.warning("channel %s: engine up, but the channel is no longer starting here", running.channel)
-            if running.running:
-                self._apply_operator_actions(running)
+            with self._contained(running.channel, _("watch its engine")):
+                if not running.engine.alive():
+                    self._engine_died(running)
+                    continue
+                if not running.running and running.engine.gateway.alive():
+                    running.running = True
+                    if not services.channel_mark_running(channel=running.channel, node=self.node, now=now):
+                        logger.warning("channel %s: engine up, but the channel is no longer starting here", running.channel)
+                if running.running:
+                    self._apply_operator_actions(running)
         if self.cache.arrivals != self.cache_arrivals_seen:
             self._write_fillers()
         self._dispatch(now)
         self._log_reports()
-        if time.time() >= self.next_probe:
-            self._probe(now)
-            self.next_probe = time.time() + settings.PLAYOUT_PROBE_SECONDS
 
     def _engine_died(self, running: RunningChannel) -> None:
         channel = running.channel
@@ -223,9 +262,13 @@ class ChannelSupervisor:
         logger.warning("channel %s: Liquidsoap exited (%s); restarting", channel, last_words)
         self._start(channel)
 
-    def _probe(self, now: datetime) -> None:
-        """Ask each engine over telnet whether it is up; report the ones that answer (the health job reads it)."""
-        healthy = [pk for pk, running in self.channels.items() if running.running and running.engine.gateway.alive()]
+    def probe(self, now: datetime) -> None:
+        """Ask each engine over telnet whether it is up; report the ones that answer (the health job reads it).
+
+        The agent calls this from its prober thread (station.agent), so engines that play on while
+        the agent's loop is busy keep reporting healthy and are not failed over.
+        """
+        healthy = [pk for pk, running in list(self.channels.items()) if running.running and running.engine.gateway.alive()]
         if healthy:
             services.channel_report_healthy(channel_ids=healthy, node=self.node, now=now)
 
@@ -245,26 +288,29 @@ class ChannelSupervisor:
     def _dispatch(self, now: datetime) -> None:
         """Queue each channel's next item ahead of its slot and tell the engine when to let it on air."""
         for running in self.channels.values():
-            if not running.running:
-                continue
-            if running.armed is not None and running.armed.end_at <= now:
-                running.armed = None  # it never went on air (removed from the timeline); move on
-            if running.armed is not None and running.armed.webstream_url and not running.engine.webstream_connected \
-                    and now > running.armed.start_at + WEBSTREAM_CONNECT_GRACE:
-                self._webstream_unreachable(running)
-                running.armed = None  # the filler covers it; what follows is armed on time
-            if running.armed is not None:
-                continue
-            item = next((i for i in self.upcoming if i.channel_id == running.channel.pk and i.pk not in running.pushed), None)
-            if item is None or item.start_at - timedelta(seconds=PREPARE_SECONDS) > now:
-                continue
-            running.pushed.add(item.pk)
-            if item.pk in self.unplayable:
-                continue  # the filler covers it; the cacher already alerted
-            if item.webstream_url:
-                self._arm_webstream(running, item, now)
-            elif item.asset_id:
-                self._arm(running, item, now)
+            if running.running:
+                with self._contained(running.channel, _("queue its next item")):
+                    self._dispatch_channel(running, now)
+
+    def _dispatch_channel(self, running: RunningChannel, now: datetime) -> None:
+        if running.armed is not None and running.armed.end_at <= now:
+            running.armed = None  # it never went on air (removed from the timeline); move on
+        if running.armed is not None and running.armed.webstream_url and not running.engine.webstream_connected \
+                and now > running.armed.start_at + WEBSTREAM_CONNECT_GRACE:
+            self._webstream_unreachable(running)
+            running.armed = None  # the filler covers it; what follows is armed on time
+        if running.armed is not None:
+            return
+        item = next((i for i in self.upcoming if i.channel_id == running.channel.pk and i.pk not in running.pushed), None)
+        if item is None or item.start_at - timedelta(seconds=PREPARE_SECONDS) > now:
+            return
+        running.pushed.add(item.pk)
+        if item.pk in self.unplayable:
+            return  # the filler covers it; the cacher already alerted
+        if item.webstream_url:
+            self._arm_webstream(running, item, now)
+        elif item.asset_id:
+            self._arm(running, item, now)
 
     @staticmethod
     def _gate_opens_at(item: ScheduledItem, now: datetime) -> tuple[float, float]:
@@ -279,14 +325,14 @@ class ChannelSupervisor:
         opens_at, _lateness = self._gate_opens_at(item, now)
         try:
             running.engine.gateway.arm_webstream(item_id=item.pk, start=opens_at, end=item.end_at.timestamp(),
-                                                 url=item.webstream_url)
+                                                 relay_url=self.relay.url_for(item.pk, item.webstream_url))
             running.armed = item
         except OSError as error:
             logger.error("channel %s: could not arm %s: %s", running.channel, item, error)
 
     def _webstream_unreachable(self, running: RunningChannel) -> None:
         item = running.armed
-        problem = " | ".join(line for line in running.engine.last_lines[-3:] if "webstream" in line) or _("no answer")
+        problem = self.relay.problem(item.pk) or _("no answer")
         alert_raise(
             studio=running.channel.studio_id, code="webstream_unreachable", subject=item.title,
             severity=Alert.Severity.CRITICAL,
@@ -299,14 +345,14 @@ class ChannelSupervisor:
         opens_at, advance = self._gate_opens_at(item, now)
         cue_in = item.cue_in_seconds + advance
         cue_out = item.cue_in_seconds + (item.end_at - item.start_at).total_seconds()
-        annotations = {"sk_item": item.pk, "sk_asset": item.asset_id, "sk_title": item.title,
+        annotations = {"sk_item": item.pk, "sk_asset": item.asset_id,
                        "liq_cue_in": round(cue_in, 3), "liq_cue_out": round(cue_out, 3)}
         path = self.cache.path_for(item.asset_id)
         if path is None:
             self.cache.unplayable([item], now_arming={item.pk})  # alerts; the filler covers it
             return
         try:
-            running.engine.gateway.push(str(path), annotations)
+            running.engine.gateway.push(path, annotations)
             running.engine.gateway.set_next_at(opens_at)
             running.armed = item
         except OSError as error:
@@ -334,19 +380,35 @@ class ChannelSupervisor:
             if running and running.armed and str(running.armed.pk) == str(metadata.get("sk_item")):
                 running.armed = None
             moment = datetime.fromtimestamp(at, tz=UTC)
-            if metadata.get("sk_item"):
+            item_id, asset_id = _int(metadata.get("sk_item")), _int(metadata.get("sk_asset"))
+            if item_id:
                 services.channel_on_air(
-                    channel_id=channel_id, at=moment, title=metadata.get("sk_title") or metadata.get("title", ""),
-                    result=AsRunEntry.Result.PLAYED, asset_id=_int(metadata.get("sk_asset")),
-                    scheduled_item_id=_int(metadata.get("sk_item")), node=self.node,
+                    channel_id=channel_id, at=moment, title=self._title(item_id, asset_id, metadata),
+                    result=AsRunEntry.Result.PLAYED, asset_id=asset_id, scheduled_item_id=item_id, node=self.node,
                 )
             elif running and running.applied_paused and not metadata.get("filename"):
                 services.channel_on_air(channel_id=channel_id, at=moment, title=PAUSED_TITLE,
                                         result=AsRunEntry.Result.PAUSED, node=self.node)
             else:
-                title = metadata.get("sk_title") or metadata.get("title") or SILENCE_TITLE
-                services.channel_on_air(channel_id=channel_id, at=moment, title=title, asset_id=_int(metadata.get("sk_asset")),
-                                        result=AsRunEntry.Result.FALLBACK, node=self.node)
+                services.channel_on_air(channel_id=channel_id, at=moment, title=self._title(None, asset_id, metadata),
+                                        asset_id=asset_id, result=AsRunEntry.Result.FALLBACK, node=self.node)
+
+    def _title(self, item_id: int | None, asset_id: int | None, metadata: dict) -> str:
+        """What the as-run log calls an on-air change: the item's or the asset's title, from the database.
+
+        Titles never travel through the engine (see playout.liquidsoap), only the ids do.
+        """
+        if item_id:
+            title = next((i.title for i in self.upcoming if i.pk == item_id), None)
+            title = title or ScheduledItem.objects.filter(pk=item_id).values_list("title", flat=True).first()
+            if title:
+                return title
+        if asset_id:
+            title = next((a.title for r in self.channels.values() for a in r.filler_assets if a.pk == asset_id), None)
+            title = title or MediaAsset.objects.filter(pk=asset_id).values_list("title", flat=True).first()
+            if title:
+                return title
+        return str(metadata.get("title") or SILENCE_TITLE)
 
     # -- changes and heartbeats ---------------------------------------------------------------
 
@@ -360,6 +422,7 @@ class ChannelSupervisor:
         for running in self.channels.values():
             running.engine.stop()
         self.channels.clear()
+        self.relay.close()
 
 
 def _int(value) -> int | None:

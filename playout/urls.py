@@ -4,5 +4,5 @@ from playout import views
 
 app_name = "playout"
 urlpatterns = [
-    path("media/<str:token>", views.node_media, name="node-media"),
+    path("media/<int:node_id>/<str:token>", views.node_media, name="node-media"),
 ]

@@ -4,21 +4,32 @@ A recording is one or more *runs* of ffmpeg (a run ends when ffmpeg dies or
 is stopped); each run writes segments named ``part-<run start ms>-<n>.<ext>``
 in the recording's directory, so sorting names sorts them in time, whichever
 agent wrote them. When the window closes, the parts are joined into one file.
+
+ffmpeg's input comes from the parsed source (recorders.sources), never from its text: a
+stream arrives on ffmpeg's standard input from a ``StreamFeeder``, and ffmpeg may open no
+protocol and no container but the few each kind needs. A run records at most the seconds it
+is given, so a source that sends faster than real time can't fill the disk.
 """
 
+import logging
 import signal
 import subprocess
 import time
 from collections import deque
 from pathlib import Path
-from threading import Thread
-from urllib.parse import urlsplit
+from threading import Event, Thread
 
+import requests
+from django.conf import settings
 from django.utils.translation import gettext_lazy as _
 
-from ingest.media import probe
+from ingest.media import MEDIA_FORMATS, probe
+from recorders.sources import Source, srt_caller_url
+from station import outbound
 from station.errors import UserError
 from station.processes import die_with_parent
+
+logger = logging.getLogger(__name__)
 
 # Encoder settings per output format: (ffmpeg args, file extension).
 OUTPUT_PROFILES = {
@@ -27,29 +38,90 @@ OUTPUT_PROFILES = {
     "flac": (["-c:a", "flac"], "flac"),
     "wav": (["-c:a", "pcm_s16le"], "wav"),
 }
-# Sources that produce data as fast as they can read must be paced to real time.
-PACED_SCHEMES = {"lavfi", "file", ""}
-DEVICE_FORMATS = {"alsa": "alsa", "pulse": "pulse", "v4l2": "v4l2", "lavfi": "lavfi"}
 STOP_GRACE_SECONDS = 5
+USER_AGENT = "Stationkeeper-recorder/1"
+STREAM_CHUNK_BYTES = 1 << 14
+STREAM_RECONNECT_SECONDS = (0.5, 1, 2)
 
 
-def input_args(source: str) -> list[str]:
-    """ffmpeg input options for a recorder source URL, file path or device."""
-    scheme = urlsplit(source).scheme.lower() if not source.startswith("/") else ""
-    args = ["-re"] if scheme in PACED_SCHEMES else []
-    if scheme in DEVICE_FORMATS:
-        return [*args, "-f", DEVICE_FORMATS[scheme], "-i", source.split(":", 1)[1]]
-    if scheme in ("http", "https", "icecast"):
-        url = "http" + source[len("icecast"):] if scheme == "icecast" else source
-        return [*args, "-reconnect", "1", "-reconnect_streamed", "1", "-reconnect_delay_max", "2",
-                "-rw_timeout", "10000000", "-i", url]
-    return [*args, "-i", source]
+def input_args(source: Source) -> list[str]:
+    """ffmpeg's input options for a parsed source: each kind opens only what it needs."""
+    if source.kind == "stream":  # bytes from the StreamFeeder; a playlist format (HLS…) would open other inputs
+        return ["-protocol_whitelist", "pipe", "-format_whitelist", MEDIA_FORMATS, "-i", "pipe:0"]
+    if source.kind == "srt":
+        return ["-protocol_whitelist", "srt", "-format_whitelist", MEDIA_FORMATS, "-i", srt_caller_url(source)]
+    if source.kind == "device":
+        device_format, _sep, name = source.device.partition(":")
+        return ["-f", device_format, "-i", name]
+    if source.kind == "tone":  # a generator: paced to real time
+        return ["-re", "-f", "lavfi", "-i", f"sine=frequency={int(source.frequency)}:sample_rate=44100"]
+    raise ValueError(f"no ffmpeg input for a {source.kind} source")
+
+
+class StreamFeeder:
+    """Fetch a stream through station.outbound and write it into ffmpeg's standard input.
+
+    A live stream that drops is fetched again (its bytes continue where the new connection
+    starts); a finite one (a file, with a Content-Length) is fed once, then its end is ffmpeg's.
+    A refused address or an HTTP error ends the feed with its reason, for the window's error.
+    """
+
+    def __init__(self, url: str, sink):
+        self.url, self.sink = url, sink
+        self.failure = ""
+        self.finished = False  # a finite source was fed whole
+        self.stopping = Event()
+        Thread(target=self._feed, name="stream-feeder", daemon=True).start()
+
+    def _feed(self) -> None:
+        reconnects = 0
+        try:
+            with outbound.guarded_session(user_agent=USER_AGENT) as session:
+                while not self.stopping.is_set():
+                    try:
+                        if self._feed_once(session):
+                            self.finished = True
+                            return
+                        reconnects = 0
+                    except (requests.RequestException, TimeoutError) as error:
+                        logger.info("stream %s: %s; connecting again", self.url, type(error).__name__)
+                    delay = STREAM_RECONNECT_SECONDS[min(reconnects, len(STREAM_RECONNECT_SECONDS) - 1)]
+                    reconnects += 1
+                    self.stopping.wait(delay)
+        except UserError as error:
+            self.failure = str(error)
+        except (BrokenPipeError, ValueError, OSError):
+            pass  # ffmpeg stopped reading: it is stopping or died, and says why itself
+        finally:
+            try:
+                self.sink.close()
+            except OSError:
+                pass
+
+    def _feed_once(self, session) -> bool:
+        """Feed one connection's bytes; True if the source was finite and is all fed."""
+        timeout = (settings.INGEST_CONNECT_TIMEOUT_SECONDS, settings.RECORDER_STARTUP_TIMEOUT_SECONDS)
+        with session.get(self.url, stream=True, timeout=timeout) as response:
+            if response.status_code != 200:
+                raise UserError("stream_http_error", _("%(url)s answered HTTP %(status)d."),
+                                {"url": self.url, "status": response.status_code})
+            finite = response.headers.get("Content-Length", "").isdigit()
+            # read1 hands over what has arrived: a live stream reaches ffmpeg as it comes, not in full chunks.
+            while chunk := response.raw.read1(STREAM_CHUNK_BYTES):
+                if self.stopping.is_set():
+                    return False
+                self.sink.write(chunk)
+                self.sink.flush()
+            return finite
+
+    def stop(self) -> None:
+        self.stopping.set()
 
 
 class FfmpegRun:
-    """One ffmpeg process recording a source into segments of a directory."""
+    """One ffmpeg process recording a source into segments of a directory, for at most ``max_seconds``."""
 
-    def __init__(self, *, source: str, directory: Path, output_format: str, segment_seconds: int):
+    def __init__(self, *, source: Source, directory: Path, output_format: str, segment_seconds: int, max_seconds: float):
         codec_args, self.extension = OUTPUT_PROFILES[output_format]
         directory.mkdir(parents=True, exist_ok=True)
         self.directory = directory
@@ -60,6 +132,7 @@ class FfmpegRun:
             # Progress on stdout tells us within half a second that data flows.
             "-progress", "pipe:1", "-stats_period", "0.5",
             *input_args(source),
+            "-t", f"{max(0.0, max_seconds):.3f}",
             "-vn", "-ac", "2", "-ar", "44100", *codec_args,
             "-f", "segment", "-segment_time", str(segment_seconds), "-reset_timestamps", "1",
             # Write each packet at once, so a live asset's file grows in real time.
@@ -70,9 +143,11 @@ class FfmpegRun:
         self.recorded_seconds = 0.0
         self._stderr: deque[str] = deque(maxlen=20)
         self.process = subprocess.Popen(
-            self.argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-            text=True, errors="replace", preexec_fn=die_with_parent(signal.SIGTERM),  # SIGTERM: ffmpeg closes its file cleanly
+            self.argv, stdin=subprocess.PIPE if source.kind == "stream" else subprocess.DEVNULL,
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, errors="replace",
+            preexec_fn=die_with_parent(signal.SIGTERM),  # SIGTERM: ffmpeg closes its file cleanly
         )
+        self.feeder = StreamFeeder(source.url, self.process.stdin.buffer) if source.kind == "stream" else None
         Thread(target=self._read_progress, daemon=True).start()
         Thread(target=self._drain_stderr, daemon=True).start()
 
@@ -100,15 +175,24 @@ class FfmpegRun:
     def has_output(self) -> bool:
         return self.recorded_seconds > 0 or any(part.stat().st_size > 0 for part in self.parts())
 
+    @property
+    def source_ended(self) -> bool:
+        """A finite source was recorded to its end: nothing more will come from it in this window."""
+        return self.feeder is not None and self.feeder.finished
+
     def failure_reason(self) -> str:
-        """ffmpeg's own last words, for the schedule's error message."""
+        """Why the run ended: the feed's refusal or HTTP error, else ffmpeg's own last words."""
         self.process.wait(timeout=5)
         time.sleep(0.05)  # let the drain thread take the last lines
+        if self.feeder is not None and self.feeder.failure:
+            return self.feeder.failure
         lines = list(self._stderr)
         return lines[-1] if lines else f"ffmpeg exited with code {self.process.returncode}"
 
     def request_stop(self) -> None:
         """Ask ffmpeg to stop now (SIGINT: it finishes the segment it is writing); doesn't wait."""
+        if self.feeder is not None:
+            self.feeder.stop()
         if self.alive():
             self.process.send_signal(signal.SIGINT)
 

@@ -1,37 +1,27 @@
 from datetime import timedelta
-from urllib.parse import urlsplit
 
 from django.core.exceptions import ValidationError
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
+from recorders.sources import parse_source, validate_source
 from station.db import end_after_start, no_overlap
-from station.models import Node, RecurringWindow, Studio, StudioScopedQuerySet, TimeStampedModel
+from station.errors import UserError
+from station.bounds import InRange
+from station.models import (Node, RecurringWindow, Studio, StudioScopedQuerySet, TimeStampedModel,
+                            recurring_window_checks)
 from station.transitions import StatusMachine
 
-# Sources ffmpeg can open that make sense for a recorder. "lavfi" is ffmpeg's
-# generator (tones, test signals); a bare absolute path is a local file or device.
-SOURCE_SCHEMES = frozenset(
-    {"http", "https", "icecast", "rtmp", "rtmps", "rtsp", "srt", "udp", "rtp", "tcp", "file", "alsa", "pulse", "v4l2", "lavfi"}
-)
-
-
-def validate_source(value: str) -> None:
-    if value.startswith("/"):
-        return
-    scheme = urlsplit(value).scheme.lower()
-    if scheme not in SOURCE_SCHEMES:
-        raise ValidationError(
-            _("Unknown source %(source)s: use a URL ffmpeg reads (%(schemes)s) or an absolute device path."),
-            code="unknown_source_scheme",
-            params={"source": value, "schemes": ", ".join(sorted(SOURCE_SCHEMES))},
-        )
-
+# A roll longer than an hour is a second window, not a margin: windows_to_arm looks this far ahead.
+MAX_ROLL_SECONDS = 3600
+# ffmpeg restarts a segment at each boundary: shorter ones churn files, longer ones lose more to a crash.
+MIN_SEGMENT_SECONDS, MAX_SEGMENT_SECONDS = 10, 3600
 
 class Recorder(TimeStampedModel):
-    """An input a node captures with ffmpeg: a stream URL, a file or a device."""
+    """An input a node captures with ffmpeg: a network stream, a capture device or a test tone (recorders.sources)."""
 
     class OutputFormat(models.TextChoices):
         MP3 = "mp3", _("MP3 320 kbit/s")
@@ -45,7 +35,8 @@ class Recorder(TimeStampedModel):
         _("source"),
         max_length=500,
         validators=[validate_source],
-        help_text=_("What ffmpeg records: http(s)/Icecast stream, rtmp/srt/udp, file, alsa:hw:0, or lavfi:sine=f=440."),
+        help_text=_("What is recorded: an http(s):// or icecast:// stream, srt://host:port, a capture device of the "
+                    "recorder's node (alsa:hw:0,0, pulse:default) or a test tone (tone:1000)."),
     )
     node = models.ForeignKey(
         Node,
@@ -58,10 +49,18 @@ class Recorder(TimeStampedModel):
     )
     output_format = models.CharField(_("output format"), max_length=8, choices=OutputFormat.choices, default=OutputFormat.MP3)
     segment_seconds = models.PositiveIntegerField(
-        _("segment length (s)"), default=600, help_text=_("Recordings are written in segments of this length.")
+        _("segment length (s)"), default=600,
+        validators=[MinValueValidator(MIN_SEGMENT_SECONDS), MaxValueValidator(MAX_SEGMENT_SECONDS)],
+        help_text=_("Recordings are written in segments of this length (10 s to an hour)."),
     )
-    pre_roll_seconds = models.PositiveIntegerField(_("pre-roll (s)"), default=0, help_text=_("Start this early."))
-    post_roll_seconds = models.PositiveIntegerField(_("post-roll (s)"), default=0, help_text=_("Stop this late."))
+    pre_roll_seconds = models.PositiveIntegerField(
+        _("pre-roll (s)"), default=0, validators=[MaxValueValidator(MAX_ROLL_SECONDS)],
+        help_text=_("Start this early (at most an hour)."),
+    )
+    post_roll_seconds = models.PositiveIntegerField(
+        _("post-roll (s)"), default=0, validators=[MaxValueValidator(MAX_ROLL_SECONDS)],
+        help_text=_("Stop this late (at most an hour)."),
+    )
     enabled = models.BooleanField(_("enabled"), default=True)
 
     objects = StudioScopedQuerySet.as_manager()
@@ -71,10 +70,36 @@ class Recorder(TimeStampedModel):
         ordering = ["studio", "name"]
         verbose_name = _("recorder")
         verbose_name_plural = _("recorders")
-        constraints = [models.UniqueConstraint(fields=["studio", "name"], name="recorder_name_unique_in_studio")]
+        constraints = [
+            models.UniqueConstraint(fields=["studio", "name"], name="recorder_name_unique_in_studio"),
+            InRange("pre_roll_seconds", "post_roll_seconds", lower=0, upper=MAX_ROLL_SECONDS,
+                    name="recorder_rolls_in_range", violation_error_code="roll_out_of_range",
+                    violation_error_message=_("Pre- and post-rolls are at most an hour.")),
+            InRange("segment_seconds", lower=MIN_SEGMENT_SECONDS, upper=MAX_SEGMENT_SECONDS,
+                    name="recorder_segment_in_range", violation_error_code="segment_out_of_range",
+                    violation_error_message=_("Segments are 10 seconds to an hour long.")),
+        ]
 
     def __str__(self) -> str:
         return self.name
+
+    def clean(self) -> None:
+        super().clean()
+        try:
+            source = parse_source(self.source_url)
+        except UserError:
+            return  # the field's own validator says why
+        if source.kind != "device":
+            return
+        if self.node is None:
+            raise ValidationError({"node": ValidationError(
+                _("A capture device belongs to one host: choose the node whose %(device)s this recorder records."),
+                code="device_needs_node", params={"device": source.device})})
+        if source.device not in (self.node.capture_devices or []):
+            raise ValidationError({"source_url": ValidationError(
+                _("%(node)s offers no capture device %(device)s; it offers: %(offered)s."), code="device_not_offered",
+                params={"node": self.node, "device": source.device,
+                        "offered": ", ".join(self.node.capture_devices or []) or _("none")})})
 
 
 class RecorderSchedule(StatusMachine, RecurringWindow, TimeStampedModel):
@@ -127,6 +152,7 @@ class RecorderSchedule(StatusMachine, RecurringWindow, TimeStampedModel):
         verbose_name_plural = _("recorder schedules")
         constraints = [
             end_after_start(name="recorder_schedule_end_after_start", message=_("The window must end after it starts.")),
+            *recurring_window_checks("recorder_schedule"),
             no_overlap(
                 name="recorder_schedule_no_overlap",
                 owner="recorder",

@@ -5,7 +5,7 @@ from datetime import datetime, timedelta
 from django.conf import settings
 from django.db.models import Q, QuerySet
 
-from recorders.models import Recorder, RecorderSchedule
+from recorders.models import MAX_ROLL_SECONDS, Recorder, RecorderSchedule
 from station.models import Node
 
 Status = RecorderSchedule.Status
@@ -22,7 +22,7 @@ def windows_to_arm(node: Node, *, until: datetime) -> list[RecorderSchedule]:
     """Pending windows on this node's recorders whose recording begins before ``until``."""
     candidates = (
         RecorderSchedule.objects.filter(status=Status.PENDING, recorder__in=recorders_for_node(node))
-        .filter(start_at__lte=until + timedelta(hours=1))  # pre-roll is at most an hour in practice
+        .filter(start_at__lte=until + timedelta(seconds=MAX_ROLL_SECONDS))  # no recorder's pre-roll is longer
         .select_related("recorder__studio")
         .order_by("start_at")
     )

@@ -13,8 +13,12 @@ from datetime import UTC, datetime, timedelta
 from django.conf import settings
 from django.db import close_old_connections
 
+from django.db import DatabaseError
+from django.utils.translation import gettext as _
+
 from recorders import engine, selectors, services
 from recorders.models import RecorderSchedule
+from recorders.sources import Source, parse_source
 from station.errors import TransitionNotAllowed, UserError
 
 logger = logging.getLogger(__name__)
@@ -22,6 +26,7 @@ Status = RecorderSchedule.Status
 RESTART_BACKOFF_SECONDS = (0.5, 1, 2, 5)
 ARM_HORIZON = timedelta(seconds=30)
 FINISHING_THREADS = 4  # stopping ffmpeg, joining and probing run off the loop so starts stay on time
+STOP_MARGIN_SECONDS = 1.0  # a run may record this far past its window's end; the agent stops it there first
 
 
 @dataclass
@@ -33,12 +38,15 @@ class Recording:
     started: bool = False  # some run produced data
     restarts: int = 0
     restart_at: float = 0.0
+    recorded_seconds: float = 0.0  # what the runs before this one recorded
+    source_ended: bool = False  # a finite source was recorded to its end: nothing more to start
 
 
 class RecorderSupervisor:
-    def __init__(self, *, node, owner: str):
+    def __init__(self, *, node, owner: str, capture_devices: list[str] = ()):
         self.node = node
         self.owner = owner
+        self.capture_devices = list(capture_devices)  # what this host offers; a device source records only one of these
         self.recordings: dict[int, Recording] = {}
         self.armed: list[RecorderSchedule] = []
         self.finishing = ThreadPoolExecutor(max_workers=FINISHING_THREADS, thread_name_prefix="finish")
@@ -78,6 +86,22 @@ class RecorderSupervisor:
                 self._drive(recording, now)
             except (TransitionNotAllowed, RecorderSchedule.DoesNotExist):
                 self._abandon(recording, "the window changed under us")
+            except DatabaseError:
+                raise  # the database, not the window: the agent reconnects
+            except Exception as error:  # one bad window fails alone, with its reason; the others record on
+                logger.exception("recording %s: cannot go on", recording.schedule)
+                if recording.run:
+                    recording.run.stop()
+                self._fail(recording, str(error) if isinstance(error, UserError) else
+                           _("The agent could not record it: %(reason)s") % {"reason": error})
+
+    def _source(self, recording: Recording) -> Source:
+        """The window's source, as this host may record it."""
+        source = parse_source(recording.schedule.recorder.source_url)
+        if source.kind == "device" and source.device not in self.capture_devices:
+            raise UserError("device_not_offered", _("%(node)s offers no capture device %(device)s."),
+                            {"node": self.node, "device": source.device})
+        return source
 
     def _drive(self, recording: Recording, now: datetime) -> None:
         schedule = recording.schedule
@@ -86,12 +110,15 @@ class RecorderSupervisor:
             return
         run = recording.run
         if run is None:
-            if time.time() >= recording.restart_at:
+            if not recording.source_ended and time.time() >= recording.restart_at:
+                window = (schedule.record_until - schedule.record_from).total_seconds()
+                budget = min(window - recording.recorded_seconds, (schedule.record_until - now).total_seconds())
                 recording.run = engine.FfmpegRun(
-                    source=schedule.recorder.source_url,
+                    source=self._source(recording),
                     directory=services.recording_directory(schedule),
                     output_format=schedule.recorder.output_format,
                     segment_seconds=schedule.recorder.segment_seconds,
+                    max_seconds=budget + STOP_MARGIN_SECONDS,
                 )
                 logger.info("recording %s: ffmpeg %s started", schedule, recording.run.pid)
             return
@@ -107,11 +134,16 @@ class RecorderSupervisor:
             return
         reason = run.failure_reason()
         recording.run = None
+        recording.recorded_seconds += run.recorded_seconds
         if not recording.started:
             self._fail(recording, reason)
             return
-        # ffmpeg died mid-window: note the gap and start it again while the window is open.
         services.recording_interrupted(schedule=schedule, since=services.recording_last_data_at(schedule))
+        if run.source_ended:  # a file, not a stream: recorded once, the rest of the window is a gap
+            recording.source_ended = True
+            logger.info("recording %s: its source ended before the window did", schedule)
+            return
+        # ffmpeg died mid-window: the gap is noted; start it again while the window is open.
         backoff = RESTART_BACKOFF_SECONDS[min(recording.restarts, len(RESTART_BACKOFF_SECONDS) - 1)]
         recording.restarts += 1
         recording.restart_at = time.time() + backoff

@@ -178,5 +178,8 @@ class WindowAdminMixin:
     def next_window(self, window):
         if not window.pk:
             return "—"
-        following = window.following_window()
+        try:
+            following = window.following_window()
+        except UserError as error:
+            return str(error)  # a rule written past validation (a raw UPDATE): one row says why, the list still shows
         return local_time(following[0], window.studio_zone()) if following else "—"

@@ -5,18 +5,25 @@ changes (re-arming within milliseconds of a commit), fires timed actions from
 its own clock rather than a coarse tick, and survives database blips — engines
 keep running while it reconnects, and every claim is a compare-and-set, so a
 retry never does anything twice.
+
+Its prober thread heartbeats the node and reports the engines that answer on its
+own cadence and database connection, so a busy or stuck main loop never makes the
+health job fail over engines that are playing. Whatever goes wrong inside one
+supervisor's pass is logged and the loop carries on: one bad row fails its own
+channel or window (the supervisors see to that), never the agent.
 """
 
 import logging
 import os
 import signal
 import socket
+import threading
 import time
 import uuid
 
 import psycopg
 from django.conf import settings
-from django.db import DatabaseError, connection, connections
+from django.db import DatabaseError, close_old_connections, connection, connections
 from django.utils import timezone
 
 from playout.supervisor import ChannelSupervisor
@@ -27,6 +34,7 @@ from station.notify import CHANNEL
 logger = logging.getLogger(__name__)
 AGENT_VERSION = "1"
 RECONNECT_BACKOFF_SECONDS = (0.5, 1, 2, 5)
+FAULT_PAUSE_SECONDS = 0.5  # after an unexpected error in a pass, so a fault that repeats can't spin the loop
 
 
 class NodeAgent:
@@ -37,6 +45,7 @@ class NodeAgent:
         self.stopping = False
         self.listener: psycopg.Connection | None = None
         self.supervisors: list = []
+        self.prober: threading.Thread | None = None
 
     def run(self) -> None:
         signal.signal(signal.SIGTERM, self._request_stop)
@@ -63,17 +72,54 @@ class NodeAgent:
     def _request_stop(self, signum, frame) -> None:
         self.stopping = True
 
+    def _heartbeat(self):
+        return services.node_heartbeat(name=self.name, hostname=socket.gethostname(), version=AGENT_VERSION,
+                                       capture_devices=settings.NODE_CAPTURE_DEVICES)
+
     def _connect(self) -> None:
         params = {k: v for k, v in connection.get_connection_params().items() if k != "cursor_factory"}
         self.listener = psycopg.connect(**params, autocommit=True)
         self.listener.execute(f"LISTEN {CHANNEL}")
-        node = services.node_heartbeat(name=self.name, hostname=socket.gethostname(), version=AGENT_VERSION)
+        node = self._heartbeat()
         if not self.supervisors:
-            self.supervisors = [RecorderSupervisor(node=node, owner=self.owner), ChannelSupervisor(node=node)]
+            self.supervisors = [RecorderSupervisor(node=node, owner=self.owner, capture_devices=settings.NODE_CAPTURE_DEVICES),
+                                ChannelSupervisor(node=node)]
         for supervisor in self.supervisors:
             supervisor.node = node
-            supervisor.on_change(timezone.now())
+            self._contained(supervisor.on_change, timezone.now())
+        if self.prober is None:
+            self.prober = threading.Thread(target=self._probe_forever, name="prober", daemon=True)
+            self.prober.start()
         logger.info("agent %s (%s) listening", self.name, self.owner)
+
+    def _probe_forever(self) -> None:
+        """Heartbeat the node and report answering engines, whatever the main loop is doing."""
+        every = min(settings.PLAYOUT_PROBE_SECONDS, settings.AGENT_HEARTBEAT_SECONDS)
+        next_heartbeat = 0.0
+        while not self.stopping:
+            began = time.monotonic()
+            try:
+                if began >= next_heartbeat:
+                    self._heartbeat()
+                    next_heartbeat = began + settings.AGENT_HEARTBEAT_SECONDS
+                for supervisor in self.supervisors:
+                    if hasattr(supervisor, "probe"):
+                        supervisor.probe(timezone.now())
+            except Exception:  # the database is away, or an engine misbehaves: try again next round
+                logger.warning("agent %s: probe round failed", self.name, exc_info=True)
+                close_old_connections()
+                connections["default"].close()
+            time.sleep(max(0.0, every - (time.monotonic() - began)))
+
+    def _contained(self, action, *args) -> None:
+        """Run one supervisor's action; an unexpected error is logged, and the agent goes on serving."""
+        try:
+            action(*args)
+        except (DatabaseError, psycopg.Error):
+            raise  # the agent reconnects
+        except Exception:
+            logger.exception("agent %s: %s failed; carrying on", self.name, getattr(action, "__qualname__", action))
+            time.sleep(FAULT_PAUSE_SECONDS)
 
     def _disconnect(self) -> None:
         if self.listener is not None:
@@ -89,22 +135,21 @@ class NodeAgent:
         while not self.stopping:
             now = timezone.now()
             clock = time.time()
-            if clock >= next_heartbeat:
-                services.node_heartbeat(name=self.name, hostname=socket.gethostname(), version=AGENT_VERSION)
+            if clock >= next_heartbeat:  # the node's own heartbeat is the prober's
                 for supervisor in self.supervisors:
-                    supervisor.renew(now)
+                    self._contained(supervisor.renew, now)
                 next_heartbeat = clock + settings.AGENT_HEARTBEAT_SECONDS
             if clock >= next_rearm:
                 for supervisor in self.supervisors:
-                    supervisor.rearm(now)
+                    self._contained(supervisor.rearm, now)
                 next_rearm = clock + settings.AGENT_REARM_SECONDS
             for supervisor in self.supervisors:
-                supervisor.step(timezone.now())
+                self._contained(supervisor.step, timezone.now())
             deadlines = [next_heartbeat, next_rearm]
             deadlines += [d for d in (s.next_deadline() for s in self.supervisors) if d is not None]
             if self._wait_for_change(max(0.0, min(deadlines) - time.time())):
                 for supervisor in self.supervisors:
-                    supervisor.on_change(timezone.now())
+                    self._contained(supervisor.on_change, timezone.now())
 
     def _wait_for_change(self, timeout: float) -> bool:
         """Sleep until a change is notified or the timeout passes; True if something changed."""

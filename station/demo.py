@@ -62,7 +62,7 @@ def seed_demo() -> Studio:
     recorder, _ = Recorder.objects.get_or_create(
         studio=studio,
         name="Studio mic",
-        defaults={"source_url": "lavfi:sine=frequency=1000", "node": node, "output_format": Recorder.OutputFormat.MP3},
+        defaults={"source_url": "tone:1000", "node": node, "output_format": Recorder.OutputFormat.MP3},
     )
     RecorderSchedule.objects.get_or_create(
         recorder=recorder,

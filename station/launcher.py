@@ -2,8 +2,9 @@
 
 This process holds the embedded PostgreSQL (when DATABASE_URL is unset) and
 hands its address to every child as DATABASE_URL, so one server serves all.
-If any child exits, the rest are stopped: a half-running station is worse than
-a stopped one that says why.
+A child that exits is started again after a wait that grows while it keeps
+failing (1 s up to 30 s) and starts over once it ran a minute; the others go on
+serving meanwhile, so nothing one process meets (a bad row, a crash) stops the station.
 """
 
 import contextlib
@@ -25,6 +26,8 @@ from station import queues
 from station.embedded_db import database_url
 
 STOP_GRACE_SECONDS = 10
+RESTART_BACKOFF_SECONDS = (1, 2, 5, 10, 30)
+STABLE_SECONDS = 60  # a child that ran this long before it exited was not crash-looping
 PERSISTENT_CONN_MAX_AGE = 60
 WEB_POOL_SIZE = 8  # database connections per web process: one serves the views, the rest dashboards' look-ups
 
@@ -36,6 +39,22 @@ class Child:
     env: dict[str, str] = field(default_factory=dict)
     pass_fds: tuple[int, ...] = ()  # descriptors the child inherits (the web tier's listening socket)
     process: subprocess.Popen | None = None
+    started_at: float = 0.0
+    failures: int = 0  # exits in a row, each after less than STABLE_SECONDS
+    restart_at: float | None = None  # when an exited child starts again
+
+    def start(self, env: dict[str, str]) -> None:
+        self.process = subprocess.Popen(self.argv, env={**env, **self.env}, cwd=settings.BASE_DIR, pass_fds=self.pass_fds)
+        self.started_at, self.restart_at = time.monotonic(), None
+
+    def schedule_restart(self) -> float:
+        """Note the child's exit and when it starts again; return the wait."""
+        if time.monotonic() - self.started_at >= STABLE_SECONDS:
+            self.failures = 0
+        delay = RESTART_BACKOFF_SECONDS[min(self.failures, len(RESTART_BACKOFF_SECONDS) - 1)]
+        self.failures += 1
+        self.restart_at = time.monotonic() + delay
+        return delay
 
 
 def station_processes(*, host: str, port: int, node: str) -> list[Child]:
@@ -82,7 +101,7 @@ def queue_cluster(queue: str) -> Child:
 
 
 def run(children: list[Child], *, ready_url: str, on_ready) -> int:
-    """Start the children, call on_ready once ready_url answers 200, and supervise until a signal or an exit."""
+    """Start the children, call on_ready once ready_url answers 200, and keep them running until a signal."""
     # A configured DATABASE_URL passes through untouched (with its options); the embedded server's socket is handed on.
     env = {**os.environ, "DATABASE_URL": os.environ.get("DATABASE_URL") or database_url(connection.settings_dict)}
     stopping = False
@@ -94,22 +113,25 @@ def run(children: list[Child], *, ready_url: str, on_ready) -> int:
     signal.signal(signal.SIGINT, request_stop)
     signal.signal(signal.SIGTERM, request_stop)
     for child in children:
-        child.process = subprocess.Popen(child.argv, env={**env, **child.env}, cwd=settings.BASE_DIR, pass_fds=child.pass_fds)
+        child.start(env)
     announced = False
-    exit_code = 0
     while not stopping:
         for child in children:
+            if child.restart_at is not None:
+                if time.monotonic() >= child.restart_at:
+                    print(f"[stationkeeper] starting {child.name} again.", flush=True)
+                    child.start(env)
+                continue
             code = child.process.poll()
             if code is not None:
-                print(f"[stationkeeper] {child.name} exited with code {code}; stopping the station.", flush=True)
-                exit_code = code or 1
-                stopping = True
-        if not announced and not stopping and _answers(ready_url):
+                delay = child.schedule_restart()
+                print(f"[stationkeeper] {child.name} exited with code {code}; starting it again in {delay} s.", flush=True)
+        if not announced and _answers(ready_url):
             on_ready()
             announced = True
         time.sleep(0.2)
     _stop(children)
-    return exit_code
+    return 0
 
 
 def _answers(url: str) -> bool:

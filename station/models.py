@@ -5,15 +5,16 @@ from functools import cached_property
 from django.conf import settings
 from django.contrib.postgres.fields import ArrayField
 from django.contrib.postgres.indexes import GinIndex
-from django.core.exceptions import ValidationError
+from django.core.exceptions import ObjectDoesNotExist, ValidationError
 from django.core.validators import URLValidator
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
-from station import recurrence
+from station import bounds, recurrence
 from station.errors import UserError
+from station.outbound import validate_public_urls
 
 
 def validate_time_zone(value: str) -> None:
@@ -33,11 +34,24 @@ class TimeStampedModel(models.Model):
         abstract = True
 
 
-class RecurringWindow(models.Model):
-    """A window (start, end) that may recur in its studio's local time."""
+def recurring_window_checks(prefix: str) -> list[models.CheckConstraint]:
+    """The checks each concrete RecurringWindow's table carries: its instants and skip dates in the station's years."""
+    return [
+        bounds.instants_in_range("start_at", "end_at", "series_start_at", "series_end_at",
+                                 name=f"{prefix}_dates_in_range"),
+        bounds.skip_dates_in_range("skip_dates", name=f"{prefix}_skip_dates_in_range"),
+    ]
 
-    start_at = models.DateTimeField(_("starts at"))
-    end_at = models.DateTimeField(_("ends at"))
+
+class RecurringWindow(models.Model):
+    """A window (start, end) that may recur in its studio's local time.
+
+    Its instants and skip dates lie in the station's years (station.bounds); each concrete model
+    adds ``recurring_window_checks`` to its constraints so the database holds that too.
+    """
+
+    start_at = models.DateTimeField(_("starts at"), validators=[bounds.validate_schedulable])
+    end_at = models.DateTimeField(_("ends at"), validators=[bounds.validate_schedulable])
     recurrence = models.CharField(
         _("recurrence"), max_length=8, choices=recurrence.Recurrence.choices, default=recurrence.Recurrence.NONE
     )
@@ -48,6 +62,7 @@ class RecurringWindow(models.Model):
         models.DateField(),
         default=list,
         blank=True,
+        validators=[bounds.validate_skip_dates],
         verbose_name=_("skip dates"),
         help_text=_("Local dates (studio time) on which this series does not take place, comma separated."),
     )
@@ -66,10 +81,7 @@ class RecurringWindow(models.Model):
         return instance
 
     def save(self, *args, **kwargs):
-        # A window edited by a person re-anchors its series there; services that
-        # move one window (start now, stop now) update it without re-anchoring.
-        edited = getattr(self, "_loaded_window", None) not in (None, (self.start_at, self.end_at))
-        if self.series_start_at is None or edited:
+        if self._reanchors():
             self.series_start_at, self.series_end_at = self.start_at, self.end_at
             if kwargs.get("update_fields") is not None:
                 kwargs["update_fields"] = {*kwargs["update_fields"], "series_start_at", "series_end_at"}
@@ -81,11 +93,34 @@ class RecurringWindow(models.Model):
             raise ValidationError(
                 {"rrule": ValidationError(_("An RRULE is only used with the custom recurrence."), code="rrule_unused")}
             )
-        if self.start_at:
-            try:
-                recurrence.parse_rule(self.recurrence, self.rrule, self.start_at.replace(tzinfo=None))
-            except UserError as error:
-                raise ValidationError({"rrule": ValidationError(str(error), code=error.code)}) from error
+        if self.recurrence == recurrence.Recurrence.NONE:
+            return
+        series_start, series_end = (self.start_at, self.end_at) if self._reanchors() else (
+            self.series_start_at, self.series_end_at)
+        instants = (series_start, series_end, self.end_at)
+        if not all(instants) or not all(map(bounds.is_schedulable, instants)):
+            return  # missing or out of range: those fields say why
+        try:
+            # What saving it proves is what expanding it needs: its windows within the horizon expansions search.
+            recurrence.prove_series(start_at=series_start, end_at=series_end, recurrence=self.recurrence,
+                                    rule_text=self.rrule, zone=self._zone_for_checks(), window_end=self.end_at)
+        except UserError as error:
+            refused = ValidationError(error.message, code=error.code, params=error.params)
+            raise ValidationError({"rrule": refused}) from error
+
+    def _reanchors(self) -> bool:
+        """Whether saving makes this window the series' first: a new series, or a window a person moved.
+
+        Services that move one window (start now, stop now) update it without re-anchoring.
+        """
+        edited = getattr(self, "_loaded_window", None) not in (None, (self.start_at, self.end_at))
+        return self.series_start_at is None or edited
+
+    def _zone_for_checks(self) -> zoneinfo.ZoneInfo:
+        try:
+            return self.studio_zone()
+        except ObjectDoesNotExist:
+            return zoneinfo.ZoneInfo("UTC")  # no recorder or channel chosen yet: that field says so
 
     def studio_zone(self) -> zoneinfo.ZoneInfo:
         raise NotImplementedError
@@ -97,7 +132,7 @@ class RecurringWindow(models.Model):
         return None
 
     def series_windows(self, *, not_before, limit: int = 1000):
-        """Yield the series' (start, end) UTC windows starting at or after ``not_before``."""
+        """Yield the series' (start, end) UTC windows starting at or after ``not_before``, within RULE_HORIZON of it."""
         return recurrence.occurrences(
             start_at=self.series_start_at or self.start_at,
             end_at=self.series_end_at or self.end_at,
@@ -110,7 +145,7 @@ class RecurringWindow(models.Model):
         )
 
     def following_window(self) -> tuple | None:
-        """The series' first window starting at or after this one's end, in UTC; None for a one-off."""
+        """The series' first window starting at or after this one's end, in UTC; None for a one-off or an ended series."""
         if self.recurrence == recurrence.Recurrence.NONE:
             return None
         return next(self.series_windows(not_before=self.end_at), None)
@@ -202,6 +237,10 @@ class StudioMembership(models.Model):
         return f"{self.user} @ {self.studio} ({self.get_role_display()})"
 
 
+def new_node_key() -> str:
+    return secrets.token_urlsafe(32)
+
+
 class Node(models.Model):
     """A media host running the node agent: it records and plays out for every studio."""
 
@@ -218,6 +257,12 @@ class Node(models.Model):
         blank=True,
         help_text=_("What this host can do: record, playout, decklink."),
     )
+    capture_devices = models.JSONField(
+        _("capture devices"), default=list, blank=True, editable=False,
+        help_text=_("Sound inputs this host's agent offers recorders (NODE_CAPTURE_DEVICES), e.g. alsa:hw:0,0."),
+    )
+    # Signs the node's requests for media (playout.cacher): kept in the database only, never shown.
+    media_key = models.CharField(max_length=64, default=new_node_key, editable=False)
     enabled = models.BooleanField(_("enabled"), default=True, help_text=_("Disabled nodes get no new work."))
     last_heartbeat_at = models.DateTimeField(_("last heartbeat"), null=True, blank=True)
     agent_version = models.CharField(_("agent version"), max_length=40, blank=True)
@@ -359,6 +404,7 @@ class Webhook(TimeStampedModel):
         super().clean()
         if not self.event_types:
             raise ValidationError({"event_types": ValidationError(_("Choose at least one event."), code="no_events")})
+        validate_public_urls("url", [self.url] if self.url else [])
 
 
 class WebhookDelivery(models.Model):

@@ -52,15 +52,14 @@ def node_remove(*, node: Node) -> None:
     locked.delete()
 
 
-def node_heartbeat(*, name: str, hostname: str, version: str) -> Node:
-    """Register a node agent on first contact, and record that it is alive."""
+def node_heartbeat(*, name: str, hostname: str, version: str, capture_devices: list[str] = ()) -> Node:
+    """Register a node agent on first contact, and record that it is alive and what it offers."""
     now = timezone.now()
+    reported = {"last_heartbeat_at": now, "hostname": hostname, "agent_version": version,
+                "capture_devices": list(capture_devices)}
     node, created = Node.objects.get_or_create(
-        name=name,
-        defaults={"hostname": hostname, "capabilities": [Node.Capability.RECORD, Node.Capability.PLAYOUT],
-                  "last_heartbeat_at": now, "agent_version": version},
-    )
+        name=name, defaults={"capabilities": [Node.Capability.RECORD, Node.Capability.PLAYOUT], **reported})
     if not created:
-        Node.objects.filter(pk=node.pk).update(last_heartbeat_at=now, hostname=hostname, agent_version=version)
+        Node.objects.filter(pk=node.pk).update(**reported)
         node.refresh_from_db()
     return node

@@ -135,6 +135,7 @@ MEDIA_ROOT = Path(env.str("MEDIA_ROOT", default=str(VAR_DIR / "media")))
 LOGIN_URL = "admin:login"
 
 # Station behaviour.
+NODE_CAPTURE_DEVICES = env.list("NODE_CAPTURE_DEVICES", default=[])  # sound inputs this host's agent offers recorders
 NODE_HEARTBEAT_TIMEOUT = env.int("NODE_HEARTBEAT_TIMEOUT", default=10)  # seconds without a heartbeat = offline
 AGENT_HEARTBEAT_SECONDS = env.float("AGENT_HEARTBEAT_SECONDS", default=2)  # node agent heartbeat and lease renewal
 AGENT_REARM_SECONDS = env.float("AGENT_REARM_SECONDS", default=5)  # re-read plans even without a notification
@@ -147,9 +148,12 @@ PLAYOUT_MISSED_PROBES = env.int("PLAYOUT_MISSED_PROBES", default=3)  # missed pr
 PLAYOUT_STARTUP_GRACE_SECONDS = env.float("PLAYOUT_STARTUP_GRACE_SECONDS", default=20)  # a fresh engine's time to answer
 PLAYOUT_HEALTH_INTERVAL_SECONDS = env.float("PLAYOUT_HEALTH_INTERVAL_SECONDS", default=0.5)  # health job cadence
 PLAYOUT_TELNET_BASE_PORT = env.int("PLAYOUT_TELNET_BASE_PORT", default=21000)  # engine telnet port = base + channel id
+PLAYOUT_HARBOR_PORTS = env.str("PLAYOUT_HARBOR_PORTS", default="8100-8999")  # ports harbor outputs may listen on
 PLAYOUT_CACHE_ROOT = Path(env.str("PLAYOUT_CACHE_ROOT", default=str(VAR_DIR / "cache")))  # each node's verified copies
 PLAYOUT_SHARED_MEDIA = env.bool("PLAYOUT_SHARED_MEDIA", default=True)  # nodes read MEDIA_ROOT (same host or shared mount)
 STATION_URL = env.str("STATION_URL", default="http://127.0.0.1:8000")  # where nodes fetch media that is not shared
+# Networks the station may reach for operators (webhooks, feeds, streams) although internal (station.outbound).
+OUTBOUND_ALLOWED_NETWORKS = env.list("OUTBOUND_ALLOWED_NETWORKS", default=[])
 INGEST_TICK_SECONDS = env.float("INGEST_TICK_SECONDS", default=2)  # ingest loop: due polls, stale downloads, publishing
 INGEST_CONNECT_TIMEOUT_SECONDS = env.float("INGEST_CONNECT_TIMEOUT_SECONDS", default=10)
 INGEST_READ_TIMEOUT_SECONDS = env.float("INGEST_READ_TIMEOUT_SECONDS", default=30)  # no byte this long = stalled

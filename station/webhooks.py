@@ -25,6 +25,7 @@ from django.db.models import Q
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
+from station import outbound
 from station.errors import UserError
 from station.models import EventType, Webhook, WebhookDelivery
 
@@ -33,7 +34,7 @@ CLAIM_SECONDS = 60
 TIMEOUT_SECONDS = 5
 BATCH = 20
 SENDERS = 4
-RESPONSE_EXCERPT = 500
+RESPONSE_EXCERPT = 120  # characters of the receiver's reply kept in the log: enough to debug, not to read a page
 USER_AGENT = "Stationkeeper-Webhooks/1"
 
 
@@ -113,12 +114,15 @@ def send(delivery: WebhookDelivery) -> WebhookDelivery:
     began = time.monotonic()
     status_code, error, excerpt = None, "", ""
     try:
-        response = requests.post(hook.url, data=body, headers=headers, timeout=TIMEOUT_SECONDS, allow_redirects=False)
-        status_code, excerpt = response.status_code, response.text[:RESPONSE_EXCERPT]
+        with outbound.guarded_session(user_agent=USER_AGENT) as session:
+            response = session.post(hook.url, data=body, headers=headers, timeout=TIMEOUT_SECONDS, allow_redirects=False)
+        status_code, excerpt = response.status_code, outbound.safe_excerpt(response.text, RESPONSE_EXCERPT)
         if not 200 <= status_code < 300:
             error = f"HTTP {status_code}"
+    except UserError as refused:
+        error = str(refused)
     except requests.RequestException as failure:
-        error = f"{type(failure).__name__}: {failure}"[:RESPONSE_EXCERPT]
+        error = type(failure).__name__  # the library's text names internals (pools, addresses) no one needs
     now = timezone.now()
     attempts = delivery.attempts + 1
     entry = {"at": now.isoformat(), "status_code": status_code, "error": error,

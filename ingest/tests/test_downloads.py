@@ -13,7 +13,7 @@ from ingest import services
 from ingest.models import Download, IngestSource, MediaAsset, PreviousDownload
 from station.errors import UserError
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("loopback_allowed")]  # the media server is local
 
 
 def _run_all_queued() -> list[Download]:

@@ -14,7 +14,7 @@ from recorders.models import RecorderSchedule, RecordingSession
 from recorders.services import recording_directory, recording_finalize
 from station.tests.factories import MediaAssetFactory, ScheduleFactory
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("loopback_allowed")]  # the feed server is local
 
 
 @pytest.fixture

@@ -17,7 +17,7 @@ from station.locks import LockOrderError, timeline_lock
 from station.notify import CHANNEL
 from station.tests.factories import MediaAssetFactory, PlaylistFactory, ShowFactory
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("loopback_allowed")]
 
 
 @pytest.fixture

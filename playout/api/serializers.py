@@ -7,7 +7,9 @@ from station.api.base import StationModelSerializer
 class ChannelSerializer(StationModelSerializer):
     output_settings = serializers.DictField(
         required=False,
-        help_text='e.g. {"port": 8100, "mount": "live"} for harbor, host/port/password/mount for Icecast, path for file.',
+        help_text='Harbor: `{"port": 8100, "mount": "live", "bitrate": 128}` (port required, within the station\'s '
+                  'harbor range); Icecast: `host`, `port`, `password`, `mount`, `bitrate`; file: `format` (mp3, wav) and '
+                  '`bitrate` (the station names the file). Unknown or malformed settings are refused (400).',
     )
 
     class Meta:

@@ -9,14 +9,15 @@ from django.utils import timezone
 
 from ingest.media import generate_tone
 from ingest.services import asset_register_file
-from playout.cacher import MediaCache, media_token
+from playout.cacher import MediaCache, media_token, node_media_url
 from playout.models import ScheduledItem
 from recorders.tests.stream_server import closed_port
 from station.models import Alert
-from station.tests.factories import ChannelFactory, ShowInstanceFactory, StudioFactory
+from station.tests.factories import ChannelFactory, NodeFactory, ShowInstanceFactory, StudioFactory
 from station.tests.processes import wait_until
 
-pytestmark = pytest.mark.django_db(transaction=True)  # the live server reads what the test writes
+pytestmark = [pytest.mark.django_db(transaction=True),  # the live server reads what the test writes
+              pytest.mark.usefixtures("loopback_allowed")]  # and the webstreams are local
 
 
 @pytest.fixture
@@ -48,7 +49,8 @@ def _item_two_hours_ahead(studio, asset) -> ScheduledItem:
 def test_a_node_without_the_shared_storage_fetches_a_verified_copy_from_the_station(library, live_server, tmp_path):
     studio, tone = library
     asset = tone(440)
-    cache = MediaCache(directory=tmp_path / "node-cache", shared_root=None, station_url=live_server.url)
+    cache = MediaCache(directory=tmp_path / "node-cache", shared_root=None, station_url=live_server.url,
+                       node=NodeFactory())
 
     cache.want([(0.0, asset)])
 
@@ -64,7 +66,8 @@ def test_a_copy_that_does_not_match_its_checksum_is_refused_and_alerted_before_a
     asset.checksum = "0" * 64  # the library's file no longer matches what was ingested
     asset.save(update_fields=["checksum"])
     item = _item_two_hours_ahead(studio, asset)
-    cache = MediaCache(directory=tmp_path / "node-cache", shared_root=None, station_url=live_server.url)
+    cache = MediaCache(directory=tmp_path / "node-cache", shared_root=None, station_url=live_server.url,
+                       node=NodeFactory())
 
     cache.want([(item.start_at.timestamp(), asset)])
 
@@ -81,7 +84,7 @@ def test_shared_storage_is_used_in_place_once_its_checksum_matches(library, sett
     good, damaged = tone(660), tone(770)
     (settings.MEDIA_ROOT / damaged.file.name).write_bytes(b"not what was ingested")
     cache = MediaCache(directory=tmp_path / "node-cache", shared_root=settings.MEDIA_ROOT,
-                       station_url=f"http://127.0.0.1:{closed_port()}")
+                       station_url=f"http://127.0.0.1:{closed_port()}", node=NodeFactory())
 
     cache.want([(0.0, good), (1.0, damaged)])
 
@@ -93,8 +96,9 @@ def test_media_the_station_cannot_serve_or_a_station_out_of_reach_is_reported_wi
     studio, tone = library
     gone = tone(880)
     Path(gone.file.path).unlink()
-    reachable = MediaCache(directory=tmp_path / "a", shared_root=None, station_url=live_server.url)
-    unreachable = MediaCache(directory=tmp_path / "b", shared_root=None, station_url=f"http://127.0.0.1:{closed_port()}")
+    reachable = MediaCache(directory=tmp_path / "a", shared_root=None, station_url=live_server.url, node=NodeFactory())
+    unreachable = MediaCache(directory=tmp_path / "b", shared_root=None, station_url=f"http://127.0.0.1:{closed_port()}",
+                             node=NodeFactory())
 
     reachable.want([(0.0, gone)])
     unreachable.want([(0.0, gone)])
@@ -103,14 +107,17 @@ def test_media_the_station_cannot_serve_or_a_station_out_of_reach_is_reported_wi
     assert "could not be fetched from http://127.0.0.1:" in _settled(unreachable, gone)
 
 
-def test_the_node_media_endpoint_serves_only_signed_links(library, client):
+def test_the_node_media_endpoint_serves_only_links_signed_with_that_nodes_key(library, client):
     studio, tone = library
     asset = tone(990)
+    node, other = NodeFactory(), NodeFactory()
 
-    response = client.get(reverse("playout:node-media", args=[media_token(asset.pk)]))
+    response = client.get(node_media_url("", asset.pk, node=node))
     assert response.status_code == 200
     assert b"".join(response.streaming_content) == asset.file.open("rb").read()
 
-    forged = media_token(asset.pk)[:-2] + "xx"
-    assert client.get(reverse("playout:node-media", args=[forged])).status_code == 404
+    forged = media_token(asset.pk, node=node)[:-2] + "xx"
+    assert client.get(reverse("playout:node-media", args=[node.pk, forged])).status_code == 404
+    # another node's key, or the token under another node's id, opens nothing
+    assert client.get(reverse("playout:node-media", args=[other.pk, media_token(asset.pk, node=node)])).status_code == 404
     assert client.get(f"/playout/media/{asset.pk}").status_code == 404

@@ -19,11 +19,12 @@ from station.models import Alert
 from station.tests.factories import ChannelFactory, NodeFactory, PlaylistFactory, ShowInstanceFactory, StudioFactory
 from station.tests.processes import database_env, spawn_manage, stop, wait_until
 
-pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
+pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("loopback_allowed")]
 
 
 @pytest.fixture
 def media_root(settings, tmp_path):
+    settings.PLAYOUT_HARBOR_PORTS = "1024-65535"  # harbors listen on whatever port the test found free
     settings.MEDIA_ROOT = tmp_path / "media"
     settings.MEDIA_ROOT.mkdir()
     return settings.MEDIA_ROOT

@@ -108,4 +108,4 @@ def test_admin_refuses_an_unknown_source_scheme(client, superuser, studio_a):
          "schedules-TOTAL_FORMS": 0, "schedules-INITIAL_FORMS": 0},
     )
     assert response.status_code == 200
-    assert "Unknown source gopher://old.example/feed" in response.content.decode()
+    assert "gopher://old.example/feed can&#x27;t be recorded: use one of" in response.content.decode()

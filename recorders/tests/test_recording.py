@@ -15,7 +15,7 @@ from recorders.tests.stream_server import PacedStream, closed_port
 from station.tests.factories import RecorderFactory, ScheduleFactory
 from station.tests.processes import spawn_manage, stop, database_env, wait_until
 
-pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
+pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("loopback_allowed")]
 Status = RecorderSchedule.Status
 TERMINAL = (Status.COMPLETED, Status.FAILED, Status.CANCELLED, Status.MISSED)
 
@@ -162,7 +162,7 @@ def test_three_ticks_and_two_agents_racing_over_300_windows_record_each_exactly_
     ticks = [spawn_manage("tick", "--for", "120", env=database_env(**fast)) for _ in range(3)]
     try:
         # 10 recorders × 30 back-to-back windows: 10 ffmpegs at a time is what 2 cores sustain.
-        recorders = [RecorderFactory(source_url="lavfi:anullsrc=r=44100:cl=stereo", output_format="wav") for _ in range(10)]
+        recorders = [RecorderFactory(source_url="tone:440", output_format="wav") for _ in range(10)]
         first = timezone.now() + timedelta(seconds=4)
         windows = []
         for slot in range(30):

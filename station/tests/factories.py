@@ -58,7 +58,7 @@ class RecorderFactory(factory.django.DjangoModelFactory):
 
     studio = factory.SubFactory(StudioFactory)
     name = factory.Sequence(lambda n: f"Recorder {n}")
-    source_url = "lavfi:sine=frequency=1000"
+    source_url = "tone:1000"
 
 
 class ScheduleFactory(factory.django.DjangoModelFactory):
@@ -78,6 +78,7 @@ class ChannelFactory(factory.django.DjangoModelFactory):
     studio = factory.SubFactory(StudioFactory)
     name = factory.Sequence(lambda n: f"Channel {n}")
     slug = factory.Sequence(lambda n: f"channel-{n}")
+    output_settings = factory.Sequence(lambda n: {"port": 8100 + n % 900})  # a harbor on a port of its own
 
 
 class PlaylistFactory(factory.django.DjangoModelFactory):

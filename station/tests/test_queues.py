@@ -41,6 +41,7 @@ def test_a_job_queued_inside_a_transaction_waits_for_its_commit(django_capture_o
 
 @pytest.mark.slow
 @pytest.mark.django_db(transaction=True)
+@pytest.mark.usefixtures("loopback_allowed")
 def test_playout_jobs_start_promptly_while_500_ingest_jobs_are_queued(tmp_path, studio_a, settings):
     settings.MEDIA_ROOT = tmp_path / "media"
     server = MediaServer()

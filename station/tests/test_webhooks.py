@@ -15,6 +15,8 @@ from station import events, services, webhooks
 from station.models import EventType, Webhook, WebhookDelivery
 from station.tests.factories import member_of
 
+pytestmark = pytest.mark.usefixtures("loopback_allowed")  # receivers listen on this machine
+
 
 class Receiver:
     """A local HTTP endpoint that records what it gets and answers with the statuses it is given."""
