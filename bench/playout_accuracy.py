@@ -42,7 +42,9 @@ class StreamTap:
 
     def __init__(self, path):
         self.path = path
+        path.parent.mkdir(parents=True, exist_ok=True)
         os.mkfifo(path)
+        os.chmod(path, 0o666)  # the engine writes it without root (ENGINE_USER)
         self.chunks: list[tuple[float, int, bytes]] = []  # (arrival, byte offset, data)
         threading.Thread(target=self._read, daemon=True).start()
 
@@ -108,8 +110,11 @@ def main() -> None:
 
     from ingest.media import generate_tone
     from ingest.services import asset_register_file
-    from playout.liquidsoap import LiquidsoapEngine, render_script
+    from django.conf import settings
+
+    from playout.liquidsoap import LiquidsoapEngine, output_clause, render_script
     from playout.models import AsRunEntry, Channel, Playlist, PlaylistItem, Show, ShowInstance
+    from playout.outputs import file_output_path
     from station.models import Node, Studio
 
     call_command("migrate", verbosity=0)
@@ -130,10 +135,11 @@ def main() -> None:
         return process
 
     # --- ours --------------------------------------------------------------------------------
-    ours_tap = StreamTap(WORK / "ours.wav")
-    channel = Channel.objects.create(studio=studio, name="Ours", slug="ours", node=nodes[0], status=Channel.Status.STARTING,
-                                     output_type=Channel.Output.FILE,
-                                     output_settings={"path": str(ours_tap.path), "format": "wav"})
+    channel = Channel.objects.create(studio=studio, name="Ours", slug="ours", node=nodes[0], output_type=Channel.Output.FILE,
+                                     output_settings={"format": "wav"})
+    # the engine writes where the station names its file output; the tap reads it there
+    ours_tap = StreamTap(file_output_path(settings.PLAYOUT_CACHE_ROOT / nodes[0].name, channel.pk, "wav"))
+    Channel.objects.filter(pk=channel.pk).update(status=Channel.Status.STARTING)
     first = agent("bench-1")
     wait_until(lambda: Channel.objects.get(pk=channel.pk).status == Channel.Status.RUNNING, 60)
     # 7 ms more per slot walks the slots' phase across the engine's 20 ms frames
@@ -158,7 +164,8 @@ def main() -> None:
     # --- baseline: push at the slot start, gate open (LibreTime's way) ----------------------------
     baseline_tap = StreamTap(WORK / "baseline.wav")
     reports = []
-    script = render_script(output_type="file", output_settings={"path": str(baseline_tap.path), "format": "wav"},
+    script = render_script(output=output_clause("file", {"format": "wav", "bitrate": 128}, "mksafe(air)",
+                                                file_path=baseline_tap.path),
                            telnet_port=21999, filler_playlist=None)
     engine = LiquidsoapEngine(script=script, workdir=WORK / "baseline", telnet_port=21999,
                               on_air=lambda metadata, at: reports.append((metadata, at)))
@@ -180,7 +187,7 @@ def main() -> None:
     PlaylistItem.objects.create(playlist=filler, asset=filler_tone)
     failing = Channel.objects.create(studio=studio, name="Failover", slug="failover", node=nodes[0],
                                      status=Channel.Status.STARTING, fallback_playlist=filler, output_type="file",
-                                     output_settings={"path": str(WORK / "failover.mp3")})
+                                     output_settings={"format": "mp3"})
     agents = {"bench-1": agent("bench-1"), "bench-2": agent("bench-2")}
     health = subprocess.Popen([sys.executable, "manage.py", "tick", "--job", "playout.health", "--for", "240"], cwd=ROOT,
                               env=os.environ)

@@ -260,7 +260,8 @@ def _download_store(download: Download, fetched: fetch.Fetched, probed: media.Pr
         return _download_finish(download, asset=same, status=Download.Status.COMPLETED)
     now = timezone.now()
     name = get_valid_filename(feeds.title_from_url(download.url))[-120:] or "media"
-    relative = Path("library") / "ingest" / studio.slug / f"{now:%Y/%m}" / f"{download.pk}-{fetched.sha256[:12]}-{name}"
+    # Named by ids, which never change: a studio's slug can be renamed while its downloads run.
+    relative = Path("library") / "ingest" / f"studio-{studio.pk}" / f"{now:%Y/%m}" / f"{download.pk}-{fetched.sha256[:12]}-{name}"
     target = Path(settings.MEDIA_ROOT) / relative
     target.parent.mkdir(parents=True, exist_ok=True)
     shutil.move(fetched.path, target)
@@ -404,7 +405,7 @@ def _post_to_archive(asset: MediaAsset) -> None:
                 data={"metadata": json.dumps(metadata)},
                 files={"file": (path.name, handle, "application/octet-stream")},
                 # the same key on every attempt: an archive that got it before (lost answer) keeps one copy
-                headers={"Idempotency-Key": f"{asset.studio.slug}-{asset.pk}-{asset.checksum}", "User-Agent": fetch.USER_AGENT},
+                headers={"Idempotency-Key": f"studio-{asset.studio_id}-{asset.pk}-{asset.checksum}", "User-Agent": fetch.USER_AGENT},
                 timeout=(settings.INGEST_CONNECT_TIMEOUT_SECONDS, settings.PUBLISH_TIMEOUT_SECONDS),
             )
     except OSError as error:  # requests' errors are OSErrors too, as is a missing file

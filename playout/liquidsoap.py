@@ -29,7 +29,7 @@ from urllib.parse import quote
 from django.utils.translation import gettext_lazy as _
 
 from station.errors import UserError
-from station.processes import die_with_parent, kill_strays
+from station.processes import die_with_parent, engine_account, kill_strays
 
 logger = logging.getLogger(__name__)
 ON_AIR_MARK = "SK_ON_AIR "
@@ -238,7 +238,9 @@ class StreamClock:
 class LiquidsoapEngine:
     """One channel's Liquidsoap process; on-air changes are handed to ``on_air(metadata)``."""
 
-    def __init__(self, *, script: str, workdir: Path, telnet_port: int, on_air: Callable[[dict, float], None]):
+    def __init__(self, *, script: str, workdir: Path, telnet_port: int, on_air: Callable[[dict, float], None],
+                 reads: tuple[Path, ...] = (), writes: tuple[Path, ...] = ()):
+        """``reads`` and ``writes``: the directories the engine uses besides its ``workdir`` (media, a file output)."""
         workdir.mkdir(parents=True, exist_ok=True)
         self.script_path = workdir / "channel.liq"
         self.script_path.write_text(script)
@@ -251,6 +253,7 @@ class LiquidsoapEngine:
             stderr=subprocess.STDOUT, text=True, errors="replace",
             # SIGKILL: Liquidsoap's own shutdown can hang, and a dead agent's engine must go at once.
             preexec_fn=die_with_parent(signal.SIGKILL),
+            **engine_account(writes=(workdir, *writes), reads=reads),
         )
         self.last_lines: list[str] = []
         self.webstream_connected = False

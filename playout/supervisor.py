@@ -144,7 +144,7 @@ class ChannelSupervisor:
             workdir.mkdir(parents=True, exist_ok=True)
             self._filler_playlist(channel).touch()
         try:
-            script = self._script(channel)
+            script, writes = self._script(channel)
         except (UserError, ValidationError) as error:
             # A bad row fails its own channel, with the reason, until someone fixes and restarts it.
             reason = "; ".join(error.messages) if isinstance(error, ValidationError) else str(error)
@@ -156,13 +156,15 @@ class ChannelSupervisor:
         engine = LiquidsoapEngine(
             script=script, workdir=workdir, telnet_port=self._telnet_port(channel),
             on_air=lambda metadata, at, pk=channel.pk: self.reports.put((pk, metadata, at)),
+            reads=tuple(path for path in (self.cache.directory, self.cache.shared_root) if path is not None), writes=writes,
         )
         self.channels[channel.pk] = RunningChannel(channel=channel, engine=engine, applied_skip=channel.skip_requested_at,
                                                    started_at_restart=channel.restart_count)
         logger.info("channel %s: Liquidsoap %s started", channel, engine.process.pid)
 
-    def _script(self, channel: Channel) -> str:
-        """The engine's script from the channel's settings, checked again here: rows can be written around the model."""
+    def _script(self, channel: Channel) -> tuple[str, tuple[Path, ...]]:
+        """The engine's script from the channel's settings (checked again here: rows can be written around the
+        model), and the directories it writes to besides its own."""
         output = clean_output_settings(channel.output_type, channel.output_settings)
         file_path = icecast_address = None
         if channel.output_type == Channel.Output.FILE:
@@ -175,7 +177,7 @@ class ChannelSupervisor:
                                  icecast_address=icecast_address),
             telnet_port=self._telnet_port(channel),
             filler_playlist=self._filler_playlist(channel) if channel.fallback_playlist_id else None,
-        )
+        ), (file_path.parent, file_path) if file_path else ()
 
     @contextlib.contextmanager
     def _contained(self, channel: Channel, doing: str):

@@ -15,6 +15,7 @@ from django.utils.translation import gettext as _
 
 from playout.models import Channel, ScheduledItem, Show, ShowInstance
 from station.locks import rundown_lock, timeline_lock
+from station.errors import UserError
 from station.recurrence import occurrences
 from station.services import alert_raise
 
@@ -26,7 +27,11 @@ def timeline_refresh(*, channel: Channel, now: datetime, horizon: timedelta = HO
     """Bring the channel's instances and items for the coming hours in line with its shows; return items written."""
     until = now + horizon
     for show in Show.objects.filter(channel=channel, enabled=True).select_related("channel__studio"):
-        _materialize(show, now, until)
+        try:
+            _materialize(show, now, until)
+        except UserError as error:  # a rule written around validation: that show is left out, the others air
+            alert_raise(studio=channel.studio_id, code="show_not_scheduled", subject=show.name,
+                        message=_("%(show)s is not scheduled: %(reason)s") % {"show": show.name, "reason": error})
     written = 0
     instances = ShowInstance.objects.filter(channel=channel, cancelled=False, end_at__gt=now, start_at__lt=until)
     for instance in instances.select_related("show", "playlist", "show__playlist"):

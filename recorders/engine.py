@@ -27,7 +27,7 @@ from ingest.media import MEDIA_FORMATS, probe
 from recorders.sources import Source, srt_caller_url
 from station import outbound
 from station.errors import UserError
-from station.processes import die_with_parent
+from station.processes import die_with_parent, engine_account
 
 logger = logging.getLogger(__name__)
 
@@ -63,13 +63,15 @@ class StreamFeeder:
 
     A live stream that drops is fetched again (its bytes continue where the new connection
     starts); a finite one (a file, with a Content-Length) is fed once, then its end is ffmpeg's.
-    A refused address or an HTTP error ends the feed with its reason, for the window's error.
+    A refused address, an HTTP error or a first connection that fails ends the feed with its
+    reason, for the window's error.
     """
 
     def __init__(self, url: str, sink):
         self.url, self.sink = url, sink
         self.failure = ""
         self.finished = False  # a finite source was fed whole
+        self.connected = False  # some connection answered: later drops are connected again
         self.stopping = Event()
         Thread(target=self._feed, name="stream-feeder", daemon=True).start()
 
@@ -84,6 +86,10 @@ class StreamFeeder:
                             return
                         reconnects = 0
                     except (requests.RequestException, TimeoutError) as error:
+                        if not self.connected:
+                            self.failure = _("%(url)s cannot be reached: %(reason)s") % {
+                                "url": self.url, "reason": _connection_problem(error)}
+                            return
                         logger.info("stream %s: %s; connecting again", self.url, type(error).__name__)
                     delay = STREAM_RECONNECT_SECONDS[min(reconnects, len(STREAM_RECONNECT_SECONDS) - 1)]
                     reconnects += 1
@@ -105,6 +111,7 @@ class StreamFeeder:
             if response.status_code != 200:
                 raise UserError("stream_http_error", _("%(url)s answered HTTP %(status)d."),
                                 {"url": self.url, "status": response.status_code})
+            self.connected = True
             finite = response.headers.get("Content-Length", "").isdigit()
             # read1 hands over what has arrived: a live stream reaches ffmpeg as it comes, not in full chunks.
             while chunk := response.raw.read1(STREAM_CHUNK_BYTES):
@@ -118,11 +125,24 @@ class StreamFeeder:
         self.stopping.set()
 
 
+def _connection_problem(error: BaseException) -> str:
+    """Why a connection failed in words a person knows (Connection refused, …), not the HTTP library's."""
+    cause = error
+    while cause is not None:
+        if isinstance(cause, OSError) and cause.strerror:
+            return cause.strerror
+        cause = cause.__cause__ or cause.__context__ or getattr(cause, "reason", None)
+        if not isinstance(cause, BaseException):
+            break
+    return type(error).__name__
+
+
 class FfmpegRun:
     """One ffmpeg process recording a source into segments of a directory, for at most ``max_seconds``."""
 
     def __init__(self, *, source: Source, directory: Path, output_format: str, segment_seconds: int, max_seconds: float):
         codec_args, self.extension = OUTPUT_PROFILES[output_format]
+        self.max_seconds = max_seconds
         directory.mkdir(parents=True, exist_ok=True)
         self.directory = directory
         self.prefix = f"part-{int(time.time() * 1000):015d}"
@@ -132,7 +152,7 @@ class FfmpegRun:
             # Progress on stdout tells us within half a second that data flows.
             "-progress", "pipe:1", "-stats_period", "0.5",
             *input_args(source),
-            "-t", f"{max(0.0, max_seconds):.3f}",
+            "-t", f"{max_seconds:.3f}",
             "-vn", "-ac", "2", "-ar", "44100", *codec_args,
             "-f", "segment", "-segment_time", str(segment_seconds), "-reset_timestamps", "1",
             # Write each packet at once, so a live asset's file grows in real time.
@@ -146,6 +166,7 @@ class FfmpegRun:
             self.argv, stdin=subprocess.PIPE if source.kind == "stream" else subprocess.DEVNULL,
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, errors="replace",
             preexec_fn=die_with_parent(signal.SIGTERM),  # SIGTERM: ffmpeg closes its file cleanly
+            **engine_account(writes=(directory,)),
         )
         self.feeder = StreamFeeder(source.url, self.process.stdin.buffer) if source.kind == "stream" else None
         Thread(target=self._read_progress, daemon=True).start()

@@ -188,6 +188,16 @@ class RecorderSchedule(StatusMachine, RecurringWindow, TimeStampedModel):
             )
 
 
+def keep_while_recording(collector, field, sub_objs, using):
+    """An asset being recorded can't be deleted (its window would never finish); a finished one can: SET_NULL."""
+    recording = [session for session in sub_objs if session.status == RecordingSession.Status.RECORDING]
+    if recording:
+        raise models.ProtectedError(
+            _("%(asset)s is being recorded; stop or cancel its window before deleting it.")
+            % {"asset": recording[0].asset}, recording)
+    models.SET_NULL(collector, field, sub_objs, using)
+
+
 class RecordingSession(TimeStampedModel):
     """What actually happened when a schedule's window was recorded: one per window."""
 
@@ -203,7 +213,7 @@ class RecordingSession(TimeStampedModel):
     node = models.ForeignKey(Node, on_delete=models.SET_NULL, null=True, blank=True, related_name="+", verbose_name=_("node"))
     asset = models.OneToOneField(
         "ingest.MediaAsset",
-        on_delete=models.SET_NULL,
+        on_delete=keep_while_recording,
         null=True,
         blank=True,
         related_name="recording_session",

@@ -133,7 +133,8 @@ def schedule_queue_next(*, schedule: RecorderSchedule) -> RecorderSchedule | Non
 
 
 def recording_directory(schedule: RecorderSchedule) -> Path:
-    return Path(settings.MEDIA_ROOT) / "recordings" / schedule.recorder.studio.slug / f"schedule-{schedule.pk}"
+    """Where a window's audio goes: named by ids, which never change (a studio's slug can, mid-recording)."""
+    return Path(settings.MEDIA_ROOT) / "recordings" / f"studio-{schedule.recorder.studio_id}" / f"schedule-{schedule.pk}"
 
 
 @transaction.atomic
@@ -274,6 +275,9 @@ def recording_finalize(*, schedule: RecorderSchedule, stopped_at: datetime) -> R
         else:
             RecordingSession.objects.filter(pk=session.pk).update(status=RecordingSession.Status.COMPLETED, ended_at=stopped_at)
         return schedule
+    if session.asset_id is None:  # deleted around the model, which keeps it while recording
+        schedule_fail(schedule=schedule, reason=str(_("Its media asset was deleted while it recorded.")))
+        return schedule
     target = finished[0] if finished and not parts else directory / f"recording{parts[0].suffix}"
     try:
         if parts:
@@ -316,28 +320,50 @@ def housekeeping(*, owner: str, now: datetime | None = None) -> dict:
     }
 
 
+def _each_alone(schedules, handle, *, doing: str) -> int:
+    """Handle windows one at a time, each in a savepoint: one that fails is failed with its reason, the rest go on.
+
+    ``handle`` returns False for a window it left alone; the count is of the others.
+    """
+    handled = 0
+    for schedule in schedules:
+        try:
+            with transaction.atomic():
+                handled += handle(schedule) is not False
+        except Exception as error:
+            logger.exception("housekeeping: could not %s %s", doing, schedule)
+            reason = _("The station could not %(doing)s it: %(reason)s") % {"doing": doing, "reason": error}
+            schedule.refresh_from_db()
+            if schedule.status in RecorderSchedule.ACTIVE_STATUSES:
+                schedule_fail(schedule=schedule, reason=str(reason))  # else it would fail the same way every pass
+            else:
+                alert_raise(studio=schedule.recorder.studio_id, code="housekeeping_failed", subject=schedule.name,
+                            severity=Alert.Severity.CRITICAL, message=reason)
+    return handled
+
+
 def _fail_unclaimed_starts(now: datetime) -> int:
     """Windows no agent claimed within the grace period: failed (or missed if over), never silent."""
     grace = timedelta(seconds=settings.RECORDER_START_GRACE_SECONDS)
-    handled = 0
+
+    def report(schedule: RecorderSchedule) -> None:
+        reason = _why_unclaimed(schedule, now)
+        if schedule.record_until <= now:
+            schedule.move_to(Status.MISSED, error_message=reason)
+            alert_raise(studio=schedule.recorder.studio_id, code="recording_missed", subject=schedule.name,
+                        severity=Alert.Severity.CRITICAL, message=reason)
+            _announce(schedule)
+        else:
+            schedule_fail(schedule=schedule, reason=reason)
+        schedule_queue_next(schedule=schedule)
+
     with transaction.atomic():
         late = list(
             RecorderSchedule.objects.select_for_update(skip_locked=True, of=("self",))
             .filter(status=Status.PENDING, start_at__lt=now - grace)
             .select_related("recorder__studio", "recorder__node")
         )
-        for schedule in late:
-            reason = _why_unclaimed(schedule, now)
-            if schedule.record_until <= now:
-                schedule.move_to(Status.MISSED, error_message=reason)
-                alert_raise(studio=schedule.recorder.studio_id, code="recording_missed", subject=schedule.name,
-                            severity=Alert.Severity.CRITICAL, message=reason)
-                _announce(schedule)
-            else:
-                schedule_fail(schedule=schedule, reason=reason)
-            schedule_queue_next(schedule=schedule)
-            handled += 1
-    return handled
+        return _each_alone(late, report, doing=_("report the unstarted window"))
 
 
 def _why_unclaimed(schedule: RecorderSchedule, now: datetime) -> str:
@@ -361,10 +387,10 @@ def _finish_abandoned_recordings(owner: str, now: datetime) -> int:
         Q(status__in=[Status.STARTING, Status.RUNNING, Status.STOPPING]) | Q(status=Status.CANCELLED, session__status=RecordingSession.Status.RECORDING),
         lease_expires_at__lt=now,
     ).select_related("recorder__studio")
-    handled = 0
-    for schedule in candidates:
+
+    def finish(schedule: RecorderSchedule) -> bool:
         if schedule.status in (Status.STARTING, Status.RUNNING) and schedule.record_until > now:
-            continue  # still open: a live agent takes it over
+            return False  # still open: a live agent takes it over
         last_seen = recording_last_data_at(schedule)
         taken = RecorderSchedule.objects.filter(
             pk=schedule.pk, status=schedule.status, claimed_by=schedule.claimed_by, lease_expires_at__lt=now
@@ -373,15 +399,16 @@ def _finish_abandoned_recordings(owner: str, now: datetime) -> int:
             claimed_by=owner, lease_expires_at=lease_deadline(now), updated_at=now,
         )
         if not taken:
-            continue
+            return False
         schedule.refresh_from_db()
         if RecordingSession.objects.filter(schedule=schedule).exists():
             recording_interrupted(schedule=schedule, since=last_seen)
             recording_finalize(schedule=schedule, stopped_at=min(now, schedule.record_until))
         else:
             schedule_fail(schedule=schedule, reason=str(_("Its agent stopped before recording anything.")))
-        handled += 1
-    return handled
+        return True
+
+    return _each_alone(candidates, finish, doing=_("finish the abandoned recording"))
 
 
 def _continue_series(now: datetime) -> int:
@@ -389,7 +416,8 @@ def _continue_series(now: datetime) -> int:
     ended = RecorderSchedule.objects.exclude(status=Status.PENDING).exclude(recurrence=Recurrence.NONE).filter(
         next_in_series__isnull=True, end_at__gt=now - timedelta(days=1)
     ).select_related("recorder__studio")
-    return sum(1 for schedule in ended if schedule_queue_next(schedule=schedule))
+    return _each_alone(ended, lambda schedule: schedule_queue_next(schedule=schedule) is not None,
+                       doing=_("queue the next window of"))
 
 
 def _expire_live_assets(now: datetime) -> int:

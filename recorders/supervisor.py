@@ -26,7 +26,7 @@ Status = RecorderSchedule.Status
 RESTART_BACKOFF_SECONDS = (0.5, 1, 2, 5)
 ARM_HORIZON = timedelta(seconds=30)
 FINISHING_THREADS = 4  # stopping ffmpeg, joining and probing run off the loop so starts stay on time
-STOP_MARGIN_SECONDS = 1.0  # a run may record this far past its window's end; the agent stops it there first
+LEAST_RUN_SECONDS = 0.1  # a window with less than this left to record is full
 
 
 @dataclass
@@ -39,7 +39,7 @@ class Recording:
     restarts: int = 0
     restart_at: float = 0.0
     recorded_seconds: float = 0.0  # what the runs before this one recorded
-    source_ended: bool = False  # a finite source was recorded to its end: nothing more to start
+    source_ended: bool = False  # nothing more to record: a finite source ended, or the window's length is recorded
 
 
 class RecorderSupervisor:
@@ -110,17 +110,22 @@ class RecorderSupervisor:
             return
         run = recording.run
         if run is None:
-            if not recording.source_ended and time.time() >= recording.restart_at:
-                window = (schedule.record_until - schedule.record_from).total_seconds()
-                budget = min(window - recording.recorded_seconds, (schedule.record_until - now).total_seconds())
-                recording.run = engine.FfmpegRun(
-                    source=self._source(recording),
-                    directory=services.recording_directory(schedule),
-                    output_format=schedule.recorder.output_format,
-                    segment_seconds=schedule.recorder.segment_seconds,
-                    max_seconds=budget + STOP_MARGIN_SECONDS,
-                )
-                logger.info("recording %s: ffmpeg %s started", schedule, recording.run.pid)
+            if recording.source_ended or time.time() < recording.restart_at:
+                return
+            # A recording never holds more audio than its window, however fast a source sends.
+            window = (schedule.record_until - schedule.record_from).total_seconds()
+            budget = min(window - recording.recorded_seconds, (schedule.record_until - now).total_seconds())
+            if budget < LEAST_RUN_SECONDS:
+                recording.source_ended = True
+                return
+            recording.run = engine.FfmpegRun(
+                source=self._source(recording),
+                directory=services.recording_directory(schedule),
+                output_format=schedule.recorder.output_format,
+                segment_seconds=schedule.recorder.segment_seconds,
+                max_seconds=budget,
+            )
+            logger.info("recording %s: ffmpeg %s started", schedule, recording.run.pid)
             return
         if (not recording.started or recording.restarts) and run.has_output():
             services.recording_started(schedule=schedule, now=now, data_since=datetime.fromtimestamp(run.started_at, tz=UTC))
@@ -139,9 +144,10 @@ class RecorderSupervisor:
             self._fail(recording, reason)
             return
         services.recording_interrupted(schedule=schedule, since=services.recording_last_data_at(schedule))
-        if run.source_ended:  # a file, not a stream: recorded once, the rest of the window is a gap
+        if run.source_ended or run.recorded_seconds >= run.max_seconds - LEAST_RUN_SECONDS:
+            # A file, not a stream, recorded once; or as much audio as the window holds: the rest is a gap.
             recording.source_ended = True
-            logger.info("recording %s: its source ended before the window did", schedule)
+            logger.info("recording %s: its source ended, or sent the window's length, before the window did", schedule)
             return
         # ffmpeg died mid-window: the gap is noted; start it again while the window is open.
         backoff = RESTART_BACKOFF_SECONDS[min(recording.restarts, len(RESTART_BACKOFF_SECONDS) - 1)]

@@ -51,9 +51,12 @@ class StudioConsumer(AsyncJsonWebsocketConsumer):
         before_join = await database_sync_to_async(events.latest_seq)()
         await event_relay.hub().join(self.studio_id, self)
         self.joined = True
-        since = query.get("since", [None])[0]
+        since = query.get("since", [""])[0]
+        # A client that has seen events beyond the latest (a reset database, another station, a made-up
+        # number) can't resume: it gets the whole picture, as one with no ``since``.
+        resumable = since.isdigit() and int(since) <= before_join
         # From a little before the client's last event: one of those may have committed after it.
-        missed = await self._events_since(int(since)) if since and since.isdigit() else None
+        missed = await self._events_since(int(since)) if resumable else None
         if missed is None:
             await self._send_snapshot(after=before_join)
         else:

@@ -1,8 +1,18 @@
 """Engine processes (ffmpeg, Liquidsoap) the node agent spawns."""
 
 import ctypes
+import grp
+import logging
 import os
+import pwd
 import signal
+import subprocess
+from functools import cache
+from pathlib import Path
+
+from django.conf import settings
+
+logger = logging.getLogger(__name__)
 
 _PR_SET_PDEATHSIG = 1
 
@@ -38,3 +48,45 @@ def kill_strays(marker: str) -> int:
             except psutil.Error:
                 pass
     return killed
+
+
+@cache
+def _engine_account() -> tuple[int, int, tuple[int, ...]] | None:
+    """(uid, gid, groups) engines run as: ENGINE_USER, when the agent runs as root; None: as the agent."""
+    if os.geteuid() != 0 or not settings.ENGINE_USER:
+        return None
+    try:
+        user = pwd.getpwnam(settings.ENGINE_USER)
+    except KeyError:
+        logger.warning("ENGINE_USER %s does not exist: engines run as root", settings.ENGINE_USER)
+        return None
+    # capture devices belong to the audio group on Debian
+    groups = tuple(group.gr_gid for group in grp.getgrall() if group.gr_name == "audio")
+    return user.pw_uid, user.pw_gid, groups
+
+
+@cache
+def _reachable(uid: int, gid: int, directory: str) -> bool:
+    return subprocess.run(["test", "-x", directory], user=uid, group=gid, extra_groups=[],
+                          stdin=subprocess.DEVNULL, capture_output=True).returncode == 0
+
+
+def engine_account(*, writes: tuple[Path, ...], reads: tuple[Path, ...] = ()) -> dict:
+    """Popen arguments that run an engine (ffmpeg, Liquidsoap) without root, owning the directories it ``writes``.
+
+    Engines need no privilege. When the agent runs as root they run as ENGINE_USER, provided
+    that account can reach every directory they use; where it can't (a tree under a private
+    home, say) they run as the agent, with a warning saying which directory to open up.
+    """
+    account = _engine_account()
+    if account is None:
+        return {}
+    uid, gid, groups = account
+    blocked = [str(path) for path in (*(path.parent for path in writes), *reads) if not _reachable(uid, gid, str(path))]
+    if blocked:
+        logger.warning("engines run as root: %s can't reach %s (ENGINE_USER)", settings.ENGINE_USER, ", ".join(blocked))
+        return {}
+    for path in writes:
+        if path.exists():  # a file an engine of the agent's own user left behind is handed over too
+            os.chown(path, uid, gid)
+    return {"user": uid, "group": gid, "extra_groups": list(groups)}

@@ -135,6 +135,7 @@ MEDIA_ROOT = Path(env.str("MEDIA_ROOT", default=str(VAR_DIR / "media")))
 LOGIN_URL = "admin:login"
 
 # Station behaviour.
+ENGINE_USER = env.str("ENGINE_USER", default="nobody")  # engines (ffmpeg, Liquidsoap) run as this user when the agent is root
 NODE_CAPTURE_DEVICES = env.list("NODE_CAPTURE_DEVICES", default=[])  # sound inputs this host's agent offers recorders
 NODE_HEARTBEAT_TIMEOUT = env.int("NODE_HEARTBEAT_TIMEOUT", default=10)  # seconds without a heartbeat = offline
 AGENT_HEARTBEAT_SECONDS = env.float("AGENT_HEARTBEAT_SECONDS", default=2)  # node agent heartbeat and lease renewal

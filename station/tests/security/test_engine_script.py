@@ -1,0 +1,183 @@
+"""What staff type never reaches Liquidsoap as code (issue 14, confirmed 1 and 3).
+
+A channel created over the API with ``"mount": "#{process.read('id')}"`` ran the command as root:
+Liquidsoap interpolates ``#{…}`` inside any string literal, and the values went into the script
+JSON-quoted. Now every output setting is validated by type and format, every text reaches a
+script through one escaping function, request URIs carry ids only and file outputs are named by
+the station. Real Liquidsoap where the attack needs the engine.
+"""
+
+import subprocess
+from pathlib import Path
+
+import pytest
+from django.utils import timezone
+
+from ingest.models import MediaAsset
+from playout.liquidsoap import Gateway, liq_string, request_uri
+from playout.models import AsRunEntry, Channel, PlaylistItem
+from playout.outputs import file_output_path
+from playout.tests.test_engine import _channel_on_air, _tone
+from recorders.tests.stream_server import closed_port
+from station.models import Alert
+from station.tests import factories
+from station.tests.processes import database_env, spawn_manage, stop, wait_until
+
+HOSTILE_TEXT = [
+    "#{process.read('id')}",
+    '#{file.write(data="owned", "MARKER")}',
+    '" ^ process.read("id") ^ "',
+    "' ^ process.read('id') ^ '",
+    "\\#{1+1}",
+    "\\\" #{1}",
+    "a\nb\r\nc",
+    "$(title) %Y %s",
+    "%23%7B1%7D",
+    "é ✓ 📻 ",
+    "}{#",
+    "",
+]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("value", HOSTILE_TEXT)
+def test_any_text_comes_out_of_a_script_exactly_as_given_and_runs_nothing(tmp_path, value):
+    marker = tmp_path / "marker"
+    value = value.replace("MARKER", str(marker))
+    out = tmp_path / "out.txt"
+    script = tmp_path / "probe.liq"
+    script.write_text(f"settings.init.allow_root.set(true)\nfile.write(data={liq_string(value)}, {liq_string(out)})\n"
+                      "shutdown()\n")
+
+    subprocess.run(["liquidsoap", str(script)], capture_output=True, timeout=60)  # it exits: no output to run
+
+    assert out.read_bytes().decode() == value
+    assert not marker.exists()
+
+
+ATTACKS = {
+    "interpolated mount": ("harbor", {"port": 8191, "mount": "#{process.read('id')}"}, "mount"),
+    "quoted mount": ("harbor", {"port": 8191, "mount": 'live", process.read("id"), "'}, "mount"),
+    "mount with a line break": ("harbor", {"port": 8191, "mount": "live\nshutdown()"}, "mount"),
+    "port as text": ("harbor", {"port": "8191"}, "port"),
+    "port not whole": ("harbor", {"port": 8191.5}, "port"),
+    "port as a boolean": ("harbor", {"port": True}, "port"),
+    "port outside the station's range": ("harbor", {"port": 22}, "port"),
+    "bitrate as text": ("harbor", {"port": 8191, "bitrate": "128k"}, "bitrate"),
+    "no port": ("harbor", {"mount": "live"}, "port"),
+    "interpolated host": ("icecast", {"host": "#{process.read('id')}", "password": "x"}, "host"),
+    "password with a line break": ("icecast", {"host": "stream.example.org", "password": "x\n#{1}"}, "password"),
+    "internal host": ("icecast", {"host": "127.0.0.1", "password": "hackme"}, "host"),
+    "metadata host": ("icecast", {"host": "169.254.169.254", "password": "hackme"}, "host"),
+    "another notation of loopback": ("icecast", {"host": "2130706433", "password": "hackme"}, "host"),
+    "a path to write": ("file", {"path": "/etc/cron.d/owned"}, "path"),
+    "a path in a format": ("file", {"format": "../../etc/passwd"}, "format"),
+    "an unknown setting": ("harbor", {"port": 8191, "script": "shutdown()"}, "script"),
+}
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("output_type, output_settings, named", ATTACKS.values(), ids=ATTACKS)
+def test_the_api_refuses_output_settings_that_are_not_what_they_must_be(api, operator_b, studio_b, output_type,
+                                                                         output_settings, named):
+    response = api(operator_b).post("/api/v1/channels/", {
+        "studio": studio_b.pk, "name": "Owned", "slug": "owned", "output_type": output_type,
+        "output_settings": output_settings}, format="json")
+
+    assert response.status_code == 400, response.json()
+    messages = response.json()["error"]["fields"]["output_settings"]
+    assert any(named in message for message in messages), messages
+    assert not Channel.objects.filter(slug="owned").exists()
+
+
+@pytest.mark.django_db
+def test_the_admin_refuses_them_too(client, operator_b, studio_b):
+    client.force_login(operator_b)
+    response = client.post("/admin/playout/channel/add/", {
+        "studio": studio_b.pk, "name": "Owned", "slug": "owned", "output_type": "harbor",
+        "output_settings": '{"port": 8191, "mount": "#{process.read(\'id\')}"}', "restart_count": 0})
+
+    assert response.status_code == 200
+    assert "mount must be letters, digits" in response.content.decode()
+    assert not Channel.objects.filter(slug="owned").exists()
+
+
+@pytest.mark.django_db
+def test_two_channels_cannot_stream_on_one_harbor_port(api, operator_a, operator_b, studio_a, studio_b):
+    factories.ChannelFactory(studio=studio_a, output_settings={"port": 8150})
+
+    response = api(operator_b).post("/api/v1/channels/", {
+        "studio": studio_b.pk, "name": "Squatter", "slug": "squatter", "output_settings": {"port": 8150}}, format="json")
+
+    assert response.status_code == 400
+    assert "already streams on this harbor port" in str(response.json()["error"])
+
+
+def test_telnet_words_and_request_uris_carry_nothing_but_what_they_are_for():
+    gateway = Gateway(closed_port())
+    for words in (("queue.push", "/a.mp3\nshutdown"), ("skip extra",), ("paused", "true\r\n"), ()):
+        with pytest.raises(ValueError):
+            gateway.command(*words)
+    for path in ("relative.mp3", "/media/a.mp3\nprocess:touch,/tmp/owned:x", "/media/a\x00.mp3"):
+        with pytest.raises(Exception):
+            request_uri(path, {"sk_asset": 1})
+    with pytest.raises(TypeError):
+        request_uri("/media/a.mp3", {"sk_title": '"#{process.read(\'id\')}"'})
+    assert request_uri("/media/a.mp3", {"sk_item": 3, "liq_cue_in": 1.5}) == 'annotate:sk_item=3,liq_cue_in=1.5:/media/a.mp3'
+
+
+@pytest.fixture
+def media_root(settings, tmp_path):
+    settings.PLAYOUT_HARBOR_PORTS = "1024-65535"  # harbors listen on whatever port the test found free
+    settings.MEDIA_ROOT = tmp_path / "media"
+    settings.MEDIA_ROOT.mkdir()
+    return settings.MEDIA_ROOT
+
+
+HOSTILE_TITLE = '"#{file.write(data="owned", "MARKER")}"\nprocess:touch,MARKER:x'
+
+
+@pytest.mark.slow
+@pytest.mark.django_db(transaction=True)
+def test_a_row_written_around_validation_fails_its_own_channel_and_the_others_stay_on_air(media_root, tmp_path):
+    marker = tmp_path / "owned"
+    with _channel_on_air(media_root) as (good, _url, _):
+        filler_asset = good.fallback_playlist.items.get().asset
+        MediaAsset.objects.filter(pk=filler_asset.pk).update(title=HOSTILE_TITLE.replace("MARKER", str(marker)))
+        bad = factories.ChannelFactory(studio=good.studio, node=good.node, status=Channel.Status.STARTING)
+        Channel.objects.filter(pk=bad.pk).update(output_settings={"port": "x", "mount": "#{process.read('id')}"})
+
+        failed = wait_until(lambda: (c := Channel.objects.get(pk=bad.pk)).status == Channel.Status.ERROR and c,
+                            timeout=20, message="the bad channel in error")
+        # the good channel plays on: its filler again, now under the hostile title, taken from the database
+        Channel.objects.filter(pk=good.pk).update(skip_requested_at=timezone.now())
+        aired = wait_until(lambda: AsRunEntry.objects.filter(channel=good, title=HOSTILE_TITLE.replace("MARKER", str(marker)))
+                           .first(), timeout=20, message="the filler on air under its new title")
+
+    assert "port must be a whole number" in failed.error_message and "mount must be" in failed.error_message
+    assert Alert.objects.filter(code="channel_settings_invalid", subject=bad.name).exists()
+    assert aired.result == AsRunEntry.Result.FALLBACK
+    assert not marker.exists()
+    filler_list = (media_root.parent / "node-cache" / good.node.name / "engines" / f"channel-{good.pk}" / "filler.m3u")
+    assert "owned" not in filler_list.read_text() and filler_list.read_text().count("\n") == 1
+
+
+@pytest.mark.slow
+@pytest.mark.django_db(transaction=True)
+def test_a_file_output_is_written_where_the_station_names_it(media_root):
+    studio = factories.StudioFactory()
+    node = factories.NodeFactory(name="host-1")
+    filler = factories.PlaylistFactory(studio=studio, name="Filler")
+    PlaylistItem.objects.create(playlist=filler, asset=_tone(studio, media_root, 440, 30))
+    channel = factories.ChannelFactory(studio=studio, node=node, status=Channel.Status.STARTING, fallback_playlist=filler,
+                                       output_type=Channel.Output.FILE, output_settings={"format": "wav"})
+    agent = spawn_manage("run_node", "--name", "host-1", env=database_env(PLAYOUT_TELNET_BASE_PORT=closed_port() - channel.pk))
+    expected = file_output_path(Path(media_root.parent / "node-cache" / "host-1"), channel.pk, "wav")
+    try:
+        wait_until(lambda: expected.exists() and expected.stat().st_size > 100_000, timeout=30,
+                   message="the engine writing its file output")
+    finally:
+        stop(agent)
+
+    assert expected == media_root.parent / "node-cache" / "host-1" / "outputs" / f"channel-{channel.pk}.wav"
+    assert expected.read_bytes()[:4] == b"RIFF"
