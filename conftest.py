@@ -45,6 +45,18 @@ def superuser(db):
     return factories.UserFactory(username="root", is_superuser=True)
 
 
+@pytest.fixture(autouse=True)
+def forget_failed_logins(django_db_setup, django_db_blocker):
+    """Failed logins are counted in a cache table no test's flush empties: each test starts with none."""
+    from django.core.cache import caches
+
+    from station.login_throttle import CACHE_ALIAS
+
+    yield
+    with django_db_blocker.unblock():
+        caches[CACHE_ALIAS].clear()
+
+
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_call(item):
     """A test's timeline events (station.signals) go out before its fixtures flush the database."""

@@ -1,12 +1,32 @@
 from django import forms
 from django.contrib import admin
+from django.contrib.admin.forms import AdminAuthenticationForm
+from django.core.exceptions import ValidationError
 from django.db.models import OuterRef, Subquery
 from django.utils.translation import gettext_lazy as _
 
 from station import services, webhooks
 from station.admin_base import StudioScopedAdmin, local_time, scoped_filter, service_action
 from station.errors import UserError
+from station.login_throttle import LoginLocked, client_address, login_attempt
 from station.models import Alert, EventType, Node, Studio, StudioMembership, Webhook, WebhookDelivery
+
+
+class LimitedAdminAuthenticationForm(AdminAuthenticationForm):
+    """The admin's login, under the failed-login limiter the API's token endpoint shares (station.login_throttle)."""
+
+    def clean(self):
+        username, password = self.cleaned_data.get("username"), self.cleaned_data.get("password")
+        if username is None or not password:
+            return super().clean()  # no password checked: the missing field is the error
+        try:
+            with login_attempt(username=username, address=client_address(self.request)):
+                return super().clean()
+        except LoginLocked as locked:
+            raise ValidationError(str(locked), code=locked.code) from locked
+
+
+admin.site.login_form = LimitedAdminAuthenticationForm
 
 
 class MembershipInline(admin.TabularInline):

@@ -12,8 +12,10 @@ from channels.auth import AuthMiddlewareStack  # noqa: E402  (needs the app regi
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 
+from station.body_limit import limit_daphne_bodies  # noqa: E402
 from station.routing import websocket_urlpatterns  # noqa: E402
 
+limit_daphne_bodies()  # Daphne stores a whole body before the application runs: one too large is refused first
 application = ProtocolTypeRouter(
     {
         "http": django_asgi_app,

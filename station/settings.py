@@ -267,6 +267,47 @@ WEB_PROCESSES = env.int("WEB_PROCESSES", default=min(os.cpu_count() or 1, 4))
 if REDIS_URL:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}}
 
+# Security: input limits, login throttling, HTTPS (docs/security.md)
+# JSON bodies: at most 64 levels deep, finite numbers, 64-bit integers, DATA_UPLOAD_MAX_MEMORY_SIZE bytes.
+REST_FRAMEWORK["DEFAULT_PARSER_CLASSES"] = ["station.api.parsers.StationJSONParser", "rest_framework.parsers.FormParser",
+                                            "rest_framework.parsers.MultiPartParser"]
+SPECTACULAR_SETTINGS["POSTPROCESSING_HOOKS"] = ["drf_spectacular.hooks.postprocess_schema_enums",  # the default
+                                                "station.api.schema_hooks.request_bodies_take_no_other_fields"]
+SPECTACULAR_SETTINGS["DESCRIPTION"] += (
+    " A write naming a field the resource doesn't have is refused (400 `unknown_field`, with the closest field in "
+    "`params.suggestion`); read-only fields are ignored, so a row read can be sent back as it is.")
+# Uploads (multipart bodies) as large as the largest download ingest accepts: a long programme as WAV fits.
+UPLOAD_MAX_BYTES = env.int("UPLOAD_MAX_BYTES", default=INGEST_MAX_BYTES)
+FILE_UPLOAD_HANDLERS = ["ingest.uploads.UploadLimitHandler",  # first: refuses before the others store a byte
+                        "django.core.files.uploadhandler.MemoryFileUploadHandler",
+                        "django.core.files.uploadhandler.TemporaryFileUploadHandler"]
+# Failed logins (admin and API token) per username and per address, counted where every web process sees
+# them: Redis, or a table of the database (created by run_station and the test runner: createcachetable).
+LOGIN_MAX_FAILURES = env.int("LOGIN_MAX_FAILURES", default=10)  # per username
+LOGIN_MAX_FAILURES_PER_ADDRESS = env.int("LOGIN_MAX_FAILURES_PER_ADDRESS", default=50)  # a desk behind one NAT
+LOGIN_LOCKOUT_SECONDS = env.int("LOGIN_LOCKOUT_SECONDS", default=900)  # forgotten this long after the last failure
+CACHES = {
+    "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},  # Django's default without Redis
+    **(CACHES if REDIS_URL else {}),
+    "login": ({"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL, "KEY_PREFIX": "login"}
+              if REDIS_URL else
+              # Entries expire with the lockout; culling at the default 300 would let a spray of usernames
+              # push a victim's count out.
+              {"BACKEND": "django.core.cache.backends.db.DatabaseCache", "LOCATION": "station_login_failures",
+               "OPTIONS": {"MAX_ENTRIES": 1_000_000}}),
+}
+# HTTPS: off for the local http run; production sets them (docs/security.md, "Production environment").
+SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=False)
+SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$"]  # probes (run_station's own, load balancers') speak plain http
+SESSION_COOKIE_SECURE = env.bool("SESSION_COOKIE_SECURE", default=False)
+CSRF_COOKIE_SECURE = env.bool("CSRF_COOKIE_SECURE", default=False)
+SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env.bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", default=False)
+SECURE_HSTS_PRELOAD = env.bool("SECURE_HSTS_PRELOAD", default=False)
+# Only behind a proxy that sets X-Forwarded-Proto itself (and drops a client's): otherwise anyone could claim https.
+if env.bool("SECURE_PROXY_SSL_HEADER", default=False):
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,

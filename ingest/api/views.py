@@ -14,15 +14,19 @@ from ingest.api.serializers import DownloadSerializer, IngestSourceSerializer, M
 from ingest.models import Download, IngestSource, MediaAsset
 from ingest.uploads import asset_upload
 from station.api.base import RowListMixin, StudioScopedViewSet
+from station.api.errors import ErrorSerializer
+from station.api.parsers import StationJSONParser
 
 
 @extend_schema_view(
     create=extend_schema(
         summary="Upload a media file",
         description="Multipart upload: the file is stored in the library and probed with ffprobe; it becomes a `ready` "
-        "asset with its duration and format. A file that is not playable media is refused (400 `not_media`).",
+        "asset with its duration and format. A file that is not playable media is refused (400 `not_media`); a body "
+        "over `UPLOAD_MAX_BYTES` (default 2 GiB) is refused before it is read (413 `too_large`).",
         request={"multipart/form-data": MediaUploadSerializer},
-        responses={201: MediaAssetSerializer},
+        responses={201: MediaAssetSerializer,
+                   413: OpenApiResponse(ErrorSerializer, description="The body is over `UPLOAD_MAX_BYTES`.")},
     ),
 )
 class MediaViewSet(StudioScopedViewSet):
@@ -30,7 +34,7 @@ class MediaViewSet(StudioScopedViewSet):
 
     queryset = MediaAsset.objects.all()
     serializer_class = MediaAssetSerializer
-    parser_classes = [parsers.JSONParser, parsers.MultiPartParser, parsers.FormParser]
+    parser_classes = [StationJSONParser, parsers.MultiPartParser, parsers.FormParser]
     filterset_fields = ["studio", "status", "origin", "checksum"]
     ordering_fields = ["created_at", "title", "duration_seconds"]
 

@@ -1,7 +1,8 @@
 """Building blocks every app's API uses: UTC times, model validation, studio-scoped viewsets."""
 
 import copy
-from collections.abc import Callable
+import difflib
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from functools import cache
 
@@ -11,6 +12,7 @@ from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import models
 from django.db.models.query_utils import DeferredAttribute
 from django.utils import translation
+from django.utils.translation import gettext_lazy as _
 from rest_framework import ISO_8601, mixins, serializers, viewsets
 from rest_framework.fields import get_error_detail
 from rest_framework.relations import PrimaryKeyRelatedField, RelatedField
@@ -40,9 +42,59 @@ class UTCDateTimeField(serializers.DateTimeField):
         return super().to_representation(value)
 
 
-class StationModelSerializer(serializers.ModelSerializer):
+class RefusesUnknownFields:
+    """A serializer mixin: a write naming a field the serializer doesn't have is refused (400 ``unknown_field``).
+
+    A misspelt field silently ignored is a write that did something else than asked (``timezone``
+    for ``time_zone``: a studio in UTC). Read-only fields (``id``, ``status``, ``created_at``…) are
+    known and still ignored, so a row read from the API can be sent back as it is.
+    """
+
+    def to_internal_value(self, data):
+        if isinstance(data, Mapping):
+            unknown = data.keys() - self.fields.keys()  # one set difference: a correct write costs no more
+            if unknown:
+                raise UnknownFields(sorted(unknown), writable=[name for name, field in self.fields.items()
+                                                               if not field.read_only])
+        return super().to_internal_value(data)
+
+
+class UnknownFields(UserError):
+    """Fields a write named that its serializer doesn't have, each with the closest writable field (difflib).
+
+    A UserError rather than a ValidationError: DRF rebuilds validation errors from their messages
+    and codes, and the field and its suggestion are ``params`` a client can act on.
+    """
+
+    def __init__(self, unknown: list[str], *, writable: list[str]):
+        self.fields, first = {}, None
+        for name in unknown:
+            suggestion = next(iter(difflib.get_close_matches(name, writable, n=1)), None)
+            template = (_("Unknown field %(field)s; did you mean %(suggestion)s?") if suggestion
+                        else _("Unknown field %(field)s."))
+            params = {"field": name, "suggestion": suggestion}
+            self.fields[name] = [str(template) % params]
+            first = first or (template, params)
+        if len(unknown) == 1:
+            super().__init__("unknown_field", *first)
+        else:
+            super().__init__("unknown_field", _("Unknown fields %(fields)s; see fields."),
+                             {"fields": ", ".join(unknown)})
+
+
+class IdRelatedField(PrimaryKeyRelatedField):
+    """A related row by its id, a whole number: Django would read ``1.5`` as row 1."""
+
+    def to_internal_value(self, data):
+        if isinstance(data, float) and not data.is_integer():
+            self.fail("incorrect_type", data_type=type(data).__name__)
+        return super().to_internal_value(data)
+
+
+class StationModelSerializer(RefusesUnknownFields, serializers.ModelSerializer):
     """A model serializer that refuses what the admin refuses and writes only what it was given.
 
+    - A field it doesn't have is refused (RefusesUnknownFields).
     - Related rows are chosen among those the user may change (another studio's id reads as
       "does not exist").
     - The model's ``clean()`` and constraints run before saving; an overlap with another row is a
@@ -51,6 +103,7 @@ class StationModelSerializer(serializers.ModelSerializer):
     """
 
     serializer_field_mapping = {**serializers.ModelSerializer.serializer_field_mapping, models.DateTimeField: UTCDateTimeField}
+    serializer_related_field = IdRelatedField
 
     def get_fields(self):
         # DRF builds every field from the model's metadata for each serializer instance (a third of a

@@ -8,7 +8,9 @@ the resource is not in a state for it) and 400 when it is about the input.
 import logging
 
 from django.apps import apps
+from django.conf import settings
 from django.contrib.postgres.constraints import ExclusionConstraint
+from django.core.exceptions import RequestDataTooBig, TooManyFieldsSent, TooManyFilesSent
 from django.db.models import ProtectedError, RestrictedError
 from django.http import Http404
 from django.utils.translation import gettext as _
@@ -79,18 +81,36 @@ def _validation_body(exc: exceptions.ValidationError) -> dict:
     return error_body("invalid", _("The request has invalid fields; see fields."), fields=fields)
 
 
+def too_large_body(max_bytes: int) -> dict:
+    """The 413 answer's body (also sent by station.body_limit, before Django runs)."""
+    return error_body("too_large", _("The request body is larger than the %(max_bytes)d bytes accepted here.")
+                      % {"max_bytes": max_bytes}, params={"max_bytes": max_bytes})
+
+
+def _too_large(exc: RequestDataTooBig) -> Response:
+    # station.api.parsers.BodyTooLarge says its limit; Django's own is about a form body.
+    max_bytes = getattr(exc, "max_bytes", settings.DATA_UPLOAD_MAX_MEMORY_SIZE)
+    return Response(too_large_body(max_bytes), status=status.HTTP_413_REQUEST_ENTITY_TOO_LARGE)
+
+
 def exception_handler(exc, context):
     """Answer every API failure in the one error shape (DRF's exception handler, reshaped)."""
     if isinstance(exc, UserError):
         logger.info("user error %s", exc.code, exc_info=exc.inner)
         conflict = is_conflict(exc)
-        return Response(error_body(exc.code, exc, params=exc.params),
+        # A UserError about the input may name the fields it is about (e.g. unknown fields in a write).
+        return Response(error_body(exc.code, exc, params=exc.params, fields=getattr(exc, "fields", None)),
                         status=status.HTTP_409_CONFLICT if conflict else status.HTTP_400_BAD_REQUEST)
     if isinstance(exc, (ProtectedError, RestrictedError)):
         return Response(error_body("protected", _("This is still in use (e.g. in a playlist or show) and can't be deleted.")),
                         status=status.HTTP_409_CONFLICT)
     if isinstance(exc, Http404):
         exc = exceptions.NotFound()  # the same answer for missing and other studios' rows
+    if isinstance(exc, RequestDataTooBig):
+        return _too_large(exc)
+    if isinstance(exc, TooManyFieldsSent | TooManyFilesSent):
+        return Response(error_body("too_many_fields", _("The request has more fields or files than accepted here.")),
+                        status=status.HTTP_400_BAD_REQUEST)
     response = drf_exception_handler(exc, context)
     if response is None:
         return None

@@ -1,4 +1,5 @@
-"""Filtering: django-filter with instants read as UTC, so any valid ISO 8601 offset reaches the database safely."""
+"""Filtering: django-filter with instants read as UTC, so any valid ISO 8601 offset reaches the database safely,
+and related rows chosen among those the user sees."""
 
 from datetime import UTC
 
@@ -7,6 +8,9 @@ from django.db import models
 from django.utils.translation import gettext_lazy as _
 from django_filters import fields
 from django_filters import rest_framework as filters
+from django_filters.filters import QuerySetRequestMixin
+
+from station.models import StudioScopedQuerySet
 
 
 class UTCDateTimeFormField(fields.IsoDateTimeField):
@@ -28,7 +32,23 @@ class UTCDateTimeFilter(filters.IsoDateTimeFilter):
 
 
 class StationFilterSet(filters.FilterSet):
+    """Filters whose related rows (``?studio=``, ``?recorder=``…) are those the user sees.
+
+    Another studio's id is then "not one of the available choices" (400), as a missing one is:
+    matching every id would answer 200 for rows that exist elsewhere and 400 for missing ones,
+    telling a member of one studio which ids the others have.
+    """
+
     FILTER_DEFAULTS = {**filters.FilterSet.FILTER_DEFAULTS, models.DateTimeField: {"filter_class": UTCDateTimeFilter}}
+
+    def __init__(self, *args, request=None, **kwargs):
+        super().__init__(*args, request=request, **kwargs)
+        user = getattr(request, "user", None)
+        if user is None:
+            return
+        for list_filter in self.filters.values():  # this filter set's own copies
+            if isinstance(list_filter, QuerySetRequestMixin) and isinstance(list_filter.queryset, StudioScopedQuerySet):
+                list_filter.queryset = list_filter.queryset.visible_to(user)
 
 
 class StationFilterBackend(filters.DjangoFilterBackend):

@@ -3,13 +3,13 @@ from django.http import JsonResponse
 from django.views import defaults
 from rest_framework import exceptions, mixins, status, viewsets
 from rest_framework.authtoken.models import Token
-from rest_framework.authtoken.serializers import AuthTokenSerializer
 from rest_framework.decorators import action
 from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from station import services
+from station.api.auth import LoginSerializer
 from station.api.base import RowListMixin, StudioScopedViewSet
 from station.api.errors import error_body
 from station.api.permissions import SuperuserWrites
@@ -18,20 +18,23 @@ from station.models import Alert, Node, Studio
 
 
 class TokenView(APIView):
-    """Exchange a username and password for an API token (the same token on every call)."""
+    """Exchange a username and password for an API token (the same token on every call).
+
+    Failed logins are limited per username and per address, together with the admin's (429 ``login_locked``).
+    """
 
     permission_classes = [AllowAny]
     authentication_classes = []
 
     @extend_schema(
-        request=AuthTokenSerializer,
+        request=LoginSerializer,
         responses={200: TokenSerializer},
         examples=[OpenApiExample("Log in", value={"username": "demo", "password": "demo"}, request_only=True),
                   OpenApiExample("Token", value={"token": "9944b09199c62bcf9418ad846dd0e4bbdfc6ee4b"}, response_only=True)],
         tags=["auth"],
     )
     def post(self, request):
-        serializer = AuthTokenSerializer(data=request.data, context={"request": request})
+        serializer = LoginSerializer(data=request.data, context={"request": request})
         serializer.is_valid(raise_exception=True)
         token, _created = Token.objects.get_or_create(user=serializer.validated_data["user"])
         return Response({"token": token.key})

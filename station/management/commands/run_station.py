@@ -16,6 +16,7 @@ class Command(BaseCommand):
 
     def handle(self, *args, host, port, no_demo, node, **options):
         call_command("migrate", interactive=False, verbosity=0)
+        call_command("createcachetable", verbosity=0)  # failed logins are counted there without Redis
         call_command("setup_schedules", verbosity=0)
         if not no_demo:
             call_command("seed_demo")
