@@ -1,5 +1,6 @@
 """Listing the items of an ingest source: RSS/Atom enclosures (feedparser) or a plain URL list."""
 
+import time
 from dataclasses import dataclass
 from pathlib import PurePosixPath
 from urllib.parse import unquote, urlsplit
@@ -15,6 +16,7 @@ from station import outbound
 from station.errors import UserError
 
 FEED_MAX_BYTES = 20 * 2**20  # a podcast feed with years of episodes is a few MB
+FEED_SECONDS = 120  # to read a whole feed
 
 
 @dataclass(frozen=True)
@@ -57,12 +59,15 @@ def _get_feed(url: str) -> bytes:
             if response.status_code >= 400:
                 raise UserError("feed_http_error", _("The feed %(url)s answered HTTP %(status)d %(reason)s."),
                                 {"url": url, "status": response.status_code, "reason": response.reason})
-            body = b""
+            body, deadline = b"", time.monotonic() + FEED_SECONDS
             for chunk in response.iter_content(1 << 16):
                 body += chunk
                 if len(body) > FEED_MAX_BYTES:
                     raise UserError("feed_too_large", _("The feed %(url)s is larger than %(limit)d MB."),
                                     {"url": url, "limit": FEED_MAX_BYTES // 2**20})
+                if time.monotonic() > deadline:  # a feed that drips must not hold a poller for hours
+                    raise UserError("feed_too_slow", _("The feed %(url)s took longer than %(seconds)d s to read."),
+                                    {"url": url, "seconds": FEED_SECONDS})
             return body
     except requests.RequestException as error:
         raise UserError("feed_unreachable", _("Could not read the feed %(url)s: %(reason)s"),

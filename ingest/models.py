@@ -11,6 +11,9 @@ from station.outbound import validate_public_urls
 from station.transitions import StatusMachine
 
 
+MAX_LISTED_URLS = 500
+
+
 def is_http_url(url: str) -> bool:
     parts = urlsplit(url)
     return parts.scheme in ("http", "https") and bool(parts.netloc)
@@ -121,8 +124,13 @@ class IngestSource(TimeStampedModel):
         if bad:
             raise ValidationError({"url_list": _("Only http(s) URLs can be downloaded: %(url)s") % {"url": bad[0]}},
                                   code="bad_url")
+        if len(self.listed_urls()) > MAX_LISTED_URLS:
+            raise ValidationError({"url_list": ValidationError(
+                _("A URL list holds at most %(max)d URLs."), code="too_many_urls", params={"max": MAX_LISTED_URLS})})
         validate_public_urls("url", [self.url] if self.url else [])
-        validate_public_urls("url_list", self.listed_urls())
+        # A list's names are not looked up one by one here (hundreds of them, each up to the resolver's
+        # deadline): address literals are judged now, names when each download connects.
+        validate_public_urls("url_list", self.listed_urls(), resolve_now=False)
         if self.kind == self.Kind.URL_LIST and not self.listed_urls():
             raise ValidationError({"url_list": _("A URL list needs at least one URL.")}, code="empty_url_list")
 

@@ -19,6 +19,11 @@ class ChannelAdmin(StudioScopedAdmin):
     readonly_fields = ["status", "restart_count", "last_heartbeat_at", "error_message"]
     actions = ["restart", "skip", "pause", "resume"]
 
+    def formfield_for_choice_field(self, db_field, request, **kwargs):
+        if db_field.name == "output_type" and not request.user.is_superuser:
+            kwargs["choices"] = [choice for choice in Channel.Output.choices if choice[0] not in Channel.SUPERUSER_OUTPUTS]
+        return super().formfield_for_choice_field(db_field, request, **kwargs)
+
     @service_action(_("Restart selected channels"))
     def restart(channel, request):
         services.channel_restart(channel=channel)

@@ -25,6 +25,7 @@ from django.utils.translation import gettext as _
 
 from ingest.media import sha256_file
 from playout.models import ScheduledItem
+from playout.relay import PLAYLIST_REFUSED, USER_AGENT, is_playlist
 from station import outbound
 from station.errors import UserError
 from station.models import Alert
@@ -37,7 +38,6 @@ URL_MAX_AGE_SECONDS = 3600
 FETCH_TIMEOUT = (5, 30)  # connect, between bytes
 CHUNK_BYTES = 1 << 20
 _SIGNING_SALT = "playout.node-media"
-USER_AGENT = "Stationkeeper-playout/1"
 
 
 class NotPresent(Exception):
@@ -191,8 +191,11 @@ class MediaCache:
             with self.webstreams.get(url, stream=True, timeout=FETCH_TIMEOUT) as response:
                 if response.status_code != 200:
                     raise NotPresent(_("the webstream %(url)s answered %(status)s") % {"url": url, "status": response.status_code})
-                if not next(response.iter_content(4096), b""):
+                first = next(response.iter_content(4096), b"")
+                if not first:
                     raise NotPresent(_("the webstream %(url)s sent no audio") % {"url": url})
+                if is_playlist(first):  # the relay would refuse it at its slot: the desk hears of it now
+                    raise NotPresent(_("the webstream %(url)s: %(reason)s") % {"url": url, "reason": PLAYLIST_REFUSED})
         except UserError as refused:
             raise NotPresent(str(refused)) from refused
         except requests.RequestException as error:
@@ -214,8 +217,9 @@ class MediaCache:
                         out.write(chunk)
         except (requests.RequestException, OSError) as error:
             partial.unlink(missing_ok=True)
+            # the error's own text holds the signed link and local paths: its kind says enough
             raise NotPresent(_("its file could not be fetched from %(url)s: %(error)s")
-                             % {"url": self.station_url, "error": error}) from error
+                             % {"url": self.station_url, "error": type(error).__name__}) from error
         if digest.hexdigest() != wanted.checksum:
             partial.unlink(missing_ok=True)
             raise NotPresent(_("the fetched copy of its file does not match its checksum"))

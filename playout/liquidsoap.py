@@ -11,7 +11,9 @@ What reaches the engine from the database crosses three boundaries, each with on
 - request URIs (queue pushes, the filler playlist): ``request_uri``, a local path the node made
   and numeric annotations only; titles stay in the database, never in a URI Liquidsoap parses
   (its ``process:`` protocol runs commands);
-- telnet: ``Gateway.command`` refuses a line with anything but printable, non-space-separated words.
+- telnet: ``Gateway.command`` sends one line: words without spaces, and a last argument that is
+  anything but a control character (the server takes the rest of the line as it is: a file name
+  may hold spaces and accents).
 """
 
 import json
@@ -28,6 +30,7 @@ from urllib.parse import quote
 
 from django.utils.translation import gettext_lazy as _
 
+from ingest.media import MEDIA_FORMATS
 from station.errors import UserError
 from station.processes import die_with_parent, engine_account, kill_strays
 
@@ -102,11 +105,14 @@ server.register(usage="next_at <epoch seconds>", "next_at", set_next_at)
 queue = cue_cut(request.queue(id="queue"))
 timed = switch(id="timed", track_sensitive=true, [({{time() >= !next_at}}, queue)])
 # A webstream item: the dispatcher names the stream and its window ahead of the slot, the input
-# connects then, and the gate keeps it on air for its window; the input stops after it.
+# connects then, and the gate keeps it on air for its window; the input stops after it. It reads the
+# agent's relay (playout.relay) as audio only: a playlist format (HLS, DASH…) would fetch other URLs.
 webstream_item = ref("")
 webstream_from = ref(9999999999.)
 webstream_until = ref(0.)
 webstream = input.http(id="webstream", start=false, max_buffer=10.,
+                       string_args=[("protocol_whitelist", {liq_string("http,tcp")}),
+                                    ("format_whitelist", {liq_string(MEDIA_FORMATS)})],
                        on_connect=fun (_) -> print({liq_string(WEBSTREAM_MARK + "connected")}),
                        on_disconnect=fun () -> print({liq_string(WEBSTREAM_MARK + "disconnected")}), "")
 def arm_webstream(value) =
@@ -163,7 +169,7 @@ def request_uri(path: Path | str, annotations: dict[str, int | float]) -> str:
     playlist line); Liquidsoap reads it as a file, not as a protocol, since it starts with "/".
     """
     path = str(path)
-    if not path.startswith("/") or any(ord(character) < 0x20 or ord(character) == 0x7f for character in path):
+    if not path.startswith("/") or not path.isprintable():  # no line break, tab or other control character
         raise UserError("unplayable_path", _("The media's local file name can't be handed to the engine."))
     notes = []
     for key, value in annotations.items():
@@ -180,8 +186,9 @@ class Gateway:
         self.address = (host, port)
 
     def command(self, *words: str, timeout: float = 2.0) -> str:
-        """Send one command of printable words (no spaces, no line breaks within a word) and return the reply."""
-        if not words or not all(_TELNET_WORD.fullmatch(word) for word in words):
+        """Send one command line and return the reply: words without spaces, the last one only without control characters."""
+        *leading, last = words or ("",)
+        if not all(_TELNET_WORD.fullmatch(word) for word in leading) or not last or not last.isprintable():
             raise ValueError(f"not a telnet command the engine may get: {words!r}")
         line = " ".join(words)
         with socket.create_connection(self.address, timeout=timeout) as sock:

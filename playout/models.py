@@ -113,6 +113,10 @@ class Channel(StatusMachine, TimeStampedModel):
         FILE = "file", _("File")
         DECKLINK = "decklink", _("SDI/Decklink (hardware, bound to its node)")
 
+    # A file output writes to its node's disk for as long as the channel runs (WAV: 600 MB an hour):
+    # superusers choose it, not a studio's staff, whose writes would fill the disk every studio records to.
+    SUPERUSER_OUTPUTS = frozenset({Output.FILE})
+
     TRANSITIONS = {
         Status.STOPPED: frozenset({Status.STARTING}),
         Status.STARTING: frozenset({Status.RUNNING, Status.ERROR, Status.STOPPED, Status.STARTING}),

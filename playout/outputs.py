@@ -74,7 +74,7 @@ def _text(pattern: re.Pattern, description) -> Callable:
 def _icecast_host(value):
     _text(_HOST, _("a host name or IPv4 address"))(value)
     try:
-        outbound.check_url(f"http://{value}/")
+        outbound.check_host(value, 8000)
     except UserError as error:
         raise _Invalid(reason=str(error)) from error
     return value

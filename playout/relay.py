@@ -3,7 +3,8 @@
 Liquidsoap's HTTP input would connect wherever a playlist item's URL (and its redirects) point.
 Instead the engine is given a loopback URL of this relay; the relay fetches the item's stream
 through ``station.outbound`` (public addresses only, redirects checked) and passes the bytes on.
-A stream that can't be fetched answers 502, and the reason is kept for the desk's alert.
+A stream that can't be fetched, or that is a playlist naming other URLs (HLS, DASH, PLS, M3U)
+rather than audio, answers 502, and the reason is kept for the desk's alert.
 """
 
 import logging
@@ -12,6 +13,7 @@ import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import requests
+from django.utils.translation import gettext_lazy as _lazy
 
 from station import outbound
 from station.errors import UserError
@@ -21,6 +23,17 @@ USER_AGENT = "Stationkeeper-playout/1"
 CONNECT_TIMEOUT, READ_TIMEOUT = 5, 10
 CHUNK_BYTES = 1 << 14
 _PATH = re.compile(r"/webstream/(\d+)")
+# How playlists begin: their entries are URLs an engine would fetch past the relay's checks.
+_PLAYLIST_STARTS = (b"#EXTM3U", b"<?xml", b"<MPD", b"[playlist]", b"[Reference]", b"<ASX", b"<asx", b"http://", b"https://")
+
+
+def is_playlist(first_bytes: bytes) -> bool:
+    """Whether a stream's first bytes are a playlist (HLS, DASH, PLS, ASX, M3U) rather than audio."""
+    return first_bytes.lstrip().startswith(_PLAYLIST_STARTS)
+
+
+PLAYLIST_REFUSED = _lazy("it is a playlist of other addresses, not audio")
+_AUDIO_TYPE = re.compile(r"(audio/[\w.+-]+|application/ogg)")
 
 
 class WebstreamRelay:
@@ -62,12 +75,19 @@ class WebstreamRelay:
                     url, stream=True, timeout=(CONNECT_TIMEOUT, READ_TIMEOUT)) as upstream:
                 if upstream.status_code != 200:
                     raise UserError("webstream_http_error", "HTTP %(status)d", {"status": upstream.status_code})
+                first = upstream.raw.read1(CHUNK_BYTES)
+                if is_playlist(first):
+                    raise UserError("webstream_is_playlist", PLAYLIST_REFUSED)
+                content_type = upstream.headers.get("Content-Type", "").split(";")[0].strip()
                 request.send_response(200)
-                request.send_header("Content-Type", upstream.headers.get("Content-Type", "application/octet-stream"))
+                request.send_header("Content-Type", content_type if _AUDIO_TYPE.fullmatch(content_type)
+                                    else "application/octet-stream")
                 request.end_headers()
                 answered = True
-                while chunk := upstream.raw.read1(CHUNK_BYTES):  # as it arrives, not in full chunks
+                chunk = first
+                while chunk:  # as it arrives, not in full chunks
                     request.wfile.write(chunk)
+                    chunk = upstream.raw.read1(CHUNK_BYTES)
         except (BrokenPipeError, ConnectionResetError):
             return  # the engine let go: the item's window is over or it was skipped
         except UserError as error:

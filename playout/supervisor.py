@@ -110,7 +110,8 @@ class ChannelSupervisor:
                 self.channels.pop(pk).engine.stop()
                 current = None
             if current is None:
-                self._start(channel)
+                with self._contained(channel, _("start its engine")):
+                    self._start(channel)
         for running in self.channels.values():
             with self._contained(running.channel, _("build its timeline")):
                 timeline_refresh(channel=running.channel, now=now)
@@ -146,6 +147,13 @@ class ChannelSupervisor:
         try:
             script, writes = self._script(channel)
         except (UserError, ValidationError) as error:
+            if isinstance(error, UserError) and error.code == "host_not_found":
+                # The Icecast server's name did not resolve just now: the next re-arm tries again.
+                logger.warning("channel %s: %s; starting it again soon", channel, error)
+                alert_raise(studio=channel.studio_id, code="output_host_not_found", subject=channel.name,
+                            message=_("%(channel)s can't reach its output yet: %(reason)s") % {"channel": channel,
+                                                                                              "reason": error})
+                return
             # A bad row fails its own channel, with the reason, until someone fixes and restarts it.
             reason = "; ".join(error.messages) if isinstance(error, ValidationError) else str(error)
             logger.error("channel %s: cannot start its engine: %s", channel, reason)
@@ -295,12 +303,12 @@ class ChannelSupervisor:
                     self._dispatch_channel(running, now)
 
     def _dispatch_channel(self, running: RunningChannel, now: datetime) -> None:
-        if running.armed is not None and running.armed.end_at <= now:
-            running.armed = None  # it never went on air (removed from the timeline); move on
         if running.armed is not None and running.armed.webstream_url and not running.engine.webstream_connected \
-                and now > running.armed.start_at + WEBSTREAM_CONNECT_GRACE:
+                and now > min(running.armed.start_at + WEBSTREAM_CONNECT_GRACE, running.armed.end_at):
             self._webstream_unreachable(running)
             running.armed = None  # the filler covers it; what follows is armed on time
+        if running.armed is not None and running.armed.end_at <= now:
+            running.armed = None  # it never went on air (removed from the timeline); move on
         if running.armed is not None:
             return
         item = next((i for i in self.upcoming if i.channel_id == running.channel.pk and i.pk not in running.pushed), None)
@@ -357,6 +365,11 @@ class ChannelSupervisor:
             running.engine.gateway.push(path, annotations)
             running.engine.gateway.set_next_at(opens_at)
             running.armed = item
+        except UserError as error:  # a file name the engine can't be handed: the filler covers it
+            alert_raise(studio=running.channel.studio_id, code="media_missing", subject=item.title,
+                        severity=Alert.Severity.CRITICAL,
+                        message=_("%(title)s on %(channel)s can't be played: %(reason)s The filler covers it.")
+                        % {"title": item.title, "channel": running.channel, "reason": error})
         except OSError as error:
             logger.error("channel %s: could not queue %s: %s", running.channel, item, error)
 

@@ -208,7 +208,8 @@ class FfmpegRun:
         if self.feeder is not None and self.feeder.failure:
             return self.feeder.failure
         lines = list(self._stderr)
-        return lines[-1] if lines else f"ffmpeg exited with code {self.process.returncode}"
+        # its own files are named as they are, without the station's directories around them
+        return lines[-1].replace(f"{self.directory}/", "") if lines else f"ffmpeg exited with code {self.process.returncode}"
 
     def request_stop(self) -> None:
         """Ask ffmpeg to stop now (SIGINT: it finishes the segment it is writing); doesn't wait."""
@@ -263,11 +264,12 @@ def join_parts(parts: list[Path], target: Path) -> Path:
         ["ffmpeg", "-nostdin", "-loglevel", "error", "-y", "-f", "concat", "-safe", "0", "-i", str(listing),
          "-c", "copy", str(target)],
         capture_output=True, text=True, timeout=600, cwd=target.parent,
+        **engine_account(writes=(target.parent,)),  # as the account that wrote the parts: it follows no link of theirs as root
     )
     listing.unlink(missing_ok=True)
     if completed.returncode != 0:
         raise UserError("join_failed", _("Could not join the recording's parts: %(reason)s"),
-                        {"reason": completed.stderr.strip()[-300:]})
+                        {"reason": completed.stderr.replace(f"{target.parent}/", "").strip()[-300:]})
     for part in parts:
         part.unlink(missing_ok=True)
     return target

@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from django.conf import settings
-from django.db import IntegrityError, connection, transaction
+from django.db import DatabaseError, IntegrityError, connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
@@ -330,6 +330,8 @@ def _each_alone(schedules, handle, *, doing: str) -> int:
         try:
             with transaction.atomic():
                 handled += handle(schedule) is not False
+        except DatabaseError:
+            raise  # the database, not the window (a deadlock, a lost connection): the next pass tries again
         except Exception as error:
             logger.exception("housekeeping: could not %s %s", doing, schedule)
             reason = _("The station could not %(doing)s it: %(reason)s") % {"doing": doing, "reason": error}

@@ -48,18 +48,22 @@ def _refuse(text: str, why=None) -> UserError:
                      {"source": text[:200], "why": why or _("use one of %(forms)s") % {"forms": FORMS}})
 
 
-def parse_source(text: str) -> Source:
-    """The recorder source ``text`` in its parsed form; UserError saying why it is refused."""
+def parse_source(text: str, *, resolve_now: bool = True) -> Source:
+    """The recorder source ``text`` in its parsed form; UserError saying why it is refused.
+
+    Without ``resolve_now`` (the agent, starting a run) host names are not looked up here: the
+    connection is checked when it is made, and a slow name server must not hold up the agent.
+    """
     if not isinstance(text, str) or not _PRINTABLE.fullmatch(text):
         raise _refuse(str(text), _("sources have no spaces or control characters"))
     kind, _sep, rest = text.partition(":")
     kind = kind.lower()
     if kind in STREAM_SCHEMES:
         url = "http" + text[len("icecast"):] if kind == "icecast" else text
-        outbound.check_url(url)
+        outbound.check_url(url, resolve_now=resolve_now)
         return Source(kind="stream", text=text, url=url)
     if kind == "srt":
-        _check_srt(text)
+        _check_srt(text, resolve_now=resolve_now)
         return Source(kind="srt", text=text, url=text)
     if kind in DEVICE_KINDS:
         if not _DEVICE_NAME.fullmatch(rest):
@@ -72,7 +76,7 @@ def parse_source(text: str) -> Source:
     raise _refuse(text)
 
 
-def _check_srt(text: str) -> None:
+def _check_srt(text: str, *, resolve_now: bool) -> None:
     parts = urlsplit(text)
     try:
         port = parts.port
@@ -85,7 +89,7 @@ def _check_srt(text: str) -> None:
             raise _refuse(text, _("SRT takes the options %(options)s only") % {"options": ", ".join(sorted(SRT_OPTIONS))})
         if not _OPTION_VALUE.fullmatch(value) or (name in ("latency", "pbkeylen") and not value.isdigit()):
             raise _refuse(text, _("the SRT option %(option)s has a malformed value") % {"option": name})
-    outbound.check_url(f"http://{parts.netloc.rpartition('@')[2]}/")
+    outbound.check_host(parts.hostname, port, resolve_now=resolve_now)
 
 
 def srt_caller_url(source: Source) -> str:

@@ -11,9 +11,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from django.conf import settings
-from django.db import close_old_connections
-
-from django.db import DatabaseError
+from django.db import DatabaseError, close_old_connections
 from django.utils.translation import gettext as _
 
 from recorders import engine, selectors, services
@@ -27,6 +25,12 @@ RESTART_BACKOFF_SECONDS = (0.5, 1, 2, 5)
 ARM_HORIZON = timedelta(seconds=30)
 FINISHING_THREADS = 4  # stopping ffmpeg, joining and probing run off the loop so starts stay on time
 LEAST_RUN_SECONDS = 0.1  # a window with less than this left to record is full
+
+
+def audio_margin(window_seconds: float) -> float:
+    """Audio a recording may hold beyond its window: a source's burst on connect (Icecast sends a few
+    seconds of the past), never so much that a source faster than real time fills the disk."""
+    return min(30.0, max(2.0, window_seconds / 10))
 
 
 @dataclass
@@ -76,9 +80,15 @@ class RecorderSupervisor:
     def step(self, now: datetime) -> None:
         for schedule in [s for s in self.armed if s.record_from <= now]:
             self.armed.remove(schedule)
-            if schedule.record_until <= now:
-                continue  # already over: the tick reports it missed
-            claimed = services.schedule_claim(schedule_id=schedule.pk, owner=self.owner, node=self.node, now=now)
+            try:
+                if schedule.record_until <= now:
+                    continue  # already over: the tick reports it missed
+                claimed = services.schedule_claim(schedule_id=schedule.pk, owner=self.owner, node=self.node, now=now)
+            except DatabaseError:
+                raise  # the database, not the window: the agent reconnects
+            except Exception:  # left to the tick, which fails it with its reason; the others start on time
+                logger.exception("recording %s: cannot be claimed", schedule)
+                continue
             if claimed:
                 self.recordings[claimed.pk] = Recording(schedule=claimed)
         for recording in list(self.recordings.values()):
@@ -93,11 +103,11 @@ class RecorderSupervisor:
                 if recording.run:
                     recording.run.stop()
                 self._fail(recording, str(error) if isinstance(error, UserError) else
-                           _("The agent could not record it: %(reason)s") % {"reason": error})
+                           _("The agent could not record it: %(reason)s") % {"reason": type(error).__name__})
 
     def _source(self, recording: Recording) -> Source:
         """The window's source, as this host may record it."""
-        source = parse_source(recording.schedule.recorder.source_url)
+        source = parse_source(recording.schedule.recorder.source_url, resolve_now=False)
         if source.kind == "device" and source.device not in self.capture_devices:
             raise UserError("device_not_offered", _("%(node)s offers no capture device %(device)s."),
                             {"node": self.node, "device": source.device})
@@ -112,7 +122,7 @@ class RecorderSupervisor:
         if run is None:
             if recording.source_ended or time.time() < recording.restart_at:
                 return
-            # A recording never holds more audio than its window, however fast a source sends.
+            # The agent stops a run at the window's end; the cap only holds back a source faster than real time.
             window = (schedule.record_until - schedule.record_from).total_seconds()
             budget = min(window - recording.recorded_seconds, (schedule.record_until - now).total_seconds())
             if budget < LEAST_RUN_SECONDS:
@@ -123,7 +133,7 @@ class RecorderSupervisor:
                 directory=services.recording_directory(schedule),
                 output_format=schedule.recorder.output_format,
                 segment_seconds=schedule.recorder.segment_seconds,
-                max_seconds=budget,
+                max_seconds=budget + audio_margin(window),
             )
             logger.info("recording %s: ffmpeg %s started", schedule, recording.run.pid)
             return
@@ -145,7 +155,7 @@ class RecorderSupervisor:
             return
         services.recording_interrupted(schedule=schedule, since=services.recording_last_data_at(schedule))
         if run.source_ended or run.recorded_seconds >= run.max_seconds - LEAST_RUN_SECONDS:
-            # A file, not a stream, recorded once; or as much audio as the window holds: the rest is a gap.
+            # A file, not a stream, recorded once; or a source that sent all the window may hold: the rest is a gap.
             recording.source_ended = True
             logger.info("recording %s: its source ended, or sent the window's length, before the window did", schedule)
             return

@@ -7,8 +7,9 @@ keep running while it reconnects, and every claim is a compare-and-set, so a
 retry never does anything twice.
 
 Its prober thread heartbeats the node and reports the engines that answer on its
-own cadence and database connection, so a busy or stuck main loop never makes the
-health job fail over engines that are playing. Whatever goes wrong inside one
+own cadence and database connection, so a busy main loop never makes the health
+job fail over engines that are playing; a loop stuck for AGENT_STALL_SECONDS makes
+it fall silent too, so the node counts as down and its work moves. Whatever goes wrong inside one
 supervisor's pass is logged and the loop carries on: one bad row fails its own
 channel or window (the supervisors see to that), never the agent.
 """
@@ -34,7 +35,7 @@ from station.notify import CHANNEL
 logger = logging.getLogger(__name__)
 AGENT_VERSION = "1"
 RECONNECT_BACKOFF_SECONDS = (0.5, 1, 2, 5)
-FAULT_PAUSE_SECONDS = 0.5  # after an unexpected error in a pass, so a fault that repeats can't spin the loop
+FAULT_PAUSE_SECONDS = 0.1  # after an unexpected error in a pass: a fault that repeats can't spin the loop
 
 
 class NodeAgent:
@@ -46,6 +47,7 @@ class NodeAgent:
         self.listener: psycopg.Connection | None = None
         self.supervisors: list = []
         self.prober: threading.Thread | None = None
+        self.last_pass = time.monotonic()  # when the main loop last went round (the prober watches it)
 
     def run(self) -> None:
         signal.signal(signal.SIGTERM, self._request_stop)
@@ -93,11 +95,19 @@ class NodeAgent:
         logger.info("agent %s (%s) listening", self.name, self.owner)
 
     def _probe_forever(self) -> None:
-        """Heartbeat the node and report answering engines, whatever the main loop is doing."""
+        """Heartbeat the node and report answering engines while the main loop goes round, however slowly (not once stuck)."""
         every = min(settings.PLAYOUT_PROBE_SECONDS, settings.AGENT_HEARTBEAT_SECONDS)
-        next_heartbeat = 0.0
+        next_heartbeat, stalled = 0.0, False
         while not self.stopping:
             began = time.monotonic()
+            if began - self.last_pass > settings.AGENT_STALL_SECONDS:
+                if not stalled:
+                    logger.error("agent %s: its loop has been stuck for %.0f s; no longer reporting the node alive",
+                                 self.name, began - self.last_pass)
+                stalled = True
+                time.sleep(every)
+                continue
+            stalled = False
             try:
                 if began >= next_heartbeat:
                     self._heartbeat()
@@ -133,6 +143,7 @@ class NodeAgent:
     def _serve(self) -> None:
         next_heartbeat = next_rearm = 0.0
         while not self.stopping:
+            self.last_pass = time.monotonic()
             now = timezone.now()
             clock = time.time()
             if clock >= next_heartbeat:  # the node's own heartbeat is the prober's

@@ -1,4 +1,7 @@
-"""A request body over UPLOAD_MAX_BYTES is refused (413) as it arrives, before Daphne has stored it.
+"""A request body over its limit is refused (413) as it arrives, before Daphne has stored it.
+
+The limit is UPLOAD_MAX_BYTES for a multipart body (files: uploads in the API and the admin) and
+DATA_UPLOAD_MAX_MEMORY_SIZE for any other (JSON, forms), which Django holds them to anyway.
 
 Daphne (Twisted) reads a whole request body into a temporary file before the ASGI application,
 Django or any upload handler sees the request: a 300 MB upload was read in full (22 s) before it
@@ -18,28 +21,32 @@ from station.api.errors import too_large_body
 
 
 class LimitedWebRequest(http_protocol.WebRequest):
-    """Daphne's request, refusing a body over UPLOAD_MAX_BYTES while it is being received."""
+    """Daphne's request, refusing a body over its limit while it is being received."""
 
     refused = False
     received = 0
+    limit = 0
 
     def gotLength(self, length):
-        super().gotLength(0 if length is not None and length > settings.UPLOAD_MAX_BYTES else length)
-        if length is not None and length > settings.UPLOAD_MAX_BYTES:
+        content_type = (self.requestHeaders.getRawHeaders(b"content-type") or [b""])[0].lower()
+        files = content_type.startswith(b"multipart/form-data") or settings.DATA_UPLOAD_MAX_MEMORY_SIZE is None
+        self.limit = settings.UPLOAD_MAX_BYTES if files else settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+        super().gotLength(0 if length is not None and length > self.limit else length)
+        if length is not None and length > self.limit:
             self._refuse()
 
     def handleContentChunk(self, data):
         if self.refused:
             return
         self.received += len(data)
-        if self.received > settings.UPLOAD_MAX_BYTES:
+        if self.received > self.limit:
             self._refuse()
             return
         super().handleContentChunk(data)
 
     def _refuse(self) -> None:
         self.refused = True
-        body = json.dumps(too_large_body(settings.UPLOAD_MAX_BYTES)).encode()
+        body = json.dumps(too_large_body(self.limit)).encode()
         self.channel.transport.write(
             b"HTTP/1.1 413 Request Entity Too Large\r\nContent-Type: application/json\r\n"
             + b"Content-Length: %d\r\nConnection: close\r\n\r\n" % len(body) + body)

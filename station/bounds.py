@@ -148,3 +148,35 @@ def skip_dates_in_range(field: str, *, name: str) -> ItemsInRange:
                         violation_error_message=_filled_in(
                             _("At most %(max)d skip dates, each between %(first)s and %(last)s."),
                             {"max": MAX_SKIP_DATES, "first": FIRST_DAY, "last": LAST_DAY}))
+
+
+def move_rows_within_bounds(model, *, pairs: tuple[tuple[str, str], ...], skip_dates: str = "",
+                            out_of_bounds: dict | None = None) -> int:
+    """For migrations: rows written before these bounds move inside them, so their constraints can be added.
+
+    Each (start, end) pair is brought into the station's years, end still after start; skip dates
+    outside them go, and at most MAX_SKIP_DATES stay. A row whose instants moved also gets
+    ``out_of_bounds`` (e.g. a failed status with the reason), since its window is no longer the one
+    it was given. Returns the rows whose instants moved.
+    """
+    minute = timedelta(minutes=1)
+    outside = Q()
+    for start, end in pairs:
+        for name in (start, end):
+            outside |= Q(**{f"{name}__lt": EARLIEST}) | Q(**{f"{name}__gt": LATEST})
+    moved = 0
+    for row in model.objects.filter(outside):
+        changes = {}
+        for start, end in pairs:
+            if getattr(row, start) is None or getattr(row, end) is None:
+                continue
+            changes[start] = min(max(getattr(row, start), EARLIEST), LATEST - minute)
+            changes[end] = min(max(getattr(row, end), changes[start] + minute), LATEST)
+        model.objects.filter(pk=row.pk).update(**changes, **(out_of_bounds or {}))
+        moved += 1
+    if skip_dates:
+        for row in model.objects.exclude(**{skip_dates: []}).only("pk", skip_dates):
+            kept = sorted(day for day in getattr(row, skip_dates) if FIRST_DAY <= day <= LAST_DAY)[-MAX_SKIP_DATES:]
+            if kept != sorted(getattr(row, skip_dates)):
+                model.objects.filter(pk=row.pk).update(**{skip_dates: kept})
+    return moved

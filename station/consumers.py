@@ -54,7 +54,7 @@ class StudioConsumer(AsyncJsonWebsocketConsumer):
         since = query.get("since", [""])[0]
         # A client that has seen events beyond the latest (a reset database, another station, a made-up
         # number) can't resume: it gets the whole picture, as one with no ``since``.
-        resumable = since.isdigit() and int(since) <= before_join
+        resumable = since.isascii() and since.isdigit() and len(since) <= 18 and int(since) <= before_join
         # From a little before the client's last event: one of those may have committed after it.
         missed = await self._events_since(int(since)) if resumable else None
         if missed is None:

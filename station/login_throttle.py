@@ -17,6 +17,7 @@ The admin's login form and the API's token endpoint both check passwords inside 
 
 import contextlib
 import hashlib
+import ipaddress
 import math
 import time
 from collections.abc import Iterator
@@ -41,8 +42,16 @@ class LoginLocked(UserError):
 
 
 def client_address(request) -> str | None:
-    """The address the connection came from (behind a proxy, the one Daphne was told by the proxy headers)."""
-    return request.META.get("REMOTE_ADDR") or None
+    """The address the connection came from (behind a proxy, the one Daphne was told by the proxy headers).
+
+    An IPv6 address counts by its /64: one host holds all of them, and each would get guesses of its own.
+    """
+    address = request.META.get("REMOTE_ADDR") or None
+    try:
+        parsed = ipaddress.ip_address(address) if address else None
+    except ValueError:
+        return address
+    return str(ipaddress.ip_network(f"{parsed}/64", strict=False)) if parsed and parsed.version == 6 else address
 
 
 @contextlib.contextmanager

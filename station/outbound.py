@@ -13,6 +13,7 @@ lists their networks in ``OUTBOUND_ALLOWED_NETWORKS``.
 
 import ipaddress
 import socket
+from concurrent.futures import ThreadPoolExecutor
 from functools import cache
 from urllib.parse import urlsplit
 
@@ -28,7 +29,12 @@ from urllib3.exceptions import ConnectTimeoutError, NameResolutionError, NewConn
 from station.errors import UserError
 
 MAX_REDIRECTS = 5
-_NAT64 = ipaddress.ip_network("64:ff9b::/96")
+RESOLVE_SECONDS = 3
+_resolver = ThreadPoolExecutor(max_workers=8, thread_name_prefix="resolve")  # look-ups that can be waited for with a deadline
+# IPv6 prefixes whose last 32 bits are an IPv4 address: IPv4-compatible, SIIT, NAT64 (well-known and local use).
+_CARRYING_IPV4_IN_LOW_BITS = tuple(ipaddress.ip_network(prefix) for prefix in
+                                   ("::/96", "::ffff:0:0:0/96", "64:ff9b::/96", "64:ff9b:1::/48"))
+_GLOBAL_UNICAST = ipaddress.ip_network("2000::/3")  # the only IPv6 addresses routed on the Internet
 Address = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 
@@ -49,7 +55,7 @@ def _carried_ipv4(address: ipaddress.IPv6Address) -> ipaddress.IPv4Address | Non
         return address.sixtofour
     if address.teredo:
         return address.teredo[1]
-    if address in _NAT64:
+    if any(address in prefix for prefix in _CARRYING_IPV4_IN_LOW_BITS):
         return ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)
     return None
 
@@ -61,8 +67,10 @@ def address_allowed(address: Address | str) -> bool:
         address = ipaddress.IPv6Address(str(address).split("%", 1)[0])
     if any(address in network for network in allowed_networks() if network.version == address.version):
         return True
-    if address.version == 6 and (carried := _carried_ipv4(address)) is not None:
-        return address_allowed(carried)
+    if address.version == 6:
+        if (carried := _carried_ipv4(address)) is not None:
+            return address_allowed(carried)
+        return address in _GLOBAL_UNICAST and address.is_global
     return address.is_global and not address.is_multicast
 
 
@@ -79,12 +87,18 @@ def _unresolvable(host: str, inner: BaseException) -> UserError:
     return UserError("host_not_found", _("%(host)s could not be resolved."), {"host": host}, inner=inner)
 
 
-def resolve(host: str, port: int, *, kind: int = socket.SOCK_STREAM) -> list[tuple]:
-    """The (family, type, proto, sockaddr) of ``host`` the station may connect to; UserError if none."""
+def resolve(host: str, port: int, *, kind: int = socket.SOCK_STREAM, numeric_only: bool = False) -> list[tuple]:
+    """The (family, type, proto, sockaddr) of ``host`` the station may connect to; UserError if none.
+
+    A name whose servers don't answer within RESOLVE_SECONDS counts as not found: an operator's
+    host must not hold up a web request or a node agent's loop for as long as the resolver waits.
+    With ``numeric_only``, only an address literal (in any notation) is judged, with no look-up.
+    """
     host = host.strip("[]")
+    flags = socket.AI_NUMERICHOST if numeric_only else 0
     try:
-        answers = socket.getaddrinfo(host, port, type=kind)
-    except (socket.gaierror, UnicodeError) as error:
+        answers = _resolver.submit(socket.getaddrinfo, host, port, type=kind, flags=flags).result(RESOLVE_SECONDS)
+    except (socket.gaierror, UnicodeError, TimeoutError) as error:
         raise _unresolvable(host, error) from error
     allowed = [(family, socktype, proto, sockaddr) for family, socktype, proto, _name, sockaddr in answers
                if address_allowed(sockaddr[0])]
@@ -101,8 +115,9 @@ def public_address(host: str, port: int) -> str:
 def check_url(url: str, *, schemes: tuple[str, ...] = ("http", "https"), resolve_now: bool = True) -> None:
     """Refuse a URL the station must not fetch: another scheme, no host, or a host that is internal.
 
-    With ``resolve_now``, a name that resolves only to internal addresses is refused too; one
-    that doesn't resolve (yet) passes, since the connection is checked again when it is made.
+    An address literal is judged as it stands; with ``resolve_now``, a name that resolves only to
+    internal addresses is refused too. One that doesn't resolve (yet) passes, since the connection
+    is checked again when it is made.
     """
     parts = urlsplit(url)
     if parts.scheme.lower() not in schemes:
@@ -117,20 +132,28 @@ def check_url(url: str, *, schemes: tuple[str, ...] = ("http", "https"), resolve
     if parts.username or parts.password:
         raise UserError("credentials_in_url", _("%(url)s carries a user name or password; the station does not "
                                                 "send credentials in URLs."), {"url": url})
-    if not resolve_now:
-        return
+    check_host(host, port or 80, resolve_now=resolve_now)
+
+
+def check_host(host: str, port: int, *, resolve_now: bool = True) -> None:
+    """Refuse a host that is internal: an address literal as it stands, a name (``resolve_now``) by its addresses.
+
+    A name that doesn't resolve (yet) passes: the connection is checked again when it is made.
+    """
+    if host.rstrip(".").lower() == "localhost" or host.rstrip(".").lower().endswith(".localhost"):
+        raise _refused(host)  # loopback by definition (RFC 6761), whatever a resolver says
     try:
-        resolve(host, port or 80)
+        resolve(host, port, numeric_only=not resolve_now)  # an address literal is judged either way
     except UserError as error:
         if error.code != "host_not_found":
             raise
 
 
-def validate_public_urls(field: str, urls) -> None:
+def validate_public_urls(field: str, urls, *, resolve_now: bool = True) -> None:
     """Django's side of ``check_url`` for a model's ``clean()``: a field error for the admin and the API."""
     for url in urls:
         try:
-            check_url(url)
+            check_url(url, resolve_now=resolve_now)
         except UserError as error:
             raise ValidationError({field: ValidationError(str(error), code=error.code)}) from error
 

@@ -140,6 +140,7 @@ NODE_CAPTURE_DEVICES = env.list("NODE_CAPTURE_DEVICES", default=[])  # sound inp
 NODE_HEARTBEAT_TIMEOUT = env.int("NODE_HEARTBEAT_TIMEOUT", default=10)  # seconds without a heartbeat = offline
 AGENT_HEARTBEAT_SECONDS = env.float("AGENT_HEARTBEAT_SECONDS", default=2)  # node agent heartbeat and lease renewal
 AGENT_REARM_SECONDS = env.float("AGENT_REARM_SECONDS", default=5)  # re-read plans even without a notification
+AGENT_STALL_SECONDS = env.float("AGENT_STALL_SECONDS", default=60)  # a loop stuck this long: the node stops heartbeating
 AGENT_LEASE_SECONDS = env.float("AGENT_LEASE_SECONDS", default=10)  # a claim not renewed this long is taken back
 RECORDER_START_GRACE_SECONDS = env.float("RECORDER_START_GRACE_SECONDS", default=10)  # unclaimed start → failed
 RECORDER_STARTUP_TIMEOUT_SECONDS = env.float("RECORDER_STARTUP_TIMEOUT_SECONDS", default=15)  # no data yet → failed

@@ -19,6 +19,7 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
 import requests
+import urllib3
 from django.conf import settings
 from django.db import close_old_connections, transaction
 from django.db.models import Q
@@ -35,6 +36,7 @@ TIMEOUT_SECONDS = 5
 BATCH = 20
 SENDERS = 4
 RESPONSE_EXCERPT = 120  # characters of the receiver's reply kept in the log: enough to debug, not to read a page
+RESPONSE_BYTES = 4096  # read of the reply at most, once
 USER_AGENT = "Stationkeeper-Webhooks/1"
 
 
@@ -114,14 +116,17 @@ def send(delivery: WebhookDelivery) -> WebhookDelivery:
     began = time.monotonic()
     status_code, error, excerpt = None, "", ""
     try:
-        with outbound.guarded_session(user_agent=USER_AGENT) as session:
-            response = session.post(hook.url, data=body, headers=headers, timeout=TIMEOUT_SECONDS, allow_redirects=False)
-        status_code, excerpt = response.status_code, outbound.safe_excerpt(response.text, RESPONSE_EXCERPT)
+        with outbound.guarded_session(user_agent=USER_AGENT) as session, session.post(
+                hook.url, data=body, headers=headers, timeout=TIMEOUT_SECONDS, allow_redirects=False, stream=True
+        ) as response:
+            # One read of what has arrived: an endless or dripping reply can't hold a sender or fill its memory.
+            status_code, start = response.status_code, response.raw.read1(RESPONSE_BYTES)
+        excerpt = outbound.safe_excerpt(start.decode(response.encoding or "utf-8", errors="replace"), RESPONSE_EXCERPT)
         if not 200 <= status_code < 300:
             error = f"HTTP {status_code}"
     except UserError as refused:
         error = str(refused)
-    except requests.RequestException as failure:
+    except (requests.RequestException, urllib3.exceptions.HTTPError, OSError) as failure:
         error = type(failure).__name__  # the library's text names internals (pools, addresses) no one needs
     now = timezone.now()
     attempts = delivery.attempts + 1

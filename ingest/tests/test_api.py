@@ -50,7 +50,7 @@ def test_upload_probes_the_file_into_a_ready_asset_and_download_returns_it(api, 
                                                                                        len(data))
     assert abs(asset["duration_seconds"] - 2) < 0.1 and "mp3" in asset["format_name"]
     stored = MediaAsset.objects.get(pk=asset["id"]).file.name
-    assert stored.startswith(f"library/uploads/{studio_a.slug}/") and stored.endswith(".mp3")
+    assert stored.startswith(f"library/uploads/studio-{studio_a.pk}/") and stored.endswith(".mp3")  # ids never change
 
     download = api(viewer_a).get(f"/api/v1/media/{asset['id']}/download/")
     assert download.status_code == 200

@@ -1,3 +1,4 @@
+from django.utils.translation import gettext_lazy as _
 from rest_framework import serializers
 
 from playout.models import AsRunEntry, Channel, Playlist, PlaylistItem, ScheduledItem, Show
@@ -11,6 +12,13 @@ class ChannelSerializer(StationModelSerializer):
                   'harbor range); Icecast: `host`, `port`, `password`, `mount`, `bitrate`; file: `format` (mp3, wav) and '
                   '`bitrate` (the station names the file). Unknown or malformed settings are refused (400).',
     )
+
+    def validate_output_type(self, value):
+        request = self.context.get("request")
+        if value in Channel.SUPERUSER_OUTPUTS and not (request and request.user.is_superuser):
+            raise serializers.ValidationError(_("Only a superuser can give a channel a %(output)s output.")
+                                              % {"output": Channel.Output(value).label}, code="output_for_superusers")
+        return value
 
     class Meta:
         model = Channel

@@ -6,7 +6,19 @@ import station.bounds
 from django.db import migrations, models
 
 
+def bring_rows_within_bounds(apps, schema_editor):
+    """Shows and instances from before the bounds: those outside the years are switched off and moved in."""
+    station.bounds.move_rows_within_bounds(
+        apps.get_model("playout", "Show"), pairs=(("start_at", "end_at"), ("series_start_at", "series_end_at")),
+        skip_dates="skip_dates", out_of_bounds={"enabled": False})
+    station.bounds.move_rows_within_bounds(apps.get_model("playout", "ShowInstance"), pairs=(("start_at", "end_at"),),
+                                           out_of_bounds={"cancelled": True})
+
+
 class Migration(migrations.Migration):
+    # The rows' updates fire the change-notification triggers; PostgreSQL won't add a constraint to a
+    # table with trigger events pending in the same transaction, so the data step commits on its own.
+    atomic = False
 
     dependencies = [
         ('playout', '0005_pause_and_skip'),
@@ -28,6 +40,7 @@ class Migration(migrations.Migration):
             name='start_at',
             field=models.DateTimeField(validators=[station.bounds.validate_schedulable], verbose_name='starts at'),
         ),
+        migrations.RunPython(bring_rows_within_bounds, migrations.RunPython.noop, atomic=True),
         migrations.AddConstraint(
             model_name='show',
             constraint=models.CheckConstraint(condition=models.Q(('end_at__range', (datetime.datetime(2000, 1, 1, 0, 0, tzinfo=datetime.timezone.utc), datetime.datetime(2200, 1, 1, 0, 0, tzinfo=datetime.timezone.utc))), ('series_end_at__range', (datetime.datetime(2000, 1, 1, 0, 0, tzinfo=datetime.timezone.utc), datetime.datetime(2200, 1, 1, 0, 0, tzinfo=datetime.timezone.utc))), ('series_start_at__range', (datetime.datetime(2000, 1, 1, 0, 0, tzinfo=datetime.timezone.utc), datetime.datetime(2200, 1, 1, 0, 0, tzinfo=datetime.timezone.utc))), ('start_at__range', (datetime.datetime(2000, 1, 1, 0, 0, tzinfo=datetime.timezone.utc), datetime.datetime(2200, 1, 1, 0, 0, tzinfo=datetime.timezone.utc)))), name='show_dates_in_range', violation_error_code='date_out_of_range', violation_error_message='Windows lie between 2000-01-01 and 2199-12-31.'),

@@ -4,6 +4,36 @@ import django.db.models.fields.json
 from django.db import migrations, models
 
 
+OLD_DEFAULTS = {"harbor": {"port": 8100}, "icecast": {"password": "hackme"}}  # what the engine used to fill in
+SETTINGS = {"harbor": {"port", "mount", "bitrate"}, "icecast": {"host", "port", "password", "mount", "bitrate"},
+            "file": {"format", "bitrate"}, "decklink": set()}
+
+
+def settings_the_validation_takes(apps, schema_editor):
+    """Channels from before the checks keep playing: the defaults the engine filled in are written out,
+    settings no output takes (a file's path: the station names it now) go, and a harbor port two
+    channels shared moves to a free one, with a note on the channel."""
+    Channel = apps.get_model("playout", "Channel")
+    taken = set()
+    for channel in Channel.objects.order_by("pk"):
+        given = channel.output_settings if isinstance(channel.output_settings, dict) else {}
+        kept = {**OLD_DEFAULTS.get(channel.output_type, {}),
+                **{name: value for name, value in given.items() if name in SETTINGS.get(channel.output_type, set())}}
+        for number in ("port", "bitrate"):
+            if isinstance(kept.get(number), str) and kept[number].isdigit():
+                kept[number] = int(kept[number])
+        note = channel.error_message
+        if channel.output_type == "harbor" and type(kept["port"]) is int:  # any other value the agent refuses, with a reason
+            wanted = kept["port"]
+            while kept["port"] in taken:
+                kept["port"] += 1
+            if kept["port"] != wanted:
+                note = f"The upgrade moved this channel's harbor from port {wanted} to {kept['port']}: another channel had it."
+            taken.add(kept["port"])
+        if kept != given or note != channel.error_message:
+            Channel.objects.filter(pk=channel.pk).update(output_settings=kept, error_message=note)
+
+
 class Migration(migrations.Migration):
 
     dependencies = [
@@ -17,6 +47,7 @@ class Migration(migrations.Migration):
             name='output_settings',
             field=models.JSONField(blank=True, default=dict, help_text='Harbor: {"port": 8100, "mount": "live", "bitrate": 128}; Icecast: host, port, password, mount, bitrate; file: format (mp3 or wav) and bitrate, written under the node\'s directory. Settings left out take their defaults (mount live, bitrate 128, Icecast port 8000, format mp3).', verbose_name='output settings'),
         ),
+        migrations.RunPython(settings_the_validation_takes, migrations.RunPython.noop),
         migrations.AddConstraint(
             model_name='channel',
             constraint=models.UniqueConstraint(django.db.models.fields.json.KeyTextTransform('port', 'output_settings'), condition=models.Q(('output_type', 'harbor')), name='channel_harbor_port_unique', violation_error_code='harbor_port_taken', violation_error_message='Another channel already streams on this harbor port.'),

@@ -7,7 +7,23 @@ import station.bounds
 from django.db import migrations, models
 
 
+def bring_rows_within_bounds(apps, schema_editor):
+    """Rows from before the bounds: rolls and segments clamped, windows outside the years failed and moved in."""
+    Recorder = apps.get_model("recorders", "Recorder")
+    Recorder.objects.filter(pre_roll_seconds__gt=3600).update(pre_roll_seconds=3600)
+    Recorder.objects.filter(post_roll_seconds__gt=3600).update(post_roll_seconds=3600)
+    Recorder.objects.filter(segment_seconds__lt=10).update(segment_seconds=10)
+    Recorder.objects.filter(segment_seconds__gt=3600).update(segment_seconds=3600)
+    station.bounds.move_rows_within_bounds(
+        apps.get_model("recorders", "RecorderSchedule"),
+        pairs=(("start_at", "end_at"), ("series_start_at", "series_end_at")), skip_dates="skip_dates",
+        out_of_bounds={"status": "failed", "error_message": "Its window lay outside the years 2000 to 2199."})
+
+
 class Migration(migrations.Migration):
+    # The rows' updates fire the change-notification triggers; PostgreSQL won't add a constraint to a
+    # table with trigger events pending in the same transaction, so the data step commits on its own.
+    atomic = False
 
     dependencies = [
         ('recorders', '0003_change_notifications'),
@@ -44,6 +60,7 @@ class Migration(migrations.Migration):
             name='start_at',
             field=models.DateTimeField(validators=[station.bounds.validate_schedulable], verbose_name='starts at'),
         ),
+        migrations.RunPython(bring_rows_within_bounds, migrations.RunPython.noop, atomic=True),
         migrations.AddConstraint(
             model_name='recorder',
             constraint=models.CheckConstraint(condition=models.Q(('post_roll_seconds__range', (0, 3600)), ('pre_roll_seconds__range', (0, 3600))), name='recorder_rolls_in_range', violation_error_code='roll_out_of_range', violation_error_message='Pre- and post-rolls are at most an hour.'),

@@ -42,6 +42,9 @@ class UTCDateTimeField(serializers.DateTimeField):
         return super().to_representation(value)
 
 
+FORM_ONLY_FIELDS = {"csrfmiddlewaretoken"}  # what the browsable API's HTML forms send beside the fields
+
+
 class RefusesUnknownFields:
     """A serializer mixin: a write naming a field the serializer doesn't have is refused (400 ``unknown_field``).
 
@@ -52,7 +55,7 @@ class RefusesUnknownFields:
 
     def to_internal_value(self, data):
         if isinstance(data, Mapping):
-            unknown = data.keys() - self.fields.keys()  # one set difference: a correct write costs no more
+            unknown = data.keys() - self.fields.keys() - FORM_ONLY_FIELDS  # one set difference: a correct write costs no more
             if unknown:
                 raise UnknownFields(sorted(unknown), writable=[name for name, field in self.fields.items()
                                                                if not field.read_only])
@@ -86,7 +89,7 @@ class IdRelatedField(PrimaryKeyRelatedField):
     """A related row by its id, a whole number: Django would read ``1.5`` as row 1."""
 
     def to_internal_value(self, data):
-        if isinstance(data, float) and not data.is_integer():
+        if isinstance(data, bool) or (isinstance(data, float) and not data.is_integer()):  # true is no row 1
             self.fail("incorrect_type", data_type=type(data).__name__)
         return super().to_internal_value(data)
 

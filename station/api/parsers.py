@@ -24,7 +24,7 @@ from rest_framework import exceptions, parsers
 MAX_DEPTH = 64  # arrays and objects inside each other; no resource here takes more than a few
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1  # what a bigint column (every id and count here) holds
 
-_STRING = re.compile(r'"(?:[^"\\]|\\.)*"', re.DOTALL)
+_STRING = re.compile(r'"(?:[^"\\]|\\.)*+(?:"|\Z)', re.DOTALL)  # an unterminated string ends the text: one pass
 _NOT_A_BRACKET = re.compile(r"[^\[\]{}]+")
 _DEPTH_STEP = {"[": 1, "{": 1, "]": -1, "}": -1}
 

@@ -16,6 +16,7 @@ from ingest.models import IngestSource, MediaAsset
 from playout.models import Channel, Playlist
 from recorders.models import Recorder
 from station.api.filters import StationFilterBackend
+from station.api.parsers import MAX_DEPTH
 from station.api.urls import router
 from station.models import Studio
 from recorders.tests.stream_server import closed_port
@@ -24,6 +25,7 @@ from station.tests.processes import database_env, stop
 
 ERROR_KEYS = {"code", "message", "params", "fields"}
 DEEP = 100_000
+
 HUGE_INTEGER = "9" * 400
 
 
@@ -52,6 +54,15 @@ HOSTILE_BODIES = {
     "just past 64 bits": ('{"studio": 9223372036854775808}', "number_out_of_range"),
     "10000 digits": ('{"studio": %s}' % ("9" * 10_000), "number_out_of_range"),
 }
+
+
+@pytest.mark.parametrize("size", [65_536, 2_000_000])
+def test_an_unterminated_string_of_escaped_quotes_is_answered_at_once(api, size):
+    """The depth check skips strings: a pattern retried at every quote made 64 KB of them take 30 s of CPU."""
+    body = "[" * (MAX_DEPTH + 1) + '"' + '\\"' * (size // 2)
+    started = time.monotonic()
+    response = _post_raw(api(), "/api/v1/auth/token/", body)
+    assert response.status_code == 400 and time.monotonic() - started < 1
 
 
 def _post_raw(client, path: str, body, method: str = "post"):
@@ -363,11 +374,16 @@ def _chunked(size: int) -> bytes:
     return b"%x\r\n" % size + b"\0" * size + b"\r\n"
 
 
+MULTIPART = b"Content-Type: multipart/form-data; boundary=x\r\n"
+
+
 @pytest.mark.slow
 @pytest.mark.django_db(transaction=True)
 @pytest.mark.parametrize("framing, head, body", [
-    ("announced", b"Content-Length: 300000000\r\n", b"\0" * 65536),  # the first 64 KB of 300 MB
-    ("chunked", b"Transfer-Encoding: chunked\r\n", _chunked(1 << 20) * 3),  # past the limit without saying so
+    ("announced upload", MULTIPART + b"Content-Length: 300000000\r\n", b"\0" * 65536),  # the first 64 KB of 300 MB
+    ("chunked upload", MULTIPART + b"Transfer-Encoding: chunked\r\n", _chunked(1 << 20) * 3),  # past it, unannounced
+    # Not a file: held to DATA_UPLOAD_MAX_MEMORY_SIZE (2.5 MB), not to the uploads' limit.
+    ("announced JSON", b"Content-Type: application/json\r\nContent-Length: 3000000\r\n", b"[" * 65536),
 ])
 def test_the_station_as_daphne_serves_it_refuses_a_body_over_the_limit_as_it_arrives(operator_a, tmp_path, framing,
                                                                                       head, body):
@@ -378,7 +394,7 @@ def test_the_station_as_daphne_serves_it_refuses_a_body_over_the_limit_as_it_arr
                            cwd=settings.BASE_DIR, env=database_env(MEDIA_ROOT=tmp_path / "media", UPLOAD_MAX_BYTES=1_000_000))
     try:
         request = (b"POST /api/v1/media/ HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Token " + token.encode()
-                   + b"\r\nContent-Type: multipart/form-data; boundary=x\r\n" + head + b"\r\n")
+                   + b"\r\n" + head + b"\r\n")
         deadline = time.monotonic() + 30
         while True:
             try:

@@ -8,6 +8,8 @@ the station. Real Liquidsoap where the attack needs the engine.
 """
 
 import subprocess
+import time
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -70,8 +72,6 @@ ATTACKS = {
     "internal host": ("icecast", {"host": "127.0.0.1", "password": "hackme"}, "host"),
     "metadata host": ("icecast", {"host": "169.254.169.254", "password": "hackme"}, "host"),
     "another notation of loopback": ("icecast", {"host": "2130706433", "password": "hackme"}, "host"),
-    "a path to write": ("file", {"path": "/etc/cron.d/owned"}, "path"),
-    "a path in a format": ("file", {"format": "../../etc/passwd"}, "format"),
     "an unknown setting": ("harbor", {"port": 8191, "script": "shutdown()"}, "script"),
 }
 
@@ -88,6 +88,22 @@ def test_the_api_refuses_output_settings_that_are_not_what_they_must_be(api, ope
     messages = response.json()["error"]["fields"]["output_settings"]
     assert any(named in message for message in messages), messages
     assert not Channel.objects.filter(slug="owned").exists()
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("output_settings, named", [({"path": "/etc/cron.d/owned"}, "path"),
+                                                    ({"format": "../../etc/passwd"}, "format")])
+def test_a_file_output_takes_no_path_and_only_a_superuser_chooses_one(api, operator_b, superuser, studio_b,
+                                                                      output_settings, named):
+    channel = {"studio": studio_b.pk, "name": "Tap", "slug": "tap", "output_type": "file"}
+
+    for_staff = api(operator_b).post("/api/v1/channels/", {**channel, "output_settings": {"format": "wav"}}, format="json")
+    malformed = api(superuser).post("/api/v1/channels/", {**channel, "output_settings": output_settings}, format="json")
+    fine = api(superuser).post("/api/v1/channels/", {**channel, "output_settings": {"format": "wav"}}, format="json")
+
+    assert for_staff.status_code == 400 and for_staff.json()["error"]["code"] == "output_for_superusers"
+    assert malformed.status_code == 400 and named in str(malformed.json()["error"]["fields"]["output_settings"])
+    assert fine.status_code == 201
 
 
 @pytest.mark.django_db
@@ -115,7 +131,8 @@ def test_two_channels_cannot_stream_on_one_harbor_port(api, operator_a, operator
 
 def test_telnet_words_and_request_uris_carry_nothing_but_what_they_are_for():
     gateway = Gateway(closed_port())
-    for words in (("queue.push", "/a.mp3\nshutdown"), ("skip extra",), ("paused", "true\r\n"), ()):
+    for words in (("queue.push", "/a.mp3\nshutdown"), ("queue.push x", "/a.mp3"), ("paused", "true\r\n"),
+                  ("queue.push", "/a.mp3\u2028shutdown"), ()):
         with pytest.raises(ValueError):
             gateway.command(*words)
     for path in ("relative.mp3", "/media/a.mp3\nprocess:touch,/tmp/owned:x", "/media/a\x00.mp3"):
@@ -124,6 +141,8 @@ def test_telnet_words_and_request_uris_carry_nothing_but_what_they_are_for():
     with pytest.raises(TypeError):
         request_uri("/media/a.mp3", {"sk_title": '"#{process.read(\'id\')}"'})
     assert request_uri("/media/a.mp3", {"sk_item": 3, "liq_cue_in": 1.5}) == 'annotate:sk_item=3,liq_cue_in=1.5:/media/a.mp3'
+    # an ordinary file name with spaces and accents still plays
+    assert request_uri("/media/Émission du matin.mp3", {"sk_item": 3}).endswith(":/media/Émission du matin.mp3")
 
 
 @pytest.fixture
@@ -181,3 +200,45 @@ def test_a_file_output_is_written_where_the_station_names_it(media_root):
 
     assert expected == media_root.parent / "node-cache" / "host-1" / "outputs" / f"channel-{channel.pk}.wav"
     assert expected.read_bytes()[:4] == b"RIFF"
+
+
+@pytest.mark.slow
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("playlist, content_type", [
+    ("#EXTM3U\n#EXT-X-TARGETDURATION:10\n#EXTINF:10,\n{segment}\n#EXT-X-ENDLIST\n", "application/vnd.apple.mpegurl"),
+    ("#EXTM3U\n#EXT-X-TARGETDURATION:10\n#EXTINF:10,\n{segment}\n#EXT-X-ENDLIST\n", "audio/mpeg"),  # lying about it
+    ("<?xml version='1.0'?>\n<MPD><Period><BaseURL>{segment}</BaseURL></Period></MPD>\n", "application/dash+xml"),
+])
+def test_a_webstream_that_is_a_playlist_of_internal_addresses_fetches_none_of_them(settings, media_root, tmp_path, playlist,
+                                                                                   content_type):
+    from station.tests.security.servers import Answer, HostileServer
+
+    settings.OUTBOUND_ALLOWED_NETWORKS = ["127.0.0.2/32"]  # one internal host the station uses, not its neighbours
+    allowed, internal = HostileServer("127.0.0.2"), HostileServer("127.0.0.3")
+    try:
+        tone = (media_root / "private.mp3")
+        segment = internal.serve("/private.mp3", Answer(body=_tone_bytes(tone), headers={"Content-Type": "audio/mpeg"}))
+        url = allowed.serve("/live", Answer(body=playlist.format(segment=segment).encode(),
+                                            headers={"Content-Type": content_type}))
+        with _channel_on_air(media_root) as (channel, _url, _):
+            relay = factories.PlaylistFactory(studio=channel.studio, name="Relay")
+            PlaylistItem.objects.create(playlist=relay, webstream_url=url, webstream_seconds=3)
+            slot = timezone.now() + timedelta(seconds=3)
+            factories.ShowInstanceFactory(show__channel=channel, show__playlist=relay, start_at=slot,
+                                          end_at=slot + timedelta(seconds=3))
+            alert = wait_until(lambda: Alert.objects.filter(code="webstream_unreachable").first(), timeout=20,
+                               message="the refused webstream reported")
+            time.sleep(2)
+    finally:
+        allowed.close()
+        internal.close()
+
+    assert internal.hits == []
+    assert "playlist" in alert.message and "filler will cover it" in alert.message
+    assert not AsRunEntry.objects.filter(channel=channel, result=AsRunEntry.Result.PLAYED).exists()
+
+
+def _tone_bytes(path: Path) -> bytes:
+    from ingest.media import generate_tone
+
+    return generate_tone(path, frequency=440, seconds=3).read_bytes()

@@ -32,7 +32,9 @@ INTERNAL_HOSTS = ["127.0.0.1", "127.1", "2130706433", "0x7f.0.0.1", "01770000000
     ("127.0.0.1", False), ("::1", False), ("::ffff:127.0.0.1", False), ("2002:7f00:1::", False),
     ("64:ff9b::a9fe:a9fe", False), ("2001:0:4136:e378:8000:63bf:80ff:fffe", False), ("169.254.169.254", False),
     ("fe80::1%2", False), ("0.0.0.0", False), ("::", False), ("240.0.0.1", False), ("255.255.255.255", False),
-    ("ff02::1", False), ("8.8.8.8", True), ("2606:4700::1111", True), ("::ffff:8.8.8.8", True),
+    ("ff02::1", False), ("::7f00:1", False), ("::a00:1", False), ("::ffff:0:7f00:1", False), ("64:ff9b:1::a00:1", False),
+    ("fec0::1", False), ("5f00::1", False), ("2001:db8::1", False),
+    ("8.8.8.8", True), ("2606:4700::1111", True), ("::ffff:8.8.8.8", True), ("64:ff9b::808:808", True),
 ])
 def test_every_notation_of_an_internal_address_is_refused_and_public_ones_pass(address, allowed):
     assert outbound.address_allowed(address) is allowed

@@ -18,7 +18,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from ingest.models import MediaAsset
-from playout.cacher import URL_MAX_AGE_SECONDS, media_token
+from playout.cacher import media_token
 from recorders import services
 from recorders.models import RecorderSchedule, RecordingSession
 from station.models import Alert
@@ -118,17 +118,22 @@ def test_a_dashboard_resuming_beyond_the_latest_event_gets_the_whole_picture(stu
 
 
 @pytest.mark.django_db
-def test_node_media_links_open_with_a_nodes_own_key_only(client, tmp_path, settings):
+def test_node_media_links_open_with_a_nodes_own_key_only(client, api, superuser, tmp_path, settings):
     settings.MEDIA_ROOT = tmp_path
     (tmp_path / "secret.mp3").write_bytes(b"\xff\xfb another studio's programme")
     asset = factories.MediaAssetFactory(file="secret.mp3", checksum="x")
     node = factories.NodeFactory()
     forged_with_the_secret_key = signing.dumps(asset.pk, salt="playout.node-media")  # what a leaked SECRET_KEY signs
 
+    other = factories.NodeFactory()
     assert client.get(reverse("playout:node-media", args=[node.pk, forged_with_the_secret_key])).status_code == 404
+    assert client.get(reverse("playout:node-media", args=[node.pk, media_token(asset.pk, node=other)])).status_code == 404
     assert client.get(reverse("playout:node-media", args=[node.pk, media_token(asset.pk, node=node)])).status_code == 200
-    assert URL_MAX_AGE_SECONDS <= 3600
-    assert "media_key" not in str(client.get("/api/v1/nodes/").content)
+    listed = api(superuser).get("/api/v1/nodes/")
+    client.force_login(superuser)
+    shown = client.get(reverse("admin:station_node_change", args=[node.pk]))
+    assert listed.status_code == shown.status_code == 200
+    assert node.media_key not in listed.content.decode() + shown.content.decode()  # not even a superuser sees it
 
 
 @pytest.mark.django_db
