@@ -1,11 +1,15 @@
 """Run real station processes (agents, ticks, web) against the test database."""
 
+import contextlib
 import os
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+import uuid
+from collections.abc import Callable, Iterator
 from pathlib import Path
+
+import psycopg
 
 from django.conf import settings
 from django.db import connection
@@ -20,6 +24,20 @@ def database_env(**overrides) -> dict:
             "OUTBOUND_ALLOWED_NETWORKS": ",".join(settings.OUTBOUND_ALLOWED_NETWORKS),
             "PLAYOUT_HARBOR_PORTS": settings.PLAYOUT_HARBOR_PORTS,
             **{k: str(v) for k, v in overrides.items()}}
+
+
+@contextlib.contextmanager
+def empty_database() -> Iterator[dict]:
+    """A database of its own, empty, on the test server, for processes that migrate it: yields their environment."""
+    name = f"empty_{uuid.uuid4().hex[:8]}"
+    admin_params = {k: v for k, v in connection.get_connection_params().items() if k != "cursor_factory"}
+    with psycopg.connect(**admin_params, autocommit=True) as admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield {**os.environ, "DATABASE_URL": database_url({**connection.settings_dict, "NAME": name})}
+    finally:
+        with psycopg.connect(**admin_params, autocommit=True) as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def spawn_manage(*args: str, env: dict) -> subprocess.Popen:

@@ -1,18 +1,14 @@
-import os
 import socket
 import subprocess
 import sys
 import time
 import urllib.error
 import urllib.request
-import uuid
 
-import psycopg
 import pytest
 from django.conf import settings
-from django.db import connection
 
-from station.embedded_db import database_url
+from station.tests.processes import empty_database
 
 
 def test_healthz_answers(client):
@@ -46,11 +42,11 @@ def _get(url: str) -> tuple[int, dict]:
 @pytest.mark.django_db
 def test_readyz_says_not_ready_before_migrations_then_ready_after():
     """A real Daphne on an empty database answers 503 with the pending migrations, 200 once migrated."""
-    name = f"readyz_{uuid.uuid4().hex[:8]}"
-    admin_params = {k: v for k, v in connection.get_connection_params().items() if k != "cursor_factory"}
-    with psycopg.connect(**admin_params, autocommit=True) as admin:
-        admin.execute(f'CREATE DATABASE "{name}"')
-    env = {**os.environ, "DATABASE_URL": database_url({**connection.settings_dict, "NAME": name})}
+    with empty_database() as env:
+        _readyz_before_and_after_migrating(env)
+
+
+def _readyz_before_and_after_migrating(env: dict) -> None:
     port = _free_port()
     web = subprocess.Popen(
         [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "station.asgi:application"],
@@ -74,5 +70,3 @@ def test_readyz_says_not_ready_before_migrations_then_ready_after():
     finally:
         web.terminate()
         web.wait(10)
-        with psycopg.connect(**admin_params, autocommit=True) as admin:
-            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')

@@ -6,17 +6,13 @@ the new rules by the migrations, before their constraints are added.
 """
 
 import json
-import os
 import subprocess
 import sys
-import uuid
 
-import psycopg
 import pytest
 from django.conf import settings
-from django.db import connection
 
-from station.embedded_db import database_url
+from station.tests.processes import empty_database
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db]
 
@@ -53,25 +49,16 @@ CHANNELS = [["harbor", {}], ["harbor", {"port": 8100}], ["harbor", {"port": "810
 
 
 def test_rows_the_old_code_accepted_are_brought_within_the_rules_by_the_migrations():
-    name = f"upgrade_{uuid.uuid4().hex[:8]}"
-    admin_params = {k: v for k, v in connection.get_connection_params().items() if k != "cursor_factory"}
-    with psycopg.connect(**admin_params, autocommit=True) as admin:
-        admin.execute(f'CREATE DATABASE "{name}"')
-    env = {**os.environ, "DATABASE_URL": database_url({**connection.settings_dict, "NAME": name})}
+    with empty_database() as env:
+        def manage(*args):
+            return subprocess.run([sys.executable, "manage.py", *args], env=env, cwd=settings.BASE_DIR,
+                                  capture_output=True, text=True, check=True).stdout
 
-    def manage(*args):
-        return subprocess.run([sys.executable, "manage.py", *args], env=env, cwd=settings.BASE_DIR, capture_output=True,
-                              text=True, check=True).stdout
-
-    try:
         for app, migration in (("station", "0006"), ("playout", "0005"), ("recorders", "0003")):
             manage("migrate", app, migration, "-v0")
         manage("shell", "-c", OLD_ROWS % json.dumps(CHANNELS))
         manage("migrate", "-v0")
         after = json.loads(manage("shell", "-c", READ_BACK).strip().splitlines()[-1])
-    finally:
-        with psycopg.connect(**admin_params, autocommit=True) as admin:
-            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
     assert [output for _, output, _ in after["channels"]] == [
         {"port": 8100}, {"port": 8101}, {"port": 8102, "mount": "x"}, {},
