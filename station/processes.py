@@ -6,7 +6,7 @@ import logging
 import os
 import pwd
 import signal
-import subprocess
+import stat
 from functools import cache
 from pathlib import Path
 
@@ -50,6 +50,9 @@ def kill_strays(marker: str) -> int:
     return killed
 
 
+_warned: set[str] = set()
+
+
 @cache
 def _engine_account() -> tuple[int, int, tuple[int, ...]] | None:
     """(uid, gid, groups) engines run as: ENGINE_USER, when the agent runs as root; None: as the agent."""
@@ -65,10 +68,23 @@ def _engine_account() -> tuple[int, int, tuple[int, ...]] | None:
     return user.pw_uid, user.pw_gid, groups
 
 
-@cache
-def _reachable(uid: int, gid: int, directory: str) -> bool:
-    return subprocess.run(["test", "-x", directory], user=uid, group=gid, extra_groups=[],
-                          stdin=subprocess.DEVNULL, capture_output=True).returncode == 0
+def _reachable(uid: int, gid: int, groups: tuple[int, ...], directory: Path) -> bool:
+    """Whether the account may pass through every directory down to ``directory`` (by mode bits; no process spawned,
+    since engines start on the agent's loop)."""
+    for step in (*reversed(directory.parents), directory):
+        try:
+            mode = step.stat()
+        except OSError:
+            return False
+        if mode.st_uid == uid:
+            allowed = mode.st_mode & stat.S_IXUSR
+        elif mode.st_gid == gid or mode.st_gid in groups:
+            allowed = mode.st_mode & stat.S_IXGRP
+        else:
+            allowed = mode.st_mode & stat.S_IXOTH
+        if not allowed:
+            return False
+    return True
 
 
 def engine_account(*, writes: tuple[Path, ...], reads: tuple[Path, ...] = ()) -> dict:
@@ -82,9 +98,11 @@ def engine_account(*, writes: tuple[Path, ...], reads: tuple[Path, ...] = ()) ->
     if account is None:
         return {}
     uid, gid, groups = account
-    blocked = [str(path) for path in (*(path.parent for path in writes), *reads) if not _reachable(uid, gid, str(path))]
+    blocked = [str(path) for path in (*(path.parent for path in writes), *reads) if not _reachable(uid, gid, groups, path)]
     if blocked:
-        logger.warning("engines run as root: %s can't reach %s (ENGINE_USER)", settings.ENGINE_USER, ", ".join(blocked))
+        if blocked[0] not in _warned:  # once per directory, not once per engine
+            _warned.add(blocked[0])
+            logger.warning("engines run as root: %s can't reach %s (ENGINE_USER)", settings.ENGINE_USER, ", ".join(blocked))
         return {}
     for path in writes:
         if path.exists():  # a file an engine of the agent's own user left behind is handed over too
