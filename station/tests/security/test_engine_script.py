@@ -170,12 +170,14 @@ def test_a_row_written_around_validation_fails_its_own_channel_and_the_others_st
                             timeout=20, message="the bad channel in error")
         # the good channel plays on: its filler again, now under the hostile title, taken from the database
         Channel.objects.filter(pk=good.pk).update(skip_requested_at=timezone.now())
-        aired = wait_until(lambda: AsRunEntry.objects.filter(channel=good, title=HOSTILE_TITLE.replace("MARKER", str(marker)))
-                           .first(), timeout=20, message="the filler on air under its new title")
+        # the entry on air when the skip lands may already carry the new title and ends `skipped`; the next is the filler
+        aired = wait_until(lambda: AsRunEntry.objects.filter(channel=good, title=HOSTILE_TITLE.replace("MARKER", str(marker)),
+                                                             result=AsRunEntry.Result.FALLBACK).first(),
+                           timeout=20, message="the filler on air under its new title")
 
     assert "port must be a whole number" in failed.error_message and "mount must be" in failed.error_message
     assert Alert.objects.filter(code="channel_settings_invalid", subject=bad.name).exists()
-    assert aired.result == AsRunEntry.Result.FALLBACK
+    assert aired.asset_id == filler_asset.pk
     assert not marker.exists()
     filler_list = (media_root.parent / "node-cache" / good.node.name / "engines" / f"channel-{good.pk}" / "filler.m3u")
     assert "owned" not in filler_list.read_text() and filler_list.read_text().count("\n") == 1
