@@ -6,7 +6,7 @@ from django.db import models
 from django.db.models import Q
 from django.utils.translation import gettext_lazy as _
 
-from station.models import Studio, StudioScopedQuerySet, TimeStampedModel
+from station.models import StatusQuerySet, Studio, StudioScopedQuerySet, TimeStampedModel
 from station.outbound import validate_public_urls
 from station.transitions import StatusMachine
 
@@ -52,7 +52,7 @@ class MediaAsset(StatusMachine, TimeStampedModel):
     format_name = models.CharField(_("format"), max_length=60, blank=True)
     error_message = models.TextField(_("error"), blank=True)
 
-    objects = StudioScopedQuerySet.as_manager()
+    objects = StatusQuerySet.as_manager()
     studio_lookup = "studio"
 
     class Meta:
@@ -151,7 +151,8 @@ class Download(StatusMachine, TimeStampedModel):
 
     TRANSITIONS = {
         Status.QUEUED: frozenset({Status.DOWNLOADING, Status.SKIPPED, Status.FAILED}),
-        Status.DOWNLOADING: frozenset({Status.COMPLETED, Status.SKIPPED, Status.FAILED, Status.QUEUED}),
+        # A row left downloading by a dead worker is claimed again by the one that holds the item's lock.
+        Status.DOWNLOADING: frozenset({Status.COMPLETED, Status.SKIPPED, Status.FAILED, Status.QUEUED, Status.DOWNLOADING}),
         # A source that does not remember its downloads fetches a finished item again on its next poll.
         Status.COMPLETED: frozenset({Status.QUEUED}),
         Status.FAILED: frozenset({Status.QUEUED}),
@@ -171,7 +172,7 @@ class Download(StatusMachine, TimeStampedModel):
         MediaAsset, on_delete=models.SET_NULL, null=True, blank=True, related_name="downloads", verbose_name=_("asset")
     )
 
-    objects = StudioScopedQuerySet.as_manager()
+    objects = StatusQuerySet.as_manager()
     studio_lookup = "source__studio"
 
     class Meta:
@@ -213,13 +214,20 @@ class PreviousDownload(models.Model):
         return self.item_key
 
 
-class Publication(TimeStampedModel):
+class Publication(StatusMachine, TimeStampedModel):
     """An asset sent to the external archive (PUBLISH_URL), retried with exponential backoff."""
 
     class Status(models.TextChoices):
         PENDING = "pending", _("Pending")  # waiting for its next attempt (next attempt at)
         PUBLISHED = "published", _("Published")  # the archive accepted it
         FAILED = "failed", _("Failed")  # gave up after the last allowed attempt; see last error
+
+    TRANSITIONS = {
+        # Publishing again (a changed asset, staff asking) starts over from any state.
+        Status.PENDING: frozenset({Status.PUBLISHED, Status.FAILED, Status.PENDING}),
+        Status.PUBLISHED: frozenset({Status.PENDING}),
+        Status.FAILED: frozenset({Status.PENDING}),
+    }
 
     asset = models.OneToOneField(MediaAsset, on_delete=models.CASCADE, related_name="publication", verbose_name=_("asset"))
     status = models.CharField(_("status"), max_length=10, choices=Status.choices, default=Status.PENDING, db_index=True)
@@ -228,7 +236,7 @@ class Publication(TimeStampedModel):
     published_at = models.DateTimeField(_("published at"), null=True, blank=True)
     last_error = models.TextField(_("last error"), blank=True)
 
-    objects = StudioScopedQuerySet.as_manager()
+    objects = StatusQuerySet.as_manager()
     studio_lookup = "asset__studio"
 
     class Meta:

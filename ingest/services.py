@@ -11,13 +11,12 @@ import hashlib
 import json
 import logging
 import shutil
-from collections.abc import Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
 
 import requests
 from django.conf import settings
-from django.db import IntegrityError, connection, transaction
+from django.db import IntegrityError, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 from django.utils.text import get_valid_filename
@@ -27,7 +26,7 @@ from ingest import feeds, fetch, media
 from ingest.models import Download, IngestSource, MediaAsset, PreviousDownload, Publication
 from station import dashboard, events, queues
 from station.errors import UserError
-from station.locks import rundown_lock, timeline_lock
+from station.locks import rundown_lock, session_lock, timeline_lock
 from station.models import Studio
 from station.services import alert_raise
 
@@ -41,20 +40,23 @@ def asset_register_file(*, studio: Studio, path: Path, title: str, origin: str =
     """Probe a file already under MEDIA_ROOT and record it as a ready asset (once per file)."""
     probed = media.probe(path)
     relative = str(path.resolve().relative_to(Path(settings.MEDIA_ROOT).resolve()))
-    asset, _created = MediaAsset.objects.update_or_create(
-        studio=studio,
-        file=relative,
-        defaults={
-            "title": title,
-            "origin": origin,
-            "status": MediaAsset.Status.READY,
-            "checksum": media.sha256_file(path),
-            "size_bytes": path.stat().st_size,
-            "duration_seconds": probed.duration_seconds,
-            "format_name": probed.format_name,
-            "error_message": "",
-        },
-    )
+    facts = {
+        "title": title,
+        "origin": origin,
+        "checksum": media.sha256_file(path),
+        "size_bytes": path.stat().st_size,
+        "duration_seconds": probed.duration_seconds,
+        "format_name": probed.format_name,
+        "error_message": "",
+    }
+    asset, created = MediaAsset.objects.get_or_create(studio=studio, file=relative,
+                                                      defaults={**facts, "status": MediaAsset.Status.READY})
+    if not created:  # probed again: its facts are the file's now
+        for name, value in facts.items():
+            setattr(asset, name, value)
+        asset.save(update_fields=[*facts, "updated_at"])
+        if asset.status != MediaAsset.Status.READY:
+            asset.move_to(MediaAsset.Status.READY)
     return asset
 
 
@@ -128,8 +130,7 @@ def downloads_queue_items(*, source: IngestSource, items: list[feeds.Item]) -> l
         finished = [d.pk for d in existing.values() if d.status in (Download.Status.COMPLETED, Download.Status.SKIPPED)]
         again = list(Download.objects.filter(pk__in=finished, status__in=[Download.Status.COMPLETED, Download.Status.SKIPPED])
                      .select_related("source__studio"))
-        Download.objects.filter(pk__in=[d.pk for d in again]).update(
-            status=Download.Status.QUEUED, bytes_done=0, error_message="", updated_at=timezone.now())
+        Download.objects.filter(pk__in=[d.pk for d in again]).move_to(Download.Status.QUEUED, bytes_done=0, error_message="")
     queued = created + again
     for download in queued:
         _enqueue_download(download)
@@ -156,8 +157,8 @@ def downloads_requeue_stale(*, now: datetime) -> int:
 @transaction.atomic
 def download_retry(*, download: Download) -> Download:
     """Try a failed download again (the admin's and API's "retry")."""
-    retried = Download.objects.filter(pk=download.pk, status=Download.Status.FAILED).update(
-        status=Download.Status.QUEUED, error_message="", bytes_done=0, updated_at=timezone.now())
+    retried = Download.objects.filter(pk=download.pk, status=Download.Status.FAILED).move_to(
+        Download.Status.QUEUED, error_message="", bytes_done=0)
     download.refresh_from_db()
     if not retried:
         raise UserError("not_failed", _("%(download)s is %(status)s; only a failed download can be retried."),
@@ -175,19 +176,9 @@ def _item_lock_key(url: str) -> int:
     return int.from_bytes(hashlib.sha256(f"ingest-item:{url}".encode()).digest()[:8], "big", signed=True)
 
 
-@contextlib.contextmanager
-def item_lock(url: str) -> Iterator[bool]:
+def item_lock(url: str):
     """Hold the item's lock for the whole download, or yield False at once if another worker has it."""
-    key = _item_lock_key(url)
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT pg_try_advisory_lock(%s)", [key])
-        got = cursor.fetchone()[0]
-    try:
-        yield got
-    finally:
-        if got:
-            with contextlib.suppress(Exception), connection.cursor() as cursor:  # a lost connection took it already
-                cursor.execute("SELECT pg_advisory_unlock(%s)", [key])
+    return session_lock(_item_lock_key(url))
 
 
 def partial_path(url: str) -> Path:
@@ -207,9 +198,8 @@ def download_run(*, download_id: int) -> Download | None:
             logger.info("%s: another worker is downloading %s; skipped", download, download.url)
             return None
         # Under the item lock no live worker has it: a row left `downloading` belongs to a dead one.
-        claimed = Download.objects.filter(pk=download.pk, status__in=[Download.Status.QUEUED, Download.Status.DOWNLOADING]
-                                          ).update(status=Download.Status.DOWNLOADING, attempts=F("attempts") + 1,
-                                                   error_message="", updated_at=timezone.now())
+        claimed = Download.objects.filter(pk=download.pk).move_to(Download.Status.DOWNLOADING, attempts=F("attempts") + 1,
+                                                                  error_message="")
         download.refresh_from_db()
         if not claimed:
             return download
@@ -338,9 +328,10 @@ def publication_queue(*, asset: MediaAsset, quiet: bool = False) -> Publication 
     if asset.status != MediaAsset.Status.READY:
         raise UserError("asset_not_ready", _("%(asset)s is %(status)s; only ready media can be published."),
                         {"asset": asset.title, "status": asset.get_status_display()})
-    publication, _created = Publication.objects.update_or_create(
-        asset=asset, defaults={"status": Publication.Status.PENDING, "attempts": 0, "next_attempt_at": timezone.now(),
-                               "last_error": ""})
+    fresh = {"attempts": 0, "next_attempt_at": timezone.now(), "last_error": ""}
+    publication, created = Publication.objects.get_or_create(asset=asset, defaults=fresh)
+    if not created:
+        publication.move_to(Publication.Status.PENDING, **fresh)
     return publication
 
 
@@ -377,8 +368,8 @@ def publication_send(*, publication: Publication) -> bool:
     except UserError as error:
         now = timezone.now()
         if publication.attempts >= settings.PUBLISH_MAX_ATTEMPTS:
-            Publication.objects.filter(pk=publication.pk).update(status=Publication.Status.FAILED, last_error=str(error),
-                                                                 next_attempt_at=None, updated_at=now)
+            Publication.objects.filter(pk=publication.pk).move_to(Publication.Status.FAILED, last_error=str(error),
+                                                                  next_attempt_at=None, updated_at=now)
             alert_raise(studio=asset.studio_id, code="publish_failed", subject=asset.title,
                         message=_("%(asset)s was not published after %(attempts)d attempts: %(reason)s")
                         % {"asset": asset.title, "attempts": publication.attempts, "reason": error})
@@ -386,8 +377,8 @@ def publication_send(*, publication: Publication) -> bool:
             Publication.objects.filter(pk=publication.pk).update(
                 last_error=str(error), next_attempt_at=now + _publish_backoff(publication.attempts), updated_at=now)
         return False
-    Publication.objects.filter(pk=publication.pk).update(status=Publication.Status.PUBLISHED, published_at=timezone.now(),
-                                                         next_attempt_at=None, last_error="", updated_at=timezone.now())
+    Publication.objects.filter(pk=publication.pk).move_to(Publication.Status.PUBLISHED, published_at=timezone.now(),
+                                                          next_attempt_at=None, last_error="")
     return True
 
 

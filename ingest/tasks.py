@@ -6,12 +6,10 @@ from django.utils import timezone
 from ingest import services
 from station.periodic import run_periodic_job
 
-TICK_LOCK_KEY = 8210303
-
 
 def tick(**options) -> bool:
     """Poll due sources, requeue lost downloads and publish, every INGEST_TICK_SECONDS, on one replica at a time."""
-    return run_periodic_job(name="ingest.tick", lock_key=TICK_LOCK_KEY, interval=settings.INGEST_TICK_SECONDS,
+    return run_periodic_job(name="ingest.tick", interval=settings.INGEST_TICK_SECONDS,
                             step=lambda: services.ingest_housekeeping(now=timezone.now()), **options)
 
 

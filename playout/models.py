@@ -8,7 +8,7 @@ from playout.outputs import clean_output_settings
 from station.db import end_after_start, no_overlap
 from station.outbound import validate_public_urls
 from station.bounds import instants_in_range
-from station.models import (Node, RecurringWindow, Studio, StudioScopedQuerySet, TimeStampedModel,
+from station.models import (Node, RecurringWindow, StatusQuerySet, Studio, StudioScopedQuerySet, TimeStampedModel,
                             recurring_window_checks)
 from station.transitions import StatusMachine
 
@@ -164,7 +164,7 @@ class Channel(StatusMachine, TimeStampedModel):
     last_heartbeat_at = models.DateTimeField(_("last healthy probe"), null=True, blank=True)
     error_message = models.TextField(_("error"), blank=True)
 
-    objects = StudioScopedQuerySet.as_manager()
+    objects = StatusQuerySet.as_manager()
     studio_lookup = "studio"
 
     class Meta:

@@ -37,8 +37,8 @@ def channel_restart(*, channel: Channel) -> Channel:
 @transaction.atomic
 def channel_mark_running(*, channel: Channel, node, now) -> bool:
     """The engine on ``node`` answers: the channel is on air there. False if it was moved or stopped."""
-    moved = Channel.objects.filter(pk=channel.pk, node=node, status=Channel.Status.STARTING).update(
-        status=Channel.Status.RUNNING, last_heartbeat_at=now, error_message="", updated_at=now
+    moved = Channel.objects.filter(pk=channel.pk, node=node).move_to(
+        Channel.Status.RUNNING, last_heartbeat_at=now, error_message="", updated_at=now
     )
     if moved:
         channel.refresh_from_db()
@@ -118,8 +118,8 @@ def channel_fail_over(*, channel: Channel, now) -> bool:
         _channel_error(channel, _("Engine on %(node)s stopped answering and no healthy node can take it over.") % {"node": where},
                        code="channel_no_failover", status=channel.status, updated_at=channel.updated_at)
         return False
-    moved = Channel.objects.filter(pk=channel.pk, node_id=channel.node_id, status=channel.status, updated_at=channel.updated_at).update(
-        node=target, status=Channel.Status.STARTING, restart_count=F("restart_count") + 1, updated_at=now,
+    moved = Channel.objects.filter(pk=channel.pk, node_id=channel.node_id, status=channel.status, updated_at=channel.updated_at).move_to(
+        Channel.Status.STARTING, node=target, restart_count=F("restart_count") + 1, updated_at=now,
         error_message=_("Failed over from %(node)s") % {"node": where},
     )
     if moved:
@@ -132,9 +132,7 @@ def channel_fail_over(*, channel: Channel, now) -> bool:
 
 def _channel_error(channel: Channel, reason, *, code: str, **still) -> bool:
     """Put the channel in error with the reason and alert, if it is ``still`` as the caller saw it; True if so."""
-    if not Channel.objects.filter(pk=channel.pk, **still).update(
-        status=Channel.Status.ERROR, error_message=str(reason), updated_at=timezone.now()
-    ):
+    if not Channel.objects.filter(pk=channel.pk, **still).move_to(Channel.Status.ERROR, error_message=str(reason)):
         return False
     channel.refresh_from_db()
     alert_raise(studio=channel.studio_id, code=code, subject=channel.name, severity=Alert.Severity.CRITICAL, message=str(reason))

@@ -6,11 +6,9 @@ from django.utils import timezone
 from playout import services
 from station.periodic import run_periodic_job
 
-HEALTH_LOCK_KEY = 8210302
-
 
 def health(**options) -> bool:
     """Channel health and failover, every PLAYOUT_HEALTH_INTERVAL_SECONDS, on one replica at a time."""
-    return run_periodic_job(name="playout.health", lock_key=HEALTH_LOCK_KEY,
+    return run_periodic_job(name="playout.health",
                             interval=settings.PLAYOUT_HEALTH_INTERVAL_SECONDS,
                             step=lambda: services.channels_check_health(now=timezone.now()), **options)

@@ -11,7 +11,7 @@ from recorders.sources import parse_source, validate_source
 from station.db import end_after_start, no_overlap
 from station.errors import UserError
 from station.bounds import InRange
-from station.models import (Node, RecurringWindow, Studio, StudioScopedQuerySet, TimeStampedModel,
+from station.models import (Node, RecurringWindow, StatusQuerySet, Studio, StudioScopedQuerySet, TimeStampedModel,
                             recurring_window_checks)
 from station.transitions import StatusMachine
 
@@ -117,7 +117,8 @@ class RecorderSchedule(StatusMachine, RecurringWindow, TimeStampedModel):
 
     TRANSITIONS = {
         Status.PENDING: frozenset({Status.STARTING, Status.CANCELLED, Status.MISSED, Status.FAILED}),
-        Status.STARTING: frozenset({Status.RUNNING, Status.FAILED, Status.CANCELLED}),
+        # A window that closes before ffmpeg's first data stops all the same: what it wrote is kept, or it fails.
+        Status.STARTING: frozenset({Status.RUNNING, Status.STOPPING, Status.FAILED, Status.CANCELLED}),
         Status.RUNNING: frozenset({Status.STOPPING, Status.FAILED, Status.CANCELLED}),
         Status.STOPPING: frozenset({Status.COMPLETED, Status.FAILED}),
         Status.COMPLETED: frozenset(),
@@ -143,7 +144,7 @@ class RecorderSchedule(StatusMachine, RecurringWindow, TimeStampedModel):
     claimed_by = models.CharField(_("claimed by"), max_length=120, blank=True)
     lease_expires_at = models.DateTimeField(_("lease expires at"), null=True, blank=True)
 
-    objects = StudioScopedQuerySet.as_manager()
+    objects = StatusQuerySet.as_manager()
     studio_lookup = "recorder__studio"
 
     class Meta:
@@ -198,13 +199,19 @@ def keep_while_recording(collector, field, sub_objs, using):
     models.SET_NULL(collector, field, sub_objs, using)
 
 
-class RecordingSession(TimeStampedModel):
+class RecordingSession(StatusMachine, TimeStampedModel):
     """What actually happened when a schedule's window was recorded: one per window."""
 
     class Status(models.TextChoices):
-        RECORDING = "recording", _("Recording")
-        COMPLETED = "completed", _("Completed")
-        FAILED = "failed", _("Failed")
+        RECORDING = "recording", _("Recording")  # its window is open (or closing): agents write its parts
+        COMPLETED = "completed", _("Completed")  # its parts are joined into the asset (a cancelled window's too)
+        FAILED = "failed", _("Failed")  # nothing usable was recorded; see error message
+
+    TRANSITIONS = {
+        Status.RECORDING: frozenset({Status.COMPLETED, Status.FAILED}),
+        Status.COMPLETED: frozenset(),
+        Status.FAILED: frozenset(),
+    }
 
     schedule = models.OneToOneField(
         RecorderSchedule, on_delete=models.CASCADE, related_name="session", verbose_name=_("schedule")
@@ -227,7 +234,7 @@ class RecordingSession(TimeStampedModel):
     )
     error_message = models.TextField(_("error"), blank=True)
 
-    objects = StudioScopedQuerySet.as_manager()
+    objects = StatusQuerySet.as_manager()
     studio_lookup = "recorder__studio"
 
     class Meta:

@@ -5,6 +5,7 @@ lease), so it happens once however many agents and tick replicas race for it.
 File work (joining parts, probing) happens outside transactions.
 """
 
+import contextlib
 import logging
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -140,8 +141,8 @@ def recording_directory(schedule: RecorderSchedule) -> Path:
 @transaction.atomic
 def schedule_claim(*, schedule_id: int, owner: str, node, now: datetime) -> RecorderSchedule | None:
     """Claim a pending window for recording; None if someone else got there first."""
-    claimed = RecorderSchedule.objects.filter(pk=schedule_id, status=Status.PENDING).update(
-        status=Status.STARTING, claimed_by=owner, lease_expires_at=lease_deadline(now), updated_at=now
+    claimed = RecorderSchedule.objects.filter(pk=schedule_id).move_to(
+        Status.STARTING, claimed_by=owner, lease_expires_at=lease_deadline(now), updated_at=now
     )
     if not claimed:
         return None
@@ -161,14 +162,19 @@ def schedule_claim(*, schedule_id: int, owner: str, node, now: datetime) -> Reco
 @transaction.atomic
 def schedule_take_over(*, schedule: RecorderSchedule, owner: str, node, now: datetime) -> bool:
     """Take a recording whose agent stopped renewing its lease; True if this owner got it."""
-    taken = RecorderSchedule.objects.filter(
-        pk=schedule.pk, status=schedule.status, claimed_by=schedule.claimed_by, lease_expires_at__lt=now
-    ).update(claimed_by=owner, lease_expires_at=lease_deadline(now), updated_at=now)
+    taken = _lease_take(schedule, owner=owner, now=now)
     if taken:
         schedule.claimed_by = owner
         RecordingSession.objects.filter(schedule=schedule).update(node=node)
         logger.info("%s took over %s", owner, schedule)
-    return bool(taken)
+    return taken
+
+
+def _lease_take(schedule: RecorderSchedule, *, owner: str, now: datetime) -> bool:
+    """Take the lease its holder stopped renewing, if the window is still as ``schedule`` was read; its status stays."""
+    return bool(RecorderSchedule.objects.filter(
+        pk=schedule.pk, status=schedule.status, claimed_by=schedule.claimed_by, lease_expires_at__lt=now
+    ).update(claimed_by=owner, lease_expires_at=lease_deadline(now), updated_at=now))
 
 
 @transaction.atomic
@@ -185,9 +191,7 @@ def recording_started(*, schedule: RecorderSchedule, now: datetime, data_since: 
     if session.gaps and session.gaps[-1][1] is None:
         session.gaps[-1][1] = data_since.isoformat()
         session.save(update_fields=["gaps", "updated_at"])
-    MediaAsset.objects.filter(pk=session.asset_id, status=MediaAsset.Status.PENDING).update(
-        status=MediaAsset.Status.LIVE, updated_at=now
-    )
+    MediaAsset.objects.filter(pk=session.asset_id).move_to(MediaAsset.Status.LIVE, updated_at=now)
 
 
 @transaction.atomic
@@ -206,11 +210,11 @@ def schedule_fail(*, schedule: RecorderSchedule, reason: str) -> None:
     now = timezone.now()
     session = RecordingSession.objects.filter(schedule=schedule).first()
     if session:
-        RecordingSession.objects.filter(pk=session.pk).update(
-            status=RecordingSession.Status.FAILED, ended_at=now, error_message=reason[:2000], updated_at=now
+        RecordingSession.objects.filter(pk=session.pk).move_to(
+            RecordingSession.Status.FAILED, ended_at=now, error_message=reason[:2000], updated_at=now
         )
-        MediaAsset.objects.filter(pk=session.asset_id).exclude(status=MediaAsset.Status.READY).update(
-            status=MediaAsset.Status.ERROR, error_message=reason[:2000], updated_at=now
+        MediaAsset.objects.filter(pk=session.asset_id).exclude(status=MediaAsset.Status.READY).move_to(
+            MediaAsset.Status.ERROR, error_message=reason[:2000], updated_at=now
         )
     alert_raise(
         studio=schedule.recorder.studio_id,
@@ -245,51 +249,59 @@ def recording_last_data_at(schedule: RecorderSchedule) -> datetime:
 
 
 def schedule_begin_stop(*, schedule: RecorderSchedule, owner: str, now: datetime) -> bool:
-    """Claim the stop of a running window (running → stopping); True if this owner does it."""
+    """Claim the stop of a starting or running window (→ stopping); True if this owner does it."""
     return bool(
-        RecorderSchedule.objects.filter(pk=schedule.pk, status__in=[Status.STARTING, Status.RUNNING], claimed_by=owner)
-        .update(status=Status.STOPPING, lease_expires_at=lease_deadline(now), updated_at=now)
+        RecorderSchedule.objects.filter(pk=schedule.pk, claimed_by=owner)
+        .move_to(Status.STOPPING, lease_expires_at=lease_deadline(now), updated_at=now)
     )
 
 
-@transaction.atomic
 def recording_finalize(*, schedule: RecorderSchedule, stopped_at: datetime) -> RecorderSchedule:
     """Join what was recorded into the window's asset and close its session, once.
 
     A stopping window becomes completed; a cancelled one keeps its status but its
     recording up to the cancel is kept; with nothing recorded the window fails.
     An agent and a tick that both reach here (the agent was slow, its lease ran
-    out) are serialised by the recording lock, and the second finds it done.
+    out) are serialised by the recording lock, and the second finds it done. The
+    file work (joining, probing, hashing) holds no transaction open: the result is
+    written by a short compare-and-set.
     """
-    locks.recording_lock(schedule.pk)
-    schedule.refresh_from_db()
-    session = RecordingSession.objects.select_for_update().get(schedule=schedule)
-    if session.status != RecordingSession.Status.RECORDING or schedule.status not in (Status.STOPPING, Status.CANCELLED):
-        return schedule
-    directory = recording_directory(schedule)
-    parts = engine.recording_parts(directory)
-    finished = sorted(directory.glob("recording.*")) if directory.exists() else []
-    if not parts and not finished:
-        if schedule.status != Status.CANCELLED:
-            schedule_fail(schedule=schedule, reason=str(_("Nothing was recorded: ffmpeg wrote no data.")))
-        else:
-            RecordingSession.objects.filter(pk=session.pk).update(status=RecordingSession.Status.COMPLETED, ended_at=stopped_at)
-        return schedule
-    if session.asset_id is None:  # deleted around the model, which keeps it while recording
-        schedule_fail(schedule=schedule, reason=str(_("Its media asset was deleted while it recorded.")))
-        return schedule
-    target = finished[0] if finished and not parts else directory / f"recording{parts[0].suffix}"
-    try:
-        if parts:
-            engine.join_parts(parts, target)
-        probed = media.probe(target)
-    except UserError as error:
-        schedule_fail(schedule=schedule, reason=str(error))
-        return schedule
-    MediaAsset.objects.filter(pk=session.asset_id).update(
+    with locks.recording_lock(schedule.pk):
+        schedule.refresh_from_db()
+        session = RecordingSession.objects.get(schedule=schedule)
+        if session.status != RecordingSession.Status.RECORDING or schedule.status not in (Status.STOPPING, Status.CANCELLED):
+            return schedule
+        directory = recording_directory(schedule)
+        parts = engine.recording_parts(directory)
+        finished = sorted(directory.glob("recording.*")) if directory.exists() else []
+        if not parts and not finished:
+            if schedule.status != Status.CANCELLED:
+                schedule_fail(schedule=schedule, reason=str(_("Nothing was recorded: ffmpeg wrote no data.")))
+            else:
+                RecordingSession.objects.filter(pk=session.pk).move_to(RecordingSession.Status.COMPLETED, ended_at=stopped_at)
+            return schedule
+        if session.asset_id is None:  # deleted around the model, which keeps it while recording
+            schedule_fail(schedule=schedule, reason=str(_("Its media asset was deleted while it recorded.")))
+            return schedule
+        target = finished[0] if finished and not parts else directory / f"recording{parts[0].suffix}"
+        try:
+            if parts:
+                engine.join_parts(parts, target)
+            probed = media.probe(target)
+            checksum = media.sha256_file(target)
+        except UserError as error:
+            schedule_fail(schedule=schedule, reason=str(error))
+            return schedule
+        _recording_complete(schedule, session, target, probed, checksum, stopped_at)
+    return schedule
+
+
+@transaction.atomic
+def _recording_complete(schedule, session, target: Path, probed, checksum: str, stopped_at: datetime) -> None:
+    MediaAsset.objects.filter(pk=session.asset_id).move_to(
+        MediaAsset.Status.READY,
         file=str(target.relative_to(settings.MEDIA_ROOT)),
-        status=MediaAsset.Status.READY,
-        checksum=media.sha256_file(target),
+        checksum=checksum,
         size_bytes=target.stat().st_size,
         duration_seconds=probed.duration_seconds,
         format_name=probed.format_name,
@@ -297,13 +309,12 @@ def recording_finalize(*, schedule: RecorderSchedule, stopped_at: datetime) -> R
     )
     publication_queue(asset=MediaAsset.objects.get(pk=session.asset_id), quiet=True)
     gaps = [[start, end or stopped_at.isoformat()] for start, end in session.gaps]
-    RecordingSession.objects.filter(pk=session.pk).update(
-        status=RecordingSession.Status.COMPLETED, ended_at=stopped_at, gaps=gaps, updated_at=stopped_at
+    RecordingSession.objects.filter(pk=session.pk).move_to(
+        RecordingSession.Status.COMPLETED, ended_at=stopped_at, gaps=gaps, updated_at=stopped_at
     )
     if schedule.status == Status.STOPPING:
         schedule.move_to(Status.COMPLETED, lease_expires_at=None)
         _announce(schedule)
-    return schedule
 
 
 # --- The tick: housekeeping for what agents did not do ------------------------------------------
@@ -321,14 +332,16 @@ def housekeeping(*, owner: str, now: datetime | None = None) -> dict:
 
 
 def _each_alone(schedules, handle, *, doing: str) -> int:
-    """Handle windows one at a time, each in a savepoint: one that fails is failed with its reason, the rest go on.
+    """Handle windows one at a time: one that fails is failed with its reason, the rest go on.
 
-    ``handle`` returns False for a window it left alone; the count is of the others.
+    Inside a transaction each window gets a savepoint, so one that fails leaves the others' work
+    usable; outside one, ``handle`` opens its own. It returns False for a window it left alone;
+    the count is of the others.
     """
     handled = 0
     for schedule in schedules:
         try:
-            with transaction.atomic():
+            with transaction.atomic() if connection.in_atomic_block else contextlib.nullcontext():
                 handled += handle(schedule) is not False
         except DatabaseError:
             raise  # the database, not the window (a deadlock, a lost connection): the next pass tries again
@@ -394,20 +407,19 @@ def _finish_abandoned_recordings(owner: str, now: datetime) -> int:
         if schedule.status in (Status.STARTING, Status.RUNNING) and schedule.record_until > now:
             return False  # still open: a live agent takes it over
         last_seen = recording_last_data_at(schedule)
-        taken = RecorderSchedule.objects.filter(
-            pk=schedule.pk, status=schedule.status, claimed_by=schedule.claimed_by, lease_expires_at__lt=now
-        ).update(
-            status=Status.CANCELLED if schedule.status == Status.CANCELLED else Status.STOPPING,
-            claimed_by=owner, lease_expires_at=lease_deadline(now), updated_at=now,
-        )
-        if not taken:
-            return False
-        schedule.refresh_from_db()
-        if RecordingSession.objects.filter(schedule=schedule).exists():
-            recording_interrupted(schedule=schedule, since=last_seen)
+        with transaction.atomic():
+            if not _lease_take(schedule, owner=owner, now=now):
+                return False
+            if schedule.status in (Status.STARTING, Status.RUNNING):
+                schedule.move_to(Status.STOPPING, where={"claimed_by": owner})
+            schedule.refresh_from_db()
+            recorded = RecordingSession.objects.filter(schedule=schedule).exists()
+            if recorded:
+                recording_interrupted(schedule=schedule, since=last_seen)
+            else:
+                schedule_fail(schedule=schedule, reason=str(_("Its agent stopped before recording anything.")))
+        if recorded:  # the file work, after the claim is committed
             recording_finalize(schedule=schedule, stopped_at=min(now, schedule.record_until))
-        else:
-            schedule_fail(schedule=schedule, reason=str(_("Its agent stopped before recording anything.")))
         return True
 
     return _each_alone(candidates, finish, doing=_("finish the abandoned recording"))
@@ -425,8 +437,8 @@ def _continue_series(now: datetime) -> int:
 def _expire_live_assets(now: datetime) -> int:
     """A live asset nobody has touched for LIVE_ASSET_TIMEOUT_MINUTES lost its recorder."""
     cutoff = now - timedelta(minutes=settings.LIVE_ASSET_TIMEOUT_MINUTES)
-    return MediaAsset.objects.filter(status=MediaAsset.Status.LIVE, updated_at__lt=cutoff).update(
-        status=MediaAsset.Status.ERROR,
+    return MediaAsset.objects.filter(status=MediaAsset.Status.LIVE, updated_at__lt=cutoff).move_to(
+        MediaAsset.Status.ERROR,
         error_message=str(_("Its recorder stopped reporting; the recording is incomplete.")),
         updated_at=now,
     )

@@ -8,11 +8,9 @@ from django.conf import settings
 from recorders import services
 from station.periodic import run_periodic_job
 
-TICK_LOCK_KEY = 8210301  # the seed's scheduler lock key: one tick across all replicas
-
 
 def tick(**options) -> bool:
     """The recorder safety net, every TICK_INTERVAL_SECONDS, on one replica at a time."""
     owner = f"tick@{socket.gethostname()}/{os.getpid()}"
-    return run_periodic_job(name="recorders.tick", lock_key=TICK_LOCK_KEY, interval=settings.TICK_INTERVAL_SECONDS,
+    return run_periodic_job(name="recorders.tick", interval=settings.TICK_INTERVAL_SECONDS,
                             step=lambda: services.housekeeping(owner=owner), **options)

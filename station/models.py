@@ -15,6 +15,7 @@ from django.utils.translation import gettext_lazy as _
 from station import bounds, recurrence
 from station.errors import UserError
 from station.outbound import validate_public_urls
+from station.transitions import StatusMachine, TransitionQuerySet
 
 
 def validate_time_zone(value: str) -> None:
@@ -174,6 +175,10 @@ class StudioScopedQuerySet(models.QuerySet):
         # A subquery rather than a join through memberships: lists plan and run faster, and stay one row per row.
         studio = f"{self.model.studio_lookup}__in" if self.model.studio_lookup else "pk__in"
         return self.filter(**{studio: memberships.values("studio")})
+
+
+class StatusQuerySet(TransitionQuerySet, StudioScopedQuerySet):
+    """A studio's rows of a status machine: scoped like any row, moved through the transitions table."""
 
 
 class Studio(models.Model):
@@ -407,14 +412,23 @@ class Webhook(TimeStampedModel):
         validate_public_urls("url", [self.url] if self.url else [])
 
 
-class WebhookDelivery(models.Model):
+class WebhookDelivery(StatusMachine):
     """One event for one webhook: sent until the receiver answers 2xx or the attempts run out."""
 
     class Status(models.TextChoices):
-        PENDING = "pending", _("Pending")
-        DELIVERING = "delivering", _("Delivering")
-        SUCCEEDED = "succeeded", _("Succeeded")
-        FAILED = "failed", _("Failed")
+        PENDING = "pending", _("Pending")  # waiting for its next attempt (next attempt at)
+        DELIVERING = "delivering", _("Delivering")  # claimed by a sender until its lease expires
+        SUCCEEDED = "succeeded", _("Succeeded")  # the receiver answered 2xx
+        FAILED = "failed", _("Failed")  # the attempts ran out; staff may retry it
+
+    TRANSITIONS = {
+        # Retry now sends a waiting one sooner.
+        Status.PENDING: frozenset({Status.DELIVERING, Status.PENDING}),
+        # A claim whose sender vanished (its lease expired) is claimed again.
+        Status.DELIVERING: frozenset({Status.SUCCEEDED, Status.FAILED, Status.PENDING, Status.DELIVERING}),
+        Status.SUCCEEDED: frozenset(),
+        Status.FAILED: frozenset({Status.PENDING}),
+    }
 
     webhook = models.ForeignKey(Webhook, on_delete=models.CASCADE, related_name="deliveries", verbose_name=_("webhook"))
     event_seq = models.BigIntegerField(_("event number"), null=True, blank=True)
@@ -432,7 +446,7 @@ class WebhookDelivery(models.Model):
     created_at = models.DateTimeField(_("created at"), auto_now_add=True, db_index=True)
     delivered_at = models.DateTimeField(_("delivered at"), null=True, blank=True)
 
-    objects = StudioScopedQuerySet.as_manager()
+    objects = StatusQuerySet.as_manager()
     studio_lookup = "webhook__studio"
 
     class Meta:

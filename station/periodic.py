@@ -13,49 +13,24 @@ import logging
 import time
 from collections.abc import Callable
 
-from django.db import connection
+from station import locks
 
 logger = logging.getLogger(__name__)
 LOCK_WAIT_SECONDS = 10
 
 
-def _try_lock(key: int) -> bool:
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT pg_try_advisory_lock(%s)", [key])
-        return cursor.fetchone()[0]
-
-
-def _still_held(key: int) -> bool:
-    """A dropped connection silently loses its advisory locks; check before every step."""
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND pid = pg_backend_pid() "
-            "AND classid = 0 AND objid = %s AND granted",
-            [key],
-        )
-        return cursor.fetchone()[0] > 0
-
-
-def _unlock(key: int) -> None:
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT pg_advisory_unlock(%s)", [key])
-
-
 def run_exclusively(*, name: str, lock_key: int, interval: float, run_for: float, step: Callable[[], object],
                     on_handover: Callable[[], None] | None = None, wait: float = LOCK_WAIT_SECONDS) -> bool:
     """Run ``step`` every ``interval`` s for ``run_for`` s under the lock; False if another replica has it."""
-    deadline = time.monotonic() + wait
-    while not _try_lock(lock_key):
-        if time.monotonic() >= deadline:
+    with locks.session_lock(lock_key, wait_seconds=wait) as held:
+        if not held:
             logger.debug("%s: another replica holds the lock", name)
             return False
-        time.sleep(0.5)
-    logger.info("%s: running for %s s every %s s", name, run_for, interval)
-    ends = time.monotonic() + run_for
-    try:
+        logger.info("%s: running for %s s every %s s", name, run_for, interval)
+        ends = time.monotonic() + run_for
         while time.monotonic() < ends:
             began = time.monotonic()
-            if not _still_held(lock_key):
+            if not locks.session_lock_held(lock_key):
                 logger.warning("%s: lost its lock (database reconnect); stopping", name)
                 return True
             try:
@@ -65,15 +40,10 @@ def run_exclusively(*, name: str, lock_key: int, interval: float, run_for: float
             time.sleep(max(0.0, interval - (time.monotonic() - began)))
         if on_handover:
             on_handover()
-    finally:
-        try:
-            _unlock(lock_key)
-        except Exception:
-            logger.info("%s: lock already gone with its connection", name)
     return True
 
 
-def run_periodic_job(*, name: str, lock_key: int, interval: float, step: Callable[[], object],
+def run_periodic_job(*, name: str, interval: float, step: Callable[[], object],
                      run_for: float | None = None, hand_over: bool = True, wait: float = LOCK_WAIT_SECONDS) -> bool:
     """A declared periodic job's run: loop under its lock, then queue its successor (see station.schedules)."""
     from django.conf import settings
@@ -83,7 +53,7 @@ def run_periodic_job(*, name: str, lock_key: int, interval: float, step: Callabl
 
     return run_exclusively(
         name=name,
-        lock_key=lock_key,
+        lock_key=PERIODIC_JOBS[name].lock_key,
         interval=interval,
         run_for=settings.TICK_RUN_SECONDS if run_for is None else run_for,
         step=step,

@@ -13,14 +13,16 @@ from station import queues
 class PeriodicJob(NamedTuple):
     func: str  # dotted path of the job
     queue: str  # the cluster that runs it (station.queues)
+    lock_key: int = 0  # the advisory lock one replica's loop holds (looping jobs only)
 
 
-# name → job; each relaunches every minute if its chain of runs ever breaks.
+# name → job; each relaunches every minute if its chain of runs ever breaks. 8210301 is the seed's
+# scheduler lock key: one recorder tick across all replicas, old and new.
 PERIODIC_JOBS = {
-    "recorders.tick": PeriodicJob("recorders.tasks.tick", queues.PLAYOUT),
-    "playout.health": PeriodicJob("playout.tasks.health", queues.EVENTS),
-    "ingest.tick": PeriodicJob("ingest.tasks.tick", queues.INGEST),
-    "station.webhooks": PeriodicJob("station.tasks.deliver_webhooks", queues.EVENTS),
+    "recorders.tick": PeriodicJob("recorders.tasks.tick", queues.PLAYOUT, lock_key=8210301),
+    "playout.health": PeriodicJob("playout.tasks.health", queues.EVENTS, lock_key=8210302),
+    "ingest.tick": PeriodicJob("ingest.tasks.tick", queues.INGEST, lock_key=8210303),
+    "station.webhooks": PeriodicJob("station.tasks.deliver_webhooks", queues.EVENTS, lock_key=8210304),
 }
 # name → job run once an hour (no loop of its own).
 HOURLY_JOBS = {

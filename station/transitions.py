@@ -1,9 +1,10 @@
 """Status machines whose transitions happen exactly once, however many replicas race.
 
-A model lists its allowed transitions once, as data (``TRANSITIONS``). Every
-change is a compare-and-set UPDATE that only matches rows still in a state the
-target may be reached from, so two processes asking for the same change get one
-success and one ``TransitionNotAllowed``.
+A model lists its allowed transitions once, as data (``TRANSITIONS``). Every status write is
+``move_to``: a compare-and-set UPDATE that only matches rows still in a state the target may be
+reached from (and still matching the caller's guards: an owner, a lease), so two processes
+asking for the same change get one success and one ``TransitionNotAllowed`` (or a count of 0).
+``station.tests.test_transitions`` keeps every status write in the code going through here.
 """
 
 from typing import ClassVar
@@ -12,6 +13,18 @@ from django.db import models
 from django.utils import timezone
 
 from station.errors import TransitionNotAllowed
+
+
+class TransitionQuerySet(models.QuerySet):
+    """Rows of a status machine, which move together through its transitions table."""
+
+    def move_to(self, status: str, **fields) -> int:
+        """Move the rows still in a state ``status`` may be reached from, setting ``fields`` too; return how many moved."""
+        model = self.model
+        changes = {"status": status, **fields}
+        if _has_updated_at(model):
+            changes.setdefault("updated_at", timezone.now())
+        return self.filter(status__in=model.sources_of(status)).update(**changes)
 
 
 class StatusMachine(models.Model):
@@ -32,15 +45,13 @@ class StatusMachine(models.Model):
         # *active* windows overlap") must see it even when a form shows it read-only.
         super().validate_constraints(exclude=set(exclude or ()) - {"status"})
 
-    def move_to(self, target: str, **fields) -> None:
-        """Change status to ``target`` if the row still allows it, else raise TransitionNotAllowed."""
+    def move_to(self, target: str, *, where: dict | None = None, **fields) -> None:
+        """Change status to ``target`` if the row still allows it (and matches ``where``), else raise TransitionNotAllowed."""
         changes = {"status": target, **fields}
-        if any(f.name == "updated_at" for f in self._meta.concrete_fields):
+        if _has_updated_at(type(self)):
             changes.setdefault("updated_at", timezone.now())
-        claimed = type(self)._base_manager.filter(
-            pk=self.pk, status__in=self.sources_of(target)
-        ).update(**changes)
-        if not claimed:
+        rows = TransitionQuerySet(model=type(self)).filter(pk=self.pk, **(where or {}))
+        if not rows.move_to(**changes):
             self.refresh_from_db(fields=["status"])
             raise TransitionNotAllowed(self, self.Status(target).label)
         computed = [name for name, value in changes.items() if hasattr(value, "resolve_expression")]
@@ -49,3 +60,7 @@ class StatusMachine(models.Model):
                 setattr(self, name, value)
         if computed:
             self.refresh_from_db(fields=computed)
+
+
+def _has_updated_at(model) -> bool:
+    return any(field.name == "updated_at" for field in model._meta.concrete_fields)

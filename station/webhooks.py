@@ -72,8 +72,8 @@ def claim_due(*, now=None, limit: int = BATCH, ids=None) -> list[int]:
             candidates = candidates.filter(id__in=ids)
         claimed = list(candidates.order_by("next_attempt_at").select_for_update(skip_locked=True)
                        .values_list("id", flat=True)[:limit])
-        WebhookDelivery.objects.filter(id__in=claimed).update(
-            status=WebhookDelivery.Status.DELIVERING, lease_expires_at=now + timedelta(seconds=CLAIM_SECONDS))
+        WebhookDelivery.objects.filter(id__in=claimed).move_to(
+            WebhookDelivery.Status.DELIVERING, lease_expires_at=now + timedelta(seconds=CLAIM_SECONDS))
     return claimed
 
 
@@ -135,15 +135,15 @@ def send(delivery: WebhookDelivery) -> WebhookDelivery:
     changes = {"attempts": attempts, "last_status_code": status_code, "last_error": error, "lease_expires_at": None,
                "attempt_log": [*delivery.attempt_log, entry]}
     if not error:
-        changes.update(status=WebhookDelivery.Status.SUCCEEDED, delivered_at=now)
+        outcome, changes["delivered_at"] = WebhookDelivery.Status.SUCCEEDED, now
     elif attempts >= settings.WEBHOOK_MAX_ATTEMPTS:
-        changes.update(status=WebhookDelivery.Status.FAILED)
+        outcome = WebhookDelivery.Status.FAILED
         logger.warning("webhook %s: delivery %s failed after %s attempts: %s", hook, delivery.pk, attempts, error)
     else:
-        changes.update(status=WebhookDelivery.Status.PENDING, next_attempt_at=now + backoff(attempts))
+        outcome, changes["next_attempt_at"] = WebhookDelivery.Status.PENDING, now + backoff(attempts)
     # Only while still ours: a claim that expired meanwhile belongs to whoever took it over.
-    WebhookDelivery.objects.filter(pk=delivery.pk, status=WebhookDelivery.Status.DELIVERING).update(**changes)
-    for name, value in changes.items():
+    WebhookDelivery.objects.filter(pk=delivery.pk, status=WebhookDelivery.Status.DELIVERING).move_to(outcome, **changes)
+    for name, value in {"status": outcome, **changes}.items():
         setattr(delivery, name, value)
     return delivery
 
@@ -160,6 +160,6 @@ def retry_now(delivery: WebhookDelivery) -> None:
     """Send a failed or waiting delivery again at the next pass, with one more attempt allowed if it had run out."""
     if delivery.status == WebhookDelivery.Status.SUCCEEDED:
         raise UserError("already_delivered", _("Delivery %(delivery)s was already received."), {"delivery": delivery.pk})
-    WebhookDelivery.objects.filter(pk=delivery.pk).exclude(status=WebhookDelivery.Status.SUCCEEDED).update(
-        status=WebhookDelivery.Status.PENDING, next_attempt_at=timezone.now(),
+    WebhookDelivery.objects.filter(pk=delivery.pk).move_to(
+        WebhookDelivery.Status.PENDING, next_attempt_at=timezone.now(),
         attempts=min(delivery.attempts, settings.WEBHOOK_MAX_ATTEMPTS - 1))

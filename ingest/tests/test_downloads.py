@@ -1,42 +1,22 @@
 """Polling and downloading against a real local HTTP server, with real ffprobe and PostgreSQL."""
 
 import hashlib
-import threading
 from datetime import timedelta
 
 import pytest
-from django.db import connection
 from django.utils import timezone
 from django_q.models import OrmQ
 
 from ingest import services
 from ingest.models import Download, IngestSource, MediaAsset, PreviousDownload
 from station.errors import UserError
+from station.tests.concurrency import run_together
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("loopback_allowed")]  # the media server is local
 
 
 def _run_all_queued() -> list[Download]:
     return [services.download_run(download_id=pk) for pk in Download.objects.filter(status="queued").order_by("pk").values_list("pk", flat=True)]
-
-
-def _together(count: int, work) -> list:
-    """Run ``work`` in ``count`` threads released at the same instant, each on its own database session."""
-    start, results = threading.Barrier(count), []
-
-    def run():
-        start.wait()
-        try:
-            results.append(work())
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=run) for _ in range(count)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    return results
 
 
 def test_new_feed_items_become_ready_assets_with_their_duration(ingest_settings, server, tones, studio_a):
@@ -206,7 +186,7 @@ def test_two_workers_racing_on_one_item_download_it_once(ingest_settings, server
     server.trickled.add("/race.mp3")  # slow enough that both workers are at it together
     services.sources_poll_due(now=timezone.now())
     download = Download.objects.get()
-    results = _together(2, lambda: services.download_run(download_id=download.pk))
+    results = run_together(2, lambda: services.download_run(download_id=download.pk))
 
     assert server.hits["/race.mp3"] == 1
     assert sorted(result is None for result in results) == [False, True]  # one skipped at once
@@ -225,7 +205,7 @@ def test_concurrent_pollers_never_take_the_same_source(ingest_settings, studio_a
             taken.extend(source.pk for source in claimed)
 
     taken = []
-    _together(3, poll_until_none_due)
+    run_together(3, poll_until_none_due)
 
     assert sorted(taken) == sorted(IngestSource.objects.values_list("pk", flat=True))
 

@@ -9,10 +9,11 @@ from django.db import connection
 from django.utils import timezone
 
 from ingest.models import MediaAsset
-from recorders import services, tasks
+from recorders import services
 from recorders.models import RecorderSchedule, RecordingSession
 from station.models import Alert
 from station.periodic import run_exclusively
+from station.schedules import PERIODIC_JOBS
 from station.recurrence import to_utc
 from station.tests.factories import MediaAssetFactory, NodeFactory, RecorderFactory, ScheduleFactory, StudioFactory
 
@@ -133,14 +134,17 @@ def test_a_live_asset_nobody_records_any_more_becomes_an_error(settings):
     assert fresh.status == MediaAsset.Status.LIVE
 
 
+TICK_LOCK_KEY = PERIODIC_JOBS["recorders.tick"].lock_key
+
+
 def test_only_one_tick_runs_at_a_time():
     params = {k: v for k, v in connection.get_connection_params().items() if k != "cursor_factory"}
     with psycopg.connect(**params, autocommit=True) as other:
-        other.execute("SELECT pg_advisory_lock(%s)", [tasks.TICK_LOCK_KEY])
+        other.execute("SELECT pg_advisory_lock(%s)", [TICK_LOCK_KEY])
         ran = []
-        assert run_exclusively(name="t", lock_key=tasks.TICK_LOCK_KEY, interval=0.1, run_for=0.2,
+        assert run_exclusively(name="t", lock_key=TICK_LOCK_KEY, interval=0.1, run_for=0.2,
                                step=lambda: ran.append(1), wait=0.3) is False
         assert ran == []
-        other.execute("SELECT pg_advisory_unlock(%s)", [tasks.TICK_LOCK_KEY])
-    assert run_exclusively(name="t", lock_key=tasks.TICK_LOCK_KEY, interval=0.1, run_for=0.25, step=lambda: ran.append(1))
+        other.execute("SELECT pg_advisory_unlock(%s)", [TICK_LOCK_KEY])
+    assert run_exclusively(name="t", lock_key=TICK_LOCK_KEY, interval=0.1, run_for=0.25, step=lambda: ran.append(1))
     assert len(ran) >= 2

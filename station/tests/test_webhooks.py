@@ -13,6 +13,7 @@ from django.utils import timezone
 
 from station import events, services, webhooks
 from station.models import EventType, Webhook, WebhookDelivery
+from station.tests.concurrency import run_together
 from station.tests.factories import member_of
 
 pytestmark = pytest.mark.usefixtures("loopback_allowed")  # receivers listen on this machine
@@ -157,18 +158,11 @@ def test_concurrent_senders_never_send_one_delivery_twice(studio_a, receiver):
     for n in range(30):
         services.alert_raise(studio=studio_a, code="late", message="Late.", subject=f"item {n}")
 
-    barrier = threading.Barrier(4)
-
     def sender():
-        barrier.wait()
         while webhooks.deliver_due():
             pass
 
-    threads = [threading.Thread(target=sender) for _ in range(4)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    run_together(4, sender)
 
     ids = [json.loads(body)["id"] for _, body in receiver.received]
     assert sorted(ids) == sorted(set(ids)) and len(ids) == 30

@@ -1,16 +1,15 @@
 """Password guessing (issue 14): the admin login and the token endpoint share one failed-login count per username
 and per address, kept where every web process sees it."""
 
-import threading
 import time
 
 import pytest
 from django.core.cache import caches
 from django.core.cache.backends import locmem
-from django.db import connection
 from django.test import Client
 
 from station.tests import factories
+from station.tests.concurrency import run_together
 from station.tests.factories import PASSWORD
 
 MAX_FAILURES = 3
@@ -119,20 +118,7 @@ def test_the_count_is_forgotten_after_the_lockout(limits, operator_a):
 
 def test_parallel_guesses_check_no_more_passwords_than_the_limit(limits, transactional_db):
     factories.UserFactory(username="target")
-    statuses, barrier = [], threading.Barrier(12)
-
-    def guess():
-        try:
-            barrier.wait()
-            statuses.append(token_login("target", "guess").status_code)
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=guess) for _ in range(12)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    statuses = run_together(12, lambda: token_login("target", "guess").status_code)
     assert sorted(statuses) == [400] * MAX_FAILURES + [429] * (12 - MAX_FAILURES)
 
 
