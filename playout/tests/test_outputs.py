@@ -6,6 +6,7 @@ import pytest
 from django.utils import timezone
 
 from playout.models import Channel
+from playout.outputs import OUTPUTS
 from playout.supervisor import ChannelSupervisor
 from station.models import Node
 from station.tests.factories import ChannelFactory, NodeFactory
@@ -70,3 +71,7 @@ def test_only_hardware_outputs_stay_on_their_host_and_need_its_capability(output
     channel = Channel(output_type=output_type)
 
     assert (channel.is_hardware, channel.required_capability) == (hardware, capability)
+
+
+def test_every_output_the_model_offers_has_a_backend_and_no_other():
+    assert set(OUTPUTS) == set(Channel.Output.values)
