@@ -25,7 +25,7 @@ from playout.liquidsoap import FRAME_SECONDS, LiquidsoapEngine, output_clause, r
 from playout.models import AsRunEntry, Channel, ScheduledItem
 from playout.cacher import HORIZON as CACHE_HORIZON
 from playout.cacher import MediaCache
-from playout.outputs import clean_output_settings, get_output
+from playout.outputs import OUTPUTS, clean_output_settings, get_output
 from playout.relay import WebstreamRelay
 from playout.timeline import timeline_refresh
 from station.errors import UserError
@@ -90,7 +90,8 @@ class ChannelSupervisor:
             channel.pk: channel
             for channel in Channel.objects.filter(
                 node=self.node, status__in=[Channel.Status.STARTING, Channel.Status.RUNNING]
-            ).exclude(output_type=Channel.Output.DECKLINK).select_related("fallback_playlist")
+            ).exclude(output_type__in=[name for name, output in OUTPUTS.items() if not output.drives_engine])
+            .select_related("fallback_playlist")
         }
         self.given_up = {pk: count for pk, count in self.given_up.items()
                          if pk in wanted and wanted[pk].restart_count == count}  # moved, or restarted on purpose
