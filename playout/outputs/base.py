@@ -40,7 +40,7 @@ def whole_number(low: int, high: int) -> Callable:
 def choice(choices: tuple) -> Callable:
     def check(value):
         if value not in choices or type(value) is bool:
-            raise Invalid(_("one of %(choices)s"), {"choices": ", ".join(str(choice) for choice in choices)})
+            raise Invalid(_("one of %(choices)s"), {"choices": ", ".join(str(option) for option in choices)})
         return value
     return check
 
