@@ -7,7 +7,8 @@ prints every on-air change as a ``SK_ON_AIR <json>`` line the agent reads.
 What reaches the engine from the database crosses three boundaries, each with one function:
 - the script: every text goes through ``liq_string`` (Liquidsoap interpolates ``#{…}`` inside
   any string literal, so values are written as a percent-encoded literal that is decoded at run
-  time), numbers are formatted from validated ints and floats (playout.outputs);
+  time; each output's backend in playout.outputs is handed it), numbers are formatted from
+  validated ints and floats;
 - request URIs (queue pushes, the filler playlist): ``request_uri``, a local path the node made
   and numeric annotations only; titles stay in the database, never in a URI Liquidsoap parses
   (its ``process:`` protocol runs commands);
@@ -31,6 +32,7 @@ from urllib.parse import quote
 from django.utils.translation import gettext_lazy as _
 
 from ingest.media import MEDIA_FORMATS
+from playout.outputs import get_output
 from station.errors import UserError
 from station.processes import die_with_parent, engine_account, kill_strays
 
@@ -41,7 +43,6 @@ STOP_GRACE_SECONDS = 5
 # The switch acts on frame boundaries, so an item goes on air up to one frame after its slot:
 # 20 ms frames (Liquidsoap's default is 40) keep that well inside the 40 ms goal.
 FRAME_SECONDS = 0.02
-FILE_ENCODERS = {"mp3": "%mp3(bitrate={bitrate})", "wav": "%wav(stereo, samplesize=16)"}
 
 
 _TELNET_WORD = re.compile(r"[\x21-\x7e]+")  # printable ASCII without spaces: the server splits on them
@@ -56,24 +57,12 @@ def liq_string(value) -> str:
     return f'url.decode("{quote(str(value), safe="")}")'
 
 
-def output_clause(output_type: str, settings: dict, source: str, *, file_path: Path | None = None,
-                  icecast_address: str | None = None) -> str:
-    """The Liquidsoap output for a channel's validated settings (playout.outputs); hardware is not driven here.
+def output_clause(output_type: str, settings: dict, source: str, *, file_path: Path | None = None) -> str:
+    """Return the Liquidsoap output for a channel's cleaned settings, as its backend makes it (playout.outputs).
 
-    ``file_path`` is where a file output writes (the station names it); ``icecast_address`` the
-    server's address as checked just now (station.outbound), so the engine connects there and nowhere else.
+    ``file_path`` is where a file output writes (the station names it).
     """
-    encoder = f"%mp3(bitrate={int(settings['bitrate'])})"
-    if output_type == "harbor":
-        return f"output.harbor({encoder}, port={int(settings['port'])}, mount={liq_string(settings['mount'])}, {source})"
-    if output_type == "icecast":
-        return (f"output.icecast({encoder}, host={liq_string(icecast_address)}, port={int(settings['port'])}, "
-                f"password={liq_string(settings['password'])}, mount={liq_string(settings['mount'])}, {source})")
-    if output_type == "file":
-        file_encoder = FILE_ENCODERS[settings["format"]].format(bitrate=int(settings["bitrate"]))
-        # flush: each frame reaches the file (or the pipe a recorder reads) as it is played.
-        return f"output.file(flush=true, {file_encoder}, {liq_string(file_path)}, {source})"
-    raise UserError("output_not_supported", _("Liquidsoap cannot drive a %(output)s output."), {"output": output_type})
+    return get_output(output_type).liquidsoap(settings, source, liq_string, file_path=file_path)
 
 
 def render_script(*, output: str, telnet_port: int, filler_playlist: Path | None) -> str:

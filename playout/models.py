@@ -4,7 +4,7 @@ from django.db.models import Q
 from django.db.models.fields.json import KT
 from django.utils.translation import gettext_lazy as _
 
-from playout.outputs import clean_output_settings
+from playout.outputs import OUTPUTS, Output, clean_output_settings
 from station.db import end_after_start, no_overlap
 from station.outbound import validate_public_urls
 from station.bounds import instants_in_range
@@ -195,13 +195,18 @@ class Channel(StatusMachine, TimeStampedModel):
             )
 
     @property
+    def output(self) -> Output:
+        """Return its output's backend; a type written around the model has the defaults (its agent refuses it)."""
+        return OUTPUTS.get(self.output_type, Output())
+
+    @property
     def is_hardware(self) -> bool:
         """Hardware outputs are bound to their host: failures alert instead of failing over."""
-        return self.output_type == self.Output.DECKLINK
+        return self.output.hardware
 
     @property
     def required_capability(self) -> str:
-        return Node.Capability.DECKLINK if self.is_hardware else Node.Capability.PLAYOUT
+        return self.output.needs_capability
 
 
 class Show(RecurringWindow, TimeStampedModel):

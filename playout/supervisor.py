@@ -25,10 +25,9 @@ from playout.liquidsoap import FRAME_SECONDS, LiquidsoapEngine, output_clause, r
 from playout.models import AsRunEntry, Channel, ScheduledItem
 from playout.cacher import HORIZON as CACHE_HORIZON
 from playout.cacher import MediaCache
-from playout.outputs import clean_output_settings, file_output_path
+from playout.outputs import OUTPUTS, clean_output_settings, get_output
 from playout.relay import WebstreamRelay
 from playout.timeline import timeline_refresh
-from station import outbound
 from station.errors import UserError
 from station.models import Alert
 from station.services import alert_raise
@@ -91,7 +90,8 @@ class ChannelSupervisor:
             channel.pk: channel
             for channel in Channel.objects.filter(
                 node=self.node, status__in=[Channel.Status.STARTING, Channel.Status.RUNNING]
-            ).exclude(output_type=Channel.Output.DECKLINK).select_related("fallback_playlist")
+            ).exclude(output_type__in=[name for name, output in OUTPUTS.items() if not output.drives_engine])
+            .select_related("fallback_playlist")
         }
         self.given_up = {pk: count for pk, count in self.given_up.items()
                          if pk in wanted and wanted[pk].restart_count == count}  # moved, or restarted on purpose
@@ -174,15 +174,11 @@ class ChannelSupervisor:
         """The engine's script from the channel's settings (checked again here: rows can be written around the
         model), and the directories it writes to besides its own."""
         output = clean_output_settings(channel.output_type, channel.output_settings)
-        file_path = icecast_address = None
-        if channel.output_type == Channel.Output.FILE:
-            file_path = file_output_path(self.node_dir, channel.pk, output["format"])
+        file_path = get_output(channel.output_type).file_path(self.node_dir, channel.pk, output)
+        if file_path:
             file_path.parent.mkdir(parents=True, exist_ok=True)
-        elif channel.output_type == Channel.Output.ICECAST:
-            icecast_address = outbound.public_address(output["host"], output["port"])
         return render_script(
-            output=output_clause(channel.output_type, output, "mksafe(air)", file_path=file_path,
-                                 icecast_address=icecast_address),
+            output=output_clause(channel.output_type, output, "mksafe(air)", file_path=file_path),
             telnet_port=self._telnet_port(channel),
             filler_playlist=self._filler_playlist(channel) if channel.fallback_playlist_id else None,
         ), (file_path.parent, file_path) if file_path else ()
