@@ -15,6 +15,10 @@ def main():
             "available on your PYTHONPATH environment variable? Did you "
             "forget to activate a virtual environment?"
         ) from exc
+    from station import startup
+
+    # Every command, even one needing no database: tracking which do is not worth a second's start.
+    startup.prepare()
     execute_from_command_line(sys.argv)
 
 

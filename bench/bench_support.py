@@ -11,9 +11,10 @@ def fresh_database_url(name: str) -> str:
     """Start the embedded PostgreSQL (var/pg) and return the URL of a new, empty database ``name``."""
     import psycopg
 
-    from station import embedded_db
+    from station import embedded_db, startup
 
-    config = embedded_db.start(ROOT / "var" / "pg")
+    startup.prepare()  # var/ and the secret key, as for manage.py
+    config = embedded_db.start(startup.var_dir() / "pg")  # the embedded server even when DATABASE_URL is set
     admin = embedded_db.database_url({**config, "NAME": "postgres"})
     with psycopg.connect(f"host={config['HOST']} user=postgres dbname=postgres", autocommit=True) as conn:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')

@@ -3,8 +3,8 @@
 pgserver runs a real PostgreSQL 16 from a Python wheel. Its data lives under
 ``var/pg`` (kept short: the server's Unix socket lives there) and is reused
 across runs. Every process that starts it registers as a handle; the server
-stops when the last handle exits. Processes spawned by ``run_station`` get a
-``DATABASE_URL`` pointing at the socket instead, so they never hold a handle.
+stops when the last handle exits. The entry points start it (station.startup)
+and set ``DATABASE_URL`` to its socket, so their children never hold a handle.
 """
 
 from pathlib import Path

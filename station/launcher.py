@@ -1,7 +1,7 @@
 """Run the whole station on one machine: web (Daphne processes), django-q2 and node agents.
 
-This process holds the embedded PostgreSQL (when DATABASE_URL is unset) and
-hands its address to every child as DATABASE_URL, so one server serves all.
+Every child inherits this process's DATABASE_URL (manage.py set it to the embedded
+PostgreSQL when none was configured, station.startup), so one server serves all.
 A child that exits is started again after a wait that grows while it keeps
 failing (1 s up to 30 s) and starts over once it ran a minute; the others go on
 serving meanwhile, so nothing one process meets (a bad row, a crash) stops the station.
@@ -20,10 +20,8 @@ from pathlib import Path
 
 import psutil
 from django.conf import settings
-from django.db import connection
 
 from station import queues
-from station.embedded_db import database_url
 
 STOP_GRACE_SECONDS = 10
 RESTART_BACKOFF_SECONDS = (1, 2, 5, 10, 30)
@@ -43,8 +41,8 @@ class Child:
     failures: int = 0  # exits in a row, each after less than STABLE_SECONDS
     restart_at: float | None = None  # when an exited child starts again
 
-    def start(self, env: dict[str, str]) -> None:
-        self.process = subprocess.Popen(self.argv, env={**env, **self.env}, cwd=settings.BASE_DIR, pass_fds=self.pass_fds)
+    def start(self) -> None:
+        self.process = subprocess.Popen(self.argv, env={**os.environ, **self.env}, cwd=settings.BASE_DIR, pass_fds=self.pass_fds)
         self.started_at, self.restart_at = time.monotonic(), None
 
     def schedule_restart(self) -> float:
@@ -102,8 +100,6 @@ def queue_cluster(queue: str) -> Child:
 
 def run(children: list[Child], *, ready_url: str, on_ready) -> int:
     """Start the children, call on_ready once ready_url answers 200, and keep them running until a signal."""
-    # A configured DATABASE_URL passes through untouched (with its options); the embedded server's socket is handed on.
-    env = {**os.environ, "DATABASE_URL": os.environ.get("DATABASE_URL") or database_url(connection.settings_dict)}
     stopping = False
 
     def request_stop(signum, frame):
@@ -113,14 +109,14 @@ def run(children: list[Child], *, ready_url: str, on_ready) -> int:
     signal.signal(signal.SIGINT, request_stop)
     signal.signal(signal.SIGTERM, request_stop)
     for child in children:
-        child.start(env)
+        child.start()
     announced = False
     while not stopping:
         for child in children:
             if child.restart_at is not None:
                 if time.monotonic() >= child.restart_at:
                     print(f"[stationkeeper] starting {child.name} again.", flush=True)
-                    child.start(env)
+                    child.start()
                 continue
             code = child.process.poll()
             if code is not None:

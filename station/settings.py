@@ -5,31 +5,19 @@ from development only by environment.
 """
 
 import os
-import secrets
 from pathlib import Path
 
 import environ
 
-BASE_DIR = Path(__file__).resolve().parent.parent
+from station import startup
+
+BASE_DIR = startup.BASE_DIR
 
 env = environ.Env()
-if (BASE_DIR / ".env").exists():
-    environ.Env.read_env(BASE_DIR / ".env", overwrite=False)
+startup.read_env_file()
 
-VAR_DIR = Path(env.str("STATION_VAR_DIR", default=str(BASE_DIR / "var")))
-VAR_DIR.mkdir(parents=True, exist_ok=True)
-
-
-def _persistent_secret_key() -> str:
-    """Keep one generated key under var/ so sessions survive restarts of a dev install."""
-    key_file = VAR_DIR / "secret_key"
-    if not key_file.exists():
-        key_file.write_text(secrets.token_urlsafe(50))
-        key_file.chmod(0o600)
-    return key_file.read_text().strip()
-
-
-SECRET_KEY = env.str("SECRET_KEY", default="") or _persistent_secret_key()
+VAR_DIR = startup.var_dir()  # created, with the secret key and the embedded database, by startup.prepare()
+SECRET_KEY = env.str("SECRET_KEY", default="") or startup.read_secret_key()
 DEBUG = env.bool("DEBUG", default=False)
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["127.0.0.1", "localhost", "[::1]"])
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
@@ -90,14 +78,12 @@ TEMPLATES = [
 
 ASGI_APPLICATION = "station.asgi.application"
 
-# PostgreSQL is the one database. Without DATABASE_URL an embedded server
-# (pgserver) is started under var/pg and reused across runs.
+# PostgreSQL is the one database. Without DATABASE_URL the entry points start an embedded server
+# (pgserver) under var/pg and set DATABASE_URL to it before Django reads this (startup.prepare()).
 if env.str("DATABASE_URL", default=""):
     DATABASES = {"default": env.db("DATABASE_URL")}
-else:
-    from station import embedded_db
-
-    DATABASES = {"default": embedded_db.start(VAR_DIR / "pg")}
+else:  # imported without an entry point: no database rather than a server started by an import
+    DATABASES = {"default": {"ENGINE": "django.db.backends.dummy"}}
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 DATABASES["default"]["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=0)
 # Under ASGI each request runs in a context of its own, so a persistent connection serves one
@@ -127,7 +113,6 @@ LOCALE_PATHS = [BASE_DIR / "locale"]
 
 STATIC_URL = "static/"
 STATIC_ROOT = VAR_DIR / "static"
-STATIC_ROOT.mkdir(exist_ok=True)
 WHITENOISE_USE_FINDERS = True  # serve app static files without a collectstatic step
 MEDIA_URL = "media/"
 MEDIA_ROOT = Path(env.str("MEDIA_ROOT", default=str(VAR_DIR / "media")))

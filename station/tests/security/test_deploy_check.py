@@ -6,14 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from django.conf import settings
-
 ROOT = Path(__file__).resolve().parents[3]
-
-
-def _database_url() -> str:
-    db = settings.DATABASES["default"]
-    return f"postgres://{db['USER']}:{db.get('PASSWORD') or ''}@{db['HOST']}:{db['PORT']}/{db['NAME']}"
 
 
 def production_environment() -> dict[str, str]:
@@ -30,7 +23,7 @@ def production_environment() -> dict[str, str]:
         "SECURE_HSTS_PRELOAD": "true",
         "SESSION_COOKIE_SECURE": "true",
         "CSRF_COOKIE_SECURE": "true",
-        "DATABASE_URL": os.environ.get("DATABASE_URL") or _database_url(),
+        "DATABASE_URL": os.environ["DATABASE_URL"],  # set for the tests by station.startup
     }
 
 
