@@ -46,15 +46,19 @@ def superuser(db):
 
 
 @pytest.fixture(autouse=True)
-def forget_failed_logins(django_db_setup, django_db_blocker):
-    """Failed logins are counted in a cache table no test's flush empties: each test starts with none."""
+def forget_failed_logins(request, django_db_blocker):
+    """Failed logins are counted in a cache table no test's flush empties: each test starts with none.
+
+    Only after a test that used the test database: without one, the connection is the real database's.
+    """
     from django.core.cache import caches
 
     from station.login_throttle import CACHE_ALIAS
 
     yield
-    with django_db_blocker.unblock():
-        caches[CACHE_ALIAS].clear()
+    if "_django_db_helper" in request.fixturenames:
+        with django_db_blocker.unblock():
+            caches[CACHE_ALIAS].clear()
 
 
 @pytest.hookimpl(hookwrapper=True)
