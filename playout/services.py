@@ -1,6 +1,8 @@
-"""State changes of playout channels."""
+"""State changes of playout channels, and of the media their upcoming shows play."""
 
-from datetime import timedelta
+import contextlib
+import logging
+from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import transaction
@@ -9,12 +11,15 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from ingest.models import MediaAsset
-from playout.models import AsRunEntry, Channel, ScheduledItem
+from playout.models import AsRunEntry, Channel, PlaylistItem, ScheduledItem, ShowInstance
 from playout.selectors import missed_probes_cutoff
-from station.errors import UserError
 from station import dashboard, events
+from station.errors import UserError
+from station.locks import rundown_lock, timeline_lock
 from station.models import Alert, Node
 from station.services import alert_raise
+
+logger = logging.getLogger(__name__)
 
 
 def _announce(channel: Channel) -> None:
@@ -179,3 +184,37 @@ def channel_skip(*, channel: Channel) -> Channel:
 def as_run_mark_skipped(*, channel_id: int) -> None:
     """The item on air was taken off by an operator: its row says so when it closes."""
     AsRunEntry.objects.filter(channel_id=channel_id, ended_at__isnull=True).update(result=AsRunEntry.Result.SKIPPED)
+
+
+def asset_replaced_in_upcoming_shows(*, old_id: int, new: MediaAsset, now: datetime, **signal) -> None:
+    """Receive ingest's ``asset_replaced``: the new media goes where upcoming shows had the old."""
+    asset_replace_in_upcoming_shows(old_id=old_id, new=new, now=now)
+
+
+@transaction.atomic
+def asset_replace_in_upcoming_shows(*, old_id: int, new: MediaAsset, now: datetime) -> int:
+    """Put ``new`` where playlists had the old asset, under the rundown locks, then the timeline locks.
+
+    The timeline's future items change in the same transaction, so each channel's
+    agent is notified at commit and plays the new media; it re-times the items if
+    the length changed. Returns the playlist items changed.
+    """
+    items = PlaylistItem.objects.filter(asset_id=old_id)
+    playlists = set(items.values_list("playlist_id", flat=True))
+    if not playlists:
+        return 0
+    upcoming = ShowInstance.objects.filter(cancelled=False, end_at__gt=now).filter(
+        Q(playlist_id__in=playlists) | Q(playlist__isnull=True, show__playlist_id__in=playlists))
+    shows = sorted(set(upcoming.values_list("show_id", flat=True)))
+    channels = sorted(set(upcoming.values_list("channel_id", flat=True)))
+    with contextlib.ExitStack() as held:
+        # Rundown before timeline, ids ascending: every process takes them in this one order.
+        for show_id in shows:
+            held.enter_context(rundown_lock(show_id))
+        for channel_id in channels:
+            held.enter_context(timeline_lock(channel_id))
+        changed = items.update(asset=new)
+        ScheduledItem.objects.filter(asset_id=old_id, channel_id__in=channels, start_at__gte=now).update(
+            asset=new, title=new.title[:300])
+    logger.info("asset %s replaced by %s in %d playlist items (%d shows)", old_id, new.pk, changed, len(shows))
+    return changed

@@ -1,4 +1,4 @@
-"""Ingest replacing media in an upcoming show: rundown lock, then timeline lock; playout is notified at commit."""
+"""Media replaced by a download in an upcoming show: rundown lock, then timeline lock; playout is notified at commit."""
 
 import threading
 import time
@@ -9,8 +9,9 @@ import pytest
 from django.db import connection, transaction
 from django.utils import timezone
 
-from ingest import services
+from ingest import services as ingest_services
 from ingest.models import Download
+from playout import services
 from playout.models import PlaylistItem, ScheduledItem
 from playout.timeline import timeline_refresh
 from station.locks import LockOrderError, timeline_lock
@@ -37,8 +38,8 @@ def test_a_refetched_bulletin_replaces_the_old_one_in_the_upcoming_show_and_play
         ingest_settings, server, tones, url_source, upcoming_show):
     show, old = upcoming_show
     source = url_source(server.add("bulletin.mp3", tones["two"]), remember=False)
-    services.source_poll(source=source)
-    first = services.download_run(download_id=Download.objects.get().pk)
+    ingest_services.source_poll(source=source)
+    first = ingest_services.download_run(download_id=Download.objects.get().pk)
     PlaylistItem.objects.filter(asset=old).update(asset=first.asset)  # staff put the downloaded bulletin in the show
     ScheduledItem.objects.filter(asset=old).update(asset=first.asset)
     server.add("bulletin.mp3", tones["three"])  # the next edition at the same address
@@ -46,8 +47,8 @@ def test_a_refetched_bulletin_replaces_the_old_one_in_the_upcoming_show_and_play
     with psycopg.connect(**params, autocommit=True) as listener:
         listener.execute(f"LISTEN {CHANNEL}")
 
-        services.source_poll(source=source)
-        second = services.download_run(download_id=Download.objects.get().pk)
+        ingest_services.source_poll(source=source)
+        second = ingest_services.download_run(download_id=Download.objects.get().pk)
         heard = [n.payload for n in listener.notifies(timeout=1, stop_after=3)]
 
     assert second.asset != first.asset and second.asset.duration_seconds == pytest.approx(3, abs=0.1)

@@ -21,6 +21,7 @@ from ingest.models import MediaAsset
 from playout.cacher import media_token
 from recorders import services
 from recorders.models import RecorderSchedule, RecordingSession
+from recorders.services import tick
 from station.models import Alert
 from station.routing import websocket_urlpatterns
 from station.tests import factories
@@ -142,14 +143,14 @@ def test_one_window_the_tick_trips_over_fails_with_the_reason_and_the_pass_goes_
     tripping, other = (factories.ScheduleFactory(recorder__studio=studio, name=name, start_at=past,
                                                  end_at=past + timedelta(minutes=2))
                        for studio, name in ((studio_a, "Tripping"), (studio_b, "Other")))
-    explain = services._why_unclaimed
+    explain = tick._why_unclaimed
 
     def trips_over_one(schedule, now):
         if schedule.name == "Tripping":
             raise ValueError("a value no window should hold")
         return explain(schedule, now)
 
-    monkeypatch.setattr(services, "_why_unclaimed", trips_over_one)
+    monkeypatch.setattr(tick, "_why_unclaimed", trips_over_one)
     services.housekeeping(owner="tick")
 
     tripping.refresh_from_db()

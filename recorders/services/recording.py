@@ -1,0 +1,214 @@
+"""What agents do with a window: claim it, record it, hand it over, stop it, finish it.
+
+Each change is a compare-and-set on the schedule's status (and, for agents, its lease), so it
+happens once however many agents and tick replicas race for it. File work (joining parts,
+probing, hashing) happens outside transactions.
+"""
+
+import logging
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from django.conf import settings
+from django.db import connection, transaction
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+
+from ingest import media
+from ingest.models import MediaAsset
+from ingest.services import publication_queue
+from recorders import engine
+from recorders.models import RecorderSchedule, RecordingSession
+from recorders.selectors import lease_deadline
+from recorders.services.schedules import schedule_announce, schedule_queue_next
+from station import locks
+from station.errors import UserError
+from station.models import Alert
+from station.services import alert_raise
+
+logger = logging.getLogger(__name__)
+Status = RecorderSchedule.Status
+
+
+def recording_directory(schedule: RecorderSchedule) -> Path:
+    """Where a window's audio goes: named by ids, which never change (a studio's slug can, mid-recording)."""
+    return Path(settings.MEDIA_ROOT) / "recordings" / f"studio-{schedule.recorder.studio_id}" / f"schedule-{schedule.pk}"
+
+
+@transaction.atomic
+def schedule_claim(*, schedule_id: int, owner: str, node, now: datetime) -> RecorderSchedule | None:
+    """Claim a pending window for recording; None if someone else got there first."""
+    claimed = RecorderSchedule.objects.filter(pk=schedule_id).move_to(
+        Status.STARTING, claimed_by=owner, lease_expires_at=lease_deadline(now), updated_at=now
+    )
+    if not claimed:
+        return None
+    schedule = RecorderSchedule.objects.select_related("recorder__studio").get(pk=schedule_id)
+    asset = MediaAsset.objects.create(
+        studio_id=schedule.recorder.studio_id,
+        title=f"{schedule.name} {timezone.localtime(schedule.start_at, schedule.studio_zone()):%Y-%m-%d %H:%M}",
+        origin=MediaAsset.Origin.RECORDING,
+        status=MediaAsset.Status.PENDING,
+    )
+    RecordingSession.objects.create(schedule=schedule, recorder_id=schedule.recorder_id, node=node, started_at=now, asset=asset)
+    schedule_announce(schedule)
+    schedule_queue_next(schedule=schedule)
+    return schedule
+
+
+@transaction.atomic
+def schedule_take_over(*, schedule: RecorderSchedule, owner: str, node, now: datetime) -> bool:
+    """Take a recording whose agent stopped renewing its lease; True if this owner got it."""
+    taken = lease_take(schedule, owner=owner, now=now)
+    if taken:
+        schedule.claimed_by = owner
+        RecordingSession.objects.filter(schedule=schedule).update(node=node)
+        logger.info("%s took over %s", owner, schedule)
+    return taken
+
+
+def lease_take(schedule: RecorderSchedule, *, owner: str, now: datetime) -> bool:
+    """Take the lease its holder stopped renewing, if the window is still as ``schedule`` was read; its status stays."""
+    return bool(RecorderSchedule.objects.filter(
+        pk=schedule.pk, status=schedule.status, claimed_by=schedule.claimed_by, lease_expires_at__lt=now
+    ).update(claimed_by=owner, lease_expires_at=lease_deadline(now), updated_at=now))
+
+
+@transaction.atomic
+def recording_started(*, schedule: RecorderSchedule, now: datetime, data_since: datetime) -> None:
+    """ffmpeg produced its first data for a run begun at ``data_since``: the window runs, its asset is live.
+
+    A gap in the recording ends at ``data_since``: ffmpeg keeps what it reads while
+    it probes the source, so its audio starts when it started, not when we noticed.
+    """
+    if schedule.status == Status.STARTING:
+        schedule.move_to(Status.RUNNING)
+        schedule_announce(schedule)
+    session = RecordingSession.objects.select_for_update().get(schedule=schedule)
+    if session.gaps and session.gaps[-1][1] is None:
+        session.gaps[-1][1] = data_since.isoformat()
+        session.save(update_fields=["gaps", "updated_at"])
+    MediaAsset.objects.filter(pk=session.asset_id).move_to(MediaAsset.Status.LIVE, updated_at=now)
+
+
+@transaction.atomic
+def recording_interrupted(*, schedule: RecorderSchedule, since: datetime) -> None:
+    """Note the start of a gap in the recording (ffmpeg died, or its agent did)."""
+    session = RecordingSession.objects.select_for_update().get(schedule=schedule)
+    if not session.gaps or session.gaps[-1][1] is not None:
+        session.gaps.append([since.isoformat(), None])
+        session.save(update_fields=["gaps", "updated_at"])
+
+
+@transaction.atomic
+def schedule_fail(*, schedule: RecorderSchedule, reason: str) -> None:
+    """The recording could not be made: say why, once, and tell the desk."""
+    schedule.move_to(Status.FAILED, error_message=reason[:2000])
+    now = timezone.now()
+    session = RecordingSession.objects.filter(schedule=schedule).first()
+    if session:
+        RecordingSession.objects.filter(pk=session.pk).move_to(
+            RecordingSession.Status.FAILED, ended_at=now, error_message=reason[:2000], updated_at=now
+        )
+        MediaAsset.objects.filter(pk=session.asset_id).exclude(status=MediaAsset.Status.READY).move_to(
+            MediaAsset.Status.ERROR, error_message=reason[:2000], updated_at=now
+        )
+    alert_raise(
+        studio=schedule.recorder.studio_id,
+        code="recording_failed",
+        subject=schedule.name,
+        severity=Alert.Severity.CRITICAL,
+        message=_("Recording %(schedule)s failed: %(reason)s") % {"schedule": schedule.name, "reason": reason},
+    )
+    schedule_announce(schedule)
+
+
+def leases_renew(*, owner: str, now: datetime) -> set[int]:
+    """Extend this owner's leases; return the schedules it still holds (others were taken over or ended)."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {RecorderSchedule._meta.db_table} SET lease_expires_at = %s "
+            "WHERE claimed_by = %s AND status = ANY(%s) RETURNING id",
+            [lease_deadline(now), owner, [Status.STARTING, Status.RUNNING, Status.STOPPING]],
+        )
+        held = {row[0] for row in cursor.fetchall()}
+    MediaAsset.objects.filter(recording_session__schedule_id__in=held, status=MediaAsset.Status.LIVE).update(updated_at=now)
+    return held
+
+
+def recording_last_data_at(schedule: RecorderSchedule) -> datetime:
+    """When the recorded audio ends: the last run's start plus what it recorded, else the last lease renewal."""
+    ended = engine.last_run_end(recording_directory(schedule))
+    if ended is not None:
+        return datetime.fromtimestamp(ended, tz=UTC)
+    renewed = (schedule.lease_expires_at or timezone.now()) - timedelta(seconds=settings.AGENT_LEASE_SECONDS)
+    return max(renewed, schedule.start_at)
+
+
+def schedule_begin_stop(*, schedule: RecorderSchedule, owner: str, now: datetime) -> bool:
+    """Claim the stop of a starting or running window (→ stopping); True if this owner does it."""
+    return bool(
+        RecorderSchedule.objects.filter(pk=schedule.pk, claimed_by=owner)
+        .move_to(Status.STOPPING, lease_expires_at=lease_deadline(now), updated_at=now)
+    )
+
+
+def recording_finalize(*, schedule: RecorderSchedule, stopped_at: datetime) -> RecorderSchedule:
+    """Join what was recorded into the window's asset and close its session, once.
+
+    A stopping window becomes completed; a cancelled one keeps its status but its
+    recording up to the cancel is kept; with nothing recorded the window fails.
+    An agent and a tick that both reach here (the agent was slow, its lease ran
+    out) are serialised by the recording lock, and the second finds it done. The
+    file work (joining, probing, hashing) holds no transaction open: the result is
+    written by a short compare-and-set.
+    """
+    with locks.recording_lock(schedule.pk):
+        schedule.refresh_from_db()
+        session = RecordingSession.objects.get(schedule=schedule)
+        if session.status != RecordingSession.Status.RECORDING or schedule.status not in (Status.STOPPING, Status.CANCELLED):
+            return schedule
+        directory = recording_directory(schedule)
+        parts = engine.recording_parts(directory)
+        finished = sorted(directory.glob("recording.*")) if directory.exists() else []
+        if not parts and not finished:
+            if schedule.status != Status.CANCELLED:
+                schedule_fail(schedule=schedule, reason=str(_("Nothing was recorded: ffmpeg wrote no data.")))
+            else:
+                RecordingSession.objects.filter(pk=session.pk).move_to(RecordingSession.Status.COMPLETED, ended_at=stopped_at)
+            return schedule
+        if session.asset_id is None:  # deleted around the model, which keeps it while recording
+            schedule_fail(schedule=schedule, reason=str(_("Its media asset was deleted while it recorded.")))
+            return schedule
+        target = finished[0] if finished and not parts else directory / f"recording{parts[0].suffix}"
+        try:
+            if parts:
+                engine.join_parts(parts, target)
+            probed = media.probe(target)
+            checksum = media.sha256_file(target)
+        except UserError as error:
+            schedule_fail(schedule=schedule, reason=str(error))
+            return schedule
+        _recording_complete(schedule, session, target, probed, checksum, stopped_at)
+    return schedule
+
+
+@transaction.atomic
+def _recording_complete(schedule, session, target: Path, probed, checksum: str, stopped_at: datetime) -> None:
+    MediaAsset.objects.filter(pk=session.asset_id).move_to(
+        MediaAsset.Status.READY,
+        file=str(target.relative_to(settings.MEDIA_ROOT)),
+        checksum=checksum,
+        size_bytes=target.stat().st_size,
+        duration_seconds=probed.duration_seconds,
+        format_name=probed.format_name,
+        updated_at=stopped_at,
+    )
+    publication_queue(asset=MediaAsset.objects.get(pk=session.asset_id), quiet=True)
+    gaps = [[start, end or stopped_at.isoformat()] for start, end in session.gaps]
+    RecordingSession.objects.filter(pk=session.pk).move_to(
+        RecordingSession.Status.COMPLETED, ended_at=stopped_at, gaps=gaps, updated_at=stopped_at
+    )
+    if schedule.status == Status.STOPPING:
+        schedule.move_to(Status.COMPLETED, lease_expires_at=None)
+        schedule_announce(schedule)
