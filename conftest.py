@@ -41,6 +41,15 @@ def loopback_allowed(settings):
 
 
 @pytest.fixture
+def media_root(settings, tmp_path):
+    """MEDIA_ROOT in the test's own directory; harbors listen on whatever free port the test finds."""
+    settings.PLAYOUT_HARBOR_PORTS = "1024-65535"
+    settings.MEDIA_ROOT = tmp_path / "media"
+    settings.MEDIA_ROOT.mkdir()
+    return settings.MEDIA_ROOT
+
+
+@pytest.fixture
 def superuser(db):
     return factories.UserFactory(username="root", is_superuser=True)
 

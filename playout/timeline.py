@@ -16,7 +16,6 @@ from django.utils.translation import gettext as _
 from playout.models import Channel, ScheduledItem, Show, ShowInstance
 from station.locks import rundown_lock, timeline_lock
 from station.errors import UserError
-from station.recurrence import occurrences
 from station.services import alert_raise
 
 logger = logging.getLogger(__name__)
@@ -40,12 +39,7 @@ def timeline_refresh(*, channel: Channel, now: datetime, horizon: timedelta = HO
 
 
 def _materialize(show: Show, now: datetime, until: datetime) -> None:
-    windows = occurrences(
-        start_at=show.series_start_at or show.start_at, end_at=show.series_end_at or show.end_at,
-        recurrence=show.recurrence, rule_text=show.rrule, zone=show.studio_zone(), skip_dates=show.skip_dates,
-        not_before=now - (show.end_at - show.start_at), limit=500,
-    )
-    for start, end in windows:
+    for start, end in show.series_windows(not_before=now - show.duration, limit=500):
         if start >= until:
             return
         if end <= now or ShowInstance.objects.filter(show=show, start_at=start).exists():
@@ -87,7 +81,7 @@ def _report_fit(instance: ShowInstance, planned: list[dict]) -> None:
     if not planned:
         return
     playlist = instance.effective_playlist
-    total = sum(entry.play_seconds or 0 for entry in playlist.items.select_related("asset"))
+    total = playlist.total_seconds()
     slot = (instance.end_at - instance.start_at).total_seconds()
     start = instance.start_at.isoformat()
     if total > slot + 0.5:

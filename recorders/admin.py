@@ -45,8 +45,7 @@ class RecorderScheduleAdmin(WindowAdminMixin, StudioScopedAdmin):
     actions = ["start_now", "stop_now", "cancel"]
 
     def get_readonly_fields(self, request, obj=None):
-        # Once a window is claimed its timing belongs to the agent; use the actions instead.
-        if obj is not None and obj.status != RecorderSchedule.Status.PENDING:
+        if obj is not None and obj.timing_locked:  # use the actions instead
             return [*self.readonly_fields, "recorder", "start_at", "end_at"]
         return self.readonly_fields
 

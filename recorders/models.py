@@ -177,10 +177,26 @@ class RecorderSchedule(StatusMachine, RecurringWindow, TimeStampedModel):
         """When ffmpeg stops: the window's end plus the recorder's post-roll."""
         return self.end_at + timedelta(seconds=self.recorder.post_roll_seconds)
 
+    @classmethod
+    def from_db(cls, db, field_names, values):
+        instance = super().from_db(db, field_names, values)
+        instance._loaded_recorder_id = instance.__dict__.get("recorder_id")
+        return instance
+
     def studio_zone(self):
         return self.recorder.studio.zone
 
+    @property
+    def timing_locked(self) -> bool:
+        """Once claimed, a window's recorder and times belong to its agent: stop-now and cancel change them."""
+        return not self._state.adding and self.status != self.Status.PENDING
+
     def clean(self) -> None:
+        if self.timing_locked and (self.moved_since_loaded()
+                                   or self.recorder_id != getattr(self, "_loaded_recorder_id", self.recorder_id)):
+            raise ValidationError(
+                _("%(schedule)s is %(status)s; its recorder and times can no longer change: use stop-now or cancel."),
+                code="window_claimed", params={"schedule": self.name, "status": self.get_status_display()})
         super().clean()
         if self._state.adding and self.end_at and self.end_at <= timezone.now():
             raise ValidationError(

@@ -13,6 +13,7 @@ from django.utils.translation import ngettext
 from station.errors import UserError, constraint_errors
 from station.models import StudioScopedQuerySet
 from station.selectors import is_member, is_operator
+from station.services import record_edit_save
 
 
 def scoped_filter(path: str):
@@ -48,14 +49,7 @@ class StudioScopedAdmin(admin.ModelAdmin):
     def save_model(self, request, obj, form, change):
         """Write only what the form changed, so a concurrent agent's status change survives a save."""
         with constraint_errors():
-            if change:
-                names = {f.name for f in obj._meta.concrete_fields}
-                changed = [name for name in form.changed_data if name in names]
-                if changed and "updated_at" in names:
-                    changed.append("updated_at")
-                obj.save(update_fields=changed or None)
-            else:
-                obj.save()
+            record_edit_save(record=obj, fields=form.changed_data if change else None)
 
     def save_related(self, request, form, formsets, change):
         with constraint_errors():

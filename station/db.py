@@ -119,3 +119,17 @@ def read_instants_in_c(sender, connection, **kwargs) -> None:
         return
     if session.info.parameter_status("TimeZone") == "UTC" and connection.timezone == UTC:
         session.adapters.register_loader(_TIMESTAMPTZ_OID, UtcTimestamptzLoader)
+
+
+def save_changed(instance, names) -> list[str]:
+    """Write only the named fields (and ``updated_at``), so a concurrent writer's other columns survive; none, nothing.
+
+    Returns the fields written.
+    """
+    concrete = {field.name for field in instance._meta.concrete_fields}
+    changed = [name for name in dict.fromkeys(names) if name in concrete]
+    if changed:
+        if "updated_at" in concrete and "updated_at" not in changed:
+            changed.append("updated_at")
+        instance.save(update_fields=changed)
+    return changed

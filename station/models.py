@@ -72,6 +72,8 @@ class RecurringWindow(models.Model):
     series_start_at = models.DateTimeField(_("series starts at"), null=True, blank=True, editable=False)
     series_end_at = models.DateTimeField(_("series first window ends at"), null=True, blank=True, editable=False)
 
+    ANCHOR_FIELDS = ("series_start_at", "series_end_at")
+
     class Meta:
         abstract = True
 
@@ -82,10 +84,10 @@ class RecurringWindow(models.Model):
         return instance
 
     def save(self, *args, **kwargs):
-        if self._reanchors():
-            self.series_start_at, self.series_end_at = self.start_at, self.end_at
+        if self.series_start_at is None:  # a new series starts at its first window; moving one is record_edit_save's
+            self.anchor_series()
             if kwargs.get("update_fields") is not None:
-                kwargs["update_fields"] = {*kwargs["update_fields"], "series_start_at", "series_end_at"}
+                kwargs["update_fields"] = {*kwargs["update_fields"], *self.ANCHOR_FIELDS}
         super().save(*args, **kwargs)
         self._loaded_window = (self.start_at, self.end_at)
 
@@ -96,7 +98,7 @@ class RecurringWindow(models.Model):
             )
         if self.recurrence == recurrence.Recurrence.NONE:
             return
-        series_start, series_end = (self.start_at, self.end_at) if self._reanchors() else (
+        series_start, series_end = (self.start_at, self.end_at) if self.anchors_series() else (
             self.series_start_at, self.series_end_at)
         instants = (series_start, series_end, self.end_at)
         if not all(instants) or not all(map(bounds.is_schedulable, instants)):
@@ -109,13 +111,19 @@ class RecurringWindow(models.Model):
             refused = ValidationError(error.message, code=error.code, params=error.params)
             raise ValidationError({"rrule": refused}) from error
 
-    def _reanchors(self) -> bool:
-        """Whether saving makes this window the series' first: a new series, or a window a person moved.
+    def anchors_series(self) -> bool:
+        """Whether a person's write makes this window the series' first: a new series, or a window they moved.
 
         Services that move one window (start now, stop now) update it without re-anchoring.
         """
-        edited = getattr(self, "_loaded_window", None) not in (None, (self.start_at, self.end_at))
-        return self.series_start_at is None or edited
+        return self.series_start_at is None or self.moved_since_loaded()
+
+    def moved_since_loaded(self) -> bool:
+        return getattr(self, "_loaded_window", None) not in (None, (self.start_at, self.end_at))
+
+    def anchor_series(self) -> None:
+        """Compute the series' rule from this window from now on (the fields to save: ANCHOR_FIELDS)."""
+        self.series_start_at, self.series_end_at = self.start_at, self.end_at
 
     def _zone_for_checks(self) -> zoneinfo.ZoneInfo:
         try:

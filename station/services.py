@@ -7,8 +7,9 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from station import dashboard, events
+from station.db import save_changed
 from station.errors import UserError
-from station.models import Alert, Node, Studio
+from station.models import Alert, Node, RecurringWindow, Studio
 
 logger = logging.getLogger(__name__)
 
@@ -63,3 +64,18 @@ def node_heartbeat(*, name: str, hostname: str, version: str, capture_devices: l
         Node.objects.filter(pk=node.pk).update(**reported)
         node.refresh_from_db()
     return node
+
+
+def record_edit_save(*, record, fields=None) -> None:
+    """Save what a person wrote in the admin or the API: a new record whole, an edited one only ``fields``.
+
+    A window they moved becomes the anchor of its series: its rule is computed from it from now on.
+    """
+    if fields is None:
+        record.save()
+        return
+    fields = list(fields)
+    if isinstance(record, RecurringWindow) and record.moved_since_loaded():
+        record.anchor_series()
+        fields += record.ANCHOR_FIELDS
+    save_changed(record, fields)

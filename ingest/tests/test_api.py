@@ -11,12 +11,6 @@ from station.tests import factories
 from station.tests.api_support import Resource, assert_list_queries_flat, assert_permission_matrix
 
 
-@pytest.fixture
-def media_root(settings, tmp_path):
-    settings.MEDIA_ROOT = tmp_path / "media"
-    return settings.MEDIA_ROOT
-
-
 def source(studio, **fields):
     return IngestSource.objects.create(studio=studio, name=fields.pop("name", f"Feed {IngestSource.objects.count()}"),
                                        kind=IngestSource.Kind.URL_LIST, url_list="https://example.org/a.mp3", **fields)

@@ -20,14 +20,9 @@ from station.tests.factories import ChannelFactory, NodeFactory, PlaylistFactory
 from station.tests.processes import database_env, spawn_manage, stop, wait_until
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("loopback_allowed")]
-
-
-@pytest.fixture
-def media_root(settings, tmp_path):
-    settings.PLAYOUT_HARBOR_PORTS = "1024-65535"  # harbors listen on whatever port the test found free
-    settings.MEDIA_ROOT = tmp_path / "media"
-    settings.MEDIA_ROOT.mkdir()
-    return settings.MEDIA_ROOT
+# An item on air at its slot, not a poll or a track later. How close to the frame is bench/playout_accuracy.py's
+# measure, in the output stream; a test's margin holds on a loaded CI machine.
+ON_TIME = 0.5
 
 
 def _tone(studio, media_root: Path, frequency: int, seconds: float) -> MediaAsset:
@@ -96,8 +91,8 @@ def test_three_items_back_to_back_go_on_air_at_their_slots_and_the_as_run_log_fo
     assert [p.scheduled_item_id for p in played] == [i.pk for i in items]
     assert [p.asset_id for p in played] == [t.pk for t in tones]
     for entry, item in zip(played, items):
-        assert abs((entry.started_at - item.start_at).total_seconds()) < 0.1, (entry.started_at, item.start_at)
-        assert entry.duration_seconds == pytest.approx((item.end_at - item.start_at).total_seconds(), abs=0.1)
+        assert abs((entry.started_at - item.start_at).total_seconds()) < ON_TIME, (entry.started_at, item.start_at)
+        assert entry.duration_seconds == pytest.approx((item.end_at - item.start_at).total_seconds(), abs=ON_TIME)
     assert AsRunEntry.objects.filter(channel=channel, ended_at__isnull=True).count() == 1
 
 
@@ -114,7 +109,7 @@ def test_a_node_without_the_shared_storage_fetches_the_media_from_the_station_an
                             timeout=10, message="the fetched item on air")
 
     assert filler.result == AsRunEntry.Result.FALLBACK and played.asset_id == tone.pk
-    assert abs((played.started_at - slot).total_seconds()) < 0.1
+    assert abs((played.started_at - slot).total_seconds()) < ON_TIME
     cached = sorted(path.name for path in (media_root.parent / "node-cache" / "host-1" / "media").iterdir())
     assert cached == sorted(f"{asset.checksum}.mp3" for asset in (tone, channel.fallback_playlist.items.get().asset))
 
@@ -141,8 +136,8 @@ def test_a_webstream_goes_on_air_for_its_slot_and_an_unreachable_one_alerts_whil
 
     relayed = AsRunEntry.objects.get(channel=channel, result=AsRunEntry.Result.PLAYED)
     assert relayed.scheduled_item.webstream_url == stream.url
-    assert abs((relayed.started_at - slot).total_seconds()) < 0.1
-    assert relayed.duration_seconds == pytest.approx(3, abs=0.1)
+    assert abs((relayed.started_at - slot).total_seconds()) < ON_TIME
+    assert relayed.duration_seconds == pytest.approx(3, abs=ON_TIME)
     assert "gone.mp3" in alert.message and "filler" in alert.message
 
 

@@ -1,9 +1,7 @@
-from django.utils.translation import gettext_lazy as _
 from rest_framework import serializers
 
 from recorders.models import Recorder, RecorderSchedule
 from station.api.base import StationModelSerializer, UTCDateTimeField
-from station.errors import UserError
 
 
 class RecorderSerializer(StationModelSerializer):
@@ -19,20 +17,6 @@ class ScheduleSerializer(StationModelSerializer):
         fields = ["id", "recorder", "name", "start_at", "end_at", "recurrence", "rrule", "skip_dates", "status",
                   "error_message", "previous", "created_at", "updated_at"]
         read_only_fields = ["status", "error_message", "previous"]
-
-    def validate(self, attrs):
-        schedule = self.instance
-        timing = {name: attrs[name] for name in ("recorder", "start_at", "end_at") if name in attrs}
-        if schedule is not None and schedule.status != RecorderSchedule.Status.PENDING and any(
-            getattr(schedule, name) != value for name, value in timing.items()
-        ):
-            # Once a window is claimed its timing belongs to the agent (as in the admin).
-            raise UserError(
-                "window_claimed",
-                _("%(schedule)s is %(status)s; its recorder and times can no longer change: use stop-now or cancel."),
-                {"schedule": schedule.name, "status": schedule.get_status_display()},
-            )
-        return super().validate(attrs)
 
 
 class OccurrencesQuerySerializer(serializers.Serializer):

@@ -109,3 +109,17 @@ def test_admin_refuses_an_unknown_source_scheme(client, superuser, studio_a):
     )
     assert response.status_code == 200
     assert "gopher://old.example/feed can&#x27;t be recorded: use one of" in response.content.decode()
+
+
+def test_saving_an_unchanged_window_writes_nothing_so_an_agents_claim_survives(client, superuser):
+    start = timezone.now().replace(microsecond=0) + timedelta(hours=2)
+    schedule = ScheduleFactory(start_at=start, end_at=start + timedelta(minutes=30), name="Evening news")
+    client.force_login(superuser)
+    change_url = reverse("admin:recorders_recorderschedule_change", args=[schedule.pk])
+    client.get(change_url)  # the form as the operator saw it
+    RecorderSchedule.objects.filter(pk=schedule.pk).update(claimed_by="agent")  # meanwhile
+
+    response = client.post(change_url, _form(schedule.recorder, start, start + timedelta(minutes=30)))
+
+    assert response.status_code == 302
+    assert RecorderSchedule.objects.get(pk=schedule.pk).claimed_by == "agent"

@@ -228,3 +228,22 @@ def test_schedule_list_queries_do_not_grow_with_rows(api, operator_a, recorder):
 def test_recorder_list_queries_do_not_grow_with_rows(api, operator_a, studio_a):
     assert_list_queries_flat(api(operator_a), "/api/v1/recorders/",
                              lambda count: factories.RecorderFactory.create_batch(count, studio=studio_a))
+
+
+def test_a_window_a_person_moves_anchors_its_series_and_start_now_does_not(api, operator_a, recorder):
+    first = timezone.now().replace(microsecond=0) + timedelta(days=1)
+    moved = factories.ScheduleFactory(recorder=recorder, start_at=first, end_at=first + timedelta(hours=1),
+                                      recurrence="daily")
+    started = factories.ScheduleFactory(recorder=factories.RecorderFactory(studio=recorder.studio),
+                                        start_at=first, end_at=first + timedelta(hours=1), recurrence="daily")
+    client = api(operator_a)
+
+    later = first + timedelta(minutes=30)
+    client.patch(f"/api/v1/schedules/{moved.pk}/", {"start_at": later.isoformat(),
+                                                   "end_at": (later + timedelta(hours=1)).isoformat()}, format="json")
+    client.post(f"/api/v1/schedules/{started.pk}/start-now/")
+
+    moved.refresh_from_db()
+    started.refresh_from_db()
+    assert moved.following_window()[0] == later + timedelta(days=1)  # the series follows the moved window
+    assert started.following_window()[0] == first + timedelta(days=1)  # opened early once; the series keeps its time

@@ -14,6 +14,7 @@ from recorders.models import RecorderSchedule, RecordingSession
 from station.models import Alert
 from station.periodic import run_exclusively
 from station.schedules import PERIODIC_JOBS
+from station.services import record_edit_save
 from station.recurrence import to_utc
 from station.tests.factories import MediaAssetFactory, NodeFactory, RecorderFactory, ScheduleFactory, StudioFactory
 
@@ -81,7 +82,8 @@ def test_a_series_edited_by_a_person_moves_from_then_on():
     schedule = ScheduleFactory(recurrence="daily")
     schedule.start_at += timedelta(hours=1)
     schedule.end_at += timedelta(hours=1)
-    schedule.save()
+    record_edit_save(record=schedule, fields=["start_at", "end_at"])
+    schedule.refresh_from_db()
     assert schedule.following_window()[0] == schedule.start_at + timedelta(days=1)
 
 

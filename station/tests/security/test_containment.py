@@ -29,14 +29,6 @@ from station.tests.processes import database_env, spawn_manage, stop, wait_until
 FAST = {"PLAYOUT_PROBE_SECONDS": 0.5, "AGENT_HEARTBEAT_SECONDS": 0.5}
 
 
-@pytest.fixture
-def media_root(settings, tmp_path):
-    settings.PLAYOUT_HARBOR_PORTS = "1024-65535"
-    settings.MEDIA_ROOT = tmp_path / "media"
-    settings.MEDIA_ROOT.mkdir()
-    return settings.MEDIA_ROOT
-
-
 @pytest.mark.slow
 @pytest.mark.django_db(transaction=True)
 def test_an_agent_whose_loop_is_stuck_keeps_its_healthy_engines_on_air(media_root):

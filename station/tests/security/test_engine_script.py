@@ -145,14 +145,6 @@ def test_telnet_words_and_request_uris_carry_nothing_but_what_they_are_for():
     assert request_uri("/media/Émission du matin.mp3", {"sk_item": 3}).endswith(":/media/Émission du matin.mp3")
 
 
-@pytest.fixture
-def media_root(settings, tmp_path):
-    settings.PLAYOUT_HARBOR_PORTS = "1024-65535"  # harbors listen on whatever port the test found free
-    settings.MEDIA_ROOT = tmp_path / "media"
-    settings.MEDIA_ROOT.mkdir()
-    return settings.MEDIA_ROOT
-
-
 HOSTILE_TITLE = '"#{file.write(data="owned", "MARKER")}"\nprocess:touch,MARKER:x'
 
 

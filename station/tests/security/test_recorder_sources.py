@@ -102,13 +102,6 @@ def secret_file(tmp_path) -> Path:
     return path
 
 
-@pytest.fixture
-def media_root(settings, tmp_path):
-    settings.MEDIA_ROOT = tmp_path / "media"
-    settings.MEDIA_ROOT.mkdir()
-    return settings.MEDIA_ROOT
-
-
 def _ended(windows) -> list[RecorderSchedule] | None:
     rows = list(RecorderSchedule.objects.filter(pk__in=[window.pk for window in windows]))
     return rows if all(row.status not in RecorderSchedule.ACTIVE_STATUSES for row in rows) else None
