@@ -162,7 +162,14 @@ class RecorderSchedule(StatusMachine, RecurringWindow, TimeStampedModel):
                 message=_("This window overlaps another active window on the same recorder."),
             ),
         ]
-        indexes = [models.Index(fields=["status", "start_at"], name="recorder_schedule_due_idx")]
+        indexes = [
+            models.Index(fields=["status", "start_at"], name="recorder_schedule_due_idx"),
+            # The tick's look-ups among a year of finished windows (bench/tick_scale.py): the windows someone
+            # holds (terminal moves clear the lease), and the recurring ones whose series may need its next.
+            models.Index(fields=["lease_expires_at"], name="recorder_schedule_leased_idx",
+                         condition=Q(lease_expires_at__isnull=False)),
+            models.Index(fields=["end_at"], name="recorder_schedule_series_idx", condition=~Q(recurrence="none")),
+        ]
 
     def __str__(self) -> str:
         return f"{self.name} ({self.start_at:%Y-%m-%d %H:%M} UTC)"

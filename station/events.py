@@ -48,15 +48,21 @@ def subscribe(sink: Callable[[Event], None]) -> Callable[[], None]:
 
 def publish(*, studio_id: int, type: str, payload: dict) -> None:
     """Send ``type`` (dotted, e.g. ``recorders.schedule``) to the studio once the transaction commits."""
+    publish_many(studio_id=studio_id, type=type, payloads=[payload])
+
+
+def publish_many(*, studio_id: int, type: str, payloads: list[dict]) -> None:
+    """Send one ``type`` event per payload, in order, written in one statement (an outage's windows, at once)."""
     from station.models import StudioEvent
 
     from station import webhooks
 
-    stored = StudioEvent.objects.create(studio_id=studio_id, type=type, payload=payload)
-    webhooks.queue_deliveries(studio_id=studio_id, event_type=type, payload=payload, seq=stored.pk,
-                              occurred_at=stored.created_at)
-    event = {"studio": studio_id, "type": type, "payload": payload, "seq": stored.pk}
-    transaction.on_commit(lambda: _deliver(event))
+    stored = StudioEvent.objects.bulk_create(StudioEvent(studio_id=studio_id, type=type, payload=payload)
+                                             for payload in payloads)
+    webhooks.queue_deliveries(studio_id=studio_id, event_type=type, events=stored)
+    for row in stored:
+        event = {"studio": studio_id, "type": type, "payload": row.payload, "seq": row.pk}
+        transaction.on_commit(lambda event=event: _deliver(event))
 
 
 def events_since(studio_id: int, seq: int, *, margin: int = 0) -> list[Event] | None:

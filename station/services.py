@@ -28,15 +28,28 @@ def alert_acknowledge(*, alert: Alert, user) -> Alert:
 def alert_raise(*, studio: Studio | int, code: str, message: str, subject: str = "", severity=Alert.Severity.WARNING) -> Alert:
     """Tell the on-air desk about a problem (logged too); an identical open alert is not repeated."""
     studio_id = studio if isinstance(studio, int) else studio.pk
-    repeated = Alert.objects.filter(
-        studio_id=studio_id, code=code, subject=subject, message=str(message), acknowledged_at__isnull=True
-    ).first()
-    if repeated:
-        return repeated
-    alert = Alert.objects.create(studio_id=studio_id, code=code, message=str(message), subject=subject, severity=severity)
-    logger.warning("alert %s (%s): %s", code, subject, message)
-    events.publish(studio_id=studio_id, type="station.alert", payload=dashboard.alert_row(alert))
-    return alert
+    return alerts_raise(studio_id=studio_id, alerts=[Alert(code=code, subject=subject, message=str(message),
+                                                           severity=severity)])[0]
+
+
+def alerts_raise(*, studio_id: int, alerts: list[Alert]) -> list[Alert]:
+    """Raise a studio's alerts at once (an outage's, one per recorder): the open ones already raised are not repeated.
+
+    Returns each alert as stored, in order: the one already open where it repeats one.
+    """
+    for alert in alerts:
+        alert.studio_id, alert.message = studio_id, str(alert.message)
+    open_ones = Alert.objects.filter(studio_id=studio_id, acknowledged_at__isnull=True,
+                                     code__in={alert.code for alert in alerts},
+                                     subject__in={alert.subject for alert in alerts}).order_by("created_at")
+    repeated = {(alert.code, alert.subject, alert.message): alert for alert in open_ones}
+    fresh = [alert for alert in alerts if (alert.code, alert.subject, alert.message) not in repeated]
+    Alert.objects.bulk_create(fresh)
+    for alert in fresh:
+        logger.warning("alert %s (%s): %s", alert.code, alert.subject, alert.message)
+    if fresh:
+        events.publish_many(studio_id=studio_id, type="station.alert", payloads=[dashboard.alert_row(alert) for alert in fresh])
+    return [repeated.get((alert.code, alert.subject, alert.message), alert) for alert in alerts]
 
 
 @transaction.atomic

@@ -40,11 +40,11 @@ RESPONSE_BYTES = 4096  # read of the reply at most, once
 USER_AGENT = "Stationkeeper-Webhooks/1"
 
 
-def queue_deliveries(*, studio_id: int, event_type: str, payload: dict, seq: int | None, occurred_at) -> int:
-    """Write a delivery for each enabled webhook of the studio that follows ``event_type``; return how many."""
-    hooks = Webhook.objects.filter(studio_id=studio_id, enabled=True, event_types__contains=[event_type])
-    deliveries = [WebhookDelivery(webhook=hook, event_seq=seq, event_type=event_type, payload=payload,
-                                  occurred_at=occurred_at) for hook in hooks.only("id")]
+def queue_deliveries(*, studio_id: int, event_type: str, events) -> int:
+    """Write a delivery of each stored event for each enabled webhook of the studio that follows ``event_type``."""
+    hooks = list(Webhook.objects.filter(studio_id=studio_id, enabled=True, event_types__contains=[event_type]).only("id"))
+    deliveries = [WebhookDelivery(webhook=hook, event_seq=event.pk, event_type=event_type, payload=event.payload,
+                                  occurred_at=event.created_at) for event in events for hook in hooks]
     WebhookDelivery.objects.bulk_create(deliveries)
     return len(deliveries)
 

@@ -103,7 +103,7 @@ def recording_interrupted(*, schedule: RecorderSchedule, since: datetime) -> Non
 @transaction.atomic
 def schedule_fail(*, schedule: RecorderSchedule, reason: str) -> None:
     """The recording could not be made: say why, once, and tell the desk."""
-    schedule.move_to(Status.FAILED, error_message=reason[:2000])
+    schedule.move_to(Status.FAILED, error_message=reason[:2000], lease_expires_at=None)
     now = timezone.now()
     session = RecordingSession.objects.filter(schedule=schedule).first()
     if session:
@@ -175,7 +175,10 @@ def recording_finalize(*, schedule: RecorderSchedule, stopped_at: datetime) -> R
             if schedule.status != Status.CANCELLED:
                 schedule_fail(schedule=schedule, reason=str(_("Nothing was recorded: ffmpeg wrote no data.")))
             else:
-                RecordingSession.objects.filter(pk=session.pk).move_to(RecordingSession.Status.COMPLETED, ended_at=stopped_at)
+                with transaction.atomic():
+                    RecordingSession.objects.filter(pk=session.pk).move_to(RecordingSession.Status.COMPLETED,
+                                                                           ended_at=stopped_at)
+                    RecorderSchedule.objects.filter(pk=schedule.pk).update(lease_expires_at=None)
             return schedule
         if session.asset_id is None:  # deleted around the model, which keeps it while recording
             schedule_fail(schedule=schedule, reason=str(_("Its media asset was deleted while it recorded.")))
@@ -195,6 +198,9 @@ def recording_finalize(*, schedule: RecorderSchedule, stopped_at: datetime) -> R
 
 @transaction.atomic
 def _recording_complete(schedule, session, target: Path, probed, checksum: str, stopped_at: datetime) -> None:
+    # Rows in the order recording_started takes them (window, session, asset): two writers never wait on each other.
+    RecorderSchedule.objects.select_for_update().filter(pk=schedule.pk).first()
+    session = RecordingSession.objects.select_for_update().get(pk=session.pk)  # its gaps as they are now
     MediaAsset.objects.filter(pk=session.asset_id).move_to(
         MediaAsset.Status.READY,
         file=str(target.relative_to(settings.MEDIA_ROOT)),
@@ -212,3 +218,5 @@ def _recording_complete(schedule, session, target: Path, probed, checksum: str, 
     if schedule.status == Status.STOPPING:
         schedule.move_to(Status.COMPLETED, lease_expires_at=None)
         schedule_announce(schedule)
+    else:  # cancelled: its recording is kept, and nobody holds it any more
+        RecorderSchedule.objects.filter(pk=schedule.pk).update(lease_expires_at=None)

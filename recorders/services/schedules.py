@@ -17,7 +17,13 @@ Status = RecorderSchedule.Status
 
 def schedule_announce(schedule: RecorderSchedule) -> None:
     """Tell the studio's dashboards and webhooks the window's state."""
-    events.publish(studio_id=schedule.recorder.studio_id, type="recorders.schedule", payload=dashboard.schedule_row(schedule))
+    schedules_announce([schedule])
+
+
+def schedules_announce(schedules: list[RecorderSchedule]) -> None:
+    """Tell the dashboards and webhooks of one studio the states of its windows, in one write."""
+    events.publish_many(studio_id=schedules[0].recorder.studio_id, type="recorders.schedule",
+                        payloads=[dashboard.schedule_row(schedule) for schedule in schedules])
 
 
 # --- Actions people take -----------------------------------------------------------------------

@@ -6,7 +6,7 @@ from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import DatabaseError, connection, transaction
-from django.db.models import Q
+from django.db.models import Case, Q, TextField, Value, When
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
@@ -14,10 +14,10 @@ from ingest.models import MediaAsset
 from recorders.models import RecorderSchedule, RecordingSession
 from recorders.services.recording import (lease_take, recording_finalize, recording_interrupted,
                                           recording_last_data_at, schedule_fail)
-from recorders.services.schedules import schedule_announce, schedule_queue_next
+from recorders.services.schedules import schedule_queue_next, schedules_announce
 from station.models import Alert, Node
 from station.recurrence import Recurrence
-from station.services import alert_raise
+from station.services import alert_raise, alerts_raise
 
 logger = logging.getLogger(__name__)
 Status = RecorderSchedule.Status
@@ -61,33 +61,61 @@ def _each_alone(schedules, handle, *, doing: str) -> int:
 
 
 def _fail_unclaimed_starts(now: datetime) -> int:
-    """Windows no agent claimed within the grace period: failed (or missed if over), never silent."""
+    """Windows no agent claimed within the grace period: missed if over, failed if still open; never silent.
+
+    An outage leaves many at once, and they are handled together: one statement per outcome, one
+    alert per recorder (the same for the rest of the outage: an open alert is not repeated), the
+    desk told of every window in one write per studio.
+    """
     grace = timedelta(seconds=settings.RECORDER_START_GRACE_SECONDS)
-
-    def report(schedule: RecorderSchedule) -> None:
-        reason = _why_unclaimed(schedule, now)
-        if schedule.record_until <= now:
-            schedule.move_to(Status.MISSED, error_message=reason)
-            alert_raise(studio=schedule.recorder.studio_id, code="recording_missed", subject=schedule.name,
-                        severity=Alert.Severity.CRITICAL, message=reason)
-            schedule_announce(schedule)
-        else:
-            schedule_fail(schedule=schedule, reason=reason)
-        schedule_queue_next(schedule=schedule)
-
     with transaction.atomic():
         late = list(
             RecorderSchedule.objects.select_for_update(skip_locked=True, of=("self",))
             .filter(status=Status.PENDING, start_at__lt=now - grace)
-            .select_related("recorder__studio", "recorder__node")
+            .select_related("recorder__studio", "recorder__node").order_by("recorder_id", "start_at")
         )
-        return _each_alone(late, report, doing=_("report the unstarted window"))
+        if not late:
+            return 0
+        online = [node.name for node in Node.objects.filter(enabled=True)
+                  if node.is_online(now) and Node.Capability.RECORD in node.capabilities]
+        by_recorder = {}
+        for schedule in late:
+            by_recorder.setdefault(schedule.recorder, []).append(schedule)
+        reasons = {recorder: _reason_unclaimed(recorder, online, now) for recorder in by_recorder}
+        for outcome, missed in ((Status.MISSED, True), (Status.FAILED, False)):
+            moving = [schedule for schedule in late if (schedule.record_until <= now) == missed]
+            if moving:
+                message = Case(*(When(recorder_id=recorder.pk, then=Value(reasons[recorder])) for recorder in
+                                 {schedule.recorder for schedule in moving}), output_field=TextField())
+                RecorderSchedule.objects.filter(pk__in=[schedule.pk for schedule in moving]).move_to(
+                    outcome, error_message=message)
+            for schedule in moving:
+                schedule.status, schedule.error_message = outcome, reasons[schedule.recorder]
+        for studio_id in {recorder.studio_id for recorder in by_recorder}:
+            recorders = [recorder for recorder in by_recorder if recorder.studio_id == studio_id]
+            alerts_raise(studio_id=studio_id, alerts=[Alert(
+                code="recording_missed", subject=recorder.name, severity=Alert.Severity.CRITICAL,
+                message=_("%(recorder)s did not record: %(reason)s") % {"recorder": recorder.name,
+                                                                        "reason": reasons[recorder]},
+            ) for recorder in recorders])
+            schedules_announce([schedule for recorder in recorders for schedule in by_recorder[recorder]])
+        series = [schedule for schedule in late if schedule.recurrence != Recurrence.NONE]
+        _each_alone(series, lambda schedule: schedule_queue_next(schedule=schedule), doing=_("queue the next window of"))
+        return len(late)
 
 
-def _why_unclaimed(schedule: RecorderSchedule, now: datetime) -> str:
-    node = schedule.recorder.node
+def _reason_unclaimed(recorder, online: list[str], now: datetime) -> str:
+    """Why its windows were not started; if even that can't be told, why not (its windows still fail, with it)."""
+    try:
+        return _why_unclaimed(recorder, online, now)
+    except Exception as error:
+        logger.exception("housekeeping: could not tell why %s's windows were not started", recorder)
+        return str(_("The station could not report the unstarted window: %(reason)s") % {"reason": error})
+
+
+def _why_unclaimed(recorder, online: list[str], now: datetime) -> str:
+    node = recorder.node
     if node is None:
-        online = [n.name for n in Node.objects.filter(enabled=True) if n.is_online(now) and Node.Capability.RECORD in n.capabilities]
         where = (_("agents %(nodes)s were online but none started it") % {"nodes": ", ".join(online)}) if online else _(
             "no node that can record was online")
     elif not node.is_online(now):

@@ -31,7 +31,7 @@ def test_a_start_no_agent_took_fails_with_the_reason_and_alerts():
     schedule.refresh_from_db()
     assert schedule.status == Status.FAILED
     assert "node studio-host is offline" in schedule.error_message
-    assert Alert.objects.get(code="recording_failed").severity == Alert.Severity.CRITICAL
+    assert Alert.objects.get(code="recording_missed").severity == Alert.Severity.CRITICAL
 
 
 def test_a_window_that_passed_unclaimed_is_missed_never_silently_skipped():
@@ -150,3 +150,22 @@ def test_only_one_tick_runs_at_a_time():
         other.execute("SELECT pg_advisory_unlock(%s)", [TICK_LOCK_KEY])
     assert run_exclusively(name="t", lock_key=TICK_LOCK_KEY, interval=0.1, run_for=0.25, step=lambda: ran.append(1))
     assert len(ran) >= 2
+
+
+def test_an_outage_raises_one_alert_per_recorder_and_tells_the_desk_of_every_window():
+    from station.models import StudioEvent
+
+    recorder = RecorderFactory(name="Studio mic")
+    first = timezone.now() - timedelta(minutes=30)
+    windows = [ScheduleFactory(recorder=recorder, start_at=first + timedelta(minutes=5 * n),
+                               end_at=first + timedelta(minutes=5 * n + 4)) for n in range(5)]
+
+    services.housekeeping(owner="tick")
+    later = ScheduleFactory(recorder=recorder, start_at=timezone.now() - timedelta(seconds=30),
+                            end_at=timezone.now() + timedelta(minutes=5))
+    services.housekeeping(owner="tick")  # the same outage, a pass later
+
+    statuses = [RecorderSchedule.objects.get(pk=schedule.pk).status for schedule in [*windows, later]]
+    assert statuses == [Status.MISSED] * 5 + [Status.FAILED]
+    assert Alert.objects.filter(subject="Studio mic").count() == 1
+    assert StudioEvent.objects.filter(type="recorders.schedule").count() == 6
