@@ -258,7 +258,7 @@ class ChannelSupervisor:
         self.channels.pop(channel.pk)
         recent = [t for t in self.crashes.get(channel.pk, []) if time.time() - t < CRASH_WINDOW_SECONDS] + [time.time()]
         self.crashes[channel.pk] = recent
-        last_words = " | ".join(running.engine.last_lines[-3:])
+        last_words = " | ".join(running.engine.last_lines(3))
         if len(recent) >= CRASHES_BEFORE_GIVING_UP:
             logger.error("channel %s: Liquidsoap died %s times in %s s (%s); leaving it to another node",
                          channel, len(recent), CRASH_WINDOW_SECONDS, last_words)
