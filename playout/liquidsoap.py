@@ -23,7 +23,6 @@ import re
 import signal
 import socket
 import subprocess
-import threading
 from collections import deque
 from collections.abc import Callable
 from pathlib import Path
@@ -34,12 +33,11 @@ from django.utils.translation import gettext_lazy as _
 from ingest.media import MEDIA_FORMATS
 from playout.outputs import get_output
 from station.errors import UserError
-from station.processes import die_with_parent, engine_account, kill_strays
+from station.processes import EngineProcess, kill_strays
 
 logger = logging.getLogger(__name__)
 ON_AIR_MARK = "SK_ON_AIR "
 WEBSTREAM_MARK = "SK_WEBSTREAM "
-STOP_GRACE_SECONDS = 5
 # The switch acts on frame boundaries, so an item goes on air up to one frame after its slot:
 # 20 ms frames (Liquidsoap's default is 40) keep that well inside the 40 ms goal.
 FRAME_SECONDS = 0.02
@@ -231,7 +229,7 @@ class StreamClock:
         return min(self.recent_starts) + stream_seconds
 
 
-class LiquidsoapEngine:
+class LiquidsoapEngine(EngineProcess):
     """One channel's Liquidsoap process; on-air changes are handed to ``on_air(metadata)``."""
 
     def __init__(self, *, script: str, workdir: Path, telnet_port: int, on_air: Callable[[dict, float], None],
@@ -244,43 +242,26 @@ class LiquidsoapEngine:
         self.on_air = on_air
         if kill_strays(str(self.script_path)):  # it would hold the telnet port and the output
             logger.warning("killed a Liquidsoap left over from a previous agent for %s", self.script_path)
-        self.process = subprocess.Popen(
-            ["liquidsoap", str(self.script_path)], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT, text=True, errors="replace",
-            # SIGKILL: Liquidsoap's own shutdown can hang, and a dead agent's engine must go at once.
-            preexec_fn=die_with_parent(signal.SIGKILL),
-            **engine_account(writes=(workdir, *writes), reads=reads),
-        )
-        self.last_lines: list[str] = []
         self.webstream_connected = False
         self.stream_clock = StreamClock()
-        threading.Thread(target=self._read, daemon=True).start()
+        super().__init__(
+            ["liquidsoap", str(self.script_path)], stderr=subprocess.STDOUT,
+            # SIGKILL: Liquidsoap's own shutdown can hang, and a dead agent's engine must go at once.
+            death_signal=signal.SIGKILL, writes=(workdir, *writes), reads=reads,
+        )
 
-    def _read(self) -> None:
-        for line in self.process.stdout:
-            line = line.rstrip()
-            if line.startswith(ON_AIR_MARK):
-                try:
-                    # Liquidsoap 2.1 prints metadata as a list of [key, value] pairs.
-                    wall_microseconds, stream_microseconds, pairs = json.loads(line[len(ON_AIR_MARK):])
-                    metadata = dict(pairs)
-                except (ValueError, TypeError):
-                    logger.warning("unreadable on-air report from Liquidsoap: %s", line)
-                    continue
-                self.on_air(metadata, self.stream_clock.on_air_at(wall_microseconds / 1e6, stream_microseconds / 1e6))
-            elif line.startswith(WEBSTREAM_MARK):
-                self.webstream_connected = line == WEBSTREAM_MARK + "connected"
-            else:
-                self.last_lines = (self.last_lines + [line])[-20:]
-
-    def alive(self) -> bool:
-        return self.process.poll() is None
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
+    def read_output(self, line: str) -> None:
+        line = line.rstrip()
+        if line.startswith(ON_AIR_MARK):
             try:
-                self.process.wait(timeout=STOP_GRACE_SECONDS)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+                # Liquidsoap 2.1 prints metadata as a list of [key, value] pairs.
+                wall_microseconds, stream_microseconds, pairs = json.loads(line[len(ON_AIR_MARK):])
+                metadata = dict(pairs)
+            except (ValueError, TypeError):
+                logger.warning("unreadable on-air report from Liquidsoap: %s", line)
+                return
+            self.on_air(metadata, self.stream_clock.on_air_at(wall_microseconds / 1e6, stream_microseconds / 1e6))
+        elif line.startswith(WEBSTREAM_MARK):
+            self.webstream_connected = line == WEBSTREAM_MARK + "connected"
+        else:
+            self.keep(line)

@@ -15,7 +15,6 @@ import logging
 import signal
 import subprocess
 import time
-from collections import deque
 from pathlib import Path
 from threading import Event, Thread
 
@@ -27,7 +26,7 @@ from ingest.media import MEDIA_FORMATS, probe
 from recorders.sources import Source, srt_caller_url
 from station import outbound
 from station.errors import UserError
-from station.processes import die_with_parent, engine_account
+from station.processes import EngineProcess, engine_account
 
 logger = logging.getLogger(__name__)
 
@@ -38,7 +37,6 @@ OUTPUT_PROFILES = {
     "flac": (["-c:a", "flac"], "flac"),
     "wav": (["-c:a", "pcm_s16le"], "wav"),
 }
-STOP_GRACE_SECONDS = 5
 USER_AGENT = "Stationkeeper-recorder/1"
 STREAM_CHUNK_BYTES = 1 << 14
 STREAM_RECONNECT_SECONDS = (0.5, 1, 2)
@@ -137,8 +135,10 @@ def _connection_problem(error: BaseException) -> str:
     return type(error).__name__
 
 
-class FfmpegRun:
+class FfmpegRun(EngineProcess):
     """One ffmpeg process recording a source into segments of a directory, for at most ``max_seconds``."""
+
+    stop_signal = signal.SIGINT  # ffmpeg finishes the segment it is writing
 
     def __init__(self, *, source: Source, directory: Path, output_format: str, segment_seconds: int, max_seconds: float):
         codec_args, self.extension = OUTPUT_PROFILES[output_format]
@@ -161,34 +161,17 @@ class FfmpegRun:
         ]
         self.started_at = time.time()
         self.recorded_seconds = 0.0
-        self._stderr: deque[str] = deque(maxlen=20)
-        self.process = subprocess.Popen(
+        super().__init__(
             self.argv, stdin=subprocess.PIPE if source.kind == "stream" else subprocess.DEVNULL,
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, errors="replace",
-            preexec_fn=die_with_parent(signal.SIGTERM),  # SIGTERM: ffmpeg closes its file cleanly
-            **engine_account(writes=(directory,)),
+            death_signal=signal.SIGTERM,  # SIGTERM: ffmpeg closes its file cleanly
+            writes=(directory,),
         )
         self.feeder = StreamFeeder(source.url, self.process.stdin.buffer) if source.kind == "stream" else None
-        Thread(target=self._read_progress, daemon=True).start()
-        Thread(target=self._drain_stderr, daemon=True).start()
 
-    def _read_progress(self) -> None:
-        for line in self.process.stdout:
-            key, _, value = line.strip().partition("=")
-            if key == "out_time_us" and value.lstrip("-").isdigit():
-                self.recorded_seconds = max(self.recorded_seconds, int(value) / 1e6)
-
-    def _drain_stderr(self) -> None:
-        for line in self.process.stderr:
-            if line.strip():
-                self._stderr.append(line.strip())
-
-    @property
-    def pid(self) -> int:
-        return self.process.pid
-
-    def alive(self) -> bool:
-        return self.process.poll() is None
+    def read_output(self, line: str) -> None:
+        key, _, value = line.strip().partition("=")
+        if key == "out_time_us" and value.lstrip("-").isdigit():
+            self.recorded_seconds = max(self.recorded_seconds, int(value) / 1e6)
 
     def parts(self) -> list[Path]:
         return sorted(self.directory.glob(f"{self.prefix}-*.{self.extension}"))
@@ -203,31 +186,17 @@ class FfmpegRun:
 
     def failure_reason(self) -> str:
         """Why the run ended: the feed's refusal or HTTP error, else ffmpeg's own last words."""
-        self.process.wait(timeout=5)
-        time.sleep(0.05)  # let the drain thread take the last lines
+        reason = self.exit_reason()
         if self.feeder is not None and self.feeder.failure:
             return self.feeder.failure
-        lines = list(self._stderr)
         # its own files are named as they are, without the station's directories around them
-        return lines[-1].replace(f"{self.directory}/", "") if lines else f"ffmpeg exited with code {self.process.returncode}"
+        return reason.replace(f"{self.directory}/", "")
 
     def request_stop(self) -> None:
-        """Ask ffmpeg to stop now (SIGINT: it finishes the segment it is writing); doesn't wait."""
+        """Ask ffmpeg to stop now; doesn't wait."""
         if self.feeder is not None:
             self.feeder.stop()
-        if self.alive():
-            self.process.send_signal(signal.SIGINT)
-
-    def stop(self) -> None:
-        """Stop gracefully and wait, forcing it after STOP_GRACE_SECONDS."""
-        if not self.alive():
-            return
-        self.request_stop()
-        try:
-            self.process.wait(timeout=STOP_GRACE_SECONDS)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
+        super().request_stop()
 
 
 def recording_parts(directory: Path) -> list[Path]:

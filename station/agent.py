@@ -27,7 +27,7 @@ from django.conf import settings
 from django.db import DatabaseError, close_old_connections, connection, connections
 from django.utils import timezone
 
-from playout.supervisor import ChannelSupervisor
+from playout.agent import ChannelSupervisor
 from recorders.supervisor import RecorderSupervisor
 from station import services
 from station.notify import CHANNEL

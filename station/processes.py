@@ -7,17 +7,23 @@ import os
 import pwd
 import signal
 import stat
+import subprocess
+import time
+from collections import deque
 from functools import cache
 from pathlib import Path
+from threading import Thread
 
 from django.conf import settings
 
 logger = logging.getLogger(__name__)
 
 _PR_SET_PDEATHSIG = 1
+STOP_GRACE_SECONDS = 5
+TAIL_LINES = 20
 
 
-def die_with_parent(death_signal: int = signal.SIGTERM):
+def die_with_parent(death_signal: int):
     """A pre-exec hook: the kernel sends ``death_signal`` to the child if its agent dies, so no orphan stays on air.
 
     The child also gets its own session, so a terminal's Ctrl-C reaches only the agent,
@@ -108,3 +114,75 @@ def engine_account(*, writes: tuple[Path, ...], reads: tuple[Path, ...] = ()) ->
         if path.exists():  # a file an engine of the agent's own user left behind is handed over too
             os.chown(path, uid, gid)
     return {"user": uid, "group": gid, "extra_groups": list(groups)}
+
+
+class EngineProcess:
+    """One engine process: run as the engine account, ended with its agent, its last lines of output kept.
+
+    ``stderr`` is ``subprocess.PIPE`` (its non-blank lines are kept here) or ``subprocess.STDOUT``
+    (the subclass reads both streams and keeps what it wants with ``keep``). Whatever the process
+    prints on standard output goes to ``read_output``, line by line, on a thread of its own.
+    """
+
+    stop_signal = signal.SIGTERM  # what asks the engine to finish; it is killed after STOP_GRACE_SECONDS
+
+    def __init__(self, argv: list[str], *, death_signal: int, writes: tuple[Path, ...], reads: tuple[Path, ...] = (),
+                 stdin=subprocess.DEVNULL, stderr=subprocess.PIPE):
+        self.tail: deque[str] = deque(maxlen=TAIL_LINES)
+        self.process = subprocess.Popen(
+            argv, stdin=stdin, stdout=subprocess.PIPE, stderr=stderr, text=True, errors="replace",
+            preexec_fn=die_with_parent(death_signal), **engine_account(writes=writes, reads=reads),
+        )
+        Thread(target=self._read_stdout, daemon=True).start()
+        if stderr == subprocess.PIPE:
+            Thread(target=self._drain_stderr, daemon=True).start()
+
+    def read_output(self, line: str) -> None:
+        """Take one line of standard output."""
+        raise NotImplementedError
+
+    def keep(self, line: str) -> None:
+        """Keep one line among the last words."""
+        self.tail.append(line)
+
+    def _read_stdout(self) -> None:
+        for line in self.process.stdout:
+            self.read_output(line)
+
+    def _drain_stderr(self) -> None:
+        for line in self.process.stderr:
+            if line.strip():
+                self.keep(line.strip())
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    def alive(self) -> bool:
+        return self.process.poll() is None
+
+    def last_lines(self, count: int) -> list[str]:
+        return list(self.tail)[-count:]
+
+    def exit_reason(self) -> str:
+        """Wait for the exit; say why from the last line kept, else from the exit code."""
+        self.process.wait(timeout=5)
+        time.sleep(0.05)  # let the reading thread take the last lines
+        lines = self.last_lines(1)
+        return lines[0] if lines else f"{self.process.args[0]} exited with code {self.process.returncode}"
+
+    def request_stop(self) -> None:
+        """Send the stop signal now; don't wait."""
+        if self.alive():
+            self.process.send_signal(self.stop_signal)
+
+    def stop(self) -> None:
+        """Stop gracefully and wait, killing it after STOP_GRACE_SECONDS."""
+        if not self.alive():
+            return
+        self.request_stop()
+        try:
+            self.process.wait(timeout=STOP_GRACE_SECONDS)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()

@@ -5,9 +5,9 @@ from urllib.parse import quote
 import pytest
 from django.utils import timezone
 
+from playout.agent import ChannelSupervisor
 from playout.models import Channel
 from playout.outputs import OUTPUTS
-from playout.supervisor import ChannelSupervisor
 from station.models import Node
 from station.tests.factories import ChannelFactory, NodeFactory
 
@@ -39,7 +39,7 @@ def test_each_output_ends_the_engine_script_as_it_did_before_backends(supervisor
     output_settings, pinned = PINNED[case]
     channel = ChannelFactory(node=supervisor.node, output_type=case.split()[0], output_settings=output_settings)
 
-    script, writes = supervisor._script(channel)
+    script, writes = supervisor.launcher.script(channel)
 
     outputs_dir = supervisor.node_dir / "outputs"
     expected = pinned.replace("{dir}", quote(str(outputs_dir), safe="")).replace("{pk}", str(channel.pk))

@@ -1,0 +1,89 @@
+"""Turn the engines' on-air reports into the as-run log, once each has settled."""
+
+import queue
+import time
+from datetime import UTC, datetime
+
+from ingest.models import MediaAsset
+from playout import services
+from playout.agent.launcher import RunningChannel
+from playout.models import AsRunEntry, ScheduledItem
+
+SILENCE_TITLE = "Silence"
+PAUSED_TITLE = "Paused"
+SETTLE_SECONDS = 0.1
+
+
+class AsRunLog:
+    """Collect on-air reports (channel id, metadata, epoch seconds) from the engines' threads and log them."""
+
+    def __init__(self):
+        self.reports: queue.Queue = queue.Queue()
+        self.pending: list[tuple] = []
+
+    def settled(self) -> list[tuple]:
+        """Take the reports no later one replaced within SETTLE_SECONDS (a skip, a filler's quick change)."""
+        while True:
+            try:
+                self.pending.append(self.reports.get_nowait())
+            except queue.Empty:
+                break
+        settled, waiting = [], []
+        for index, report in enumerate(self.pending):
+            following = next((r for r in self.pending[index + 1:] if r[0] == report[0]), None)
+            if following is not None:
+                if following[2] - report[2] >= SETTLE_SECONDS:
+                    settled.append(report)
+            elif time.time() - report[2] >= SETTLE_SECONDS:
+                settled.append(report)
+            else:
+                waiting.append(report)
+        self.pending = waiting
+        return settled
+
+    def log(self, channels: dict[int, RunningChannel], upcoming: list[ScheduledItem], *, node) -> None:
+        """Write the settled reports to the as-run log, as played, paused or filler."""
+        for channel_id, metadata, at in self.settled():
+            running = channels.get(channel_id)
+            if running and running.armed and str(running.armed.pk) == str(metadata.get("sk_item")):
+                running.armed = None
+            moment = datetime.fromtimestamp(at, tz=UTC)
+            item_id, asset_id = _int(metadata.get("sk_item")), _int(metadata.get("sk_asset"))
+            if item_id:
+                services.channel_on_air(
+                    channel_id=channel_id, at=moment, title=title(item_id, asset_id, metadata, channels, upcoming),
+                    result=AsRunEntry.Result.PLAYED, asset_id=asset_id, scheduled_item_id=item_id, node=node,
+                )
+            elif running and running.applied_paused and not metadata.get("filename"):
+                services.channel_on_air(channel_id=channel_id, at=moment, title=PAUSED_TITLE,
+                                        result=AsRunEntry.Result.PAUSED, node=node)
+            else:
+                services.channel_on_air(channel_id=channel_id, at=moment,
+                                        title=title(None, asset_id, metadata, channels, upcoming),
+                                        asset_id=asset_id, result=AsRunEntry.Result.FALLBACK, node=node)
+
+
+def title(item_id: int | None, asset_id: int | None, metadata: dict,
+          channels: dict[int, RunningChannel], upcoming: list[ScheduledItem]) -> str:
+    """What the as-run log calls an on-air change: the item's or the asset's title, from the database.
+
+    Titles never travel through the engine (see playout.liquidsoap), only the ids do.
+    """
+    if item_id:
+        found = next((i.title for i in upcoming if i.pk == item_id), None)
+        found = found or ScheduledItem.objects.filter(pk=item_id).values_list("title", flat=True).first()
+        if found:
+            return found
+    if asset_id:
+        found = next((a.title for r in channels.values() for a in r.filler_assets if a.pk == asset_id), None)
+        found = found or MediaAsset.objects.filter(pk=asset_id).values_list("title", flat=True).first()
+        if found:
+            return found
+    return str(metadata.get("title") or SILENCE_TITLE)
+
+
+def _int(value) -> int | None:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return None

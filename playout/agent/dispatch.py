@@ -1,0 +1,127 @@
+"""Hand each channel's engine its next item ahead of its slot, and the operator's pause and skip."""
+
+import logging
+import time
+from datetime import datetime, timedelta
+
+from django.utils.translation import gettext as _
+
+from playout import services
+from playout.agent.launcher import RunningChannel
+from playout.cacher import MediaCache
+from playout.liquidsoap import FRAME_SECONDS
+from playout.models import ScheduledItem
+from playout.relay import WebstreamRelay
+from station.errors import UserError
+from station.models import Alert
+from station.services import alert_raise
+
+logger = logging.getLogger(__name__)
+LATE_START_SECONDS = 0.5  # later than this, an item's cue point is advanced by its lateness
+PREPARE_SECONDS = 2.0  # items are queued this early, so the engine has them resolved at their slot
+# The gate reads the wall clock, and a frame can be computed a few ms after its due time: opened
+# this much later, it never lets an item in on a frame that is due before the slot.
+PACING_JITTER_SECONDS = 0.005
+WEBSTREAM_CONNECT_GRACE = timedelta(seconds=3)
+
+
+def push_moments(channels: list[RunningChannel], upcoming: list[ScheduledItem]) -> list[float]:
+    """When each item not yet handed to its engine is due to be queued (epoch seconds)."""
+    pushed = set().union(*(running.pushed for running in channels))
+    return [item.start_at.timestamp() - PREPARE_SECONDS for item in upcoming if item.pk not in pushed]
+
+
+def gate_opens_at(item: ScheduledItem, now: datetime) -> tuple[float, float]:
+    """When the engine's gate should open for the item, and by how much it starts late (0 if on time)."""
+    lateness = (now - item.start_at).total_seconds()
+    if lateness > LATE_START_SECONDS:  # agent restart, late change: start now, further in
+        return time.time(), lateness
+    # The switch lets the item in on the frame after the one that finds the gate open.
+    return item.start_at.timestamp() - FRAME_SECONDS + PACING_JITTER_SECONDS, 0.0
+
+
+def apply_operator_actions(running: RunningChannel) -> None:
+    """Pass the operator's pause and skip on to the engine, each once."""
+    channel = running.channel
+    try:
+        if channel.paused != running.applied_paused:
+            running.engine.gateway.set_paused(channel.paused)
+            running.applied_paused = channel.paused
+        if channel.skip_requested_at and channel.skip_requested_at != running.applied_skip:
+            services.as_run_mark_skipped(channel_id=channel.pk)
+            running.engine.gateway.skip()
+            running.applied_skip = channel.skip_requested_at
+    except OSError as error:
+        logger.error("channel %s: engine did not take the operator's action: %s", channel, error)
+
+
+class Dispatcher:
+    """Queue each channel's next item ahead of its slot and tell the engine when to let it on air."""
+
+    def __init__(self, *, cache: MediaCache, relay: WebstreamRelay):
+        self.cache = cache
+        self.relay = relay
+
+    def dispatch(self, running: RunningChannel, now: datetime, *,
+                 upcoming: list[ScheduledItem], unplayable: set[int]) -> None:
+        """Hand the channel's engine its next item once it is due, unless one is still waiting for its slot."""
+        if running.armed is not None and running.armed.webstream_url and not running.engine.webstream_connected \
+                and now > min(running.armed.start_at + WEBSTREAM_CONNECT_GRACE, running.armed.end_at):
+            self._webstream_unreachable(running)
+            running.armed = None  # the filler covers it; what follows is armed on time
+        if running.armed is not None and running.armed.end_at <= now:
+            running.armed = None  # it never went on air (removed from the timeline); move on
+        if running.armed is not None:
+            return
+        item = next((i for i in upcoming if i.channel_id == running.channel.pk and i.pk not in running.pushed), None)
+        if item is None or item.start_at - timedelta(seconds=PREPARE_SECONDS) > now:
+            return
+        running.pushed.add(item.pk)
+        if item.pk in unplayable:
+            return  # the filler covers it; the cacher already alerted
+        if item.webstream_url:
+            self._arm_webstream(running, item, now)
+        elif item.asset_id:
+            self._arm(running, item, now)
+
+    def _arm_webstream(self, running: RunningChannel, item: ScheduledItem, now: datetime) -> None:
+        opens_at, _lateness = gate_opens_at(item, now)
+        try:
+            running.engine.gateway.arm_webstream(item_id=item.pk, start=opens_at, end=item.end_at.timestamp(),
+                                                 relay_url=self.relay.url_for(item.pk, item.webstream_url))
+            running.armed = item
+        except OSError as error:
+            logger.error("channel %s: could not arm %s: %s", running.channel, item, error)
+
+    def _webstream_unreachable(self, running: RunningChannel) -> None:
+        item = running.armed
+        problem = self.relay.problem(item.pk) or _("no answer")
+        alert_raise(
+            studio=running.channel.studio_id, code="webstream_unreachable", subject=item.title,
+            severity=Alert.Severity.CRITICAL,
+            message=_("The webstream %(url)s for %(title)s on %(channel)s did not connect at its slot (%(problem)s). "
+                      "The filler covers it.") % {"url": item.webstream_url, "title": item.title,
+                                                  "channel": running.channel, "problem": problem},
+        )
+
+    def _arm(self, running: RunningChannel, item: ScheduledItem, now: datetime) -> None:
+        opens_at, advance = gate_opens_at(item, now)
+        cue_in = item.cue_in_seconds + advance
+        cue_out = item.cue_in_seconds + (item.end_at - item.start_at).total_seconds()
+        annotations = {"sk_item": item.pk, "sk_asset": item.asset_id,
+                       "liq_cue_in": round(cue_in, 3), "liq_cue_out": round(cue_out, 3)}
+        path = self.cache.path_for(item.asset_id)
+        if path is None:
+            self.cache.unplayable([item], now_arming={item.pk})  # alerts; the filler covers it
+            return
+        try:
+            running.engine.gateway.push(path, annotations)
+            running.engine.gateway.set_next_at(opens_at)
+            running.armed = item
+        except UserError as error:  # a file name the engine can't be handed: the filler covers it
+            alert_raise(studio=running.channel.studio_id, code="media_missing", subject=item.title,
+                        severity=Alert.Severity.CRITICAL,
+                        message=_("%(title)s on %(channel)s can't be played: %(reason)s The filler covers it.")
+                        % {"title": item.title, "channel": running.channel, "reason": error})
+        except OSError as error:
+            logger.error("channel %s: could not queue %s: %s", running.channel, item, error)

@@ -1,0 +1,107 @@
+"""Start a channel's Liquidsoap: its working directory, its script, its telnet port."""
+
+import logging
+import queue
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.utils.translation import gettext as _
+
+from ingest.models import MediaAsset
+from playout import services
+from playout.agent.fillers import filler_playlist
+from playout.cacher import MediaCache
+from playout.liquidsoap import LiquidsoapEngine, output_clause, render_script
+from playout.models import Channel, ScheduledItem
+from playout.outputs import clean_output_settings, get_output
+from station.errors import UserError
+from station.services import alert_raise
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class RunningChannel:
+    channel: Channel
+    engine: LiquidsoapEngine
+    workdir: Path
+    running: bool = False
+    pushed: set[int] = field(default_factory=set)
+    armed: ScheduledItem | None = None  # queued in the engine, waiting for its slot
+    started_at_restart: int = 0  # the channel's restart count when this engine started
+    applied_paused: bool = False
+    applied_skip: datetime | None = None
+    filler_assets: list[MediaAsset] = field(default_factory=list)
+
+
+def telnet_port(channel: Channel) -> int:
+    return settings.PLAYOUT_TELNET_BASE_PORT + channel.pk
+
+
+class EngineLauncher:
+    """Start channels' engines on this node; their on-air reports go to ``reports`` as (channel id, metadata, at)."""
+
+    def __init__(self, *, node_dir: Path, cache: MediaCache, reports: queue.Queue):
+        self.node_dir = node_dir
+        self.cache = cache
+        self.reports = reports
+
+    def workdir(self, channel: Channel) -> Path:
+        """Per node: two agents on one host never share an engine's script, filler list or leftovers."""
+        return self.node_dir / "engines" / f"channel-{channel.pk}"
+
+    def start(self, channel: Channel, *, node) -> RunningChannel | None:
+        """Start the channel's engine; None if it can't start now.
+
+        - the output's host does not resolve: alerted, and the next re-arm tries again;
+        - the channel's settings are invalid: the channel is marked in error, and
+          ``UnfitChannel`` is raised so the caller stops trying until someone restarts it.
+        """
+        workdir = self.workdir(channel)
+        if channel.fallback_playlist_id:  # the engine watches it from the start; the cacher fills it
+            workdir.mkdir(parents=True, exist_ok=True)
+            filler_playlist(workdir).touch()
+        try:
+            script, writes = self.script(channel)
+        except (UserError, ValidationError) as error:
+            if isinstance(error, UserError) and error.code == "host_not_found":
+                # The Icecast server's name did not resolve just now: the next re-arm tries again.
+                logger.warning("channel %s: %s; starting it again soon", channel, error)
+                alert_raise(studio=channel.studio_id, code="output_host_not_found", subject=channel.name,
+                            message=_("%(channel)s can't reach its output yet: %(reason)s") % {"channel": channel,
+                                                                                              "reason": error})
+                return None
+            # A bad row fails its own channel, with the reason, until someone fixes and restarts it.
+            reason = "; ".join(error.messages) if isinstance(error, ValidationError) else str(error)
+            logger.error("channel %s: cannot start its engine: %s", channel, reason)
+            services.channel_mark_error(channel=channel, node=node, code="channel_settings_invalid",
+                                        reason=_("%(channel)s cannot start: %(reason)s") % {"channel": channel, "reason": reason})
+            raise UnfitChannel from error
+        engine = LiquidsoapEngine(
+            script=script, workdir=workdir, telnet_port=telnet_port(channel),
+            on_air=lambda metadata, at, pk=channel.pk: self.reports.put((pk, metadata, at)),
+            reads=tuple(path for path in (self.cache.directory, self.cache.shared_root) if path is not None), writes=writes,
+        )
+        logger.info("channel %s: Liquidsoap %s started", channel, engine.pid)
+        return RunningChannel(channel=channel, engine=engine, workdir=workdir, applied_skip=channel.skip_requested_at,
+                              started_at_restart=channel.restart_count)
+
+    def script(self, channel: Channel) -> tuple[str, tuple[Path, ...]]:
+        """The engine's script from the channel's settings (checked again here: rows can be written around the
+        model), and the directories it writes to besides its own."""
+        output = clean_output_settings(channel.output_type, channel.output_settings)
+        file_path = get_output(channel.output_type).file_path(self.node_dir, channel.pk, output)
+        if file_path:
+            file_path.parent.mkdir(parents=True, exist_ok=True)
+        return render_script(
+            output=output_clause(channel.output_type, output, "mksafe(air)", file_path=file_path),
+            telnet_port=telnet_port(channel),
+            filler_playlist=filler_playlist(self.workdir(channel)) if channel.fallback_playlist_id else None,
+        ), (file_path.parent, file_path) if file_path else ()
+
+
+class UnfitChannel(Exception):
+    """The channel's own settings keep its engine from starting."""

@@ -1,0 +1,151 @@
+"""The node agent's channel supervisor: one Liquidsoap per channel placed on this node.
+
+It starts each engine with the channel's filler, marks the channel running once
+the engine answers, pushes scheduled items at their slot, and turns the
+engine's on-air reports into the as-run log; each of those is a module of this
+package, and this class only puts them in order.
+"""
+
+import logging
+import time
+from datetime import datetime
+from pathlib import Path
+
+from django.conf import settings
+from django.utils.translation import gettext as _
+
+from playout import services
+from playout.agent import planning
+from playout.agent.as_run import AsRunLog
+from playout.agent.crashes import CrashPolicy
+from playout.agent.dispatch import Dispatcher, apply_operator_actions, push_moments
+from playout.agent.fillers import FillerWriter, filler_assets
+from playout.agent.launcher import EngineLauncher, RunningChannel, UnfitChannel
+from playout.cacher import MediaCache
+from playout.models import Channel
+from playout.relay import WebstreamRelay
+from playout.timeline import timeline_refresh
+
+logger = logging.getLogger(__name__)
+
+
+class ChannelSupervisor:
+    def __init__(self, *, node):
+        self.node = node
+        self.channels: dict[int, RunningChannel] = {}
+        self.upcoming = []
+        self.unplayable: set[int] = set()
+        self.relay = WebstreamRelay()
+        self.node_dir = Path(settings.PLAYOUT_CACHE_ROOT) / node.name
+        self.cache = MediaCache(
+            directory=self.node_dir / "media",
+            shared_root=Path(settings.MEDIA_ROOT) if settings.PLAYOUT_SHARED_MEDIA else None,
+            station_url=settings.STATION_URL, node=node,
+        )
+        self.crashes = CrashPolicy()
+        self.as_run = AsRunLog()
+        self.fillers = FillerWriter(self.cache)
+        self.launcher = EngineLauncher(node_dir=self.node_dir, cache=self.cache, reports=self.as_run.reports)
+        self.dispatcher = Dispatcher(cache=self.cache, relay=self.relay)
+
+    # -- planning -----------------------------------------------------------------------------
+
+    def rearm(self, now: datetime) -> None:
+        wanted = planning.wanted_channels(self.node)
+        self.crashes.drop_given_up(wanted)
+        for pk in list(self.channels):
+            if pk not in wanted:
+                logger.info("channel %s: no longer on this node; stopping its engine", self.channels[pk].channel)
+                self.channels.pop(pk).engine.stop()
+        for pk, channel in wanted.items():
+            current = self.channels.get(pk)
+            if current:
+                current.channel = channel  # operators' pause and skip arrive with it
+            if current and planning.restart_asked(current, channel):
+                logger.info("channel %s: restart asked; restarting its engine", channel)
+                self.channels.pop(pk).engine.stop()
+                current = None
+            if current is None:
+                with self._contained(channel, _("start its engine")):
+                    self._start(channel)
+        for running in self.channels.values():
+            with self._contained(running.channel, _("build its timeline")):
+                timeline_refresh(channel=running.channel, now=now)
+        coming = planning.items_to_cache(list(self.channels), now)
+        for running in self.channels.values():
+            with self._contained(running.channel, _("read its filler playlist")):
+                running.filler_assets = filler_assets(running.channel)
+        self.cache.want(planning.cache_wants(self.channels.values(), coming))
+        self.cache.try_webstreams(planning.webstreams_to_try(coming, now))
+        self.unplayable = self.cache.unplayable(coming)
+        self.fillers.write(self.channels.values())
+        self.upcoming = planning.items_to_dispatch(list(self.channels), now)
+
+    def _start(self, channel: Channel) -> None:
+        try:
+            running = self.launcher.start(channel, node=self.node)
+        except UnfitChannel:
+            self.crashes.give_up(channel)
+            return
+        if running is not None:
+            self.channels[channel.pk] = running
+
+    def _contained(self, channel: Channel, doing: str):
+        return self.crashes.contained(channel, doing, node=self.node)
+
+    def next_deadline(self) -> float | None:
+        if not self.channels:
+            return None
+        # on-air reports are logged promptly
+        return min([*push_moments(list(self.channels.values()), self.upcoming), time.time() + 0.05])
+
+    # -- acting -------------------------------------------------------------------------------
+
+    def step(self, now: datetime) -> None:
+        for running in list(self.channels.values()):
+            with self._contained(running.channel, _("watch its engine")):
+                if not running.engine.alive():
+                    self._engine_died(running)
+                    continue
+                if not running.running and running.engine.gateway.alive():
+                    running.running = True
+                    if not services.channel_mark_running(channel=running.channel, node=self.node, now=now):
+                        logger.warning("channel %s: engine up, but the channel is no longer starting here", running.channel)
+                if running.running:
+                    apply_operator_actions(running)
+        if self.fillers.stale():
+            self.fillers.write(self.channels.values())
+        for running in self.channels.values():
+            if running.running:
+                with self._contained(running.channel, _("queue its next item")):
+                    self.dispatcher.dispatch(running, now, upcoming=self.upcoming, unplayable=self.unplayable)
+        self.as_run.log(self.channels, self.upcoming, node=self.node)
+
+    def _engine_died(self, running: RunningChannel) -> None:
+        self.channels.pop(running.channel.pk)
+        if self.crashes.engine_died(running):
+            self._start(running.channel)
+
+    def probe(self, now: datetime) -> None:
+        """Ask each engine over telnet whether it is up; report the ones that answer (the health job reads it).
+
+        The agent calls this from its prober thread (station.agent), so engines that play on while
+        the agent's loop is busy keep reporting healthy and are not failed over.
+        """
+        healthy = [pk for pk, running in list(self.channels.items()) if running.running and running.engine.gateway.alive()]
+        if healthy:
+            services.channel_report_healthy(channel_ids=healthy, node=self.node, now=now)
+
+    # -- changes and heartbeats ---------------------------------------------------------------
+
+    def on_change(self, now: datetime) -> None:
+        self.rearm(now)
+
+    def renew(self, now: datetime) -> None:
+        """Engines report through their probes, on their own cadence."""
+
+    def shutdown(self) -> None:
+        for running in self.channels.values():
+            running.engine.stop()
+        self.channels.clear()
+        self.relay.close()

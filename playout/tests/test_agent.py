@@ -1,0 +1,50 @@
+"""The agent's playout roles, each alone: no engine, no database."""
+
+import time
+from datetime import UTC, datetime, timedelta
+from types import SimpleNamespace
+
+from playout.agent.as_run import AsRunLog
+from playout.agent.crashes import CRASHES_BEFORE_GIVING_UP, CrashPolicy
+from playout.agent.dispatch import LATE_START_SECONDS, gate_opens_at
+from playout.liquidsoap import FRAME_SECONDS
+
+
+def test_an_item_on_time_opens_the_gate_a_frame_before_its_slot_and_a_late_one_at_once_further_in():
+    now = datetime.now(tz=UTC)
+    on_time = SimpleNamespace(start_at=now + timedelta(seconds=1))
+    late = SimpleNamespace(start_at=now - timedelta(seconds=LATE_START_SECONDS + 1.5))
+
+    opens_at, advance = gate_opens_at(on_time, now)
+    assert advance == 0.0
+    assert on_time.start_at.timestamp() - FRAME_SECONDS < opens_at < on_time.start_at.timestamp()
+
+    opens_at, advance = gate_opens_at(late, now)
+    assert advance == LATE_START_SECONDS + 1.5
+    assert abs(opens_at - time.time()) < 1
+
+
+def test_a_report_replaced_within_the_settling_time_is_never_logged():
+    log = AsRunLog()
+    long_ago = time.time() - 10
+    for channel_id, at in [(1, long_ago), (1, long_ago + 0.05), (2, long_ago + 0.01), (1, long_ago + 0.3), (1, time.time())]:
+        log.reports.put((channel_id, {}, at))
+
+    assert [(r[0], r[2]) for r in log.settled()] == [(1, long_ago + 0.05), (2, long_ago + 0.01), (1, long_ago + 0.3)]
+    assert [r[0] for r in log.pending] == [1]  # the newest waits for its settling time
+
+
+def test_an_engine_that_keeps_dying_is_given_up_until_its_channel_is_restarted():
+    policy = CrashPolicy()
+    channel = SimpleNamespace(pk=7, restart_count=2)
+    running = SimpleNamespace(channel=channel, engine=SimpleNamespace(last_lines=lambda count: ["oops"]))
+
+    assert [policy.engine_died(running) for _ in range(CRASHES_BEFORE_GIVING_UP)] == [True, True, False]
+    wanted = {7: channel}
+    policy.drop_given_up(wanted)
+    assert wanted == {}
+
+    restarted = {7: SimpleNamespace(pk=7, restart_count=3)}
+    policy.drop_given_up(restarted)
+    assert list(restarted) == [7]
+    assert policy.given_up == {}
