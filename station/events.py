@@ -11,7 +11,8 @@ delivery written in the same transaction (station.webhooks). A rolled-back chang
 import json
 import logging
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING
 
 from channels.layers import get_channel_layer
 from django.conf import settings
@@ -19,6 +20,9 @@ from django.db import transaction
 from django.utils import timezone
 
 from station.layer_loop import on_layer_loop_sync
+
+if TYPE_CHECKING:
+    from station.models import Alert
 
 logger = logging.getLogger(__name__)
 
@@ -90,6 +94,16 @@ def prune(now=None) -> int:
 
     cutoff = (now or timezone.now()) - timedelta(hours=settings.EVENT_LOG_HOURS)
     return StudioEvent.objects.filter(created_at__lt=cutoff).delete()[0]
+
+
+def alert_row(alert: "Alert") -> dict:
+    return {"id": alert.pk, "severity": alert.severity, "code": alert.code, "subject": alert.subject,
+            "message": alert.message, "created_at": iso(alert.created_at), "acknowledged": alert.acknowledged_at is not None}
+
+
+def iso(moment: datetime | None) -> str | None:
+    """Fixed width (milliseconds, Z), so the strings also sort and compare as the instants do."""
+    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z") if moment else None
 
 
 def _deliver(event: Event) -> None:

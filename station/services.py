@@ -6,7 +6,7 @@ from django.db import transaction
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
-from station import dashboard, events
+from station import events
 from station.errors import UserError
 from station.models import Alert, Node, Studio
 
@@ -20,7 +20,7 @@ def alert_acknowledge(*, alert: Alert, user) -> Alert:
     if not Alert.objects.filter(pk=alert.pk, acknowledged_at__isnull=True).update(acknowledged_at=now, acknowledged_by=user):
         raise UserError("alert_already_acknowledged", _("This alert was already acknowledged."))
     alert.acknowledged_at, alert.acknowledged_by = now, user
-    events.publish(studio_id=alert.studio_id, type="station.alert", payload=dashboard.alert_row(alert))
+    events.publish(studio_id=alert.studio_id, type="station.alert", payload=events.alert_row(alert))
     return alert
 
 
@@ -34,7 +34,7 @@ def alert_raise(*, studio: Studio | int, code: str, message: str, subject: str =
         return repeated
     alert = Alert.objects.create(studio_id=studio_id, code=code, message=str(message), subject=subject, severity=severity)
     logger.warning("alert %s (%s): %s", code, subject, message)
-    events.publish(studio_id=studio_id, type="station.alert", payload=dashboard.alert_row(alert))
+    events.publish(studio_id=studio_id, type="station.alert", payload=events.alert_row(alert))
     return alert
 
 

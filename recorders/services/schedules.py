@@ -6,8 +6,9 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
+from recorders.events import schedule_row
 from recorders.models import RecorderSchedule
-from station import dashboard, events
+from station import events
 from station.errors import UserError, constraint_errors
 from station.services import alert_raise
 
@@ -17,7 +18,7 @@ Status = RecorderSchedule.Status
 
 def schedule_announce(schedule: RecorderSchedule) -> None:
     """Tell the studio's dashboards and webhooks the window's state."""
-    events.publish(studio_id=schedule.recorder.studio_id, type="recorders.schedule", payload=dashboard.schedule_row(schedule))
+    events.publish(studio_id=schedule.recorder.studio_id, type="recorders.schedule", payload=schedule_row(schedule))
 
 
 # --- Actions people take -----------------------------------------------------------------------
