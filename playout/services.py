@@ -17,14 +17,14 @@ from playout.selectors import missed_probes_cutoff
 from station import events
 from station.errors import UserError
 from station.locks import rundown_lock, timeline_lock
-from station.models import Alert, Node
+from station.models import Alert, EventType, Node
 from station.services import alert_raise
 
 logger = logging.getLogger(__name__)
 
 
 def _announce(channel: Channel) -> None:
-    events.publish(studio_id=channel.studio_id, type="playout.channel", payload=channel_row(channel, timezone.now()))
+    events.publish(studio_id=channel.studio_id, type=EventType.CHANNEL, payload=channel_row(channel, timezone.now()))
 
 
 @transaction.atomic
@@ -79,7 +79,7 @@ def channel_on_air(*, channel_id: int, at, title: str, result: str, asset_id=Non
     )
     events.publish(
         studio_id=entry.channel.studio_id,
-        type="playout.on_air",
+        type=EventType.ON_AIR,
         payload={"channel": channel_id, "entry": as_run_row(entry),
                  "closed": as_run_row(open_row) if open_row else None,
                  "next": next_item_row(channel_id, at)},

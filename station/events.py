@@ -22,7 +22,7 @@ from django.utils import timezone
 from station.layer_loop import on_layer_loop_sync
 
 if TYPE_CHECKING:
-    from station.models import Alert
+    from station.models import Alert, EventType
 
 logger = logging.getLogger(__name__)
 
@@ -50,12 +50,13 @@ def subscribe(sink: Callable[[Event], None]) -> Callable[[], None]:
     return lambda: _sinks.remove(sink)
 
 
-def publish(*, studio_id: int, type: str, payload: dict) -> None:
-    """Send ``type`` (dotted, e.g. ``recorders.schedule``) to the studio once the transaction commits."""
-    from station.models import StudioEvent
+def publish(*, studio_id: int, type: "EventType", payload: dict) -> None:
+    """Send ``type`` (e.g. ``EventType.SCHEDULE``) to the studio once the transaction commits."""
+    from station.models import EventType, StudioEvent
 
     from station import webhooks
 
+    type = EventType(type).value  # a name not declared is refused; sinks and the layer get a plain string
     stored = StudioEvent.objects.create(studio_id=studio_id, type=type, payload=payload)
     webhooks.queue_deliveries(studio_id=studio_id, event_type=type, payload=payload, seq=stored.pk,
                               occurred_at=stored.created_at)

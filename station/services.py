@@ -8,7 +8,7 @@ from django.utils.translation import gettext_lazy as _
 
 from station import events
 from station.errors import UserError
-from station.models import Alert, Node, Studio
+from station.models import Alert, EventType, Node, Studio
 
 logger = logging.getLogger(__name__)
 
@@ -20,7 +20,7 @@ def alert_acknowledge(*, alert: Alert, user) -> Alert:
     if not Alert.objects.filter(pk=alert.pk, acknowledged_at__isnull=True).update(acknowledged_at=now, acknowledged_by=user):
         raise UserError("alert_already_acknowledged", _("This alert was already acknowledged."))
     alert.acknowledged_at, alert.acknowledged_by = now, user
-    events.publish(studio_id=alert.studio_id, type="station.alert", payload=events.alert_row(alert))
+    events.publish(studio_id=alert.studio_id, type=EventType.ALERT, payload=events.alert_row(alert))
     return alert
 
 
@@ -34,7 +34,7 @@ def alert_raise(*, studio: Studio | int, code: str, message: str, subject: str =
         return repeated
     alert = Alert.objects.create(studio_id=studio_id, code=code, message=str(message), subject=subject, severity=severity)
     logger.warning("alert %s (%s): %s", code, subject, message)
-    events.publish(studio_id=studio_id, type="station.alert", payload=events.alert_row(alert))
+    events.publish(studio_id=studio_id, type=EventType.ALERT, payload=events.alert_row(alert))
     return alert
 
 

@@ -18,7 +18,7 @@ from django.db import close_old_connections, models, transaction
 from django.db.models.signals import post_delete, post_save
 
 from station import events
-from station.models import Studio
+from station.models import EventType, Studio
 
 logger = logging.getLogger(__name__)
 COALESCE_SECONDS = 0.25
@@ -73,7 +73,7 @@ class TimelineAnnouncer:
         except Studio.DoesNotExist:
             return  # the studio itself went
         with transaction.atomic():
-            events.publish(studio_id=studio_id, type="station.timeline", payload=payload)
+            events.publish(studio_id=studio_id, type=EventType.TIMELINE, payload=payload)
 
 
 announcer = TimelineAnnouncer()

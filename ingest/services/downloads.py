@@ -27,6 +27,7 @@ from ingest.signals import asset_replaced
 from station import events, queues
 from station.errors import UserError
 from station.locks import session_lock
+from station.models import EventType
 
 logger = logging.getLogger(__name__)
 
@@ -78,7 +79,7 @@ def partial_path(url: str) -> Path:
 
 
 def _announce(download: Download) -> None:
-    events.publish(studio_id=download.source.studio_id, type="ingest.download", payload=download_row(download))
+    events.publish(studio_id=download.source.studio_id, type=EventType.DOWNLOAD, payload=download_row(download))
 
 
 def download_run(*, download_id: int) -> Download | None:

@@ -10,6 +10,7 @@ from recorders.events import schedule_row
 from recorders.models import RecorderSchedule
 from station import events
 from station.errors import UserError, constraint_errors
+from station.models import EventType
 from station.services import alert_raise
 
 logger = logging.getLogger(__name__)
@@ -18,7 +19,7 @@ Status = RecorderSchedule.Status
 
 def schedule_announce(schedule: RecorderSchedule) -> None:
     """Tell the studio's dashboards and webhooks the window's state."""
-    events.publish(studio_id=schedule.recorder.studio_id, type="recorders.schedule", payload=schedule_row(schedule))
+    events.publish(studio_id=schedule.recorder.studio_id, type=EventType.SCHEDULE, payload=schedule_row(schedule))
 
 
 # --- Actions people take -----------------------------------------------------------------------
