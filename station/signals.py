@@ -81,7 +81,7 @@ _owners: dict[type[models.Model], str | None] = {}
 
 
 def announce_timeline_edits(model: type[models.Model], *, owner: str | None = None) -> None:
-    """Publish the studio's timeline after each save or delete of ``model``, whose studio is its own or its ``owner``'s."""
+    """Publish the timeline after each save or delete of ``model``, whose studio is its own or its ``owner``'s."""
     _owners[model] = owner
     post_save.connect(timeline_edited, sender=model, dispatch_uid=f"timeline:{model._meta.label}")
     post_delete.connect(timeline_edited, sender=model, dispatch_uid=f"timeline:{model._meta.label}")

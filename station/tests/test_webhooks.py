@@ -108,7 +108,8 @@ def test_a_rolled_back_change_sends_nothing(studio_a, receiver):
 
 
 @pytest.mark.django_db
-def test_an_event_goes_out_by_its_declared_name_and_an_undeclared_one_is_refused(studio_a, django_capture_on_commit_callbacks):
+def test_an_event_goes_out_by_its_declared_name_and_an_undeclared_one_is_refused(studio_a,
+                                                                                   django_capture_on_commit_callbacks):
     received = []
     unsubscribe = events.subscribe(received.append)
     try:
