@@ -26,3 +26,9 @@ def missed_probes_cutoff(now: datetime) -> datetime:
     """A running channel last probed before this has missed its probes: it is unhealthy and fails over."""
     probe = timedelta(seconds=settings.PLAYOUT_PROBE_SECONDS)
     return now - probe * settings.PLAYOUT_MISSED_PROBES - probe / 2
+
+
+def channel_is_healthy(channel: Channel, now: datetime) -> bool:
+    """Running, and probed since the failover threshold (the health job's own test)."""
+    return (channel.status == Channel.Status.RUNNING and channel.last_heartbeat_at is not None
+            and channel.last_heartbeat_at >= missed_probes_cutoff(now))

@@ -11,19 +11,20 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from ingest.models import MediaAsset
+from playout.events import as_run_row, channel_row, next_item_row
 from playout.models import AsRunEntry, Channel, PlaylistItem, ScheduledItem, ShowInstance
 from playout.selectors import missed_probes_cutoff
-from station import dashboard, events
+from station import events
 from station.errors import UserError
 from station.locks import rundown_lock, timeline_lock
-from station.models import Alert, Node
+from station.models import Alert, EventType, Node
 from station.services import alert_raise
 
 logger = logging.getLogger(__name__)
 
 
 def _announce(channel: Channel) -> None:
-    events.publish(studio_id=channel.studio_id, type="playout.channel", payload=dashboard.channel_row(channel, timezone.now()))
+    events.publish(studio_id=channel.studio_id, type=EventType.CHANNEL, payload=channel_row(channel, timezone.now()))
 
 
 @transaction.atomic
@@ -78,10 +79,10 @@ def channel_on_air(*, channel_id: int, at, title: str, result: str, asset_id=Non
     )
     events.publish(
         studio_id=entry.channel.studio_id,
-        type="playout.on_air",
-        payload={"channel": channel_id, "entry": dashboard.as_run_row(entry),
-                 "closed": dashboard.as_run_row(open_row) if open_row else None,
-                 "next": dashboard.next_item_row(channel_id, at)},
+        type=EventType.ON_AIR,
+        payload={"channel": channel_id, "entry": as_run_row(entry),
+                 "closed": as_run_row(open_row) if open_row else None,
+                 "next": next_item_row(channel_id, at)},
     )
     return entry
 

@@ -9,7 +9,9 @@ class StationConfig(AppConfig):
     def ready(self):
         from django.db.backends.signals import connection_created
 
-        from station import signals  # noqa: F401  (connects the timeline's receivers)
+        from station.dashboard import studio_timeline
         from station.db import read_instants_in_c
+        from station.signals import announcer
 
         connection_created.connect(read_instants_in_c, dispatch_uid="station.read_instants_in_c")
+        announcer.build = studio_timeline  # the project's timeline reads every app: the kernel's announcer is handed it

@@ -11,7 +11,8 @@ delivery written in the same transaction (station.webhooks). A rolled-back chang
 import json
 import logging
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING
 
 from channels.layers import get_channel_layer
 from django.conf import settings
@@ -19,6 +20,9 @@ from django.db import transaction
 from django.utils import timezone
 
 from station.layer_loop import on_layer_loop_sync
+
+if TYPE_CHECKING:
+    from station.models import Alert, EventType
 
 logger = logging.getLogger(__name__)
 
@@ -46,17 +50,18 @@ def subscribe(sink: Callable[[Event], None]) -> Callable[[], None]:
     return lambda: _sinks.remove(sink)
 
 
-def publish(*, studio_id: int, type: str, payload: dict) -> None:
-    """Send ``type`` (dotted, e.g. ``recorders.schedule``) to the studio once the transaction commits."""
+def publish(*, studio_id: int, type: "EventType", payload: dict) -> None:
+    """Send ``type`` (e.g. ``EventType.SCHEDULE``) to the studio once the transaction commits."""
     publish_many(studio_id=studio_id, type=type, payloads=[payload])
 
 
-def publish_many(*, studio_id: int, type: str, payloads: list[dict]) -> None:
+def publish_many(*, studio_id: int, type: "EventType", payloads: list[dict]) -> None:
     """Send one ``type`` event per payload, in order, written in one statement (an outage's windows, at once)."""
-    from station.models import StudioEvent
+    from station.models import EventType, StudioEvent
 
     from station import webhooks
 
+    type = EventType(type).value  # a name not declared is refused; sinks and the layer get a plain string
     stored = StudioEvent.objects.bulk_create(StudioEvent(studio_id=studio_id, type=type, payload=payload)
                                              for payload in payloads)
     webhooks.queue_deliveries(studio_id=studio_id, event_type=type, events=stored)
@@ -96,6 +101,16 @@ def prune(now=None) -> int:
 
     cutoff = (now or timezone.now()) - timedelta(hours=settings.EVENT_LOG_HOURS)
     return StudioEvent.objects.filter(created_at__lt=cutoff).delete()[0]
+
+
+def alert_row(alert: "Alert") -> dict:
+    return {"id": alert.pk, "severity": alert.severity, "code": alert.code, "subject": alert.subject,
+            "message": alert.message, "created_at": iso(alert.created_at), "acknowledged": alert.acknowledged_at is not None}
+
+
+def iso(moment: datetime | None) -> str | None:
+    """Fixed width (milliseconds, Z), so the strings also sort and compare as the instants do."""
+    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z") if moment else None
 
 
 def _deliver(event: Event) -> None:

@@ -6,10 +6,10 @@ from django.db import transaction
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
-from station import dashboard, events
+from station import events
 from station.db import save_changed
 from station.errors import UserError
-from station.models import Alert, Node, RecurringWindow, Studio
+from station.models import Alert, EventType, Node, RecurringWindow, Studio
 
 logger = logging.getLogger(__name__)
 
@@ -21,7 +21,7 @@ def alert_acknowledge(*, alert: Alert, user) -> Alert:
     if not Alert.objects.filter(pk=alert.pk, acknowledged_at__isnull=True).update(acknowledged_at=now, acknowledged_by=user):
         raise UserError("alert_already_acknowledged", _("This alert was already acknowledged."))
     alert.acknowledged_at, alert.acknowledged_by = now, user
-    events.publish(studio_id=alert.studio_id, type="station.alert", payload=dashboard.alert_row(alert))
+    events.publish(studio_id=alert.studio_id, type=EventType.ALERT, payload=events.alert_row(alert))
     return alert
 
 
@@ -48,7 +48,8 @@ def alerts_raise(*, studio_id: int, alerts: list[Alert]) -> list[Alert]:
     for alert in fresh:
         logger.warning("alert %s (%s): %s", alert.code, alert.subject, alert.message)
     if fresh:
-        events.publish_many(studio_id=studio_id, type="station.alert", payloads=[dashboard.alert_row(alert) for alert in fresh])
+        events.publish_many(studio_id=studio_id, type=EventType.ALERT,
+                            payloads=[events.alert_row(alert) for alert in fresh])
     return [repeated.get((alert.code, alert.subject, alert.message), alert) for alert in alerts]
 
 

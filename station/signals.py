@@ -1,24 +1,24 @@
 """Edits that move what a dashboard's timeline shows, whichever way they are made (admin, API, jobs).
 
-Shows, recordings, channels and recorders saved or deleted send the studio's new timeline
-(``station.timeline``) shortly after their transaction commits. A background thread per process
-builds and publishes it, off the request that made the edit, once per studio for a burst of edits
-(COALESCE_SECONDS). Status changes made by conditional UPDATE publish their own events.
+Saves and deletes of the models apps register here (``announce_timeline_edits``, from their
+AppConfig.ready) send the studio's new timeline (``station.timeline``) shortly after their
+transaction commits. A background thread per process builds it with the composition root's builder
+(``announcer.build``, set by station.apps, since the timeline reads every app) and publishes it, off
+the request that made the edit, once per studio for a burst of edits (COALESCE_SECONDS). Status
+changes made by conditional UPDATE publish their own events.
 """
 
 import logging
 import os
 import threading
 import time
+from collections.abc import Callable
 
-from django.db import close_old_connections, transaction
+from django.db import close_old_connections, models, transaction
 from django.db.models.signals import post_delete, post_save
-from django.dispatch import receiver
 
-from playout.models import Channel, ShowInstance
-from recorders.models import Recorder, RecorderSchedule
-from station import dashboard, events
-from station.models import Studio
+from station import events
+from station.models import EventType, Studio
 
 logger = logging.getLogger(__name__)
 COALESCE_SECONDS = 0.25
@@ -35,6 +35,7 @@ class TimelineAnnouncer:
         self.idle.set()
         self.thread: threading.Thread | None = None
         self.pid: int | None = None
+        self.build: Callable[[int], dict] | None = None  # a studio's timeline, by its id
 
     def add(self, studio_id: int) -> None:
         with self.lock:
@@ -54,7 +55,7 @@ class TimelineAnnouncer:
                 studios, self.pending = self.pending, set()
             for studio_id in studios:
                 try:
-                    _publish_timeline(studio_id)
+                    self._publish(studio_id)
                 except Exception:  # the next edit or the dashboard's own refresh brings it
                     logger.exception("timeline of studio %s not published", studio_id)
             close_old_connections()
@@ -66,23 +67,30 @@ class TimelineAnnouncer:
         """Whether every timeline due has gone out within ``timeout`` (tests; a process exiting)."""
         return self.idle.wait(timeout)
 
-
-def _publish_timeline(studio_id: int) -> None:
-    try:
-        payload = dashboard.studio_timeline(studio_id)
-    except Studio.DoesNotExist:
-        return  # the studio itself went
-    with transaction.atomic():
-        events.publish(studio_id=studio_id, type="station.timeline", payload=payload)
+    def _publish(self, studio_id: int) -> None:
+        try:
+            payload = self.build(studio_id)
+        except Studio.DoesNotExist:
+            return  # the studio itself went
+        with transaction.atomic():
+            events.publish(studio_id=studio_id, type=EventType.TIMELINE, payload=payload)
 
 
 announcer = TimelineAnnouncer()
+_owners: dict[type[models.Model], str | None] = {}
+
+
+def announce_timeline_edits(model: type[models.Model], *, owner: str | None = None) -> None:
+    """Publish the timeline after each save or delete of ``model``, whose studio is its own or its ``owner``'s."""
+    _owners[model] = owner
+    post_save.connect(timeline_edited, sender=model, dispatch_uid=f"timeline:{model._meta.label}")
+    post_delete.connect(timeline_edited, sender=model, dispatch_uid=f"timeline:{model._meta.label}")
 
 
 def _studio_of(sender, instance) -> int | None:
-    if sender is Channel or sender is Recorder:
+    if _owners[sender] is None:
         return instance.studio_id
-    owner_field = ShowInstance.channel.field if sender is ShowInstance else RecorderSchedule.recorder.field
+    owner_field = sender._meta.get_field(_owners[sender])
     if owner_field.is_cached(instance):  # as a form or a serializer leaves it: no look-up
         owner = owner_field.get_cached_value(instance)
         return owner.studio_id if owner is not None else None
@@ -90,14 +98,6 @@ def _studio_of(sender, instance) -> int | None:
     return owners.filter(pk=getattr(instance, owner_field.attname)).values_list("studio_id", flat=True).first()
 
 
-@receiver(post_save, sender=ShowInstance)
-@receiver(post_save, sender=RecorderSchedule)
-@receiver(post_save, sender=Channel)
-@receiver(post_save, sender=Recorder)
-@receiver(post_delete, sender=ShowInstance)
-@receiver(post_delete, sender=RecorderSchedule)
-@receiver(post_delete, sender=Channel)
-@receiver(post_delete, sender=Recorder)
 def timeline_edited(sender, instance, **kwargs):
     studio_id = _studio_of(sender, instance)
     if studio_id is not None:

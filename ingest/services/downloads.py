@@ -20,12 +20,14 @@ from django.utils.text import get_valid_filename
 from django.utils.translation import gettext_lazy as _
 
 from ingest import feeds, fetch, media
+from ingest.events import download_row
 from ingest.models import Download, MediaAsset, PreviousDownload
 from ingest.services.publishing import publication_queue
 from ingest.signals import asset_replaced
-from station import dashboard, events, queues
+from station import events, queues
 from station.errors import UserError
 from station.locks import session_lock
+from station.models import EventType
 
 logger = logging.getLogger(__name__)
 
@@ -77,7 +79,7 @@ def partial_path(url: str) -> Path:
 
 
 def _announce(download: Download) -> None:
-    events.publish(studio_id=download.source.studio_id, type="ingest.download", payload=dashboard.download_row(download))
+    events.publish(studio_id=download.source.studio_id, type=EventType.DOWNLOAD, payload=download_row(download))
 
 
 def download_run(*, download_id: int) -> Download | None:

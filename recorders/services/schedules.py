@@ -6,9 +6,11 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
+from recorders.events import schedule_row
 from recorders.models import RecorderSchedule
-from station import dashboard, events
+from station import events
 from station.errors import UserError, constraint_errors
+from station.models import EventType
 from station.services import alert_raise
 
 logger = logging.getLogger(__name__)
@@ -22,8 +24,8 @@ def schedule_announce(schedule: RecorderSchedule) -> None:
 
 def schedules_announce(schedules: list[RecorderSchedule]) -> None:
     """Tell the dashboards and webhooks of one studio the states of its windows, in one write."""
-    events.publish_many(studio_id=schedules[0].recorder.studio_id, type="recorders.schedule",
-                        payloads=[dashboard.schedule_row(schedule) for schedule in schedules])
+    events.publish_many(studio_id=schedules[0].recorder.studio_id, type=EventType.SCHEDULE,
+                        payloads=[schedule_row(schedule) for schedule in schedules])
 
 
 # --- Actions people take -----------------------------------------------------------------------

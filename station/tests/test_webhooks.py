@@ -107,6 +107,21 @@ def test_a_rolled_back_change_sends_nothing(studio_a, receiver):
     assert webhooks.deliver_due() == 0
 
 
+@pytest.mark.django_db
+def test_an_event_goes_out_by_its_declared_name_and_an_undeclared_one_is_refused(studio_a,
+                                                                                   django_capture_on_commit_callbacks):
+    received = []
+    unsubscribe = events.subscribe(received.append)
+    try:
+        with django_capture_on_commit_callbacks(execute=True):
+            events.publish(studio_id=studio_a.pk, type=EventType.TEST, payload={})
+        with pytest.raises(ValueError):
+            events.publish(studio_id=studio_a.pk, type="station.tset", payload={})
+    finally:
+        unsubscribe()
+    assert [(e["type"], type(e["type"])) for e in received] == [("station.test", str)]
+
+
 @pytest.mark.django_db(transaction=True)
 def test_a_refused_delivery_is_retried_with_backoff_then_succeeds(studio_a):
     receiver = Receiver(statuses=[500])
