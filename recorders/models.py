@@ -190,6 +190,12 @@ class RecorderSchedule(StatusMachine, RecurringWindow, TimeStampedModel):
         instance._loaded_recorder_id = instance.__dict__.get("recorder_id")
         return instance
 
+    def save(self, *args, **kwargs):
+        adding = self._state.adding
+        super().save(*args, **kwargs)
+        if adding:  # a new window has recorded nothing: its session is known to be none without asking
+            type(self).session.related.set_cached_value(self, None)
+
     def studio_zone(self):
         return self.recorder.studio.zone
 

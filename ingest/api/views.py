@@ -3,6 +3,7 @@ from pathlib import Path
 from django.conf import settings
 from django.http import FileResponse
 from django.utils.translation import gettext_lazy as _
+from django_filters import rest_framework as filters
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
 from rest_framework import exceptions, mixins, parsers, status, viewsets
@@ -14,8 +15,20 @@ from ingest.api.serializers import DownloadSerializer, IngestSourceSerializer, M
 from ingest.models import Download, IngestSource, MediaAsset
 from ingest.uploads import asset_upload
 from station.api.base import RowListMixin, StudioScopedViewSet
+from station.api.filters import StationFilterSet
 from station.api.errors import ErrorSerializer
 from station.api.parsers import StationJSONParser
+
+
+class MediaFilter(StationFilterSet):
+    # By id: ingest knows recordings only as the rows that point at its assets (no recorder is looked up, so
+    # another studio's id and a missing one both find nothing here).
+    recorder = filters.NumberFilter(field_name="recording_session__recorder_id", help_text="Media this recorder recorded.")
+    schedule = filters.NumberFilter(field_name="recording_session__schedule_id", help_text="What this window recorded.")
+
+    class Meta:
+        model = MediaAsset
+        fields = ["studio", "status", "origin", "checksum"]
 
 
 @extend_schema_view(
@@ -35,7 +48,7 @@ class MediaViewSet(StudioScopedViewSet):
     queryset = MediaAsset.objects.all()
     serializer_class = MediaAssetSerializer
     parser_classes = [StationJSONParser, parsers.MultiPartParser, parsers.FormParser]
-    filterset_fields = ["studio", "status", "origin", "checksum"]
+    filterset_class = MediaFilter
     ordering_fields = ["created_at", "title", "duration_seconds"]
 
     def get_serializer_class(self):

@@ -3,7 +3,7 @@ import io
 from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiExample, OpenApiParameter, extend_schema, extend_schema_view
-from rest_framework import mixins, renderers, viewsets
+from rest_framework import renderers
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
@@ -19,7 +19,7 @@ from playout.api.serializers import (
 from playout.exports import write_as_run_csv
 from playout.models import AsRunEntry, Channel, Playlist, PlaylistItem, Show
 from playout.selectors import channel_now_playing
-from station.api.base import RowListMixin, StudioScopedViewSet
+from station.api.base import StudioScopedReadOnlyViewSet, StudioScopedViewSet
 from station.api.filters import StationFilterSet, UTCDateTimeFilter
 
 
@@ -122,16 +122,13 @@ class AsRunFilter(StationFilterSet):
             "main,2026-03-29T06:00:00+00:00,2026-03-29T06:03:30+00:00,210.000,News,played,12,9f86d0…,345,node-1\r\n"))],
     ),
 )
-class AsRunViewSet(RowListMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+class AsRunViewSet(StudioScopedReadOnlyViewSet):
     """What really went on air (read-only): one open row per channel, closed when the item changes."""
 
     queryset = AsRunEntry.objects.all()
     serializer_class = AsRunEntrySerializer
     filterset_class = AsRunFilter
     ordering_fields = ["started_at"]
-
-    def get_queryset(self):
-        return super().get_queryset().visible_to(self.request.user)
 
     def get_renderers(self):
         if self.action == "list":

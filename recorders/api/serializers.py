@@ -1,6 +1,6 @@
 from rest_framework import serializers
 
-from recorders.models import Recorder, RecorderSchedule
+from recorders.models import Recorder, RecorderSchedule, RecordingSession
 from station.api.base import StationModelSerializer, UTCDateTimeField
 
 
@@ -12,11 +12,25 @@ class RecorderSerializer(StationModelSerializer):
 
 
 class ScheduleSerializer(StationModelSerializer):
+    recording = serializers.PrimaryKeyRelatedField(
+        source="session", read_only=True, help_text="What the window recorded (`/recordings/<id>/`); null until claimed.")
+
     class Meta:
         model = RecorderSchedule
         fields = ["id", "recorder", "name", "start_at", "end_at", "recurrence", "rrule", "skip_dates", "status",
-                  "error_message", "previous", "created_at", "updated_at"]
+                  "error_message", "previous", "recording", "created_at", "updated_at"]
         read_only_fields = ["status", "error_message", "previous"]
+
+
+class RecordingSerializer(StationModelSerializer):
+    class Meta:
+        model = RecordingSession
+        fields = ["id", "schedule", "recorder", "node", "status", "started_at", "ended_at", "gaps", "error_message",
+                  "asset", "created_at", "updated_at"]
+        read_only_fields = fields
+        extra_kwargs = {"asset": {"help_text": "The recorded media (`/media/<id>/`): one file for the whole window."},
+                        "gaps": {"help_text": "Stretches with no audio (an ffmpeg restart, an agent taking over), "
+                                              "as [start, end] instants in UTC."}}
 
 
 class OccurrencesQuerySerializer(serializers.Serializer):

@@ -8,10 +8,11 @@ from recorders.api.serializers import (
     OccurrencesQuerySerializer,
     OccurrencesSerializer,
     RecorderSerializer,
+    RecordingSerializer,
     ScheduleSerializer,
 )
-from recorders.models import Recorder, RecorderSchedule
-from station.api.base import StudioScopedViewSet
+from recorders.models import Recorder, RecorderSchedule, RecordingSession
+from station.api.base import StudioScopedReadOnlyViewSet, StudioScopedViewSet
 from station.api.filters import StationFilterSet, UTCDateTimeFilter
 from station.models import Studio
 from station.selectors import window_occurrences
@@ -113,4 +114,22 @@ class ScheduleViewSet(StudioScopedViewSet):
         queryset = super().get_queryset()
         if self.action == "occurrences":
             return queryset.select_related("recorder__studio")
-        return queryset
+        return queryset.select_related("session")
+
+
+class RecordingFilter(StationFilterSet):
+    started_after = UTCDateTimeFilter(field_name="started_at", lookup_expr="gte", help_text="Recordings started at or after.")
+    started_before = UTCDateTimeFilter(field_name="started_at", lookup_expr="lt", help_text="Recordings started before.")
+
+    class Meta:
+        model = RecordingSession
+        fields = ["recorder", "schedule", "status"]
+
+
+class RecordingViewSet(StudioScopedReadOnlyViewSet):
+    """What each window recorded (read-only): when, on which node, its gaps, and its media; newest first."""
+
+    queryset = RecordingSession.objects.all()
+    serializer_class = RecordingSerializer
+    filterset_class = RecordingFilter
+    ordering_fields = ["started_at"]

@@ -5,7 +5,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from django.utils import timezone
 
-from recorders.models import RecorderSchedule
+from recorders.models import RecorderSchedule, RecordingSession
 from station.tests import factories
 from station.tests.api_support import Resource, assert_list_queries_flat, assert_permission_matrix
 
@@ -247,3 +247,69 @@ def test_a_window_a_person_moves_anchors_its_series_and_start_now_does_not(api, 
     started.refresh_from_db()
     assert moved.following_window()[0] == later + timedelta(days=1)  # the series follows the moved window
     assert started.following_window()[0] == first + timedelta(days=1)  # opened early once; the series keeps its time
+
+
+def _recorded(recorder, hours_ago: float, **fields):
+    """A window that recorded, with its session and asset, as an agent leaves them."""
+    start = timezone.now() - timedelta(hours=hours_ago)
+    schedule = factories.ScheduleFactory(recorder=recorder, start_at=start, end_at=start + timedelta(minutes=30))
+    RecorderSchedule.objects.filter(pk=schedule.pk).update(status=Status.COMPLETED)
+    asset = factories.MediaAssetFactory(studio=recorder.studio, origin="recording")
+    session = RecordingSession.objects.create(schedule=schedule, recorder=recorder, started_at=start,
+                                              ended_at=start + timedelta(minutes=30), asset=asset, **fields)
+    return schedule, session, asset
+
+
+READ_ONLY = {"anonymous": 401, "operator_a": 405, "viewer_a": 403, "operator_b": 405, "superuser": 405}
+
+
+def test_recordings_permission_matrix(api, role_users, studio_a, studio_b):
+    recordings = Resource("recordings", make=lambda studio: _recorded(factories.RecorderFactory(studio=studio), 2)[1],
+                          write=("delete", "", {}), write_status=READ_ONLY)
+    assert_permission_matrix(recordings, role_users, studio_a)
+
+
+def test_a_client_finds_what_a_window_recorded_from_the_window_and_from_the_recorder(api, viewer_a, recorder):
+    schedule, session, asset = _recorded(recorder, 3, gaps=[["2027-01-01T00:00:05+00:00", "2027-01-01T00:00:07+00:00"]])
+    other_schedule, other_session, other_asset = _recorded(factories.RecorderFactory(studio=recorder.studio), 1)
+    pending = factories.ScheduleFactory(recorder=recorder)
+    client = api(viewer_a)
+
+    window = client.get(f"/api/v1/schedules/{schedule.pk}/").json()
+    listed = {row["id"]: row["recording"] for row in client.get("/api/v1/schedules/").json()["results"]}
+    recording = client.get(f"/api/v1/recordings/{window['recording']}/").json()
+
+    assert window["recording"] == session.pk and listed[pending.pk] is None and listed[other_schedule.pk] == other_session.pk
+    assert (recording["schedule"], recording["asset"], recording["status"]) == (schedule.pk, asset.pk, "recording")
+    assert recording["gaps"] == [["2027-01-01T00:00:05+00:00", "2027-01-01T00:00:07+00:00"]]
+    by_recorder = client.get("/api/v1/media/", {"recorder": recorder.pk}).json()["results"]
+    by_schedule = client.get("/api/v1/media/", {"schedule": other_schedule.pk}).json()["results"]
+    assert [row["id"] for row in by_recorder] == [asset.pk] and [row["id"] for row in by_schedule] == [other_asset.pk]
+
+
+def test_recordings_filter_by_recorder_schedule_status_and_time(api, viewer_a, recorder):
+    old_schedule, old, _ = _recorded(recorder, 5)
+    _, recent, _ = _recorded(recorder, 1)
+    RecordingSession.objects.filter(pk=recent.pk).update(status=RecordingSession.Status.COMPLETED)
+    _, elsewhere, _ = _recorded(factories.RecorderFactory(studio=recorder.studio), 2)
+    client = api(viewer_a)
+
+    def ids(**query):
+        return [row["id"] for row in client.get("/api/v1/recordings/", query).json()["results"]]
+
+    assert ids() == [recent.pk, elsewhere.pk, old.pk]  # newest first
+    assert ids(recorder=recorder.pk) == [recent.pk, old.pk]
+    assert ids(schedule=old_schedule.pk) == [old.pk]
+    assert ids(status="completed") == [recent.pk]
+    assert ids(started_after=(timezone.now() - timedelta(hours=3)).isoformat()) == [recent.pk, elsewhere.pk]
+    assert ids(started_before=(timezone.now() - timedelta(hours=3)).isoformat()) == [old.pk]
+
+
+def test_recording_list_queries_do_not_grow_with_rows(api, operator_a, recorder):
+    made = []
+
+    def make(count):
+        for _ in range(count):
+            made.append(_recorded(recorder, 10 + len(made)))
+
+    assert_list_queries_flat(api(operator_a), "/api/v1/recordings/", make)

@@ -212,12 +212,12 @@ def _plain_column(model, field) -> tuple[str, Callable | None] | None:
         model_field = model._meta.get_field(field.source)
     except FieldDoesNotExist:
         return None  # a property or an annotation
+    if isinstance(field, PrimaryKeyRelatedField) and model_field.one_to_one and not model_field.concrete:
+        return (field.source, None) if _plain_key(field) else None  # the other side's id: values() joins it
     if not model_field.concrete or model_field.many_to_many:
         return None
     if isinstance(field, PrimaryKeyRelatedField):
-        plain = (model_field.many_to_one or model_field.one_to_one) and field.pk_field is None and (
-            type(field).get_attribute is RelatedField.get_attribute
-            and type(field).to_representation is PrimaryKeyRelatedField.to_representation)
+        plain = (model_field.many_to_one or model_field.one_to_one) and _plain_key(field)
         return (field.source, None) if plain else None
     if model_field.is_relation or model_field.descriptor_class is not DeferredAttribute:
         return None  # files and other columns read through a descriptor of their own
@@ -228,6 +228,12 @@ def _plain_column(model, field) -> tuple[str, Callable | None] | None:
     if type(field) in _AS_STORED.get(type(model_field), ()):
         return field.source, None  # the column's value is already what the field would write
     return field.source, field.to_representation
+
+
+def _plain_key(field: PrimaryKeyRelatedField) -> bool:
+    """Whether the field shows the related row's id as it is (no pk field, no reading or writing of its own)."""
+    return field.pk_field is None and (type(field).get_attribute is RelatedField.get_attribute
+                                       and type(field).to_representation is PrimaryKeyRelatedField.to_representation)
 
 
 # Model field → the serializer fields whose output is the stored value itself.
@@ -259,6 +265,13 @@ class RowListMixin(mixins.ListModelMixin):
         if page is None:
             return Response(reader.represent(reader.rows(queryset)))
         return self.get_paginated_response(reader.represent(page))
+
+
+class StudioScopedReadOnlyViewSet(RowListMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+    """Rows of the user's studios that only the station writes (the as-run log, recordings): list and read."""
+
+    def get_queryset(self):
+        return super().get_queryset().visible_to(self.request.user)
 
 
 class StudioScopedViewSet(RowListMixin, viewsets.ModelViewSet):

@@ -6,7 +6,7 @@ from rest_framework.routers import DefaultRouter
 
 from ingest.api.views import DownloadViewSet, IngestSourceViewSet, MediaViewSet
 from playout.api.views import AsRunViewSet, ChannelViewSet, PlaylistItemViewSet, PlaylistViewSet, ShowViewSet
-from recorders.api.views import RecorderViewSet, ScheduleViewSet
+from recorders.api.views import RecorderViewSet, RecordingViewSet, ScheduleViewSet
 from station.api.views import AlertViewSet, NodeViewSet, StudioViewSet, TokenView
 
 router = DefaultRouter()
@@ -15,6 +15,7 @@ router.register("nodes", NodeViewSet)
 router.register("alerts", AlertViewSet)
 router.register("recorders", RecorderViewSet)
 router.register("schedules", ScheduleViewSet)
+router.register("recordings", RecordingViewSet)
 router.register("channels", ChannelViewSet)
 router.register("shows", ShowViewSet)
 router.register("playlists", PlaylistViewSet)

@@ -7,7 +7,7 @@ from django.utils import timezone
 
 from ingest.models import Download, IngestSource
 from playout.models import AsRunEntry, Channel
-from recorders.models import RecorderSchedule
+from recorders.models import RecorderSchedule, RecordingSession
 from station import services
 from station.api import base
 from station.api.urls import router
@@ -15,8 +15,8 @@ from station.demo import seed_demo
 from station.tests.api_support import token_client
 from station.tests.factories import MediaAssetFactory
 
-READ_FROM_COLUMNS = {"studios", "alerts", "recorders", "schedules", "channels", "shows", "media", "ingest-sources",
-                     "as-run"}
+READ_FROM_COLUMNS = {"studios", "alerts", "recorders", "schedules", "recordings", "channels", "shows", "media",
+                     "ingest-sources", "as-run"}
 
 
 @pytest.fixture
@@ -35,6 +35,8 @@ def station_rows(db):
     RecorderSchedule.objects.filter(pk=schedule.pk).update(  # instants with and without microseconds
         skip_dates=[timezone.localdate()], error_message="Late.", start_at=schedule.start_at.replace(microsecond=120),
         end_at=schedule.end_at.replace(microsecond=0))
+    RecordingSession.objects.create(schedule=schedule, recorder=schedule.recorder, asset=asset,  # one window recorded
+                                    gaps=[["2027-01-01T00:00:05+00:00", "2027-01-01T00:00:07+00:00"]])
     return studio
 
 

@@ -14,7 +14,7 @@ from django_filters import filters as django_filters
 
 from ingest.models import IngestSource, MediaAsset
 from playout.models import Channel, Playlist
-from recorders.models import Recorder
+from recorders.models import Recorder, RecorderSchedule
 from station.api.filters import StationFilterBackend
 from station.api.parsers import MAX_DEPTH
 from station.api.urls import router
@@ -252,6 +252,7 @@ def _row_of(model, studio):
     makers = {
         Studio: lambda: studio,
         Recorder: lambda: factories.RecorderFactory(studio=studio),
+        RecorderSchedule: lambda: factories.ScheduleFactory(recorder__studio=studio),
         Channel: lambda: factories.ChannelFactory(studio=studio),
         Playlist: lambda: factories.PlaylistFactory(studio=studio),
         MediaAsset: lambda: factories.MediaAssetFactory(studio=studio),
