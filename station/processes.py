@@ -129,6 +129,7 @@ class EngineProcess:
     def __init__(self, argv: list[str], *, death_signal: int, writes: tuple[Path, ...], reads: tuple[Path, ...] = (),
                  stdin=subprocess.DEVNULL, stderr=subprocess.PIPE):
         self.tail: deque[str] = deque(maxlen=TAIL_LINES)
+        self.stop_sent = False
         self.process = subprocess.Popen(
             argv, stdin=stdin, stdout=subprocess.PIPE, stderr=stderr, text=True, errors="replace",
             preexec_fn=die_with_parent(death_signal), **engine_account(writes=writes, reads=reads),
@@ -172,12 +173,17 @@ class EngineProcess:
         return lines[0] if lines else f"{self.process.args[0]} exited with code {self.process.returncode}"
 
     def request_stop(self) -> None:
-        """Send the stop signal now; don't wait."""
-        if self.alive():
+        """Send the stop signal now, once; don't wait.
+
+        Once: a second SIGINT makes ffmpeg quit at once, without finishing its file (an MP3 with no
+        frame count, a WAV with no sizes, the last packets lost).
+        """
+        if self.alive() and not self.stop_sent:
+            self.stop_sent = True
             self.process.send_signal(self.stop_signal)
 
     def stop(self) -> None:
-        """Stop gracefully and wait, killing it after STOP_GRACE_SECONDS."""
+        """Stop gracefully (the signal only if not sent yet) and wait, killing it after STOP_GRACE_SECONDS."""
         if not self.alive():
             return
         self.request_stop()
