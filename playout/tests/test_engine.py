@@ -84,7 +84,8 @@ def test_three_items_back_to_back_go_on_air_at_their_slots_and_the_as_run_log_fo
                        timeout=2, message="the timeline")
 
     wait_until(
-        lambda: AsRunEntry.objects.filter(channel=channel, started_at__gt=slot, result=AsRunEntry.Result.FALLBACK).exists(),
+        lambda: AsRunEntry.objects.filter(channel=channel, started_at__gt=instance.end_at - timedelta(seconds=ON_TIME),
+                                          result=AsRunEntry.Result.FALLBACK).exists(),
         timeout=20, message="the filler back on air after the show",
     )
     played = list(AsRunEntry.objects.filter(channel=channel, result=AsRunEntry.Result.PLAYED).order_by("started_at"))

@@ -13,7 +13,7 @@ class RecorderSerializer(StationModelSerializer):
 
 class ScheduleSerializer(StationModelSerializer):
     recording = serializers.PrimaryKeyRelatedField(
-        source="session", read_only=True, help_text="What the window recorded (`/recordings/<id>/`); null until claimed.")
+        source="session", read_only=True, allow_null=True, help_text="What the window recorded (`/recordings/<id>/`); null until claimed.")
 
     class Meta:
         model = RecorderSchedule
