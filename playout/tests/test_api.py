@@ -9,9 +9,7 @@ from django.utils import timezone
 
 from playout.models import AsRunEntry, Channel, PlaylistItem, ScheduledItem
 from station.tests import factories
-from station.tests.api_support import Resource, assert_list_queries_flat, assert_permission_matrix
-
-READ_ONLY = {"anonymous": 401, "operator_a": 405, "viewer_a": 403, "operator_b": 405, "superuser": 405}
+from station.tests.api_support import READ_ONLY, Resource, assert_list_queries_flat, assert_permission_matrix
 
 
 def as_run(channel, started_at, title="News", seconds=60.0, **fields):

@@ -91,8 +91,10 @@ def _fail_unclaimed_starts(now: datetime) -> int:
                     outcome, error_message=message)
             for schedule in moving:
                 schedule.status, schedule.error_message = outcome, reasons[schedule.recorder]
-        for studio_id in {recorder.studio_id for recorder in by_recorder}:
-            recorders = [recorder for recorder in by_recorder if recorder.studio_id == studio_id]
+        by_studio = {}
+        for recorder in by_recorder:
+            by_studio.setdefault(recorder.studio_id, []).append(recorder)
+        for studio_id, recorders in by_studio.items():
             alerts_raise(studio_id=studio_id, alerts=[Alert(
                 code="recording_missed", subject=recorder.name, severity=Alert.Severity.CRITICAL,
                 message=_("%(recorder)s did not record: %(reason)s") % {"recorder": recorder.name,

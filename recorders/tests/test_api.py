@@ -7,7 +7,7 @@ from django.utils import timezone
 
 from recorders.models import RecorderSchedule, RecordingSession
 from station.tests import factories
-from station.tests.api_support import Resource, assert_list_queries_flat, assert_permission_matrix
+from station.tests.api_support import READ_ONLY, Resource, assert_list_queries_flat, assert_permission_matrix
 
 Status = RecorderSchedule.Status
 
@@ -259,8 +259,6 @@ def _recorded(recorder, hours_ago: float, **fields):
                                               ended_at=start + timedelta(minutes=30), asset=asset, **fields)
     return schedule, session, asset
 
-
-READ_ONLY = {"anonymous": 401, "operator_a": 405, "viewer_a": 403, "operator_b": 405, "superuser": 405}
 
 
 def test_recordings_permission_matrix(api, role_users, studio_a, studio_b):

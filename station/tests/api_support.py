@@ -43,6 +43,10 @@ def role_users(operator_a, viewer_a, operator_b, superuser) -> dict:
             "superuser": superuser}
 
 
+# Expected write statuses for a resource only the station writes (the as-run log, recordings).
+READ_ONLY = {"anonymous": 401, "operator_a": 405, "viewer_a": 403, "operator_b": 405, "superuser": 405}
+
+
 @dataclass
 class Resource:
     """How to check one resource's permissions: a row of studio A and one write on it."""
