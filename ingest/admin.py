@@ -3,7 +3,7 @@ from django.utils.translation import gettext_lazy as _
 
 from ingest import services
 from ingest.models import Download, IngestSource, MediaAsset, PreviousDownload, Publication
-from station.admin_base import StudioScopedAdmin, scoped_filter, service_action
+from station.admin_base import StudioScopedAdmin, row_action, scoped_filter, service_action
 
 
 @admin.register(MediaAsset)
@@ -15,9 +15,7 @@ class MediaAssetAdmin(StudioScopedAdmin):
     readonly_fields = ["status", "checksum", "size_bytes", "duration_seconds", "format_name", "error_message", "created_at", "updated_at"]
     actions = ["publish"]
 
-    @service_action(_("Publish selected media to the archive"))
-    def publish(asset, request):
-        services.publication_queue(asset=asset)
+    publish = row_action(_("Publish selected media to the archive"), services.publication_queue, "asset")
 
 
 @admin.register(IngestSource)
@@ -28,9 +26,7 @@ class IngestSourceAdmin(StudioScopedAdmin):
     readonly_fields = ["last_polled_at", "next_poll_at", "last_error"]
     actions = ["poll_now"]
 
-    @service_action(_("Poll selected sources now"))
-    def poll_now(source, request):
-        services.source_poll_soon(source=source)
+    poll_now = row_action(_("Poll selected sources now"), services.source_poll_soon, "source")
 
 
 @admin.register(Download)
@@ -52,9 +48,7 @@ class DownloadAdmin(StudioScopedAdmin):
         done = f"{download.bytes_done / 2**20:.1f}"
         return f"{done} / {download.bytes_total / 2**20:.1f} MB" if download.bytes_total else f"{done} MB"
 
-    @service_action(_("Retry selected failed downloads"))
-    def retry(download, request):
-        services.download_retry(download=download)
+    retry = row_action(_("Retry selected failed downloads"), services.download_retry, "download")
 
 
 @admin.register(PreviousDownload)

@@ -6,7 +6,7 @@ from django.utils.translation import gettext_lazy as _
 from playout import services
 from playout.exports import write_as_run_csv
 from playout.models import AsRunEntry, Channel, Playlist, PlaylistItem, ScheduledItem, Show, ShowInstance
-from station.admin_base import ReadOnlyScopedAdmin, StudioScopedAdmin, StudioScopedInline, WindowAdminMixin, scoped_filter, service_action
+from station.admin_base import ReadOnlyScopedAdmin, StudioScopedAdmin, StudioScopedInline, WindowAdminMixin, row_action, scoped_filter
 
 
 @admin.register(Channel)
@@ -24,21 +24,10 @@ class ChannelAdmin(StudioScopedAdmin):
             kwargs["choices"] = [choice for choice in Channel.Output.choices if choice[0] not in Channel.SUPERUSER_OUTPUTS]
         return super().formfield_for_choice_field(db_field, request, **kwargs)
 
-    @service_action(_("Restart selected channels"))
-    def restart(channel, request):
-        services.channel_restart(channel=channel)
-
-    @service_action(_("Skip what is on air"))
-    def skip(channel, request):
-        services.channel_skip(channel=channel)
-
-    @service_action(_("Pause selected channels (silence)"))
-    def pause(channel, request):
-        services.channel_pause(channel=channel)
-
-    @service_action(_("Resume selected channels"))
-    def resume(channel, request):
-        services.channel_resume(channel=channel)
+    restart = row_action(_("Restart selected channels"), services.channel_restart, "channel")
+    skip = row_action(_("Skip what is on air"), services.channel_skip, "channel")
+    pause = row_action(_("Pause selected channels (silence)"), services.channel_pause, "channel")
+    resume = row_action(_("Resume selected channels"), services.channel_resume, "channel")
 
 
 class PlaylistItemInline(StudioScopedInline):

@@ -3,7 +3,7 @@ from django.utils.translation import gettext_lazy as _
 
 from recorders import services
 from recorders.models import Recorder, RecorderSchedule, RecordingSession
-from station.admin_base import ReadOnlyScopedAdmin, StudioScopedAdmin, StudioScopedInline, WindowAdminMixin, scoped_filter, service_action
+from station.admin_base import ReadOnlyScopedAdmin, StudioScopedAdmin, StudioScopedInline, WindowAdminMixin, row_action, scoped_filter
 
 
 class ScheduleInline(StudioScopedInline):
@@ -49,17 +49,9 @@ class RecorderScheduleAdmin(WindowAdminMixin, StudioScopedAdmin):
             return [*self.readonly_fields, "recorder", "start_at", "end_at"]
         return self.readonly_fields
 
-    @service_action(_("Start selected windows now"))
-    def start_now(schedule, request):
-        services.schedule_start_now(schedule=schedule)
-
-    @service_action(_("Stop selected recordings now"))
-    def stop_now(schedule, request):
-        services.schedule_stop_now(schedule=schedule)
-
-    @service_action(_("Cancel selected windows"))
-    def cancel(schedule, request):
-        services.schedule_cancel(schedule=schedule)
+    start_now = row_action(_("Start selected windows now"), services.schedule_start_now, "schedule")
+    stop_now = row_action(_("Stop selected recordings now"), services.schedule_stop_now, "schedule")
+    cancel = row_action(_("Cancel selected windows"), services.schedule_cancel, "schedule")
 
 
 @admin.register(RecordingSession)

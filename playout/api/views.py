@@ -23,8 +23,15 @@ from station.api.base import StudioScopedReadOnlyViewSet, StudioScopedViewSet
 from station.api.filters import StationFilterSet, UTCDateTimeFilter
 
 
-def _channel_action(summary: str, description: str):
-    return extend_schema(summary=summary, description=description, request=None, responses={200: ChannelSerializer})
+def _channel_command(service, summary: str, description: str):
+    """A POST action on one channel, named as its service without the ``channel_``: runs it and answers the channel."""
+
+    def command(self, request, pk=None):
+        return Response(self.get_serializer(service(channel=self.get_object())).data)
+
+    command.__name__ = service.__name__.removeprefix("channel_")  # the URL and the route name
+    command = action(detail=True, methods=["post"])(command)
+    return extend_schema(summary=summary, description=description, request=None, responses={200: ChannelSerializer})(command)
 
 
 class ChannelViewSet(StudioScopedViewSet):
@@ -35,25 +42,14 @@ class ChannelViewSet(StudioScopedViewSet):
     filterset_fields = ["studio", "node", "status", "output_type", "paused"]
     ordering_fields = ["name", "status", "created_at"]
 
-    @_channel_action("Restart the engine", "Restart the channel's engine; a channel with no live node is placed on one.")
-    @action(detail=True, methods=["post"])
-    def restart(self, request, pk=None):
-        return Response(self.get_serializer(services.channel_restart(channel=self.get_object())).data)
-
-    @_channel_action("Skip what is on air", "Take the item on air off now; the schedule or the filler continues.")
-    @action(detail=True, methods=["post"])
-    def skip(self, request, pk=None):
-        return Response(self.get_serializer(services.channel_skip(channel=self.get_object())).data)
-
-    @_channel_action("Pause (silence)", "Put the channel to silence on purpose; logged as `paused` in the as-run log.")
-    @action(detail=True, methods=["post"])
-    def pause(self, request, pk=None):
-        return Response(self.get_serializer(services.channel_pause(channel=self.get_object())).data)
-
-    @_channel_action("Resume from a pause", "Back on air: the schedule (or the filler) plays again.")
-    @action(detail=True, methods=["post"])
-    def resume(self, request, pk=None):
-        return Response(self.get_serializer(services.channel_resume(channel=self.get_object())).data)
+    restart = _channel_command(services.channel_restart, "Restart the engine",
+                               "Restart the channel's engine; a channel with no live node is placed on one.")
+    skip = _channel_command(services.channel_skip, "Skip what is on air",
+                            "Take the item on air off now; the schedule or the filler continues.")
+    pause = _channel_command(services.channel_pause, "Pause (silence)",
+                             "Put the channel to silence on purpose; logged as `paused` in the as-run log.")
+    resume = _channel_command(services.channel_resume, "Resume from a pause",
+                              "Back on air: the schedule (or the filler) plays again.")
 
     @extend_schema(summary="On air now and next", responses={200: NowPlayingSerializer})
     @action(detail=True, methods=["get"], url_path="now-playing", filter_backends=[], pagination_class=None)

@@ -50,6 +50,11 @@ def _finished(schedule):
     return fresh if fresh.status in TERMINAL else None
 
 
+def _window_from_now(recorder, *, starts_in: float, lasts: float) -> RecorderSchedule:
+    start = timezone.now() + timedelta(seconds=starts_in)
+    return ScheduleFactory(recorder=recorder, start_at=start, end_at=start + timedelta(seconds=lasts))
+
+
 def _ffmpegs_writing(schedule) -> list[psutil.Process]:
     marker = f"schedule-{schedule.pk}"
     found = []
@@ -63,15 +68,14 @@ def test_agent_records_a_live_stream_on_time_into_an_asset_of_the_window_length(
     agents("host-1")
     recorder = RecorderFactory(source_url=stream.url)
     wait_until(lambda: _node_online("host-1"), timeout=20, message="agent up")
-    start = timezone.now() + timedelta(seconds=1.5)
-    schedule = ScheduleFactory(recorder=recorder, start_at=start, end_at=start + timedelta(seconds=5))
+    schedule = _window_from_now(recorder, starts_in=1.5, lasts=5)
 
     done = wait_until(lambda: _finished(schedule), timeout=30, message="recording to finish")
 
     assert done.status == Status.COMPLETED, done.error_message
     session = done.session
     # armed by NOTIFY and fired by the agent's clock, not found by a poll (the tick only reports it 10 s late)
-    assert abs((session.started_at - start).total_seconds()) < 2
+    assert abs((session.started_at - schedule.start_at).total_seconds()) < 2
     asset = session.asset
     assert asset.status == MediaAsset.Status.READY
     assert asset.duration_seconds == pytest.approx(5.0, abs=0.5)
@@ -82,8 +86,7 @@ def test_agent_records_a_live_stream_on_time_into_an_asset_of_the_window_length(
 def test_a_source_that_cannot_be_opened_fails_with_ffmpegs_reason(agents):
     agents("host-1")
     recorder = RecorderFactory(source_url=f"http://127.0.0.1:{closed_port()}/live.mp3")
-    start = timezone.now() + timedelta(seconds=1)
-    schedule = ScheduleFactory(recorder=recorder, start_at=start, end_at=start + timedelta(seconds=30))
+    schedule = _window_from_now(recorder, starts_in=1, lasts=30)
 
     done = wait_until(lambda: _finished(schedule), timeout=30, message="the start to fail")
 
@@ -97,12 +100,11 @@ def test_cancelling_a_running_recording_stops_ffmpeg_and_keeps_what_was_recorded
     agents("host-1")
     recorder = RecorderFactory(source_url=stream.url)
     wait_until(lambda: _node_online("host-1"), timeout=20, message="agent up")
-    start = timezone.now() + timedelta(seconds=1)
-    schedule = ScheduleFactory(recorder=recorder, start_at=start, end_at=start + timedelta(minutes=5))
+    schedule = _window_from_now(recorder, starts_in=1, lasts=300)
     wait_until(lambda: _reload(schedule).status == Status.RUNNING, timeout=20, message="running")
     wait_until(lambda: _ffmpegs_writing(schedule), timeout=5, message="ffmpeg running")
     # 4 s in: what was recorded is at least 2.5 s, however long ffmpeg took to start on a busy machine
-    wait_until(lambda: timezone.now() > start + timedelta(seconds=4), timeout=6)
+    wait_until(lambda: timezone.now() > schedule.start_at + timedelta(seconds=4), timeout=6)
 
     services.schedule_cancel(schedule=_reload(schedule))
 
@@ -120,10 +122,9 @@ def test_an_agent_killed_mid_window_is_taken_over_and_the_gap_is_recorded(agents
     fast = {"AGENT_LEASE_SECONDS": 2, "AGENT_HEARTBEAT_SECONDS": 0.5, "AGENT_REARM_SECONDS": 0.5}
     by_pid = {agents("host-1", **fast).pid: "host-1", agents("host-2", **fast).pid: "host-2"}
     recorder = RecorderFactory(source_url=stream.url)
-    start = timezone.now() + timedelta(seconds=2)
-    schedule = ScheduleFactory(recorder=recorder, start_at=start, end_at=start + timedelta(seconds=14))
+    schedule = _window_from_now(recorder, starts_in=2, lasts=14)
     running = wait_until(lambda: (s := _reload(schedule)).status == Status.RUNNING and s, timeout=20, message="running")
-    wait_until(lambda: timezone.now() > start + timedelta(seconds=3), timeout=5)
+    wait_until(lambda: timezone.now() > schedule.start_at + timedelta(seconds=3), timeout=5)
     first_owner = running.claimed_by
     victim = int(first_owner.split("/")[1])
     assert victim in by_pid
@@ -202,8 +203,7 @@ def test_an_agent_survives_a_database_blip_without_losing_or_repeating_work(agen
 
     agents("host-1", AGENT_HEARTBEAT_SECONDS=0.5)
     recorder = RecorderFactory(source_url=stream.url)
-    start = timezone.now() + timedelta(seconds=1.5)
-    during = ScheduleFactory(recorder=recorder, start_at=start, end_at=start + timedelta(seconds=8))
+    during = _window_from_now(recorder, starts_in=1.5, lasts=8)
     wait_until(lambda: _reload(during).status == Status.RUNNING, timeout=20, message="running")
 
     with connection.cursor() as cursor:  # drop every other session on the test database, as a restart would
@@ -226,10 +226,9 @@ def test_an_agent_survives_a_database_blip_without_losing_or_repeating_work(agen
 def test_ffmpeg_dying_mid_window_is_restarted_and_the_gap_recorded(agents, stream):
     agents("host-1")
     recorder = RecorderFactory(source_url=stream.url)
-    start = timezone.now() + timedelta(seconds=1.5)
-    schedule = ScheduleFactory(recorder=recorder, start_at=start, end_at=start + timedelta(seconds=10))
+    schedule = _window_from_now(recorder, starts_in=1.5, lasts=10)
     wait_until(lambda: _reload(schedule).status == Status.RUNNING, timeout=20, message="running")
-    wait_until(lambda: timezone.now() > start + timedelta(seconds=3), timeout=5)
+    wait_until(lambda: timezone.now() > schedule.start_at + timedelta(seconds=3), timeout=5)
     (first,) = _ffmpegs_writing(schedule)
     first.kill()
 
