@@ -136,7 +136,8 @@ def main() -> None:
     (WORK / "served").mkdir(parents=True)
     os.environ.update(DATABASE_URL=fresh_database_url("bench_ingest"), MEDIA_ROOT=str(WORK / "media"),
                       DJANGO_SETTINGS_MODULE="station.settings", LOG_LEVEL="WARNING", Q_INGEST_WORKERS=str(WORKERS),
-                      Q_PLAYOUT_WORKERS="2")
+                      Q_PLAYOUT_WORKERS="2",
+                      OUTBOUND_ALLOWED_NETWORKS="127.0.0.1/32")  # the paced server is on loopback, as the admin allows
     sets = {label: _make_files(WORK / "served", label, FILES, seconds=seconds) for label, seconds in SIZES.items()}
     flood_files = _make_files(WORK / "served", "flood", FLOOD, seconds=60)
     receive, send = multiprocessing.Pipe(duplex=False)
