@@ -1,14 +1,18 @@
-"""ffmpeg as the recording engine: one process per run, writing numbered segments.
+"""ffmpeg as the recording engine: each window's audio placed on the wall clock and cut at its instants.
 
-A recording is one or more *runs* of ffmpeg (a run ends when ffmpeg dies or
-is stopped); each run writes segments named ``part-<run start ms>-<n>.<ext>``
-in the recording's directory, so sorting names sorts them in time, whichever
-agent wrote them. When the window closes, the parts are joined into one file.
+A recording is one or more *runs*. A run is one connection to the source: an ffmpeg decodes it
+to PCM, and the agent places every sample on the wall clock by the stream's own clock (the
+smallest arrival-minus-position seen, so neither a burst of old audio on connect nor a stall
+shifts it). Runs connect ahead of the window; what falls inside it goes, cut at the window's
+first and last sample, to a second ffmpeg that encodes it into segments named
+``part-<first sample's offset in the window>-<n>.<ext>``. A dropped source ends its run; the next
+run is placed on the clock again, and when the window closes its runs are joined with silence of
+the exact length in every gap, so each sample sits at its wall-clock place.
 
 ffmpeg's input comes from the parsed source (recorders.sources), never from its text: a
 stream arrives on ffmpeg's standard input from a ``StreamFeeder``, and ffmpeg may open no
-protocol and no container but the few each kind needs. A run records at most the seconds it
-is given, so a source that sends faster than real time can't fill the disk.
+protocol and no container but the few each kind needs. A run keeps at most the window's
+samples, so a source that sends faster than real time can't fill the disk.
 """
 
 import logging
@@ -26,7 +30,7 @@ from ingest.media import MEDIA_FORMATS, probe
 from recorders.sources import Source, srt_caller_url
 from station import outbound
 from station.errors import UserError
-from station.processes import EngineProcess, engine_account
+from station.processes import STOP_GRACE_SECONDS, EngineProcess, engine_account
 
 logger = logging.getLogger(__name__)
 
@@ -37,15 +41,21 @@ OUTPUT_PROFILES = {
     "flac": (["-c:a", "flac"], "flac"),
     "wav": (["-c:a", "pcm_s16le"], "wav"),
 }
+SAMPLE_RATE = 44100
+FRAME_BYTES = 4  # a sample of 16-bit stereo PCM
+PCM_ARGS = ["-f", "s16le", "-ac", "2", "-ar", str(SAMPLE_RATE)]
+QUICK_PROBE = ["-probesize", "2048", "-analyzeduration", "0"]  # a stream's first samples come within ~0.3 s
 USER_AGENT = "Stationkeeper-recorder/1"
 STREAM_CHUNK_BYTES = 1 << 14
-STREAM_RECONNECT_SECONDS = (0.5, 1, 2)
+CLOCK_SETTLE_SECONDS = 0.5  # a run's clock is trusted once its source has flowed this long
+END_GRACE_SECONDS = 1.0  # how long after the window's end its last samples may still arrive
+GAP_MIN_SECONDS = 0.03  # uncovered spans shorter than an audio frame are not gaps
 
 
 def input_args(source: Source) -> list[str]:
     """ffmpeg's input options for a parsed source: each kind opens only what it needs."""
     if source.kind == "stream":  # bytes from the StreamFeeder; a playlist format (HLS…) would open other inputs
-        return ["-protocol_whitelist", "pipe", "-format_whitelist", MEDIA_FORMATS, "-i", "pipe:0"]
+        return ["-protocol_whitelist", "pipe", "-format_whitelist", MEDIA_FORMATS, *QUICK_PROBE, "-i", "pipe:0"]
     if source.kind == "srt":
         return ["-protocol_whitelist", "srt", "-format_whitelist", MEDIA_FORMATS, "-i", srt_caller_url(source)]
     if source.kind == "device":
@@ -57,41 +67,28 @@ def input_args(source: Source) -> list[str]:
 
 
 class StreamFeeder:
-    """Fetch a stream through station.outbound and write it into ffmpeg's standard input.
+    """Fetch a stream through station.outbound and write it into ffmpeg's standard input: one connection.
 
-    A live stream that drops is fetched again (its bytes continue where the new connection
-    starts); a finite one (a file, with a Content-Length) is fed once, then its end is ffmpeg's.
-    A refused address, an HTTP error or a first connection that fails ends the feed with its
-    reason, for the window's error.
+    A drop ends the feed, and with it the run: the next run connects again and is placed on
+    the clock afresh (bytes of a new connection don't continue the old one's timeline). A
+    finite source (a file, with a Content-Length) is fed once. A refused address or an HTTP
+    error ends the feed with its reason, for the window's error.
     """
 
     def __init__(self, url: str, sink):
         self.url, self.sink = url, sink
         self.failure = ""
+        self.finite = False  # the source said its length: a file, not a live stream
         self.finished = False  # a finite source was fed whole
-        self.connected = False  # some connection answered: later drops are connected again
         self.stopping = Event()
         Thread(target=self._feed, name="stream-feeder", daemon=True).start()
 
     def _feed(self) -> None:
-        reconnects = 0
         try:
             with outbound.guarded_session(user_agent=USER_AGENT) as session:
-                while not self.stopping.is_set():
-                    try:
-                        if self._feed_once(session):
-                            self.finished = True
-                            return
-                        reconnects = 0
-                    except (requests.RequestException, TimeoutError) as error:
-                        if not self.connected:
-                            self.failure = _("%(url)s cannot be reached: %(reason)s") % {
-                                "url": self.url, "reason": _connection_problem(error)}
-                            return
-                        logger.info("stream %s: %s; connecting again", self.url, type(error).__name__)
-                    delay = STREAM_RECONNECT_SECONDS[min(reconnects, len(STREAM_RECONNECT_SECONDS) - 1)]
-                    reconnects += 1
-                    self.stopping.wait(delay)
+                self.finished = self._feed_once(session)
+        except (requests.RequestException, TimeoutError) as error:
+            self.failure = _("%(url)s cannot be reached: %(reason)s") % {"url": self.url, "reason": _connection_problem(error)}
         except UserError as error:
             self.failure = str(error)
         except (BrokenPipeError, ValueError, OSError):
@@ -103,21 +100,20 @@ class StreamFeeder:
                 pass
 
     def _feed_once(self, session) -> bool:
-        """Feed one connection's bytes; True if the source was finite and is all fed."""
+        """Feed the connection's bytes; True if the source was finite and is all fed."""
         timeout = (settings.INGEST_CONNECT_TIMEOUT_SECONDS, settings.RECORDER_STARTUP_TIMEOUT_SECONDS)
         with session.get(self.url, stream=True, timeout=timeout) as response:
             if response.status_code != 200:
                 raise UserError("stream_http_error", _("%(url)s answered HTTP %(status)d."),
                                 {"url": self.url, "status": response.status_code})
-            self.connected = True
-            finite = response.headers.get("Content-Length", "").isdigit()
+            self.finite = response.headers.get("Content-Length", "").isdigit()
             # read1 hands over what has arrived: a live stream reaches ffmpeg as it comes, not in full chunks.
             while chunk := response.raw.read1(STREAM_CHUNK_BYTES):
                 if self.stopping.is_set():
                     return False
                 self.sink.write(chunk)
                 self.sink.flush()
-            return finite
+            return self.finite
 
     def stop(self) -> None:
         self.stopping.set()
@@ -135,68 +131,207 @@ def _connection_problem(error: BaseException) -> str:
     return type(error).__name__
 
 
-class FfmpegRun(EngineProcess):
-    """One ffmpeg process recording a source into segments of a directory, for at most ``max_seconds``."""
+class StreamClock:
+    """Where a live source's samples sit on the wall clock: the stream's first sample was live at ``anchor``.
 
-    stop_signal = signal.SIGINT  # ffmpeg finishes the segment it is writing
+    A chunk can't arrive before its last sample was live, so every chunk bounds the anchor from
+    above, and the smallest bound is the truest: a burst of old audio on connect, a stall, a slow
+    decoder only ever give larger ones.
+    """
 
-    def __init__(self, *, source: Source, directory: Path, output_format: str, segment_seconds: int, max_seconds: float):
-        codec_args, self.extension = OUTPUT_PROFILES[output_format]
-        self.max_seconds = max_seconds
-        directory.mkdir(parents=True, exist_ok=True)
-        self.directory = directory
-        self.prefix = f"part-{int(time.time() * 1000):015d}"
-        pattern = directory / f"{self.prefix}-%03d.{self.extension}"
-        self.argv = [
-            "ffmpeg", "-nostdin", "-hide_banner", "-loglevel", "error",
-            # Progress on stdout tells us within half a second that data flows.
-            "-progress", "pipe:1", "-stats_period", "0.5",
-            *input_args(source),
-            "-t", f"{max_seconds:.3f}",
-            "-vn", "-ac", "2", "-ar", "44100", *codec_args,
-            "-f", "segment", "-segment_time", str(segment_seconds), "-reset_timestamps", "1",
-            # Write each packet at once, so a live asset's file grows in real time.
-            "-segment_format_options", "flush_packets=1",
-            str(pattern),
-        ]
-        self.started_at = time.time()
-        self.recorded_seconds = 0.0
+    def __init__(self):
+        self.anchor: float | None = None
+
+    def observe(self, arrival: float, samples_received: int) -> None:
+        bound = arrival - samples_received / SAMPLE_RATE
+        if self.anchor is None or bound < self.anchor:
+            self.anchor = bound
+
+
+class Encoder(EngineProcess):
+    """ffmpeg encoding the PCM it is given into segments of a window's directory; closing its input finishes the file."""
+
+    def __init__(self, *, directory: Path, prefix: str, output_format: str, segment_seconds: int):
+        codec_args, extension = OUTPUT_PROFILES[output_format]
         super().__init__(
-            self.argv, stdin=subprocess.PIPE if source.kind == "stream" else subprocess.DEVNULL,
-            death_signal=signal.SIGTERM,  # SIGTERM: ffmpeg closes its file cleanly
-            writes=(directory,),
+            ["ffmpeg", "-nostdin", "-hide_banner", "-loglevel", "error", *PCM_ARGS, "-i", "pipe:0", *codec_args,
+             "-f", "segment", "-segment_time", str(segment_seconds), "-reset_timestamps", "1",
+             # Write each packet at once, so a live asset's file grows in real time.
+             "-segment_format_options", "flush_packets=1", str(directory / f"{prefix}-%03d.{extension}")],
+            stdin=subprocess.PIPE, death_signal=signal.SIGTERM, writes=(directory,),  # SIGTERM: ffmpeg closes its file
         )
-        self.feeder = StreamFeeder(source.url, self.process.stdin.buffer) if source.kind == "stream" else None
 
-    def read_output(self, line: str) -> None:
-        key, _, value = line.strip().partition("=")
-        if key == "out_time_us" and value.lstrip("-").isdigit():
-            self.recorded_seconds = max(self.recorded_seconds, int(value) / 1e6)
+    def read_stdout(self) -> None:
+        self.process.stdout.read()
 
-    def parts(self) -> list[Path]:
-        return sorted(self.directory.glob(f"{self.prefix}-*.{self.extension}"))
+    def finish(self) -> None:
+        """Close its input and wait for the file to be finished (killed if it hangs)."""
+        try:
+            self.process.stdin.close()
+        except OSError:
+            pass
+        try:
+            self.process.wait(timeout=STOP_GRACE_SECONDS)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+
+class CaptureRun(EngineProcess):
+    """One connection to a source for a window: ffmpeg decodes it; its in-window samples go to an ``Encoder``.
+
+    ``window`` is the window's first and end instants (epoch seconds). Samples are placed by the
+    run's ``StreamClock``; the first written is the first at or after the window's start (or the
+    first to arrive, when the source came late), the last is the window's last. A finite source
+    (a file) is not live: its first sample is placed at the window's start, or when it arrived.
+    """
+
+    stop_signal = signal.SIGTERM
+
+    def __init__(self, *, source: Source, directory: Path, output_format: str, segment_seconds: int,
+                 window: tuple[float, float]):
+        directory.mkdir(parents=True, exist_ok=True)
+        self.directory, self.output_format, self.segment_seconds = directory, output_format, segment_seconds
+        self.window_start, self.window_end = window
+        self.window_samples = round((self.window_end - self.window_start) * SAMPLE_RATE)
+        self.extension = OUTPUT_PROFILES[output_format][1]
+        self.clock = StreamClock()
+        self.encoder: Encoder | None = None
+        self.offset: int | None = None  # the window sample the run's first written sample is
+        self.written = 0
+        self.started_at = time.time()
+        self.first_written_at: float | None = None  # when the first in-window sample was handed to the encoder
+        self.ending = Event()  # stop at the window's end, or now
+        self.feeder = None
+        super().__init__(
+            ["ffmpeg", "-nostdin", "-hide_banner", "-loglevel", "error", *input_args(source),
+             "-vn", *PCM_ARGS, "-flush_packets", "1", "pipe:1"],
+            stdin=subprocess.PIPE if source.kind == "stream" else subprocess.DEVNULL,
+            death_signal=signal.SIGKILL, writes=(directory,),  # it writes no file: nothing to finish
+        )
+        if source.kind == "stream":
+            self.feeder = StreamFeeder(source.url, self.process.stdin)
+
+    # -- the pump: decoded samples onto the window ----------------------------------------------
+
+    def read_stdout(self) -> None:
+        received, remainder, settling, began = 0, b"", [], None
+        try:
+            while not self.ending.is_set() and (chunk := self.process.stdout.read1(1 << 16)):
+                arrival = time.time()
+                began = began or arrival
+                chunk = remainder + chunk
+                usable = len(chunk) // FRAME_BYTES * FRAME_BYTES
+                chunk, remainder = chunk[:usable], chunk[usable:]
+                settling.append((received, chunk))
+                received += usable // FRAME_BYTES
+                if self.feeder is not None and self.feeder.finite:
+                    if self.clock.anchor is None:
+                        self.clock.anchor = max(self.window_start, arrival)
+                else:
+                    self.clock.observe(arrival, received)
+                    if arrival - began < CLOCK_SETTLE_SECONDS:
+                        continue  # what ffmpeg decoded while probing comes at once: its first chunks can't set the clock
+                while settling:
+                    if not self._place(*settling.pop(0)):
+                        return
+        finally:
+            self._end()
+
+    def _place(self, first: int, samples: bytes) -> bool:
+        """Write what of ``samples`` (decoded from position ``first``) falls inside the window; False once it is full."""
+        at = round((self.clock.anchor + first / SAMPLE_RATE - self.window_start) * SAMPLE_RATE)
+        count = len(samples) // FRAME_BYTES
+        if self.encoder is None:
+            if at + count <= 0:
+                return True  # before the window: it only set the clock
+            skip = max(0, -at)
+            self.offset = at + skip
+            wait = self.window_start + self.offset / SAMPLE_RATE - time.time()
+            if wait > 0:  # a file's samples come before their time; a live source's never do
+                time.sleep(wait)
+            self.encoder = Encoder(directory=self.directory, prefix=f"part-{self.offset:012d}",
+                                   output_format=self.output_format, segment_seconds=self.segment_seconds)
+            self.first_written_at = time.time()
+        else:
+            # The clock only moves earlier: samples then map to places already written, and are dropped.
+            skip = max(0, self.offset + self.written - at)
+        room = self.window_samples - self.offset - self.written
+        piece = samples[skip * FRAME_BYTES:(skip + room) * FRAME_BYTES] if room > 0 else b""
+        if piece:
+            try:
+                self.encoder.process.stdin.write(piece)
+            except OSError:
+                return False  # the encoder died; the run ends and says why
+            self.written += len(piece) // FRAME_BYTES
+        return self.offset + self.written < self.window_samples
+
+    def _end(self) -> None:
+        """The window is full, or the source ended, or we stop: finish the file and let the decoder go."""
+        if self.feeder is not None:
+            self.feeder.stop()
+        if self.encoder is not None:
+            self.encoder.finish()
+        if self.process.poll() is None:
+            self.process.kill()
+        self.ending.set()
+
+    # -- what the supervisor asks -----------------------------------------------------------------
+
+    def alive(self) -> bool:
+        return self.reader.is_alive() if hasattr(self, "reader") else True
 
     def has_output(self) -> bool:
-        return self.recorded_seconds > 0 or any(part.stat().st_size > 0 for part in self.parts())
+        return self.written > 0
+
+    @property
+    def recorded_seconds(self) -> float:
+        return self.written / SAMPLE_RATE
+
+    @property
+    def window_full(self) -> bool:
+        return self.offset is not None and self.offset + self.written >= self.window_samples
+
+    @property
+    def written_until(self) -> float | None:
+        """The wall time the run's audio reaches, if it wrote any."""
+        return None if self.offset is None else self.window_start + (self.offset + self.written) / SAMPLE_RATE
 
     @property
     def source_ended(self) -> bool:
         """A finite source was recorded to its end: nothing more will come from it in this window."""
         return self.feeder is not None and self.feeder.finished
 
+    def parts(self) -> list[Path]:
+        return [] if self.offset is None else sorted(self.directory.glob(f"part-{self.offset:012d}-*.{self.extension}"))
+
     def failure_reason(self) -> str:
         """Why the run ended: the feed's refusal or HTTP error, else ffmpeg's own last words."""
-        reason = self.exit_reason()
+        try:
+            self.process.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            pass
         if self.feeder is not None and self.feeder.failure:
             return self.feeder.failure
-        # its own files are named as they are, without the station's directories around them
-        return reason.replace(f"{self.directory}/", "")
+        time.sleep(0.05)  # let the reading thread take the last lines
+        lines = self.last_lines(1) or (self.encoder.last_lines(1) if self.encoder else [])
+        if lines:  # its own files are named as they are, without the station's directories around them
+            return lines[0].replace(f"{self.directory}/", "")
+        return _("The source ended.")
 
-    def request_stop(self) -> None:
-        """Ask ffmpeg to stop now; doesn't wait."""
-        if self.feeder is not None:
-            self.feeder.stop()
-        super().request_stop()
+    def request_stop(self, at: float) -> None:
+        """Cut the run at ``at`` (epoch seconds): it writes what belongs before then, and ends; doesn't wait."""
+        self.window_samples = min(self.window_samples, max(0, round((at - self.window_start) * SAMPLE_RATE)))
+        self.cut_at = min(getattr(self, "cut_at", at), at)
+
+    def stop(self) -> None:
+        """End it, its samples up to the cut waited for a grace, its file finished."""
+        cut_at = getattr(self, "cut_at", self.window_end)
+        self.reader.join(timeout=max(0.0, min(cut_at, time.time()) + END_GRACE_SECONDS - time.time()))
+        self.ending.set()
+        if self.process.poll() is None:
+            self.process.kill()  # no more output: the pump's read ends, and it finishes the file
+        self.reader.join(timeout=STOP_GRACE_SECONDS + 1)
 
 
 def recording_parts(directory: Path) -> list[Path]:
@@ -206,39 +341,84 @@ def recording_parts(directory: Path) -> list[Path]:
     return sorted(p for p in directory.glob("part-*") if p.is_file() and p.stat().st_size > 0)
 
 
-def last_run_end(directory: Path) -> float | None:
-    """Epoch seconds at which the newest run's audio ends: its start (in its name) plus its parts' length."""
-    parts = recording_parts(directory)
-    if not parts:
-        return None
-    run = parts[-1].name.split("-")[1]
-    run_parts = [p for p in parts if p.name.split("-")[1] == run]
-    recorded = 0.0
-    for part in run_parts:
-        try:
-            recorded += probe(part).duration_seconds
-        except UserError:
-            pass  # a part cut off mid-frame by a crash adds nothing we can count on
-    return int(run) / 1000 + recorded
+def _part_offset(part: Path) -> int:
+    return int(part.name.split("-")[1])
 
 
-def join_parts(parts: list[Path], target: Path) -> Path:
-    """Join parts into ``target`` without re-encoding; one part is simply renamed."""
-    if len(parts) == 1:
-        parts[0].replace(target)
+def recorded_spans(directory: Path) -> list[tuple[int, int, list[Path]]]:
+    """Each run's (first window sample, end sample, its parts), in time order; lengths as decoded from the files."""
+    spans: dict[int, list[Path]] = {}
+    for part in recording_parts(directory):
+        spans.setdefault(_part_offset(part), []).append(part)
+    found = []
+    for offset, parts in sorted(spans.items()):
+        samples, readable = 0, []
+        for part in parts:
+            try:
+                samples += round(probe(part).duration_seconds * SAMPLE_RATE)
+                readable.append(part)
+            except UserError:
+                pass  # a part cut off before its first frame by a crash holds nothing we can count on
+        if readable:
+            found.append((offset, offset + samples, readable))
+    return found
+
+
+def gaps_in(spans: list[tuple[int, int, list[Path]]], window_samples: int) -> list[tuple[int, int]]:
+    """The window's spans (in samples) no run recorded, each at least an audio frame long."""
+    gaps, covered = [], 0
+    for start, end, _parts in [*spans, (window_samples, window_samples, [])]:
+        if start - covered >= GAP_MIN_SECONDS * SAMPLE_RATE:
+            gaps.append((covered, min(start, window_samples)))
+        covered = max(covered, end)
+    return gaps
+
+
+def assemble(spans: list[tuple[int, int, list[Path]]], target: Path, *, window_samples: int, output_format: str) -> Path:
+    """Join the runs into ``target``, each at its place in the window and silence of the exact length between.
+
+    A window recorded in one piece, whole, is its one part renamed; otherwise ffmpeg decodes the
+    pieces and encodes the window once (lossless formats stay lossless).
+    """
+    if len(spans) == 1 and len(spans[0][2]) == 1 and spans[0][0] == 0 \
+            and abs(spans[0][1] - window_samples) < GAP_MIN_SECONDS * SAMPLE_RATE:
+        spans[0][2][0].replace(target)
         return target
-    listing = target.with_suffix(".txt")
-    listing.write_text("".join(f"file '{p.name}'\n" for p in parts))
+    inputs, chains, labels, cursor = [], [], [], 0
+    pcm = f"aresample={SAMPLE_RATE},aformat=sample_fmts=s16:channel_layouts=stereo"
+
+    def silence(samples: int) -> None:
+        label = f"[gap{len(chains)}]"
+        chains.append(f"anullsrc=r={SAMPLE_RATE}:cl=stereo,atrim=end_sample={samples},{pcm}{label}")
+        labels.append(label)
+
+    for start, end, parts in spans:
+        if start > cursor:
+            silence(start - cursor)
+            cursor = start
+        first = len(inputs) // 2
+        for part in parts:
+            inputs.extend(["-i", part.name])
+        label = f"[run{len(chains)}]"
+        joined = "".join(f"[{index}:a]" for index in range(first, first + len(parts)))
+        # an overlap with the run before (an agent taking over): this one goes on where that one ended
+        chains.append(f"{joined}concat=n={len(parts)}:v=0:a=1,{pcm},atrim=start_sample={cursor - start}{label}")
+        labels.append(label)
+        cursor = max(cursor, end)
+    if cursor < window_samples:
+        silence(window_samples - cursor)
+    graph = ";".join([*chains, f"{''.join(labels)}concat=n={len(labels)}:v=0:a=1,atrim=end_sample={window_samples}[out]"])
+    codec_args, _extension = OUTPUT_PROFILES[output_format]
     completed = subprocess.run(
-        ["ffmpeg", "-nostdin", "-loglevel", "error", "-y", "-f", "concat", "-safe", "0", "-i", str(listing),
-         "-c", "copy", str(target)],
-        capture_output=True, text=True, timeout=600, cwd=target.parent,
+        ["ffmpeg", "-nostdin", "-loglevel", "error", "-y", *inputs, "-filter_complex", graph, "-map", "[out]",
+         *codec_args, target.name],
+        capture_output=True, text=True, timeout=3600, cwd=target.parent,
         **engine_account(writes=(target.parent,)),  # as the account that wrote the parts: it follows no link of theirs as root
     )
-    listing.unlink(missing_ok=True)
     if completed.returncode != 0:
         raise UserError("join_failed", _("Could not join the recording's parts: %(reason)s"),
                         {"reason": completed.stderr.replace(f"{target.parent}/", "").strip()[-300:]})
-    for part in parts:
-        part.unlink(missing_ok=True)
+    for _start, _end, parts in spans:
+        for part in parts:
+            part.unlink(missing_ok=True)
     return target

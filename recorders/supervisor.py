@@ -25,12 +25,7 @@ RESTART_BACKOFF_SECONDS = (0.5, 1, 2, 5)
 ARM_HORIZON = timedelta(seconds=30)
 FINISHING_THREADS = 4  # stopping ffmpeg, joining and probing run off the loop so starts stay on time
 LEAST_RUN_SECONDS = 0.1  # a window with less than this left to record is full
-
-
-def audio_margin(window_seconds: float) -> float:
-    """Audio a recording may hold beyond its window: a source's burst on connect (Icecast sends a few
-    seconds of the past), never so much that a source faster than real time fills the disk."""
-    return min(30.0, max(2.0, window_seconds / 10))
+FIRST_SAMPLE_WATCH_SECONDS = 0.02  # how closely a window about to run is watched: `running` follows its first sample
 
 
 @dataclass
@@ -38,12 +33,16 @@ class Recording:
     """A window this agent is recording."""
 
     schedule: RecorderSchedule
-    run: engine.FfmpegRun | None = None
-    started: bool = False  # some run produced data
+    run: engine.CaptureRun | None = None
+    started: bool = False  # some run wrote a sample of the window
     restarts: int = 0
     restart_at: float = 0.0
-    recorded_seconds: float = 0.0  # what the runs before this one recorded
-    source_ended: bool = False  # nothing more to record: a finite source ended, or the window's length is recorded
+    source_ended: bool = False  # nothing more to record: a finite source ended, or the window is full
+
+
+def connect_at(schedule: RecorderSchedule) -> datetime:
+    """When a window's source is connected: ahead of its recording, so its first sample is placed on the clock."""
+    return schedule.record_from - timedelta(seconds=settings.RECORDER_CONNECT_AHEAD_SECONDS)
 
 
 class RecorderSupervisor:
@@ -69,16 +68,18 @@ class RecorderSupervisor:
 
     def next_deadline(self) -> float | None:
         """Seconds-since-epoch of the next moment this supervisor must act, if any."""
-        moments = [s.record_from.timestamp() for s in self.armed]
+        moments = [connect_at(s).timestamp() for s in self.armed]
         moments += [r.schedule.record_until.timestamp() for r in self.recordings.values()]
-        if self.recordings:
-            moments.append(time.time() + 0.2)  # watch running ffmpegs closely
+        if self.recordings:  # watch running ffmpegs closely, and a window about to run more closely still
+            waiting = any(not r.started and r.schedule.record_from.timestamp() < time.time() + 0.2
+                          for r in self.recordings.values())
+            moments.append(time.time() + (FIRST_SAMPLE_WATCH_SECONDS if waiting else 0.2))
         return min(moments) if moments else None
 
     # -- acting -------------------------------------------------------------------------------
 
     def step(self, now: datetime) -> None:
-        for schedule in [s for s in self.armed if s.record_from <= now]:
+        for schedule in [s for s in self.armed if connect_at(s) <= now]:
             self.armed.remove(schedule)
             try:
                 if schedule.record_until <= now:
@@ -122,42 +123,44 @@ class RecorderSupervisor:
         if run is None:
             if recording.source_ended or time.time() < recording.restart_at:
                 return
-            # The agent stops a run at the window's end; the cap only holds back a source faster than real time.
-            window = (schedule.record_until - schedule.record_from).total_seconds()
-            budget = min(window - recording.recorded_seconds, (schedule.record_until - now).total_seconds())
-            if budget < LEAST_RUN_SECONDS:
+            if (schedule.record_until - now).total_seconds() < LEAST_RUN_SECONDS:
                 recording.source_ended = True
                 return
-            recording.run = engine.FfmpegRun(
+            recording.run = engine.CaptureRun(
                 source=self._source(recording),
                 directory=services.recording_directory(schedule),
                 output_format=schedule.recorder.output_format,
                 segment_seconds=schedule.recorder.segment_seconds,
-                max_seconds=budget + audio_margin(window),
+                window=(schedule.record_from.timestamp(), schedule.record_until.timestamp()),
             )
             logger.info("recording %s: ffmpeg %s started", schedule, recording.run.pid)
             return
         if (not recording.started or recording.restarts) and run.has_output():
-            services.recording_started(schedule=schedule, now=now, data_since=datetime.fromtimestamp(run.started_at, tz=UTC))
+            first_sample = datetime.fromtimestamp(run.window_start + run.offset / engine.SAMPLE_RATE, tz=UTC)
+            services.recording_started(schedule=schedule, now=now, data_since=first_sample)
             schedule.refresh_from_db(fields=["status"])
             recording.started, recording.restarts = True, 0
         if run.alive():
-            if not recording.started and time.time() - run.started_at > settings.RECORDER_STARTUP_TIMEOUT_SECONDS:
+            waited = time.time() - max(run.started_at, schedule.record_from.timestamp())
+            if not recording.started and waited > settings.RECORDER_STARTUP_TIMEOUT_SECONDS:
                 run.stop()
                 self._fail(recording, f"{schedule.recorder.source_url} gave no data within "
                                       f"{int(settings.RECORDER_STARTUP_TIMEOUT_SECONDS)} s")
             return
         reason = run.failure_reason()
         recording.run = None
-        recording.recorded_seconds += run.recorded_seconds
         if not recording.started:
             self._fail(recording, reason)
             return
-        services.recording_interrupted(schedule=schedule, since=services.recording_last_data_at(schedule))
-        if run.source_ended or run.recorded_seconds >= run.max_seconds - LEAST_RUN_SECONDS:
-            # A file, not a stream, recorded once; or a source that sent all the window may hold: the rest is a gap.
+        if run.window_full:
             recording.source_ended = True
-            logger.info("recording %s: its source ended, or sent the window's length, before the window did", schedule)
+            return
+        ended = run.written_until
+        services.recording_interrupted(schedule=schedule, since=datetime.fromtimestamp(ended, tz=UTC) if ended
+                                       else services.recording_last_data_at(schedule))
+        if run.source_ended:  # a file, not a stream, recorded once: the rest of the window is a gap
+            recording.source_ended = True
+            logger.info("recording %s: its source ended before the window did", schedule)
             return
         # ffmpeg died mid-window: the gap is noted; start it again while the window is open.
         backoff = RESTART_BACKOFF_SECONDS[min(recording.restarts, len(RESTART_BACKOFF_SECONDS) - 1)]
@@ -167,8 +170,8 @@ class RecorderSupervisor:
 
     def _finish(self, recording: Recording, now: datetime) -> None:
         self.recordings.pop(recording.schedule.pk, None)
-        if recording.run:
-            recording.run.request_stop()  # at the window's end exactly; the waiting happens off the loop
+        if recording.run:  # cut at the window's end (or the cancel) exactly; the waiting happens off the loop
+            recording.run.request_stop(min(recording.schedule.record_until, now).timestamp())
         self.finishing.submit(self._finish_off_loop, recording, now)
 
     def _finish_off_loop(self, recording: Recording, now: datetime) -> None:

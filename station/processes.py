@@ -2,6 +2,7 @@
 
 import ctypes
 import grp
+import io
 import logging
 import os
 import pwd
@@ -116,12 +117,17 @@ def engine_account(*, writes: tuple[Path, ...], reads: tuple[Path, ...] = ()) ->
     return {"user": uid, "group": gid, "extra_groups": list(groups)}
 
 
+def _lines(stream) -> io.TextIOWrapper:
+    return io.TextIOWrapper(stream, encoding="utf-8", errors="replace")
+
+
 class EngineProcess:
     """One engine process: run as the engine account, ended with its agent, its last lines of output kept.
 
     ``stderr`` is ``subprocess.PIPE`` (its non-blank lines are kept here) or ``subprocess.STDOUT``
-    (the subclass reads both streams and keeps what it wants with ``keep``). Whatever the process
-    prints on standard output goes to ``read_output``, line by line, on a thread of its own.
+    (the subclass reads both streams and keeps what it wants with ``keep``). Standard output is read
+    by ``read_stdout`` on a thread of its own: by default line by line into ``read_output``; an engine
+    whose output is audio reads its bytes there. Standard input, when a pipe, takes bytes.
     """
 
     stop_signal = signal.SIGTERM  # what asks the engine to finish; it is killed after STOP_GRACE_SECONDS
@@ -131,12 +137,18 @@ class EngineProcess:
         self.tail: deque[str] = deque(maxlen=TAIL_LINES)
         self.stop_sent = False
         self.process = subprocess.Popen(
-            argv, stdin=stdin, stdout=subprocess.PIPE, stderr=stderr, text=True, errors="replace",
+            argv, stdin=stdin, stdout=subprocess.PIPE, stderr=stderr,
             preexec_fn=die_with_parent(death_signal), **engine_account(writes=writes, reads=reads),
         )
-        Thread(target=self._read_stdout, daemon=True).start()
+        self.reader = Thread(target=self.read_stdout, daemon=True)
+        self.reader.start()
         if stderr == subprocess.PIPE:
             Thread(target=self._drain_stderr, daemon=True).start()
+
+    def read_stdout(self) -> None:
+        """Read standard output until it closes."""
+        for line in _lines(self.process.stdout):
+            self.read_output(line)
 
     def read_output(self, line: str) -> None:
         """Take one line of standard output."""
@@ -146,12 +158,8 @@ class EngineProcess:
         """Keep one line among the last words."""
         self.tail.append(line)
 
-    def _read_stdout(self) -> None:
-        for line in self.process.stdout:
-            self.read_output(line)
-
     def _drain_stderr(self) -> None:
-        for line in self.process.stderr:
+        for line in _lines(self.process.stderr):
             if line.strip():
                 self.keep(line.strip())
 

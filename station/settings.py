@@ -128,6 +128,8 @@ AGENT_REARM_SECONDS = env.float("AGENT_REARM_SECONDS", default=5)  # re-read pla
 AGENT_STALL_SECONDS = env.float("AGENT_STALL_SECONDS", default=60)  # a loop stuck this long: the node stops heartbeating
 AGENT_LEASE_SECONDS = env.float("AGENT_LEASE_SECONDS", default=10)  # a claim not renewed this long is taken back
 RECORDER_START_GRACE_SECONDS = env.float("RECORDER_START_GRACE_SECONDS", default=10)  # unclaimed start → failed
+# sources are connected this long before a window, so its first sample is placed on the wall clock
+RECORDER_CONNECT_AHEAD_SECONDS = env.float("RECORDER_CONNECT_AHEAD_SECONDS", default=5)
 RECORDER_STARTUP_TIMEOUT_SECONDS = env.float("RECORDER_STARTUP_TIMEOUT_SECONDS", default=15)  # no data yet → failed
 LIVE_ASSET_TIMEOUT_MINUTES = env.float("LIVE_ASSET_TIMEOUT_MINUTES", default=120)  # live asset with no recorder → error
 PLAYOUT_PROBE_SECONDS = env.float("PLAYOUT_PROBE_SECONDS", default=1)  # agents probe their engines this often

@@ -6,7 +6,7 @@ probing, hashing) happens outside transactions.
 """
 
 import logging
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 from django.conf import settings
@@ -76,15 +76,16 @@ def lease_take(schedule: RecorderSchedule, *, owner: str, now: datetime) -> bool
 
 @transaction.atomic
 def recording_started(*, schedule: RecorderSchedule, now: datetime, data_since: datetime) -> None:
-    """ffmpeg produced its first data for a run begun at ``data_since``: the window runs, its asset is live.
+    """A run wrote its first sample, the one of ``data_since`` on the wall clock: the window runs, its asset is live.
 
-    A gap in the recording ends at ``data_since``: ffmpeg keeps what it reads while
-    it probes the source, so its audio starts when it started, not when we noticed.
+    The session starts, or a gap in it ends, at that sample's instant, not when we noticed.
     """
+    session = RecordingSession.objects.select_for_update().get(schedule=schedule)
     if schedule.status == Status.STARTING:
         schedule.move_to(Status.RUNNING)
+        session.started_at = data_since
+        session.save(update_fields=["started_at", "updated_at"])
         schedule_announce(schedule)
-    session = RecordingSession.objects.select_for_update().get(schedule=schedule)
     if session.gaps and session.gaps[-1][1] is None:
         session.gaps[-1][1] = data_since.isoformat()
         session.save(update_fields=["gaps", "updated_at"])
@@ -137,10 +138,10 @@ def leases_renew(*, owner: str, now: datetime) -> set[int]:
 
 
 def recording_last_data_at(schedule: RecorderSchedule) -> datetime:
-    """When the recorded audio ends: the last run's start plus what it recorded, else the last lease renewal."""
-    ended = engine.last_run_end(recording_directory(schedule))
-    if ended is not None:
-        return datetime.fromtimestamp(ended, tz=UTC)
+    """When the recorded audio ends: where the last run's files reach in the window, else the last lease renewal."""
+    spans = engine.recorded_spans(recording_directory(schedule))
+    if spans:
+        return schedule.record_from + timedelta(seconds=spans[-1][1] / engine.SAMPLE_RATE)
     renewed = (schedule.lease_expires_at or timezone.now()) - timedelta(seconds=settings.AGENT_LEASE_SECONDS)
     return max(renewed, schedule.start_at)
 
@@ -169,9 +170,9 @@ def recording_finalize(*, schedule: RecorderSchedule, stopped_at: datetime) -> R
         if session.status != RecordingSession.Status.RECORDING or schedule.status not in (Status.STOPPING, Status.CANCELLED):
             return schedule
         directory = recording_directory(schedule)
-        parts = engine.recording_parts(directory)
+        spans = engine.recorded_spans(directory)
         finished = sorted(directory.glob("recording.*")) if directory.exists() else []
-        if not parts and not finished:
+        if not spans and not finished:
             if schedule.status != Status.CANCELLED:
                 schedule_fail(schedule=schedule, reason=str(_("Nothing was recorded: ffmpeg wrote no data.")))
             else:
@@ -183,21 +184,31 @@ def recording_finalize(*, schedule: RecorderSchedule, stopped_at: datetime) -> R
         if session.asset_id is None:  # deleted around the model, which keeps it while recording
             schedule_fail(schedule=schedule, reason=str(_("Its media asset was deleted while it recorded.")))
             return schedule
-        target = finished[0] if finished and not parts else directory / f"recording{parts[0].suffix}"
+        # a cancelled window keeps what was recorded before the cancel
+        window_samples = round((min(schedule.record_until, stopped_at) - schedule.record_from).total_seconds()
+                               * engine.SAMPLE_RATE)
+        gaps = [[(schedule.record_from + timedelta(seconds=start / engine.SAMPLE_RATE)).isoformat(),
+                 (schedule.record_from + timedelta(seconds=end / engine.SAMPLE_RATE)).isoformat()]
+                for start, end in engine.gaps_in(spans, window_samples)]
+        output_format = schedule.recorder.output_format
+        target = finished[0] if finished and not spans else directory / f"recording.{engine.OUTPUT_PROFILES[output_format][1]}"
         try:
-            if parts:
-                engine.join_parts(parts, target)
+            if spans:
+                engine.assemble(spans, target, window_samples=window_samples, output_format=output_format)
             probed = media.probe(target)
             checksum = media.sha256_file(target)
         except UserError as error:
             schedule_fail(schedule=schedule, reason=str(error))
             return schedule
-        _recording_complete(schedule, session, target, probed, checksum, stopped_at)
+        first_sample = schedule.record_from + timedelta(seconds=spans[0][0] / engine.SAMPLE_RATE) if spans else None
+        _recording_complete(schedule, session, target, probed, checksum, stopped_at,
+                            gaps=gaps if spans else None, started_at=first_sample)
     return schedule
 
 
 @transaction.atomic
-def _recording_complete(schedule, session, target: Path, probed, checksum: str, stopped_at: datetime) -> None:
+def _recording_complete(schedule, session, target: Path, probed, checksum: str, stopped_at: datetime, *,
+                        gaps: list | None, started_at: datetime | None) -> None:
     # Rows in the order recording_started takes them (window, session, asset): two writers never wait on each other.
     RecorderSchedule.objects.select_for_update().filter(pk=schedule.pk).first()
     session = RecordingSession.objects.select_for_update().get(pk=session.pk)  # its gaps as they are now
@@ -211,9 +222,11 @@ def _recording_complete(schedule, session, target: Path, probed, checksum: str, 
         updated_at=stopped_at,
     )
     publication_queue(asset=MediaAsset.objects.get(pk=session.asset_id), quiet=True)
-    gaps = [[start, end or stopped_at.isoformat()] for start, end in session.gaps]
+    if gaps is None:  # joined before (a finish that was cut off): the gaps noted while it recorded
+        gaps = [[start, end or stopped_at.isoformat()] for start, end in session.gaps]
     RecordingSession.objects.filter(pk=session.pk).move_to(
-        RecordingSession.Status.COMPLETED, ended_at=stopped_at, gaps=gaps, updated_at=stopped_at
+        RecordingSession.Status.COMPLETED, ended_at=stopped_at, gaps=gaps, updated_at=stopped_at,
+        started_at=started_at or session.started_at,  # its first sample's instant, from the files
     )
     if schedule.status == Status.STOPPING:
         schedule.move_to(Status.COMPLETED, lease_expires_at=None)

@@ -1,22 +1,22 @@
-"""ffmpeg runs as the agent drives them: stopped at the window's end, asked once, their files finished."""
+"""ffmpeg runs as the agent drives them: cut at the window's end, their files finished."""
 
 import struct
 import time
 
 import pytest
 
-from recorders.engine import FfmpegRun
+from recorders.engine import CaptureRun
 from recorders.sources import parse_source
 
 pytestmark = pytest.mark.slow
 
 
 def _recorded_and_stopped(tmp_path, output_format: str):
-    run = FfmpegRun(source=parse_source("tone:440"), directory=tmp_path, output_format=output_format,
-                    segment_seconds=600, max_seconds=30)
+    run = CaptureRun(source=parse_source("tone:440"), directory=tmp_path, output_format=output_format,
+                     segment_seconds=600, window=(time.time(), time.time() + 30))
     time.sleep(2)
-    run.request_stop()  # at the window's end, on the agent's loop
-    run.stop()  # then off the loop: waits for ffmpeg to finish, asking nothing more of it
+    run.request_stop(time.time())  # at the window's end, on the agent's loop
+    run.stop()  # then off the loop: waits for ffmpeg to finish its file
     [part] = sorted(tmp_path.glob(f"part-*.{run.extension}"))
     return part.read_bytes()
 

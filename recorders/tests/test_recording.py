@@ -3,6 +3,7 @@
 import os
 import signal
 from datetime import datetime, timedelta
+from pathlib import Path
 
 import psutil
 import pytest
@@ -11,6 +12,7 @@ from django.utils import timezone
 from ingest.models import MediaAsset
 from recorders import services
 from recorders.models import RecorderSchedule, RecordingSession
+from recorders.tests.audio import decoded, sound_spans
 from recorders.tests.stream_server import PacedStream, closed_port
 from station.tests.factories import RecorderFactory, ScheduleFactory
 from station.tests.processes import spawn_manage, stop, database_env, wait_until
@@ -140,8 +142,19 @@ def test_an_agent_killed_mid_window_is_taken_over_and_the_gap_is_recorded(agents
     assert abs((gap_start - killed_at).total_seconds()) < 1.5
     gap = (gap_end - gap_start).total_seconds()
     assert 1.0 < gap < 6.0  # lease (2 s) + re-arm + ffmpeg start
-    assert done.session.asset.duration_seconds == pytest.approx(14 - gap, abs=1.0)
+    _assert_the_audio_sits_on_the_wall_clock(done, gap_start, gap_end)
     assert RecordingSession.objects.filter(schedule=schedule).count() == 1
+
+
+def _assert_the_audio_sits_on_the_wall_clock(done, gap_start, gap_end):
+    """The asset holds the whole window: sound, the gap as silence of its length at its place, sound to the end."""
+    asset = done.session.asset
+    window = (done.end_at - done.start_at).total_seconds()
+    assert asset.duration_seconds == pytest.approx(window, abs=0.05)
+    (_, before_gap), (after_gap, end) = sound_spans(decoded(Path(asset.file.path)))
+    assert before_gap == pytest.approx((gap_start - done.start_at).total_seconds(), abs=0.1)
+    assert after_gap == pytest.approx((gap_end - done.start_at).total_seconds(), abs=0.1)
+    assert end == pytest.approx(window, abs=0.05)
 
 
 def _node_online(name: str) -> bool:
@@ -182,14 +195,12 @@ def test_three_ticks_and_two_agents_racing_over_300_windows_record_each_exactly_
     assert RecordingSession.objects.count() == 300
     assert RecordingSession.objects.filter(status=RecordingSession.Status.COMPLETED).count() == 300
     assert MediaAsset.objects.filter(status=MediaAsset.Status.READY, origin="recording").count() == 300
-    # every claim made while its window was open, even with 10 recordings starting together
-    assert all(s.schedule.start_at - timedelta(seconds=0.2) <= s.started_at < s.schedule.end_at
+    # every recording starts inside its window, even with 10 starting together
+    assert all(s.schedule.start_at <= s.started_at < s.schedule.end_at
                for s in RecordingSession.objects.select_related("schedule"))
-    # Each window has audio and none holds more than its window. How much of a 1.5 s window ffmpeg's own start-up
-    # takes with 10 starting together on 2 cores varies (0.07–1.4 s of audio seen in CI): exactness is measured
-    # in the audio by a benchmark, not asserted under this load.
+    # each holds its window: sources connected ahead, cut at the window's instants, any gap silence
     durations = sorted(MediaAsset.objects.values_list("duration_seconds", flat=True))
-    assert durations[0] > 0 and durations[-1] < 2.0, (durations[:3], durations[-3:])
+    assert durations[0] > 1.45 and durations[-1] < 1.55, (durations[:3], durations[-3:])
 
 
 def models_count():
@@ -240,4 +251,4 @@ def test_ffmpeg_dying_mid_window_is_restarted_and_the_gap_recorded(agents, strea
     gap_start, gap_end = (datetime.fromisoformat(moment) for moment in done.session.gaps[0])
     gap = (gap_end - gap_start).total_seconds()
     assert 0 < gap < 3
-    assert done.session.asset.duration_seconds == pytest.approx(10 - gap, abs=1.0)
+    _assert_the_audio_sits_on_the_wall_clock(done, gap_start, gap_end)

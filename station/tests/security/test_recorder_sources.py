@@ -6,6 +6,7 @@ are now an allowlist per kind (recorders.sources), streams reach ffmpeg through 
 feeder, and ffmpeg opens no file, protocol or playlist of its own. Real ffmpeg throughout.
 """
 
+import time
 from datetime import timedelta
 from pathlib import Path
 
@@ -14,9 +15,10 @@ from django.utils import timezone
 
 from ingest.media import generate_tone
 from ingest.models import MediaAsset
-from recorders.engine import FfmpegRun
+from recorders.engine import CaptureRun
 from recorders.models import Recorder, RecorderSchedule
 from recorders.sources import parse_source
+from recorders.tests.audio import decoded, sound_spans
 from station.tests import factories
 from station.tests.processes import database_env, spawn_manage, stop, wait_until
 from station.tests.security.servers import Answer, HostileServer
@@ -125,12 +127,12 @@ def test_a_source_written_around_validation_fails_its_own_window_and_records_not
     assert SECRET not in _all_bytes_under(media_root)
 
 
-def _record(source_url: str, directory: Path, *, seconds: float) -> FfmpegRun:
-    """One real ffmpeg run on a source, as the agent starts it, until it ends by itself or ``seconds`` pass."""
-    run = FfmpegRun(source=parse_source(source_url), directory=directory, output_format="wav", segment_seconds=600,
-                    max_seconds=seconds)
+def _record(source_url: str, directory: Path, *, seconds: float) -> CaptureRun:
+    """One real run on a source for a window of ``seconds`` from now, as the agent starts it, until it ends."""
+    run = CaptureRun(source=parse_source(source_url), directory=directory, output_format="wav", segment_seconds=600,
+                     window=(time.time(), time.time() + seconds))
     try:
-        run.process.wait(timeout=seconds + 15)
+        run.reader.join(timeout=seconds + 15)
     finally:
         run.stop()
     return run
@@ -205,6 +207,8 @@ def test_a_finite_source_is_recorded_once_not_looped_over_its_window(media_root,
 
     assert done.status == Status.COMPLETED, done.error_message
     asset = MediaAsset.objects.get(recording_session__schedule=done)
-    assert 2.5 < asset.duration_seconds < 3.5  # the 3 s file once, not 54 s of it in 14 s
+    assert asset.duration_seconds == pytest.approx(8, abs=0.05)  # the window, the file's end to its end silent
+    [(sound_from, sound_to)] = sound_spans(decoded(Path(asset.file.path)))
+    assert sound_from < 0.05 and 2.9 < sound_to - sound_from < 3.1  # the 3 s file once, at the start
     assert len([hit for hit in host.hits if hit[1] == "/clip.mp3"]) == 1
     assert done.session.gaps  # the rest of the window is a recorded gap
