@@ -189,18 +189,18 @@ class CaptureRun(EngineProcess):
     stop_signal = signal.SIGTERM
 
     def __init__(self, *, source: Source, directory: Path, output_format: str, segment_seconds: int,
-                 window: tuple[float, float]):
+                 window: tuple[float, float], on_first_sample=None):
         directory.mkdir(parents=True, exist_ok=True)
         self.directory, self.output_format, self.segment_seconds = directory, output_format, segment_seconds
         self.window_start, self.window_end = window
         self.window_samples = round((self.window_end - self.window_start) * SAMPLE_RATE)
         self.extension = OUTPUT_PROFILES[output_format][1]
         self.clock = StreamClock()
+        self.on_first_sample = on_first_sample  # called with the wall time of the first sample written, once
         self.encoder: Encoder | None = None
         self.offset: int | None = None  # the window sample the run's first written sample is
         self.written = 0
         self.started_at = time.time()
-        self.first_written_at: float | None = None  # when the first in-window sample was handed to the encoder
         self.ending = Event()  # stop at the window's end, or now
         self.feeder = None
         super().__init__(
@@ -246,13 +246,14 @@ class CaptureRun(EngineProcess):
             if at + count <= 0:
                 return True  # before the window: it only set the clock
             skip = max(0, -at)
-            self.offset = at + skip
-            wait = self.window_start + self.offset / SAMPLE_RATE - time.time()
+            wait = self.window_start + (at + skip) / SAMPLE_RATE - time.time()
             if wait > 0:  # a file's samples come before their time; a live source's never do
                 time.sleep(wait)
+            self.offset = at + skip
+            if self.on_first_sample is not None:
+                self.on_first_sample(self.window_start + self.offset / SAMPLE_RATE)
             self.encoder = Encoder(directory=self.directory, prefix=f"part-{self.offset:012d}",
                                    output_format=self.output_format, segment_seconds=self.segment_seconds)
-            self.first_written_at = time.time()
         else:
             # The clock only moves earlier: samples then map to places already written, and are dropped.
             skip = max(0, self.offset + self.written - at)
@@ -282,7 +283,8 @@ class CaptureRun(EngineProcess):
         return self.reader.is_alive() if hasattr(self, "reader") else True
 
     def has_output(self) -> bool:
-        return self.written > 0
+        """The run holds a sample of the window (it is on its way to the file)."""
+        return self.offset is not None
 
     @property
     def recorded_seconds(self) -> float:

@@ -11,7 +11,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from django.conf import settings
-from django.db import DatabaseError, close_old_connections
+from django.db import DatabaseError, close_old_connections, connection
+from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from recorders import engine, selectors, services
@@ -25,7 +26,6 @@ RESTART_BACKOFF_SECONDS = (0.5, 1, 2, 5)
 ARM_HORIZON = timedelta(seconds=30)
 FINISHING_THREADS = 4  # stopping ffmpeg, joining and probing run off the loop so starts stay on time
 LEAST_RUN_SECONDS = 0.1  # a window with less than this left to record is full
-FIRST_SAMPLE_WATCH_SECONDS = 0.02  # how closely a window about to run is watched: `running` follows its first sample
 
 
 @dataclass
@@ -53,6 +53,8 @@ class RecorderSupervisor:
         self.recordings: dict[int, Recording] = {}
         self.armed: list[RecorderSchedule] = []
         self.finishing = ThreadPoolExecutor(max_workers=FINISHING_THREADS, thread_name_prefix="finish")
+        # `running` is written the moment a run holds its first sample, not at the loop's next pass
+        self.announcing = ThreadPoolExecutor(max_workers=1, thread_name_prefix="announce")
 
     # -- planning -----------------------------------------------------------------------------
 
@@ -70,10 +72,8 @@ class RecorderSupervisor:
         """Seconds-since-epoch of the next moment this supervisor must act, if any."""
         moments = [connect_at(s).timestamp() for s in self.armed]
         moments += [r.schedule.record_until.timestamp() for r in self.recordings.values()]
-        if self.recordings:  # watch running ffmpegs closely, and a window about to run more closely still
-            waiting = any(not r.started and r.schedule.record_from.timestamp() < time.time() + 0.2
-                          for r in self.recordings.values())
-            moments.append(time.time() + (FIRST_SAMPLE_WATCH_SECONDS if waiting else 0.2))
+        if self.recordings:
+            moments.append(time.time() + 0.2)  # watch running ffmpegs closely
         return min(moments) if moments else None
 
     # -- acting -------------------------------------------------------------------------------
@@ -132,13 +132,11 @@ class RecorderSupervisor:
                 output_format=schedule.recorder.output_format,
                 segment_seconds=schedule.recorder.segment_seconds,
                 window=(schedule.record_from.timestamp(), schedule.record_until.timestamp()),
+                on_first_sample=lambda instant: self.announcing.submit(self._first_sample, recording, instant),
             )
             logger.info("recording %s: ffmpeg %s started", schedule, recording.run.pid)
             return
-        if (not recording.started or recording.restarts) and run.has_output():
-            first_sample = datetime.fromtimestamp(run.window_start + run.offset / engine.SAMPLE_RATE, tz=UTC)
-            services.recording_started(schedule=schedule, now=now, data_since=first_sample)
-            schedule.refresh_from_db(fields=["status"])
+        if run.has_output():  # the database was told by the run itself, the moment it happened (``_first_sample``)
             recording.started, recording.restarts = True, 0
         if run.alive():
             waited = time.time() - max(run.started_at, schedule.record_from.timestamp())
@@ -167,6 +165,21 @@ class RecorderSupervisor:
         recording.restarts += 1
         recording.restart_at = time.time() + backoff
         logger.warning("recording %s: ffmpeg died (%s); restarting in %s s", schedule, reason, backoff)
+
+    def _first_sample(self, recording: Recording, instant: float) -> None:
+        """A run holds the sample of ``instant``: the window runs from there, or a gap in it ends there."""
+        try:  # on a connection this thread keeps open: a new one would cost more than the write
+            schedule = RecorderSchedule.objects.select_related("recorder").get(pk=recording.schedule.pk)
+            if schedule.claimed_by != self.owner:
+                return
+            services.recording_started(schedule=schedule, now=timezone.now(),
+                                       data_since=datetime.fromtimestamp(instant, tz=UTC))
+            recording.schedule.status = schedule.status
+        except (TransitionNotAllowed, RecorderSchedule.DoesNotExist):
+            logger.info("recording %s: changed before its first sample was noted", recording.schedule)
+        except Exception:  # the loop goes on; the files still say when it started
+            logger.exception("recording %s: its start could not be noted", recording.schedule)
+            connection.close()  # the next one connects afresh, in case this one is what failed
 
     def _finish(self, recording: Recording, now: datetime) -> None:
         self.recordings.pop(recording.schedule.pk, None)
@@ -237,4 +250,5 @@ class RecorderSupervisor:
         for recording in self.recordings.values():
             if recording.run:
                 recording.run.stop()
+        self.announcing.shutdown(wait=True)
         self.finishing.shutdown(wait=True)

@@ -80,9 +80,11 @@ def recording_started(*, schedule: RecorderSchedule, now: datetime, data_since: 
 
     The session starts, or a gap in it ends, at that sample's instant, not when we noticed.
     """
-    session = RecordingSession.objects.select_for_update().get(schedule=schedule)
-    if schedule.status == Status.STARTING:
+    starts = schedule.status == Status.STARTING
+    if starts:  # rows in the order _recording_complete takes them (window, session, asset)
         schedule.move_to(Status.RUNNING)
+    session = RecordingSession.objects.select_for_update().get(schedule=schedule)
+    if starts:
         session.started_at = data_since
         session.save(update_fields=["started_at", "updated_at"])
         schedule_announce(schedule)
