@@ -10,10 +10,10 @@ closes every connection and refuses new ones for a while, as a source that goes 
 import array
 import math
 import subprocess
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+
+from recorders.tests.stream_server import LoopbackStream
 
 SAMPLE_RATE = 44100
 FRAME_SAMPLES = 1152
@@ -53,7 +53,7 @@ def decoded_as_stream(mp3: bytes) -> array.array:
     return samples
 
 
-class ClockSource:
+class ClockSource(LoopbackStream):
     def __init__(self, directory: Path, *, burst_seconds: float = 2.0):
         directory.mkdir(parents=True, exist_ok=True)
         encoded = subprocess.run(
@@ -69,48 +69,25 @@ class ClockSource:
         self.epoch = math.ceil(time.time()) + 1 + burst_seconds
         self.first_click = first_click
         self.burst_frames = int(burst_seconds * SAMPLE_RATE / FRAME_SAMPLES)
-        self.dropped_until = 0.0
-        self.connections = 0
-        source = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self):
-                if time.time() < source.dropped_until:
-                    self.send_error(503)
-                    return
-                self.send_response(200)
-                self.send_header("Content-Type", "audio/mpeg")
-                self.end_headers()
-                source.connections += 1
-                source.serve(self.wfile)
-
-            def log_message(self, *args):
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/clock.mp3"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        super().__init__("clock.mp3")
 
     def due(self, frame: int) -> float:
         """When a frame is complete on the clock: its last sample's instant."""
         return self.epoch + ((frame + 1) * FRAME_SAMPLES - self.first_click) / SAMPLE_RATE
 
     def serve(self, out) -> None:
-        now = time.time()
-        frame = max(0, int((now - self.epoch) * SAMPLE_RATE + self.first_click) // FRAME_SAMPLES - self.burst_frames)
-        try:
-            while frame < len(self.frames):
-                wait = self.due(frame) - time.time()
-                if wait > 0:
-                    out.flush()
-                    time.sleep(wait)
-                if time.time() < self.dropped_until:
-                    return
-                out.write(self.frames[frame])
-                frame += 1
-        except (BrokenPipeError, ConnectionResetError):
-            pass
+        # The burst: the last frames made, none from while the source was away.
+        frame = int((time.time() - self.epoch) * SAMPLE_RATE + self.first_click) // FRAME_SAMPLES - self.burst_frames
+        while self.due(frame) < self.dropped_until:
+            frame += 1
+        frame = max(0, frame)
+        while frame < len(self.frames) and not self.dropped():
+            wait = self.due(frame) - time.time()
+            if wait > 0:
+                out.flush()
+                time.sleep(wait)
+            out.write(self.frames[frame])
+            frame += 1
 
     def first_sample_instant(self, samples: array.array, *, around: float) -> float | None:
         """The wall-clock instant of a recording's first sample, read from its clicks (``around``: within 4 s of it)."""
@@ -121,13 +98,6 @@ class ClockSource:
         second = round(around + onset - self.epoch)  # seconds since the track's first click
         second += ((mark - second) % 8 + 4) % 8 - 4  # the one nearest the guess that the click's length names
         return self.epoch + second - onset
-
-    def drop(self, seconds: float) -> None:
-        self.dropped_until = time.time() + seconds
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
 
 
 def clicks(samples: array.array) -> list[tuple[float, int]]:

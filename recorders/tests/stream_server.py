@@ -12,46 +12,69 @@ BITRATE_BYTES_PER_SECOND = 128_000 // 8
 CHUNK_SECONDS = 0.05
 
 
-class PacedStream:
-    """Serves an endless MP3 at /stream.mp3 in real time (burst-free), from a generated tone."""
+class LoopbackStream:
+    """An endless HTTP audio stream on loopback: each listener gets what ``serve`` writes (paced by the subclass).
 
-    def __init__(self, directory: Path):
-        self.audio = generate_tone(directory / "source.mp3", frequency=523, seconds=30).read_bytes()
+    While ``dropped_until`` is ahead, connections are closed and new ones refused (503): a source that goes away.
+    """
+
+    def __init__(self, path: str):
+        self.dropped_until = 0.0
         stream = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self):
+                if stream.dropped():
+                    self.send_error(503)
+                    return
                 self.send_response(200)
                 self.send_header("Content-Type", "audio/mpeg")
                 self.end_headers()
-                stream.serve(self.wfile)
+                try:
+                    stream.serve(self.wfile)
+                except (BrokenPipeError, ConnectionResetError):
+                    pass
 
             def log_message(self, *args):
                 pass
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/stream.mp3"
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/{path}"
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
     def serve(self, out) -> None:
-        chunk = int(BITRATE_BYTES_PER_SECOND * CHUNK_SECONDS)
-        began, sent, offset = time.monotonic(), 0, 0
-        try:
-            while True:
-                piece = self.audio[offset:offset + chunk] or self.audio[:chunk]
-                offset = (offset + chunk) % len(self.audio)
-                out.write(piece)
-                sent += len(piece)
-                ahead = sent / BITRATE_BYTES_PER_SECOND - (time.monotonic() - began)
-                if ahead > 0:
-                    time.sleep(ahead)
-        except (BrokenPipeError, ConnectionResetError):
-            pass
+        raise NotImplementedError
+
+    def dropped(self) -> bool:
+        return time.time() < self.dropped_until
+
+    def drop(self, seconds: float) -> None:
+        self.dropped_until = time.time() + seconds
 
     def close(self) -> None:
         self.server.shutdown()
         self.server.server_close()
+
+
+class PacedStream(LoopbackStream):
+    """Serves an endless MP3 at /stream.mp3 in real time (burst-free), from a generated tone."""
+
+    def __init__(self, directory: Path):
+        self.audio = generate_tone(directory / "source.mp3", frequency=523, seconds=30).read_bytes()
+        super().__init__("stream.mp3")
+
+    def serve(self, out) -> None:
+        chunk = int(BITRATE_BYTES_PER_SECOND * CHUNK_SECONDS)
+        began, sent, offset = time.monotonic(), 0, 0
+        while not self.dropped():
+            piece = self.audio[offset:offset + chunk] or self.audio[:chunk]
+            offset = (offset + chunk) % len(self.audio)
+            out.write(piece)
+            sent += len(piece)
+            ahead = sent / BITRATE_BYTES_PER_SECOND - (time.monotonic() - began)
+            if ahead > 0:
+                time.sleep(ahead)
 
 
 def closed_port() -> int:

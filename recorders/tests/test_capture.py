@@ -1,0 +1,113 @@
+"""Recordings sit on the wall clock, read in their audio: a live source that marks every second, real agents, real ffmpeg."""
+
+import os
+import signal
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import pytest
+from django.utils import timezone
+
+from recorders.models import RecorderSchedule, RecordingSession
+from recorders.tests.audio import decoded
+from recorders.tests.clock_source import ClockSource, clicks
+from station.tests.factories import RecorderFactory, ScheduleFactory
+from station.tests.processes import wait_until
+
+pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("loopback_allowed")]
+Status = RecorderSchedule.Status
+FRAME = 0.03  # an audio frame, and a little
+
+
+@pytest.fixture(scope="module")
+def clock(tmp_path_factory):
+    source = ClockSource(tmp_path_factory.mktemp("clock"))
+    yield source
+    source.close()
+
+
+def _window(clock, *, starts_in: float, lasts: float, output_format="wav") -> RecorderSchedule:
+    start = timezone.now() + timedelta(seconds=starts_in)
+    return ScheduleFactory(recorder=RecorderFactory(source_url=clock.url, output_format=output_format),
+                           start_at=start, end_at=start + timedelta(seconds=lasts))
+
+
+def _ended(schedule, timeout: float) -> RecorderSchedule:
+    return wait_until(lambda: (s := RecorderSchedule.objects.select_related("session__asset").get(pk=schedule.pk)).status
+                      in (Status.COMPLETED, Status.FAILED) and s, timeout=timeout, message="the window to end")
+
+
+def _clicks_on_the_clock(done) -> list[int]:
+    """The whole seconds whose clicks the asset holds, each checked to be at its wall-clock place."""
+    start = done.start_at.timestamp()
+    heard = []
+    for onset, _mark in clicks(decoded(Path(done.session.asset.file.path))):
+        if onset < 0.002:
+            continue  # a click the window's start cut into
+        second = round(start + onset)
+        assert abs(start + onset - second) < FRAME, f"the click of {second} is {start + onset - second:+.3f} s off"
+        heard.append(second)
+    return heard
+
+
+def test_a_window_on_a_bursting_source_holds_exactly_its_window(agents, clock):
+    agents("host-1")
+    window = _window(clock, starts_in=6.5, lasts=3, output_format="mp3")  # the source is connected 5 s ahead
+
+    done = _ended(window, timeout=30)
+
+    assert done.status == Status.COMPLETED, done.error_message
+    samples = decoded(Path(done.session.asset.file.path))
+    assert len(samples) == pytest.approx(3 * 44100, abs=FRAME * 44100)
+    # its first sample is the window's first: the 2 s burst of the past the source sends on connect is not in it
+    assert abs(clock.first_sample_instant(samples, around=window.start_at.timestamp()) - window.start_at.timestamp()) < FRAME
+    assert done.session.gaps == []
+    assert abs((done.session.started_at - window.start_at).total_seconds()) < FRAME
+
+
+def test_a_source_that_drops_leaves_a_gap_at_its_place_and_the_rest_on_the_clock(agents, clock):
+    agents("host-1")
+    window = _window(clock, starts_in=6, lasts=10)
+    wait_until(lambda: timezone.now() > window.start_at + timedelta(seconds=3), timeout=15)
+    clock.drop(3)
+    dropped_at = timezone.now()
+
+    done = _ended(window, timeout=40)
+
+    assert done.status == Status.COMPLETED, done.error_message
+    assert done.session.asset.duration_seconds == pytest.approx(10, abs=FRAME)
+    [(gap_start, gap_end)] = [[datetime.fromisoformat(moment) for moment in gap] for gap in done.session.gaps]
+    assert abs((gap_start - dropped_at).total_seconds()) < 0.2
+    assert 3 - 0.2 < (gap_end - gap_start).total_seconds() < 3 + 2.5  # the drop, and the time to connect again
+    heard = _clicks_on_the_clock(done)
+    in_gap = [second for second in heard if gap_start.timestamp() + FRAME < second < gap_end.timestamp() - FRAME]
+    assert in_gap == []  # silence where the source was away, of the gap's length
+    assert any(second > gap_end.timestamp() for second in heard)  # and the source again after it, on the clock
+
+
+def test_a_window_taken_over_from_a_killed_agent_still_sits_on_the_clock(agents, clock):
+    fast = {"AGENT_LEASE_SECONDS": 2, "AGENT_HEARTBEAT_SECONDS": 0.5, "AGENT_REARM_SECONDS": 0.5}
+    first = agents("host-1", **fast)
+    window = _window(clock, starts_in=6, lasts=12)
+    running = wait_until(lambda: (s := RecorderSchedule.objects.get(pk=window.pk)).status == Status.RUNNING and s,
+                         timeout=20, message="running")
+    assert running.claimed_by.split("/")[1] == str(first.pid)
+    agents("host-2", **fast)
+    wait_until(lambda: timezone.now() > window.start_at + timedelta(seconds=3), timeout=15)
+    os.kill(first.pid, signal.SIGKILL)
+    killed_at = timezone.now()
+
+    done = _ended(window, timeout=40)
+
+    assert done.status == Status.COMPLETED, done.error_message
+    assert done.claimed_by != running.claimed_by
+    assert RecordingSession.objects.filter(schedule=window).count() == 1
+    assert done.session.asset.duration_seconds == pytest.approx(12, abs=FRAME)
+    # the second agent connects again and the source's burst brings back what it can of the time lost
+    assert len(done.session.gaps) <= 1
+    for gap_start, gap_end in ([datetime.fromisoformat(moment) for moment in gap] for gap in done.session.gaps):
+        assert abs((gap_start - killed_at).total_seconds()) < 0.5
+        assert (gap_end - gap_start).total_seconds() < 6.0  # at most the lease (2 s) + re-arm + connecting
+    heard = _clicks_on_the_clock(done)  # the second agent's audio too: the joined asset keeps the wall clock
+    assert any(second < killed_at.timestamp() for second in heard)
+    assert any(second > killed_at.timestamp() + 4 for second in heard)
