@@ -15,10 +15,13 @@ protocol and no container but the few each kind needs. A run keeps at most the w
 samples, so a source that sends faster than real time can't fill the disk.
 """
 
+import json
 import logging
+import math
 import signal
 import subprocess
 import time
+from datetime import timedelta
 from pathlib import Path
 from threading import Event, Thread
 
@@ -149,12 +152,23 @@ class StreamClock:
 
 
 class Encoder(EngineProcess):
-    """ffmpeg encoding the PCM it is given into segments of a window's directory; closing its input finishes the file."""
+    """ffmpeg encoding the PCM it is given into segments of a window's directory; closing its input finishes the file.
+
+    On the way it listens, with ffmpeg's own ``silencedetect`` and ``astats``: ``silent_from`` is
+    where (seconds into its input) a silence of RECORDER_DEAD_SOURCE_SECONDS began while it lasts,
+    ``silences`` the ones that ended, and at the end ``levels`` holds the peak and RMS levels (dBFS).
+    """
 
     def __init__(self, *, directory: Path, prefix: str, output_format: str, segment_seconds: int):
         codec_args, extension = OUTPUT_PROFILES[output_format]
+        self.silent_from: float | None = None
+        self.silences: list[tuple[float, float]] = []
+        self.levels: dict[str, float] = {}
+        listen = (f"silencedetect=noise={settings.RECORDER_SILENCE_DB}dB:d={settings.RECORDER_DEAD_SOURCE_SECONDS},"
+                  "astats=measure_perchannel=none:measure_overall=Peak_level+RMS_level")
         super().__init__(
-            ["ffmpeg", "-nostdin", "-hide_banner", "-loglevel", "error", *PCM_ARGS, "-i", "pipe:0", *codec_args,
+            ["ffmpeg", "-nostdin", "-hide_banner", "-nostats", "-loglevel", "level+info", *PCM_ARGS, "-i", "pipe:0",
+             "-af", listen, *codec_args,
              "-f", "segment", "-segment_time", str(segment_seconds), "-reset_timestamps", "1",
              # Write each packet at once, so a live asset's file grows in real time.
              "-segment_format_options", "flush_packets=1", str(directory / f"{prefix}-%03d.{extension}")],
@@ -163,6 +177,20 @@ class Encoder(EngineProcess):
 
     def read_stdout(self) -> None:
         self.process.stdout.read()
+
+    def keep(self, line: str) -> None:
+        if "[info] " not in line:  # "[error] …", "[mp3 @ 0x…] [warning] …": for the run's last words
+            super().keep(line.rsplit("] ", 1)[-1])
+            return
+        text = line.split("[info] ", 1)[1]
+        if "silence_start: " in text:
+            self.silent_from = float(text.rsplit("silence_start: ", 1)[1])
+        elif "silence_end: " in text and self.silent_from is not None:
+            self.silences.append((self.silent_from, float(text.split("silence_end: ", 1)[1].split(" ")[0])))
+            self.silent_from = None
+        elif "Peak level dB: " in text or "RMS level dB: " in text:
+            name, _sep, value = text.rpartition(": ")
+            self.levels["peak_db" if "Peak" in name else "rms_db"] = float(value)
 
     def finish(self) -> None:
         """Close its input and wait for the file to be finished (killed if it hangs)."""
@@ -273,9 +301,28 @@ class CaptureRun(EngineProcess):
             self.feeder.stop()
         if self.encoder is not None:
             self.encoder.finish()
+            self._write_levels()
         if self.process.poll() is None:
             self.process.kill()
         self.ending.set()
+
+    def _write_levels(self) -> None:
+        """What the encoder heard, beside the run's parts, for the window's summary (whichever agent finishes it)."""
+        heard = self.encoder
+        at = self.offset / SAMPLE_RATE
+        silences = [*heard.silences, *([(heard.silent_from, self.recorded_seconds)] if heard.silent_from is not None else [])]
+        (self.directory / f"levels-{self.offset:012d}.json").write_text(json.dumps({
+            "samples": self.written,
+            **{name: value for name, value in heard.levels.items() if math.isfinite(value)},  # digital silence: -inf
+            "silences": [[at + start, at + end] for start, end in silences],
+        }))
+
+    @property
+    def silent_since(self) -> float | None:
+        """The wall time from which the source has been silent, while a silence of the dead-source length lasts."""
+        if self.encoder is None or self.encoder.silent_from is None:
+            return None
+        return self.window_start + self.offset / SAMPLE_RATE + self.encoder.silent_from
 
     # -- what the supervisor asks -----------------------------------------------------------------
 
@@ -364,6 +411,25 @@ def recorded_spans(directory: Path) -> list[tuple[int, int, list[Path]]]:
         if readable:
             found.append((offset, offset + samples, readable))
     return found
+
+
+def levels_summary(directory: Path, window_start) -> dict:
+    """The window's peak and RMS levels (dBFS) and its silences (UTC instants), from what each run's encoder heard."""
+    runs = [json.loads(path.read_text()) for path in sorted(directory.glob("levels-*.json"))]
+    heard = [run for run in runs if run["samples"]]
+    if not heard:
+        return {}
+    peaks = [run["peak_db"] for run in heard if "peak_db" in run]
+    power = sum(run["samples"] * 10 ** (run["rms_db"] / 10) for run in heard if "rms_db" in run)
+    samples = sum(run["samples"] for run in heard)
+    silences = sorted(silence for run in heard for silence in run["silences"])
+    return {
+        "peak_db": round(max(peaks), 1) if peaks else None,
+        "rms_db": round(10 * math.log10(power / samples), 1) if power > 0 else None,  # None: nothing but silence
+        "silent_seconds": round(sum(end - start for start, end in silences), 2),
+        "silences": [[(window_start + timedelta(seconds=start)).isoformat(), (window_start + timedelta(seconds=end)).isoformat()]
+                     for start, end in silences],
+    }
 
 
 def gaps_in(spans: list[tuple[int, int, list[Path]]], window_samples: int) -> list[tuple[int, int]]:

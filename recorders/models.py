@@ -261,6 +261,10 @@ class RecordingSession(StatusMachine, TimeStampedModel):
     gaps = models.JSONField(
         _("gaps"), default=list, blank=True, help_text=_("Intervals with no recording (ffmpeg restarts), as [start, end] ISO pairs.")
     )
+    levels = models.JSONField(
+        _("levels"), default=dict, blank=True, editable=False,
+        help_text=_("What the recording sounds like: peak and RMS level (dBFS), and its silences as [start, end] pairs."),
+    )
     error_message = models.TextField(_("error"), blank=True)
 
     objects = StatusQuerySet.as_manager()

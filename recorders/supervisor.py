@@ -38,6 +38,8 @@ class Recording:
     restarts: int = 0
     restart_at: float = 0.0
     source_ended: bool = False  # nothing more to record: a finite source ended, or the window is full
+    no_audio_since: float | None = None  # a run ended mid-window: nothing has come since (epoch seconds)
+    source_dead: bool = False  # the desk was told the source is silent or gone
 
 
 def connect_at(schedule: RecorderSchedule) -> datetime:
@@ -121,6 +123,7 @@ class RecorderSupervisor:
             return
         run = recording.run
         if run is None:
+            self._watch_source(recording)
             if recording.source_ended or time.time() < recording.restart_at:
                 return
             if (schedule.record_until - now).total_seconds() < LEAST_RUN_SECONDS:
@@ -137,7 +140,8 @@ class RecorderSupervisor:
             logger.info("recording %s: ffmpeg %s started", schedule, recording.run.pid)
             return
         if run.has_output():  # the database was told by the run itself, the moment it happened (``_first_sample``)
-            recording.started, recording.restarts = True, 0
+            recording.started, recording.restarts, recording.no_audio_since = True, 0, None
+        self._watch_source(recording)
         if run.alive():
             waited = time.time() - max(run.started_at, schedule.record_from.timestamp())
             if not recording.started and waited > settings.RECORDER_STARTUP_TIMEOUT_SECONDS:
@@ -154,6 +158,7 @@ class RecorderSupervisor:
             recording.source_ended = True
             return
         ended = run.written_until
+        recording.no_audio_since = ended or time.time()
         services.recording_interrupted(schedule=schedule, since=datetime.fromtimestamp(ended, tz=UTC) if ended
                                        else services.recording_last_data_at(schedule))
         if run.source_ended:  # a file, not a stream, recorded once: the rest of the window is a gap
@@ -165,6 +170,18 @@ class RecorderSupervisor:
         recording.restarts += 1
         recording.restart_at = time.time() + backoff
         logger.warning("recording %s: ffmpeg died (%s); restarting in %s s", schedule, reason, backoff)
+
+    def _watch_source(self, recording: Recording) -> None:
+        """Tell the desk when the source has been silent (as ffmpeg hears it) or sent nothing too long, and when it's back."""
+        run = recording.run
+        since = run.silent_since if run is not None and run.has_output() else recording.no_audio_since
+        if since is not None and time.time() - since >= settings.RECORDER_DEAD_SOURCE_SECONDS:
+            if not recording.source_dead:
+                recording.source_dead = True
+                services.recording_source_dead(schedule=recording.schedule, since=datetime.fromtimestamp(since, tz=UTC))
+        elif since is None and recording.source_dead:
+            recording.source_dead = False
+            services.recording_source_back(schedule=recording.schedule)
 
     def _first_sample(self, recording: Recording, instant: float) -> None:
         """A run holds the sample of ``instant``: the window runs from there, or a gap in it ends there."""

@@ -54,6 +54,20 @@ def alerts_raise(*, studio_id: int, alerts: list[Alert]) -> list[Alert]:
 
 
 @transaction.atomic
+def alerts_clear(*, studio_id: int, code: str, subject: str) -> int:
+    """A problem that went away by itself (a source's audio came back): its open alerts are closed, for all to see."""
+    now = timezone.now()
+    cleared = list(Alert.objects.select_for_update().filter(studio_id=studio_id, code=code, subject=subject,
+                                                            acknowledged_at__isnull=True))
+    Alert.objects.filter(pk__in=[alert.pk for alert in cleared]).update(acknowledged_at=now)
+    for alert in cleared:
+        alert.acknowledged_at = now
+    if cleared:
+        events.publish_many(studio_id=studio_id, type=EventType.ALERT, payloads=[events.alert_row(a) for a in cleared])
+    return len(cleared)
+
+
+@transaction.atomic
 def node_remove(*, node: Node) -> None:
     """Remove a node whose agent is not running (a running one would register it again at its next heartbeat).
 

@@ -130,6 +130,9 @@ AGENT_LEASE_SECONDS = env.float("AGENT_LEASE_SECONDS", default=10)  # a claim no
 RECORDER_START_GRACE_SECONDS = env.float("RECORDER_START_GRACE_SECONDS", default=10)  # unclaimed start → failed
 # sources are connected this long before a window, so its first sample is placed on the wall clock
 RECORDER_CONNECT_AHEAD_SECONDS = env.float("RECORDER_CONNECT_AHEAD_SECONDS", default=5)
+# a recording whose source sends silence (below RECORDER_SILENCE_DB dBFS) or nothing this long raises an alert
+RECORDER_DEAD_SOURCE_SECONDS = env.float("RECORDER_DEAD_SOURCE_SECONDS", default=10)
+RECORDER_SILENCE_DB = env.float("RECORDER_SILENCE_DB", default=-50)
 RECORDER_STARTUP_TIMEOUT_SECONDS = env.float("RECORDER_STARTUP_TIMEOUT_SECONDS", default=15)  # no data yet → failed
 LIVE_ASSET_TIMEOUT_MINUTES = env.float("LIVE_ASSET_TIMEOUT_MINUTES", default=120)  # live asset with no recorder → error
 PLAYOUT_PROBE_SECONDS = env.float("PLAYOUT_PROBE_SECONDS", default=1)  # agents probe their engines this often

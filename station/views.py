@@ -55,7 +55,7 @@ def _dashboard_labels() -> dict:
         "nothing": _("Nothing"), "healthy": _("healthy"), "unhealthy": _("not answering"),
         "acknowledge": _("Acknowledge"), "noAlerts": _("No open alerts."), "noDownloads": _("No downloads running."),
         "idle": _("idle"), "startsIn": _("starts in"), "elapsed": _("elapsed"), "remaining": _("remaining"),
-        "paused": _("paused"), "refused": _("This dashboard is not open to you."),
+        "paused": _("paused"), "refused": _("This dashboard is not open to you."), "noAudio": _("no audio since"),
     }
 
 

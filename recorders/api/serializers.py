@@ -25,12 +25,15 @@ class ScheduleSerializer(StationModelSerializer):
 class RecordingSerializer(StationModelSerializer):
     class Meta:
         model = RecordingSession
-        fields = ["id", "schedule", "recorder", "node", "status", "started_at", "ended_at", "gaps", "error_message",
-                  "asset", "created_at", "updated_at"]
+        fields = ["id", "schedule", "recorder", "node", "status", "started_at", "ended_at", "gaps", "levels",
+                  "error_message", "asset", "created_at", "updated_at"]
         read_only_fields = fields
         extra_kwargs = {"asset": {"help_text": "The recorded media (`/media/<id>/`): one file for the whole window."},
-                        "gaps": {"help_text": "Stretches with no audio (an ffmpeg restart, an agent taking over), "
-                                              "as [start, end] instants in UTC."}}
+                        "gaps": {"help_text": "Stretches with no audio (the source dropped, an agent took over), "
+                                              "as [start, end] instants in UTC; the asset holds silence of their length."},
+                        "levels": {"help_text": "Once completed: `peak_db` and `rms_db` (dBFS, null for pure silence), "
+                                                "`silent_seconds` and `silences` ([start, end] instants in UTC of "
+                                                "silences of RECORDER_DEAD_SOURCE_SECONDS or more)."}}
 
 
 class OccurrencesQuerySerializer(serializers.Serializer):

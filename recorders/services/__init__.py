@@ -12,6 +12,8 @@ from recorders.services.recording import (
     recording_finalize,
     recording_interrupted,
     recording_last_data_at,
+    recording_source_back,
+    recording_source_dead,
     recording_started,
     schedule_begin_stop,
     schedule_claim,
@@ -28,7 +30,7 @@ from recorders.services.schedules import (
 
 __all__ = [
     "housekeeping", "leases_renew", "recording_directory", "recording_finalize", "recording_interrupted",
-    "recording_last_data_at", "recording_started", "schedule_announce", "schedule_begin_stop", "schedule_cancel",
+    "recording_last_data_at", "recording_source_back", "recording_source_dead", "recording_started", "schedule_announce", "schedule_begin_stop", "schedule_cancel",
     "schedule_claim", "schedule_fail", "schedule_queue_next", "schedule_start_now", "schedule_stop_now",
     "schedule_take_over",
 ]

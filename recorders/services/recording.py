@@ -21,10 +21,11 @@ from recorders import engine
 from recorders.models import RecorderSchedule, RecordingSession
 from recorders.selectors import lease_deadline
 from recorders.services.schedules import schedule_announce, schedule_queue_next
-from station import locks
+from recorders.events import schedule_row
+from station import events, locks
 from station.errors import UserError
-from station.models import Alert
-from station.services import alert_raise
+from station.models import Alert, EventType
+from station.services import alert_raise, alerts_clear
 
 logger = logging.getLogger(__name__)
 Status = RecorderSchedule.Status
@@ -126,6 +127,26 @@ def schedule_fail(*, schedule: RecorderSchedule, reason: str) -> None:
     schedule_announce(schedule)
 
 
+def recording_source_dead(*, schedule: RecorderSchedule, since: datetime) -> None:
+    """The window's source has sent silence or nothing since ``since``: the desk is alerted, the recorder's card says so."""
+    recorder = schedule.recorder
+    alert_raise(
+        studio=recorder.studio_id, code="source_dead", subject=recorder.name, severity=Alert.Severity.CRITICAL,
+        message=_("%(recorder)s has sent no audio since %(since)s, while recording %(window)s.") % {
+            "recorder": recorder.name, "window": schedule.name,
+            "since": f"{timezone.localtime(since, schedule.studio_zone()):%H:%M:%S}"},
+    )
+    events.publish(studio_id=recorder.studio_id, type=EventType.SCHEDULE,
+                   payload={**schedule_row(schedule), "silent_since": events.iso(since)})
+
+
+def recording_source_back(*, schedule: RecorderSchedule) -> None:
+    """Audio is coming again: the dead-source alert is closed, and the card shows the window as before."""
+    alerts_clear(studio_id=schedule.recorder.studio_id, code="source_dead", subject=schedule.recorder.name)
+    events.publish(studio_id=schedule.recorder.studio_id, type=EventType.SCHEDULE,
+                   payload={**schedule_row(schedule), "silent_since": None})
+
+
 def leases_renew(*, owner: str, now: datetime) -> set[int]:
     """Extend this owner's leases; return the schedules it still holds (others were taken over or ended)."""
     with connection.cursor() as cursor:
@@ -204,13 +225,14 @@ def recording_finalize(*, schedule: RecorderSchedule, stopped_at: datetime) -> R
             return schedule
         first_sample = schedule.record_from + timedelta(seconds=spans[0][0] / engine.SAMPLE_RATE) if spans else None
         _recording_complete(schedule, session, target, probed, checksum, stopped_at,
-                            gaps=gaps if spans else None, started_at=first_sample)
+                            gaps=gaps if spans else None, started_at=first_sample,
+                            levels=engine.levels_summary(directory, schedule.record_from))
     return schedule
 
 
 @transaction.atomic
 def _recording_complete(schedule, session, target: Path, probed, checksum: str, stopped_at: datetime, *,
-                        gaps: list | None, started_at: datetime | None) -> None:
+                        gaps: list | None, started_at: datetime | None, levels: dict) -> None:
     # Rows in the order recording_started takes them (window, session, asset): two writers never wait on each other.
     RecorderSchedule.objects.select_for_update().filter(pk=schedule.pk).first()
     session = RecordingSession.objects.select_for_update().get(pk=session.pk)  # its gaps as they are now
@@ -229,6 +251,7 @@ def _recording_complete(schedule, session, target: Path, probed, checksum: str, 
     RecordingSession.objects.filter(pk=session.pk).move_to(
         RecordingSession.Status.COMPLETED, ended_at=stopped_at, gaps=gaps, updated_at=stopped_at,
         started_at=started_at or session.started_at,  # its first sample's instant, from the files
+        levels=levels,
     )
     if schedule.status == Status.STOPPING:
         schedule.move_to(Status.COMPLETED, lease_expires_at=None)

@@ -58,10 +58,10 @@ class LoopbackStream:
 
 
 class PacedStream(LoopbackStream):
-    """Serves an endless MP3 at /stream.mp3 in real time (burst-free), from a generated tone."""
+    """Serves an endless MP3 at /stream.mp3 in real time (burst-free), from a generated tone (0 Hz: silence)."""
 
-    def __init__(self, directory: Path):
-        self.audio = generate_tone(directory / "source.mp3", frequency=523, seconds=30).read_bytes()
+    def __init__(self, directory: Path, *, frequency: int = 523):
+        self.audio = generate_tone(directory / "source.mp3", frequency=frequency, seconds=30).read_bytes()
         super().__init__("stream.mp3")
 
     def serve(self, out) -> None:

@@ -11,6 +11,8 @@ from django.utils import timezone
 from recorders.models import RecorderSchedule, RecordingSession
 from recorders.tests.audio import decoded
 from recorders.tests.clock_source import ClockSource, clicks
+from recorders.tests.stream_server import PacedStream
+from station.models import Alert
 from station.tests.factories import RecorderFactory, ScheduleFactory
 from station.tests.processes import wait_until
 
@@ -63,10 +65,12 @@ def test_a_window_on_a_bursting_source_holds_exactly_its_window(agents, clock):
     assert abs(clock.first_sample_instant(samples, around=window.start_at.timestamp()) - window.start_at.timestamp()) < FRAME
     assert done.session.gaps == []
     assert abs((done.session.started_at - window.start_at).total_seconds()) < FRAME
+    levels = done.session.levels  # heard by ffmpeg on the way: the clicks' level, no long silence
+    assert -12 < levels["peak_db"] < -3 and levels["silences"] == [] and levels["silent_seconds"] == 0
 
 
 def test_a_source_that_drops_leaves_a_gap_at_its_place_and_the_rest_on_the_clock(agents, clock):
-    agents("host-1")
+    agents("host-1", RECORDER_DEAD_SOURCE_SECONDS=2)
     window = _window(clock, starts_in=6, lasts=10)
     wait_until(lambda: timezone.now() > window.start_at + timedelta(seconds=3), timeout=15)
     clock.drop(3)
@@ -83,6 +87,33 @@ def test_a_source_that_drops_leaves_a_gap_at_its_place_and_the_rest_on_the_clock
     in_gap = [second for second in heard if gap_start.timestamp() + FRAME < second < gap_end.timestamp() - FRAME]
     assert in_gap == []  # silence where the source was away, of the gap's length
     assert any(second > gap_end.timestamp() for second in heard)  # and the source again after it, on the clock
+    # the desk was told while nothing came, and the alert closed itself when the audio came back
+    alert = Alert.objects.get(code="source_dead", subject=window.recorder.name)
+    assert alert.severity == Alert.Severity.CRITICAL and window.recorder.name in alert.message
+    assert alert.acknowledged_at is not None and alert.acknowledged_by is None
+    # closed once the run connected again holds audio (the burst had filled the gap back to the source's return)
+    assert alert.created_at < alert.acknowledged_at <= gap_end + timedelta(seconds=5)
+
+
+def test_a_silent_source_raises_an_alert_that_stays_while_it_is_silent(agents, tmp_path):
+    silence = PacedStream(tmp_path, frequency=0)
+    try:
+        agents("host-1", RECORDER_DEAD_SOURCE_SECONDS=2)
+        start = timezone.now() + timedelta(seconds=2)
+        window = ScheduleFactory(recorder=RecorderFactory(source_url=silence.url), start_at=start,
+                                 end_at=start + timedelta(seconds=5))
+
+        alert = wait_until(lambda: Alert.objects.filter(code="source_dead").first(), timeout=20, message="the alert")
+        done = _ended(window, timeout=30)
+    finally:
+        silence.close()
+
+    assert alert.subject == window.recorder.name and alert.created_at < done.end_at
+    assert Alert.objects.get(pk=alert.pk).acknowledged_at is None  # still silent when the window ended
+    assert done.status == Status.COMPLETED and done.session.gaps == []  # silence is recorded; it is no gap
+    levels = done.session.levels
+    assert levels["rms_db"] is None or levels["rms_db"] < -60
+    assert levels["silent_seconds"] == pytest.approx(5, abs=0.2)
 
 
 def test_a_window_taken_over_from_a_killed_agent_still_sits_on_the_clock(agents, clock):

@@ -142,7 +142,9 @@ function recorderCard(recorder) {
   } else if (window) {
     detail = `${window.name} · ${window.status} · ${labels.startsIn} ${duration((Date.parse(window.start_at) - now()) / 1000)}`;
   }
-  return el("article", { class: "card", "data-recorder": recorder.id }, el("h3", { text: recorder.name }), el("div", { text: detail }));
+  const card = el("article", { class: "card", "data-recorder": recorder.id }, el("h3", { text: recorder.name }), el("div", { text: detail }));
+  if (window && window.silent_since) card.append(el("div", { class: "gap", text: `${labels.noAudio} ${clockTime(window.silent_since)}` }));
+  return card;
 }
 
 function timeline() {
