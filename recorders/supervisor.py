@@ -152,7 +152,15 @@ class RecorderSupervisor:
         reason = run.failure_reason()
         recording.run = None
         if not recording.started:
-            self._fail(recording, reason)
+            # Not reached yet: tried again until the startup timeout (counted from the window's start), then failed
+            # with the reason; once it answers, the recording starts there and the missing head is a gap.
+            waited = time.time() - schedule.record_from.timestamp()
+            if waited > settings.RECORDER_STARTUP_TIMEOUT_SECONDS:
+                self._fail(recording, reason)
+                return
+            recording.restart_at = time.time() + RESTART_BACKOFF_SECONDS[min(recording.restarts, 1)]
+            recording.restarts += 1
+            logger.info("recording %s: source not reached (%s); trying again", schedule, reason)
             return
         if run.window_full:
             recording.source_ended = True

@@ -193,9 +193,8 @@ def recording_finalize(*, schedule: RecorderSchedule, stopped_at: datetime) -> R
         if session.status != RecordingSession.Status.RECORDING or schedule.status not in (Status.STOPPING, Status.CANCELLED):
             return schedule
         directory = recording_directory(schedule)
-        spans = engine.recorded_spans(directory)
         finished = sorted(directory.glob("recording.*")) if directory.exists() else []
-        if not spans and not finished:
+        if not engine.recording_parts(directory) and not finished:
             if schedule.status != Status.CANCELLED:
                 schedule_fail(schedule=schedule, reason=str(_("Nothing was recorded: ffmpeg wrote no data.")))
             else:
@@ -206,6 +205,10 @@ def recording_finalize(*, schedule: RecorderSchedule, stopped_at: datetime) -> R
             return schedule
         if session.asset_id is None:  # deleted around the model, which keeps it while recording
             schedule_fail(schedule=schedule, reason=str(_("Its media asset was deleted while it recorded.")))
+            return schedule
+        spans = engine.recorded_spans(directory)
+        if not spans and not finished:
+            schedule_fail(schedule=schedule, reason=str(_("Nothing readable was recorded: ffmpeg's files hold no audio.")))
             return schedule
         # a cancelled window keeps what was recorded before the cancel
         window_samples = round((min(schedule.record_until, stopped_at) - schedule.record_from).total_seconds()

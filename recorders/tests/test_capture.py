@@ -142,3 +142,20 @@ def test_a_window_taken_over_from_a_killed_agent_still_sits_on_the_clock(agents,
     heard = _clicks_on_the_clock(done)  # the second agent's audio too: the joined asset keeps the wall clock
     assert any(second < killed_at.timestamp() for second in heard)
     assert any(second > killed_at.timestamp() + 4 for second in heard)
+
+
+def test_a_source_not_there_at_the_start_is_recorded_from_when_it_comes(agents, clock):
+    agents("host-1")
+    window = _window(clock, starts_in=6, lasts=8)
+    clock.drop(8)  # away from before the source is connected until 2 s into the window
+    back_at = timezone.now() + timedelta(seconds=8)
+
+    done = _ended(window, timeout=40)
+
+    assert done.status == Status.COMPLETED, done.error_message
+    assert done.session.asset.duration_seconds == pytest.approx(8, abs=FRAME)  # the window, its head silent
+    [(gap_start, gap_end)] = [[datetime.fromisoformat(moment) for moment in gap] for gap in done.session.gaps]
+    assert gap_start == window.start_at
+    assert back_at - timedelta(seconds=0.2) < gap_end < back_at + timedelta(seconds=2.5)  # as soon as it answered
+    heard = _clicks_on_the_clock(done)
+    assert heard and min(heard) > gap_end.timestamp() - FRAME
