@@ -15,6 +15,7 @@ Run: .venv/bin/python bench/recording_accuracy.py   (starts the embedded Postgre
 """
 
 import json
+import multiprocessing
 import os
 import shutil
 import signal
@@ -58,11 +59,21 @@ def baseline_record(url: str, output_format: str, start: float, end: float, targ
     process.wait(timeout=15)
 
 
-def errors_ms(source, path, start: float, end: float) -> tuple[float, float] | None:
+def serve_clock(directory, answer) -> None:
+    """The clock source in a process of its own, as an Icecast server is: the bench's own work doesn't delay it."""
+    from recorders.tests.clock_source import ClockSource
+
+    source = ClockSource(directory)
+    answer.send((source.url, source.epoch))
+    threading.Event().wait()
+
+
+def errors_ms(epoch: float, path, start: float, end: float) -> tuple[float, float] | None:
     from recorders.tests.audio import decoded
+    from recorders.tests.clock_source import first_sample_instant
 
     samples = decoded(path)
-    first = source.first_sample_instant(samples, around=start)
+    first = first_sample_instant(samples, epoch=epoch, around=start)
     if first is None:
         return None
     return (first - start) * 1000, (first + len(samples) / 44100 - end) * 1000
@@ -74,7 +85,7 @@ def summary(prefix: str, values: list[float]) -> dict:
             f"{prefix}_abs_ms_max": round(max(magnitudes), 1)}
 
 
-def record(node, recorders, source):
+def record(node, recorders, url: str):
     """Plan the windows, record them (ours and the baseline at once), and note when each was seen running and ended."""
     from recorders.models import RecorderSchedule
     from station.models import Node
@@ -89,7 +100,7 @@ def record(node, recorders, source):
     )
     baseline_threads = [
         threading.Thread(target=baseline_record, daemon=True,
-                         args=(source.url, RECORDERS[r][0], start, end, WORK / "baseline" / f"{n}.{RECORDERS[r][0]}"))
+                         args=(url, RECORDERS[r][0], start, end, WORK / "baseline" / f"{n}.{RECORDERS[r][0]}"))
         for n, (r, start, end) in enumerate(plan)
     ]
     for thread in baseline_threads:
@@ -116,6 +127,10 @@ def record(node, recorders, source):
 def main() -> None:
     shutil.rmtree(WORK, ignore_errors=True)
     (WORK / "baseline").mkdir(parents=True)
+    answer, ask = multiprocessing.Pipe(duplex=False)
+    clock = multiprocessing.Process(target=serve_clock, args=(WORK / "source", ask), daemon=True)
+    clock.start()
+    url, epoch = answer.recv()
     os.environ.update(DATABASE_URL=fresh_database_url("bench_recording"), MEDIA_ROOT=str(WORK / "media"),
                       DJANGO_SETTINGS_MODULE="station.settings", LOG_LEVEL="WARNING",
                       OUTBOUND_ALLOWED_NETWORKS="127.0.0.1/32")  # the clock source is on loopback, as the admin allows
@@ -125,21 +140,19 @@ def main() -> None:
     from django.core.management import call_command
 
     from recorders.models import Recorder
-    from recorders.tests.clock_source import ClockSource
     from station.models import Node, Studio
 
     call_command("migrate", verbosity=0)
-    source = ClockSource(WORK / "source")
     studio = Studio.objects.create(name="Bench", slug="bench")
     node = Node.objects.create(name="bench-rec", capabilities=["record"])
-    recorders = [Recorder.objects.create(studio=studio, name=f"R{index} {output_format}", source_url=source.url, node=node,
+    recorders = [Recorder.objects.create(studio=studio, name=f"R{index} {output_format}", source_url=url, node=node,
                                          output_format=output_format) for output_format, index in RECORDERS]
     sampler = RssSampler()
     sampler.start()
     agent = subprocess.Popen([sys.executable, "manage.py", "run_node", "--name", "bench-rec"], cwd=ROOT, env=os.environ)
     sampler.pids.add(agent.pid)
     try:
-        seen, windows, plan = record(node, recorders, source)
+        seen, windows, plan = record(node, recorders, url)
     finally:
         agent.send_signal(signal.SIGINT)
         agent.wait(timeout=30)
@@ -153,8 +166,8 @@ def main() -> None:
             continue
         running_lag.append((seen["running"][window.pk] - start) * 1000)
         completed_lag.append(seen["completed"][window.pk] - end)
-        ours = errors_ms(source, window.session.asset.file.path, start, end)
-        base = errors_ms(source, WORK / "baseline" / f"{n}.{RECORDERS[plan[n][0]][0]}", start, end)
+        ours = errors_ms(epoch, window.session.asset.file.path, start, end)
+        base = errors_ms(epoch, WORK / "baseline" / f"{n}.{RECORDERS[plan[n][0]][0]}", start, end)
         for found, starts, ends, who in ((ours, ours_start, ours_end, "ours"), (base, base_start, base_end, "baseline")):
             if found is None:
                 unread.append(f"{window.name} ({who}): no click found")
@@ -178,7 +191,7 @@ def main() -> None:
             "completed_after_end_s": 2}
     met = (not unread and figures["ours_start_error_abs_ms_p99"] <= GOAL_MS and figures["ours_end_error_abs_ms_p99"] <= GOAL_MS
            and figures["running_lag_ms_p99"] <= RUNNING_GOAL_MS and figures["completed_after_end_s_max"] <= 2)
-    source.close()
+    clock.terminate()
     print(json.dumps({"bench": "recording_accuracy", "figures": figures, "goal": goal, "met": met}))
 
 

@@ -90,14 +90,7 @@ class ClockSource(LoopbackStream):
             frame += 1
 
     def first_sample_instant(self, samples: array.array, *, around: float) -> float | None:
-        """The wall-clock instant of a recording's first sample, read from its clicks (``around``: within 4 s of it)."""
-        marks = [(onset, mark) for onset, mark in clicks(samples) if onset > 0.002]  # a click cut by the start is misread
-        if not marks:
-            return None
-        onset, mark = marks[0]
-        second = round(around + onset - self.epoch)  # seconds since the track's first click
-        second += ((mark - second) % 8 + 4) % 8 - 4  # the one nearest the guess that the click's length names
-        return self.epoch + second - onset
+        return first_sample_instant(samples, epoch=self.epoch, around=around)
 
 
 def clicks(samples: array.array) -> list[tuple[float, int]]:
@@ -114,3 +107,15 @@ def clicks(samples: array.array) -> list[tuple[float, int]]:
         found.append((start, last))
     return [(first / SAMPLE_RATE, (round((end - first) / SAMPLE_RATE / CLICK_UNIT_SECONDS) - 1) % 8)
             for first, end in found]
+
+
+def first_sample_instant(samples: array.array, *, epoch: float, around: float) -> float | None:
+    """The wall-clock instant of a recording's first sample, read from the clicks of a source whose first click was
+    at ``epoch`` (``around``: a guess within 4 s)."""
+    marks = [(onset, mark) for onset, mark in clicks(samples) if onset > 0.002]  # a click cut by the start is misread
+    if not marks:
+        return None
+    onset, mark = marks[0]
+    second = round(around + onset - epoch)  # seconds since the track's first click
+    second += ((mark - second) % 8 + 4) % 8 - 4  # the one nearest the guess that the click's length names
+    return epoch + second - onset
