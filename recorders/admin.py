@@ -60,3 +60,4 @@ class RecordingSessionAdmin(ReadOnlyScopedAdmin):
     list_filter = ["status", scoped_filter("recorder__studio"), scoped_filter("recorder")]
     date_hierarchy = "started_at"
     search_fields = ["recorder__name", "schedule__name"]
+    readonly_fields = ["levels"]  # written by the system, not a form field

@@ -44,13 +44,17 @@ OUTPUT_PROFILES = {
     "flac": (["-c:a", "flac"], "flac"),
     "wav": (["-c:a", "pcm_s16le"], "wav"),
 }
+# Segments of these can't be joined exactly without encoding again (MP3 and AAC: each has its own
+# priming and padding; FLAC: each its own stream header), so the encoder also writes its run whole,
+# beside the segments: a window recorded in one run is that file, ready the moment the window ends.
+WHOLE_RUN_MUXERS = {"mp3": "mp3", "aac": "adts", "flac": "flac"}
 SAMPLE_RATE = 44100
 FRAME_BYTES = 4  # a sample of 16-bit stereo PCM
 PCM_ARGS = ["-f", "s16le", "-ac", "2", "-ar", str(SAMPLE_RATE)]
 QUICK_PROBE = ["-probesize", "2048", "-analyzeduration", "0"]  # a stream's first samples come within ~0.3 s
 USER_AGENT = "Stationkeeper-recorder/1"
 STREAM_CHUNK_BYTES = 1 << 14
-CLOCK_SETTLE_SECONDS = 0.5  # a run's clock is trusted once its source has flowed this long
+CLOCK_SETTLE_SECONDS = 1.0  # a run's clock is trusted once its source has flowed this long
 END_GRACE_SECONDS = 1.0  # how long after the window's end its last samples may still arrive
 GAP_MIN_SECONDS = 0.03  # uncovered spans shorter than an audio frame are not gaps
 
@@ -159,20 +163,23 @@ class Encoder(EngineProcess):
     ``silences`` the ones that ended, and at the end ``levels`` holds the peak and RMS levels (dBFS).
     """
 
-    def __init__(self, *, directory: Path, prefix: str, output_format: str, segment_seconds: int):
+    def __init__(self, *, directory: Path, offset: int, output_format: str, segment_seconds: int):
         codec_args, extension = OUTPUT_PROFILES[output_format]
         self.silent_from: float | None = None
         self.silences: list[tuple[float, float]] = []
         self.levels: dict[str, float] = {}
         listen = (f"silencedetect=noise={settings.RECORDER_SILENCE_DB}dB:d={settings.RECORDER_DEAD_SOURCE_SECONDS},"
                   "astats=measure_perchannel=none:measure_overall=Peak_level+RMS_level")
+        # Each packet is written at once, so a live asset's file grows in real time.
+        segments = f"segment_time={segment_seconds}:reset_timestamps=1:segment_format_options=flush_packets=1"
+        outputs = f"[f=segment:{segments}]part-{offset:012d}-%03d.{extension}"
+        if output_format in WHOLE_RUN_MUXERS:
+            outputs += f"|[f={WHOLE_RUN_MUXERS[output_format]}:flush_packets=1]whole-{offset:012d}.{extension}"
         super().__init__(
             ["ffmpeg", "-nostdin", "-hide_banner", "-nostats", "-loglevel", "level+info", *PCM_ARGS, "-i", "pipe:0",
-             "-af", listen, *codec_args,
-             "-f", "segment", "-segment_time", str(segment_seconds), "-reset_timestamps", "1",
-             # Write each packet at once, so a live asset's file grows in real time.
-             "-segment_format_options", "flush_packets=1", str(directory / f"{prefix}-%03d.{extension}")],
+             "-map", "0:a", "-af", listen, *codec_args, "-f", "tee", outputs],
             stdin=subprocess.PIPE, death_signal=signal.SIGTERM, writes=(directory,),  # SIGTERM: ffmpeg closes its file
+            cwd=directory,  # names relative to it: the tee muxer reads no part of the station's paths as options
         )
 
     def read_stdout(self) -> None:
@@ -280,7 +287,7 @@ class CaptureRun(EngineProcess):
             self.offset = at + skip
             if self.on_first_sample is not None:
                 self.on_first_sample(self.window_start + self.offset / SAMPLE_RATE)
-            self.encoder = Encoder(directory=self.directory, prefix=f"part-{self.offset:012d}",
+            self.encoder = Encoder(directory=self.directory, offset=self.offset,
                                    output_format=self.output_format, segment_seconds=self.segment_seconds)
         else:
             # The clock only moves earlier: samples then map to places already written, and are dropped.
@@ -312,7 +319,8 @@ class CaptureRun(EngineProcess):
         at = self.offset / SAMPLE_RATE
         silences = [*heard.silences, *([(heard.silent_from, self.recorded_seconds)] if heard.silent_from is not None else [])]
         (self.directory / f"levels-{self.offset:012d}.json").write_text(json.dumps({
-            "samples": self.written,
+            # what it was handed is in its file only if it finished the file (killed, it lost what was in the pipe)
+            "samples": self.written if heard.process.returncode == 0 else None,
             **{name: value for name, value in heard.levels.items() if math.isfinite(value)},  # digital silence: -inf
             "silences": [[at + start, at + end] for start, end in silences],
         }))
@@ -395,28 +403,44 @@ def _part_offset(part: Path) -> int:
 
 
 def recorded_spans(directory: Path) -> list[tuple[int, int, list[Path]]]:
-    """Each run's (first window sample, end sample, its parts), in time order; lengths as decoded from the files."""
+    """Each run's (first window sample, end sample, its files), in time order; lengths as decoded from the files.
+
+    A run's files are its whole file where it wrote one that reads, else its segments. Its length is
+    what it wrote, as it noted when it ended (a lossy file's duration as probed counts its encoder's
+    priming and padding), else as probed (a run that died with its agent).
+    """
     spans: dict[int, list[Path]] = {}
     for part in recording_parts(directory):
         spans.setdefault(_part_offset(part), []).append(part)
     found = []
     for offset, parts in sorted(spans.items()):
-        samples, readable = 0, []
-        for part in parts:
-            try:
-                samples += round(probe(part).duration_seconds * SAMPLE_RATE)
-                readable.append(part)
-            except UserError:
-                pass  # a part cut off before its first frame by a crash holds nothing we can count on
-        if readable:
-            found.append((offset, offset + samples, readable))
+        whole = [path for path in directory.glob(f"whole-{offset:012d}.*") if path.stat().st_size > 0]
+        for files in (whole, parts):
+            samples, readable = 0, []
+            for path in files:
+                try:
+                    samples += round(probe(path).duration_seconds * SAMPLE_RATE)
+                    readable.append(path)
+                except UserError:
+                    pass  # a file cut off before its first frame by a crash holds nothing we can count on
+            if readable:
+                found.append((offset, offset + _samples_written(directory, offset, default=samples), readable))
+                break
     return found
+
+
+def _samples_written(directory: Path, offset: int, *, default: int) -> int:
+    try:
+        written = json.loads((directory / f"levels-{offset:012d}.json").read_text())["samples"]
+    except (OSError, ValueError, KeyError):
+        return default
+    return default if written is None else written
 
 
 def levels_summary(directory: Path, window_start) -> dict:
     """The window's peak and RMS levels (dBFS) and its silences (UTC instants), from what each run's encoder heard."""
     runs = [json.loads(path.read_text()) for path in sorted(directory.glob("levels-*.json"))]
-    heard = [run for run in runs if run["samples"]]
+    heard = [run for run in runs if run["samples"]]  # a run whose encoder was killed tells nothing sure
     if not heard:
         return {}
     peaks = [run["peak_db"] for run in heard if "peak_db" in run]
@@ -442,15 +466,38 @@ def gaps_in(spans: list[tuple[int, int, list[Path]]], window_samples: int) -> li
     return gaps
 
 
+def _join_unchanged(parts: list[Path], target: Path) -> Path:
+    if len(parts) == 1:
+        parts[0].replace(target)
+        return target
+    listing = target.with_suffix(".txt")
+    listing.write_text("".join(f"file '{part.name}'\n" for part in parts))
+    try:
+        _ffmpeg_in(target.parent, ["-f", "concat", "-safe", "0", "-i", listing.name, "-c", "copy", target.name])
+    finally:
+        listing.unlink(missing_ok=True)
+    return target
+
+
+def _ffmpeg_in(directory: Path, args: list[str]) -> None:
+    """Run ffmpeg in a recording's directory, as the account that wrote its parts (it follows no link of theirs as root)."""
+    completed = subprocess.run(["ffmpeg", "-nostdin", "-loglevel", "error", "-y", *args], capture_output=True, text=True,
+                               timeout=3600, cwd=directory, **engine_account(writes=(directory,)))
+    if completed.returncode != 0:
+        raise UserError("join_failed", _("Could not join the recording's parts: %(reason)s"),
+                        {"reason": completed.stderr.replace(f"{directory}/", "").strip()[-300:]})
+
+
 def assemble(spans: list[tuple[int, int, list[Path]]], target: Path, *, window_samples: int, output_format: str) -> Path:
     """Join the runs into ``target``, each at its place in the window and silence of the exact length between.
 
-    A window recorded in one piece, whole, is its one part renamed; otherwise ffmpeg decodes the
-    pieces and encodes the window once (lossless formats stay lossless).
+    A window recorded whole by one run is its parts as they are: one renamed, several joined without
+    re-encoding (one encoder wrote them, so their frames follow on), in seconds however long the
+    window. Otherwise ffmpeg decodes the pieces and encodes the window once (lossless stays lossless).
     """
-    if len(spans) == 1 and len(spans[0][2]) == 1 and spans[0][0] == 0 \
-            and abs(spans[0][1] - window_samples) < GAP_MIN_SECONDS * SAMPLE_RATE:
-        spans[0][2][0].replace(target)
+    if len(spans) == 1 and spans[0][0] == 0 and abs(spans[0][1] - window_samples) < GAP_MIN_SECONDS * SAMPLE_RATE:
+        _join_unchanged(spans[0][2], target)
+        _remove_run_files(target.parent)
         return target
     inputs, chains, labels, cursor = [], [], [], 0
     pcm = f"aresample={SAMPLE_RATE},aformat=sample_fmts=s16:channel_layouts=stereo"
@@ -477,16 +524,11 @@ def assemble(spans: list[tuple[int, int, list[Path]]], target: Path, *, window_s
         silence(window_samples - cursor)
     graph = ";".join([*chains, f"{''.join(labels)}concat=n={len(labels)}:v=0:a=1,atrim=end_sample={window_samples}[out]"])
     codec_args, _extension = OUTPUT_PROFILES[output_format]
-    completed = subprocess.run(
-        ["ffmpeg", "-nostdin", "-loglevel", "error", "-y", *inputs, "-filter_complex", graph, "-map", "[out]",
-         *codec_args, target.name],
-        capture_output=True, text=True, timeout=3600, cwd=target.parent,
-        **engine_account(writes=(target.parent,)),  # as the account that wrote the parts: it follows no link of theirs as root
-    )
-    if completed.returncode != 0:
-        raise UserError("join_failed", _("Could not join the recording's parts: %(reason)s"),
-                        {"reason": completed.stderr.replace(f"{target.parent}/", "").strip()[-300:]})
-    for _start, _end, parts in spans:
-        for part in parts:
-            part.unlink(missing_ok=True)
+    _ffmpeg_in(target.parent, [*inputs, "-filter_complex", graph, "-map", "[out]", *codec_args, target.name])
+    _remove_run_files(target.parent)
     return target
+
+
+def _remove_run_files(directory: Path) -> None:
+    for path in [*directory.glob("part-*"), *directory.glob("whole-*"), *directory.glob("levels-*")]:
+        path.unlink(missing_ok=True)

@@ -259,7 +259,7 @@ class RecordingSession(StatusMachine, TimeStampedModel):
     started_at = models.DateTimeField(_("started at"), default=timezone.now)
     ended_at = models.DateTimeField(_("ended at"), null=True, blank=True)
     gaps = models.JSONField(
-        _("gaps"), default=list, blank=True, help_text=_("Intervals with no recording (ffmpeg restarts), as [start, end] ISO pairs.")
+        _("gaps"), default=list, blank=True, help_text=_("Stretches with no audio, as [start, end, reason]: ISO instants and why.")
     )
     levels = models.JSONField(
         _("levels"), default=dict, blank=True, editable=False,

@@ -67,7 +67,8 @@ class RecorderSupervisor:
             if schedule.pk not in self.recordings and services.schedule_take_over(
                 schedule=schedule, owner=self.owner, node=self.node, now=now
             ):
-                services.recording_interrupted(schedule=schedule, since=services.recording_last_data_at(schedule))
+                services.recording_interrupted(schedule=schedule, since=services.recording_last_data_at(schedule),
+                                               reason=_("Its agent stopped; %(node)s took it over.") % {"node": self.node})
                 self.recordings[schedule.pk] = Recording(schedule=schedule)
 
     def next_deadline(self) -> float | None:
@@ -158,6 +159,8 @@ class RecorderSupervisor:
             if waited > settings.RECORDER_STARTUP_TIMEOUT_SECONDS:
                 self._fail(recording, reason)
                 return
+            if waited > 0:  # the window is open without it: its head is a gap, and this is why
+                services.recording_interrupted(schedule=schedule, since=schedule.record_from, reason=reason)
             recording.restart_at = time.time() + RESTART_BACKOFF_SECONDS[min(recording.restarts, 1)]
             recording.restarts += 1
             logger.info("recording %s: source not reached (%s); trying again", schedule, reason)
@@ -168,7 +171,7 @@ class RecorderSupervisor:
         ended = run.written_until
         recording.no_audio_since = ended or time.time()
         services.recording_interrupted(schedule=schedule, since=datetime.fromtimestamp(ended, tz=UTC) if ended
-                                       else services.recording_last_data_at(schedule))
+                                       else services.recording_last_data_at(schedule), reason=reason)
         if run.source_ended:  # a file, not a stream, recorded once: the rest of the window is a gap
             recording.source_ended = True
             logger.info("recording %s: its source ended before the window did", schedule)

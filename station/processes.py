@@ -133,11 +133,11 @@ class EngineProcess:
     stop_signal = signal.SIGTERM  # what asks the engine to finish; it is killed after STOP_GRACE_SECONDS
 
     def __init__(self, argv: list[str], *, death_signal: int, writes: tuple[Path, ...], reads: tuple[Path, ...] = (),
-                 stdin=subprocess.DEVNULL, stderr=subprocess.PIPE):
+                 stdin=subprocess.DEVNULL, stderr=subprocess.PIPE, cwd: Path | None = None):
         self.tail: deque[str] = deque(maxlen=TAIL_LINES)
         self.stop_sent = False
         self.process = subprocess.Popen(
-            argv, stdin=stdin, stdout=subprocess.PIPE, stderr=stderr,
+            argv, stdin=stdin, stdout=subprocess.PIPE, stderr=stderr, cwd=cwd,
             preexec_fn=die_with_parent(death_signal), **engine_account(writes=writes, reads=reads),
         )
         self.reader = Thread(target=self.read_stdout, daemon=True)

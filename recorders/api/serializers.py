@@ -29,8 +29,9 @@ class RecordingSerializer(StationModelSerializer):
                   "error_message", "asset", "created_at", "updated_at"]
         read_only_fields = fields
         extra_kwargs = {"asset": {"help_text": "The recorded media (`/media/<id>/`): one file for the whole window."},
-                        "gaps": {"help_text": "Stretches with no audio (the source dropped, an agent took over), "
-                                              "as [start, end] instants in UTC; the asset holds silence of their length."},
+                        "gaps": {"help_text": "Stretches with no audio, as [start, end, reason]: instants in UTC "
+                                              "and why (the source dropped or was not reached, its agent stopped); "
+                                              "the asset holds silence of their length."},
                         "levels": {"help_text": "Once completed: `peak_db` and `rms_db` (dBFS, null for pure silence), "
                                                 "`silent_seconds` and `silences` ([start, end] instants in UTC of "
                                                 "silences of RECORDER_DEAD_SOURCE_SECONDS or more)."}}

@@ -96,11 +96,11 @@ def recording_started(*, schedule: RecorderSchedule, now: datetime, data_since: 
 
 
 @transaction.atomic
-def recording_interrupted(*, schedule: RecorderSchedule, since: datetime) -> None:
-    """Note the start of a gap in the recording (ffmpeg died, or its agent did)."""
+def recording_interrupted(*, schedule: RecorderSchedule, since: datetime, reason: str) -> None:
+    """Note the start of a gap in the recording, and why (the source dropped or was not reached, its agent stopped)."""
     session = RecordingSession.objects.select_for_update().get(schedule=schedule)
     if not session.gaps or session.gaps[-1][1] is not None:
-        session.gaps.append([since.isoformat(), None])
+        session.gaps.append([since.isoformat(), None, str(reason)[:500]])
         session.save(update_fields=["gaps", "updated_at"])
 
 
@@ -213,9 +213,8 @@ def recording_finalize(*, schedule: RecorderSchedule, stopped_at: datetime) -> R
         # a cancelled window keeps what was recorded before the cancel
         window_samples = round((min(schedule.record_until, stopped_at) - schedule.record_from).total_seconds()
                                * engine.SAMPLE_RATE)
-        gaps = [[(schedule.record_from + timedelta(seconds=start / engine.SAMPLE_RATE)).isoformat(),
-                 (schedule.record_from + timedelta(seconds=end / engine.SAMPLE_RATE)).isoformat()]
-                for start, end in engine.gaps_in(spans, window_samples)]
+        gaps = _gaps_with_reasons(schedule.record_from, engine.gaps_in(spans, window_samples), noted=session.gaps)
+        levels = engine.levels_summary(directory, schedule.record_from)  # before the join tidies the runs' notes away
         output_format = schedule.recorder.output_format
         target = finished[0] if finished and not spans else directory / f"recording.{engine.OUTPUT_PROFILES[output_format][1]}"
         try:
@@ -229,8 +228,21 @@ def recording_finalize(*, schedule: RecorderSchedule, stopped_at: datetime) -> R
         first_sample = schedule.record_from + timedelta(seconds=spans[0][0] / engine.SAMPLE_RATE) if spans else None
         _recording_complete(schedule, session, target, probed, checksum, stopped_at,
                             gaps=gaps if spans else None, started_at=first_sample,
-                            levels=engine.levels_summary(directory, schedule.record_from))
+                            levels=levels)
     return schedule
+
+
+def _gaps_with_reasons(record_from: datetime, gaps: list[tuple[int, int]], *, noted: list) -> list[list]:
+    """The gaps the files show, as [start, end, reason] (UTC instants), each with the reason noted when it began."""
+    found = []
+    for start, end in gaps:
+        begins = record_from + timedelta(seconds=start / engine.SAMPLE_RATE)
+        ends = record_from + timedelta(seconds=end / engine.SAMPLE_RATE)
+        # the noted gap that began nearest this one (a noted start is where the agent saw the audio stop)
+        reasons = sorted((abs((datetime.fromisoformat(note[0]) - begins).total_seconds()), note[2])
+                         for note in noted if len(note) > 2 and datetime.fromisoformat(note[0]) < ends)
+        found.append([begins.isoformat(), ends.isoformat(), reasons[0][1] if reasons else ""])
+    return found
 
 
 @transaction.atomic
@@ -250,7 +262,7 @@ def _recording_complete(schedule, session, target: Path, probed, checksum: str, 
     )
     publication_queue(asset=MediaAsset.objects.get(pk=session.asset_id), quiet=True)
     if gaps is None:  # joined before (a finish that was cut off): the gaps noted while it recorded
-        gaps = [[start, end or stopped_at.isoformat()] for start, end in session.gaps]
+        gaps = [[start, end or stopped_at.isoformat(), *rest] for start, end, *rest in session.gaps]
     RecordingSession.objects.filter(pk=session.pk).move_to(
         RecordingSession.Status.COMPLETED, ended_at=stopped_at, gaps=gaps, updated_at=stopped_at,
         started_at=started_at or session.started_at,  # its first sample's instant, from the files

@@ -42,12 +42,10 @@ def _window_from_now(recorder, *, starts_in: float, lasts: float) -> RecorderSch
 
 
 def _ffmpegs_writing(schedule) -> list[psutil.Process]:
+    """The encoders writing the window's files (they run in its directory)."""
     marker = f"schedule-{schedule.pk}"
-    found = []
-    for process in psutil.process_iter(["name", "cmdline"]):
-        if process.info["name"] == "ffmpeg" and any(marker in part for part in process.info["cmdline"] or []):
-            found.append(process)
-    return found
+    return [process for process in psutil.process_iter(["name", "cwd"])
+            if process.info["name"] == "ffmpeg" and (process.info["cwd"] or "").endswith(marker)]
 
 
 def test_agent_records_a_live_stream_on_time_into_an_asset_of_the_window_length(agents, stream):
@@ -206,7 +204,7 @@ def test_ffmpeg_dying_mid_window_is_restarted_and_the_gap_recorded(agents, strea
 
     assert done.status == Status.COMPLETED, done.error_message
     assert len(done.session.gaps) == 1
-    gap_start, gap_end = (datetime.fromisoformat(moment) for moment in done.session.gaps[0])
+    gap_start, gap_end = (datetime.fromisoformat(moment) for moment in done.session.gaps[0][:2])
     gap = (gap_end - gap_start).total_seconds()
     assert 0 < gap < 3
     _assert_the_audio_sits_on_the_wall_clock(done, gap_start, gap_end)
