@@ -8,8 +8,9 @@
   time of its first sample (start error) and of its end (end error). Also: when the database the
   API and the dashboard read says `running` (polled every 5 ms), against the window's start, and
   `completed` against its end.
-- baseline, in the same run and on the same source: the way recorders used to work (and most do):
-  ffmpeg opens the stream at the window's start and is sent SIGINT at its end.
+- baseline, in the same run and on the same source, after ours (at once, the two would compete for
+  the CPU at every window's start): the way recorders used to work (and most do): ffmpeg opens the
+  stream at the window's start and is sent SIGINT at its end, for the same plan of windows.
 
 Run: .venv/bin/python bench/recording_accuracy.py   (starts the embedded PostgreSQL itself)
 """
@@ -86,7 +87,8 @@ def summary(prefix: str, values: list[float]) -> dict:
 
 
 def record(node, recorders, url: str):
-    """Plan the windows, record them (ours and the baseline at once), and note when each was seen running and ended."""
+    """Plan the windows, record them, and note when each was seen running and ended; then the baseline, on its own
+    (started at once, its ffmpegs' start-up would compete with ours for the CPU)."""
     from recorders.models import RecorderSchedule
     from station.models import Node
 
@@ -98,14 +100,6 @@ def record(node, recorders, url: str):
                          end_at=datetime.fromtimestamp(end, tz=UTC))
         for n, (r, start, end) in enumerate(plan)
     )
-    baseline_threads = [
-        threading.Thread(target=baseline_record, daemon=True,
-                         args=(url, RECORDERS[r][0], start, end, WORK / "baseline" / f"{n}.{RECORDERS[r][0]}"))
-        for n, (r, start, end) in enumerate(plan)
-    ]
-    for thread in baseline_threads:
-        thread.start()
-
     # when the rows the API and the dashboard read say running and completed
     seen: dict[str, dict[int, float]] = {"running": {}, "completed": {}}
     ids = [w.pk for w in windows]
@@ -119,9 +113,17 @@ def record(node, recorders, url: str):
             if status in ("completed", "failed", "missed", "cancelled"):
                 seen["completed"].setdefault(pk, now)
         time.sleep(0.005)
+    baseline_plan = window_plan(time.time() + 3)
+    baseline_threads = [
+        threading.Thread(target=baseline_record, daemon=True,
+                         args=(url, RECORDERS[r][0], start, end, WORK / "baseline" / f"{n}.{RECORDERS[r][0]}"))
+        for n, (r, start, end) in enumerate(baseline_plan)
+    ]
     for thread in baseline_threads:
-        thread.join(timeout=20)
-    return seen, windows, plan
+        thread.start()
+    for thread in baseline_threads:
+        thread.join(timeout=baseline_plan[-1][2] - time.time() + 20)
+    return seen, windows, plan, baseline_plan
 
 
 def main() -> None:
@@ -152,7 +154,7 @@ def main() -> None:
     agent = subprocess.Popen([sys.executable, "manage.py", "run_node", "--name", "bench-rec"], cwd=ROOT, env=os.environ)
     sampler.pids.add(agent.pid)
     try:
-        seen, windows, plan = record(node, recorders, url)
+        seen, windows, plan, baseline_plan = record(node, recorders, url)
     finally:
         agent.send_signal(signal.SIGINT)
         agent.wait(timeout=30)
@@ -167,7 +169,7 @@ def main() -> None:
         running_lag.append((seen["running"][window.pk] - start) * 1000)
         completed_lag.append(seen["completed"][window.pk] - end)
         ours = errors_ms(epoch, window.session.asset.file.path, start, end)
-        base = errors_ms(epoch, WORK / "baseline" / f"{n}.{RECORDERS[plan[n][0]][0]}", start, end)
+        base = errors_ms(epoch, WORK / "baseline" / f"{n}.{RECORDERS[plan[n][0]][0]}", *baseline_plan[n][1:])
         for found, starts, ends, who in ((ours, ours_start, ours_end, "ours"), (base, base_start, base_end, "baseline")):
             if found is None:
                 unread.append(f"{window.name} ({who}): no click found")
