@@ -36,8 +36,11 @@ def open_media_root(settings):
 
 
 def _engine_uids(name: str, marker: str) -> set[int]:
-    return {process.uids().real for process in psutil.process_iter(["name", "cmdline"])
-            if process.info["name"] == name and any(marker in part for part in process.info["cmdline"] or [])}
+    """The users of the engines named ``name`` whose command line or working directory (a recording's encoder works
+    in the recording's directory) holds ``marker``."""
+    return {process.uids().real for process in psutil.process_iter(["name", "cmdline", "cwd"])
+            if process.info["name"] == name and any(marker in part for part in [*(process.info["cmdline"] or []),
+                                                                                 process.info["cwd"] or ""])}
 
 
 def _expected_uid() -> int:
