@@ -221,8 +221,6 @@ class CaptureRun(EngineProcess):
     (a file) is not live: its first sample is placed at the window's start, or when it arrived.
     """
 
-    stop_signal = signal.SIGTERM
-
     def __init__(self, *, source: Source, directory: Path, output_format: str, segment_seconds: int,
                  window: tuple[float, float], on_first_sample=None):
         directory.mkdir(parents=True, exist_ok=True)
@@ -335,7 +333,7 @@ class CaptureRun(EngineProcess):
     # -- what the supervisor asks -----------------------------------------------------------------
 
     def alive(self) -> bool:
-        return self.reader.is_alive() if hasattr(self, "reader") else True
+        return self.reader.is_alive()
 
     def has_output(self) -> bool:
         """The run holds a sample of the window (it is on its way to the file)."""
@@ -379,11 +377,10 @@ class CaptureRun(EngineProcess):
     def request_stop(self, at: float) -> None:
         """Cut the run at ``at`` (epoch seconds): it writes what belongs before then, and ends; doesn't wait."""
         self.window_samples = min(self.window_samples, max(0, round((at - self.window_start) * SAMPLE_RATE)))
-        self.cut_at = min(getattr(self, "cut_at", at), at)
 
     def stop(self) -> None:
         """End it, its samples up to the cut waited for a grace, its file finished."""
-        cut_at = getattr(self, "cut_at", self.window_end)
+        cut_at = self.window_start + self.window_samples / SAMPLE_RATE
         self.reader.join(timeout=max(0.0, min(cut_at, time.time()) + END_GRACE_SECONDS - time.time()))
         self.ending.set()
         if self.process.poll() is None:

@@ -17,12 +17,13 @@ def decoded(path: Path) -> array.array:
     return samples
 
 
-def sound_spans(samples: array.array, *, quiet_seconds: float = 0.1) -> list[tuple[float, float]]:
-    """(start, end) in seconds of each stretch of sound; quiet shorter than ``quiet_seconds`` doesn't split one."""
+def sound_spans(samples: array.array, *, quiet_seconds: float = 0.1, loud: int = LOUD) -> list[tuple[float, float]]:
+    """(start, end) in seconds of each stretch of sound (above ``loud``); quiet shorter than ``quiet_seconds`` doesn't
+    split one."""
     spans, start, last_loud = [], None, None
     gap = int(quiet_seconds * SAMPLE_RATE)
     for index, value in enumerate(samples):
-        if abs(value) > LOUD:
+        if abs(value) > loud:
             if start is None or index - last_loud > gap:
                 if start is not None:
                     spans.append((start / SAMPLE_RATE, (last_loud + 1) / SAMPLE_RATE))

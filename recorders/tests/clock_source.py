@@ -13,6 +13,7 @@ import subprocess
 import time
 from pathlib import Path
 
+from recorders.tests.audio import sound_spans
 from recorders.tests.stream_server import LoopbackStream
 
 SAMPLE_RATE = 44100
@@ -95,18 +96,8 @@ class ClockSource(LoopbackStream):
 
 def clicks(samples: array.array) -> list[tuple[float, int]]:
     """(onset in seconds, second mod 8 it marks) of every click in a recording's decoded samples."""
-    found, start, last = [], None, None
-    for index, value in enumerate(samples):
-        if abs(value) > CLICK_LOUD:
-            if start is None or index - last > SAMPLE_RATE // 100:
-                if start is not None:
-                    found.append((start, last))
-                start = index
-            last = index
-    if start is not None:
-        found.append((start, last))
-    return [(first / SAMPLE_RATE, (round((end - first) / SAMPLE_RATE / CLICK_UNIT_SECONDS) - 1) % 8)
-            for first, end in found]
+    return [(start, (round((end - start) / CLICK_UNIT_SECONDS) - 1) % 8)
+            for start, end in sound_spans(samples, quiet_seconds=0.01, loud=CLICK_LOUD)]
 
 
 def first_sample_instant(samples: array.array, *, epoch: float, around: float) -> float | None:
