@@ -5,6 +5,7 @@ happens once however many agents and tick replicas race for it. File work (joini
 probing, hashing) happens outside transactions.
 """
 
+import dataclasses
 import logging
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -221,6 +222,8 @@ def recording_finalize(*, schedule: RecorderSchedule, stopped_at: datetime) -> R
             if spans:
                 engine.assemble(spans, target, window_samples=window_samples, output_format=output_format)
             probed = media.probe(target)
+            if spans:  # the file holds the window's samples exactly; a lossy file's probed length counts its codec's
+                probed = dataclasses.replace(probed, duration_seconds=window_samples / engine.SAMPLE_RATE)  # padding
             checksum = media.sha256_file(target)
         except UserError as error:
             schedule_fail(schedule=schedule, reason=str(error))
