@@ -69,6 +69,25 @@ def serve_clock(directory, answer) -> None:
     threading.Event().wait()
 
 
+def start_clock_and_django(work, database: str):
+    """A fresh ``work`` directory, the clock source serving in its own process, Django on a fresh database.
+
+    Returns the source's process, URL and epoch (the instant of its first click)."""
+    shutil.rmtree(work, ignore_errors=True)
+    (work / "baseline").mkdir(parents=True)
+    answer, ask = multiprocessing.Pipe(duplex=False)
+    clock = multiprocessing.Process(target=serve_clock, args=(work / "source", ask), daemon=True)
+    clock.start()
+    url, epoch = answer.recv()
+    os.environ.update(DATABASE_URL=fresh_database_url(database), MEDIA_ROOT=str(work / "media"),
+                      DJANGO_SETTINGS_MODULE="station.settings", LOG_LEVEL="WARNING",
+                      OUTBOUND_ALLOWED_NETWORKS="127.0.0.1/32")  # the clock source is on loopback, as the admin allows
+    import django
+
+    django.setup()
+    return clock, url, epoch
+
+
 def errors_ms(epoch: float, path, start: float, end: float) -> tuple[float, float] | None:
     from recorders.tests.audio import decoded
     from recorders.tests.clock_source import first_sample_instant
@@ -127,18 +146,7 @@ def record(node, recorders, url: str):
 
 
 def main() -> None:
-    shutil.rmtree(WORK, ignore_errors=True)
-    (WORK / "baseline").mkdir(parents=True)
-    answer, ask = multiprocessing.Pipe(duplex=False)
-    clock = multiprocessing.Process(target=serve_clock, args=(WORK / "source", ask), daemon=True)
-    clock.start()
-    url, epoch = answer.recv()
-    os.environ.update(DATABASE_URL=fresh_database_url("bench_recording"), MEDIA_ROOT=str(WORK / "media"),
-                      DJANGO_SETTINGS_MODULE="station.settings", LOG_LEVEL="WARNING",
-                      OUTBOUND_ALLOWED_NETWORKS="127.0.0.1/32")  # the clock source is on loopback, as the admin allows
-    import django
-
-    django.setup()
+    clock, url, epoch = start_clock_and_django(WORK, "bench_recording")
     from django.core.management import call_command
 
     from recorders.models import Recorder

@@ -12,9 +12,7 @@ Run: .venv/bin/python bench/recording_start.py   (starts the embedded PostgreSQL
 """
 
 import json
-import multiprocessing
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -22,8 +20,8 @@ import threading
 import time
 from datetime import UTC, datetime, timedelta
 
-from bench_support import ROOT, RssSampler, fresh_database_url, percentile, wait_until
-from recording_accuracy import baseline_record, errors_ms, serve_clock, summary
+from bench_support import ROOT, RssSampler, percentile, wait_until
+from recording_accuracy import baseline_record, errors_ms, start_clock_and_django, summary
 
 sys.path.insert(0, str(ROOT))
 WORK = ROOT / "var" / "bench-recording-start"
@@ -32,18 +30,7 @@ GOAL_MS, RUNNING_GOAL_MS = 30, 250
 
 
 def main() -> None:
-    shutil.rmtree(WORK, ignore_errors=True)
-    (WORK / "baseline").mkdir(parents=True)
-    answer, ask = multiprocessing.Pipe(duplex=False)
-    clock = multiprocessing.Process(target=serve_clock, args=(WORK / "source", ask), daemon=True)
-    clock.start()
-    url, epoch = answer.recv()
-    os.environ.update(DATABASE_URL=fresh_database_url("bench_recording_start"), MEDIA_ROOT=str(WORK / "media"),
-                      DJANGO_SETTINGS_MODULE="station.settings", LOG_LEVEL="WARNING",
-                      OUTBOUND_ALLOWED_NETWORKS="127.0.0.1/32")  # the clock source is on loopback, as the admin allows
-    import django
-
-    django.setup()
+    clock, url, epoch = start_clock_and_django(WORK, "bench_recording_start")
     from django.contrib.auth.models import User
     from django.core.management import call_command
     from rest_framework.authtoken.models import Token
