@@ -4,10 +4,12 @@ A recording is one or more *runs*. A run is one connection to the source: an ffm
 to PCM, and the agent places every sample on the wall clock by the stream's own clock (the
 smallest arrival-minus-position seen, so neither a burst of old audio on connect nor a stall
 shifts it). Runs connect ahead of the window; what falls inside it goes, cut at the window's
-first and last sample, to a second ffmpeg that encodes it into segments named
-``part-<first sample's offset in the window>-<n>.<ext>``. A dropped source ends its run; the next
-run is placed on the clock again, and when the window closes its runs are joined with silence of
-the exact length in every gap, so each sample sits at its wall-clock place.
+first and last sample, to the window's file (``WindowFile``): a second ffmpeg that encodes it
+into segments named ``part-<first sample's offset in the window>-<n>.<ext>``. A dropped source
+ends its run; the next run is placed on the clock again, and the file gets silence of the exact
+length in the gap, so each sample sits at its wall-clock place and the file is the window's
+asset the moment the window ends. Only a window taken over from another agent has pieces
+to join when it closes.
 
 ffmpeg's input comes from the parsed source (recorders.sources), never from its text: a
 stream arrives on ffmpeg's standard input from a ``StreamFeeder``, and ffmpeg may open no
@@ -21,9 +23,10 @@ import math
 import signal
 import subprocess
 import time
+from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
-from threading import Event, Thread
+from threading import Event, Lock, Thread
 
 import requests
 from django.conf import settings
@@ -212,27 +215,156 @@ class Encoder(EngineProcess):
             self.process.wait()
 
 
-class CaptureRun(EngineProcess):
-    """One connection to a source for a window: ffmpeg decodes it; its in-window samples go to an ``Encoder``.
+class WindowFile:
+    """An agent's file of a window: one encoder from its first sample to the window's end, fed by the agent's runs.
 
-    ``window`` is the window's first and end instants (epoch seconds). Samples are placed by the
-    run's ``StreamClock``; the first written is the first at or after the window's start (or the
-    first to arrive, when the source came late), the last is the window's last. A finite source
-    (a file) is not live: its first sample is placed at the window's start, or when it arrived.
+    A run writes the samples it placed; where none came (the source dropped, or was not reached at
+    the window's start) the file gets silence of the exact length, so every sample sits at its
+    wall-clock place and a window with gaps is ready at its end as soon as one without. Its notes
+    beside it (``levels-<offset>.json``) say where those silences are, rewritten with each, so the
+    window's gaps are known even if the agent dies. It starts at the window's first sample unless
+    it goes on from another agent's file (``from_start``: False).
     """
 
-    def __init__(self, *, source: Source, directory: Path, output_format: str, segment_seconds: int,
-                 window: tuple[float, float], on_first_sample=None):
+    def __init__(self, *, directory: Path, output_format: str, segment_seconds: int, window: tuple[float, float],
+                 from_start: bool = True):
         directory.mkdir(parents=True, exist_ok=True)
         self.directory, self.output_format, self.segment_seconds = directory, output_format, segment_seconds
-        self.window_start, self.window_end = window
-        self.window_samples = round((self.window_end - self.window_start) * SAMPLE_RATE)
         self.extension = OUTPUT_PROFILES[output_format][1]
+        self.window_start = window[0]
+        self.window_samples = round((window[1] - window[0]) * SAMPLE_RATE)
+        self.from_start = from_start
+        self.encoder: Encoder | None = None
+        self.offset: int | None = None  # the window sample its first sample is
+        self.written = 0  # samples, its silences included
+        self.gaps: list[list[int]] = []  # [first, end) window samples it holds as silence: no audio came
+        self.finished = False
+        self.last_words = ""  # a dead encoder's
+        self.lock = Lock()  # the run writing, and the agent's loop filling a gap or finishing
+
+    @property
+    def end(self) -> int | None:
+        """The window sample its next one is."""
+        return None if self.offset is None else self.offset + self.written
+
+    @property
+    def full(self) -> bool:
+        return self.offset is not None and self.end >= self.window_samples
+
+    @property
+    def recorded_seconds(self) -> float:
+        return self.written / SAMPLE_RATE
+
+    @property
+    def silent_since(self) -> float | None:
+        """The wall time from which it has been silent, while a silence of the dead-source length lasts."""
+        if self.encoder is None or self.encoder.silent_from is None:
+            return None
+        return self.window_start + self.offset / SAMPLE_RATE + self.encoder.silent_from
+
+    def parts(self) -> list[Path]:
+        return [] if self.offset is None else sorted(self.directory.glob(f"part-{self.offset:012d}-*.{self.extension}"))
+
+    def write(self, at: int, pcm: bytes) -> int | None:
+        """Samples decoded for window sample ``at`` on, after silence back to where the file ends; what falls before
+        that (written already) or after the window is left out. Returns where its first written sample sits.
+
+        Raises OSError if the encoder died (the next write starts a new file)."""
+        with self.lock:
+            first = max(at, 0, self.end or 0)
+            last = min(at + len(pcm) // FRAME_BYTES, self.window_samples)
+            if first >= last or self.finished:
+                return None
+            if self.encoder is None:
+                self._open(0 if self.from_start else first)
+            self._silence_until(first)
+            self._put(pcm[(first - at) * FRAME_BYTES:(last - at) * FRAME_BYTES])
+            return first
+
+    def pad_until(self, sample: int) -> None:
+        """Silence up to ``sample`` while no run writes, so a long gap isn't all encoded at once when the source returns."""
+        with self.lock:
+            if self.encoder is not None and not self.finished:
+                self._silence_until(min(sample, self.window_samples))
+
+    def cut(self, at: float) -> None:
+        """End the window at ``at`` (epoch seconds; a cancel): nothing after it is written."""
+        self.window_samples = min(self.window_samples, max(0, round((at - self.window_start) * SAMPLE_RATE)))
+
+    def finish(self, *, to_window_end: bool = True) -> None:
+        """Finish the file, silent to the window's end where the source didn't come back (``to_window_end``: not when
+        another agent goes on with the window)."""
+        with self.lock:
+            if self.encoder is not None and not self.finished and to_window_end:
+                self._silence_until(self.window_samples)
+            self.finished = True
+            self._close()
+
+    def _open(self, offset: int) -> None:
+        self.encoder = Encoder(directory=self.directory, offset=offset, output_format=self.output_format,
+                               segment_seconds=self.segment_seconds)
+        self.offset, self.written, self.gaps = offset, 0, []
+
+    def _put(self, pcm: bytes) -> None:
+        try:
+            self.encoder.process.stdin.write(pcm)
+        except OSError:
+            self._close()
+            self.from_start = False  # what it wrote stays; the next write starts a file of its own
+            raise
+        self.written += len(pcm) // FRAME_BYTES
+
+    def _silence_until(self, sample: int) -> None:
+        first = self.end
+        if sample <= first:
+            return
+        second = bytes(FRAME_BYTES * SAMPLE_RATE)
+        while self.end < sample:
+            self._put(second[:min(sample - self.end, SAMPLE_RATE) * FRAME_BYTES])
+        if self.gaps and self.gaps[-1][1] == first:
+            self.gaps[-1][1] = sample
+        else:
+            self.gaps.append([first, sample])
+        self._write_notes(finished=False)
+
+    def _close(self) -> None:
+        if self.encoder is None:
+            return
+        self.encoder.finish()
+        self.last_words = (self.encoder.last_lines(1) or [""])[0]
+        self._write_notes(finished=True)
+        self.encoder = None
+
+    def _write_notes(self, *, finished: bool) -> None:
+        """Where it holds silence for want of audio, and, once finished, what the encoder heard, for the window's summary."""
+        heard = self.encoder
+        at = self.offset / SAMPLE_RATE
+        silences = [*heard.silences, *([(heard.silent_from, self.recorded_seconds)] if heard.silent_from is not None else [])]
+        (self.directory / f"levels-{self.offset:012d}.json").write_text(json.dumps({
+            # what it was handed is in its file only if it finished the file (killed, it lost what was in the pipe)
+            "samples": self.written if finished and heard.process.returncode == 0 else None,
+            "gaps": self.gaps,
+            **{name: value for name, value in heard.levels.items() if math.isfinite(value)},  # digital silence: -inf
+            "silences": [[at + start, at + end] for start, end in silences],
+        }))
+
+
+class CaptureRun(EngineProcess):
+    """One connection to a source for a window: ffmpeg decodes it; its samples go, on the clock, to the window's file.
+
+    Samples are placed by the run's ``StreamClock``; the first written is the first at or after the
+    window's start (or the first to arrive, when the source came late), the last is the window's
+    last. A finite source (a file) is not live: its first sample is placed at the window's start,
+    or when it arrived.
+    """
+
+    def __init__(self, *, source: Source, file: WindowFile, on_first_sample=None):
+        self.file = file
+        self.window_start = file.window_start
         self.clock = StreamClock()
         self.on_first_sample = on_first_sample  # called with the wall time of the first sample written, once
-        self.encoder: Encoder | None = None
-        self.offset: int | None = None  # the window sample the run's first written sample is
-        self.written = 0
+        self.first_written: int | None = None  # the window sample of the run's first written sample
+        self.reached: int | None = None  # the window sample its audio reaches
         self.started_at = time.time()
         self.ending = Event()  # stop at the window's end, or now
         self.feeder = None
@@ -240,7 +372,7 @@ class CaptureRun(EngineProcess):
             ["ffmpeg", "-nostdin", "-hide_banner", "-loglevel", "error", *input_args(source),
              "-vn", *PCM_ARGS, "-flush_packets", "1", "pipe:1"],
             stdin=subprocess.PIPE if source.kind == "stream" else subprocess.DEVNULL,
-            death_signal=signal.SIGKILL, writes=(directory,),  # it writes no file: nothing to finish
+            death_signal=signal.SIGKILL, writes=(file.directory,),  # it writes no file: nothing to finish
         )
         if source.kind == "stream":
             self.feeder = StreamFeeder(source.url, self.process.stdin)
@@ -274,61 +406,32 @@ class CaptureRun(EngineProcess):
     def _place(self, first: int, samples: bytes) -> bool:
         """Write what of ``samples`` (decoded from position ``first``) falls inside the window; False once it is full."""
         at = round((self.clock.anchor + first / SAMPLE_RATE - self.window_start) * SAMPLE_RATE)
-        count = len(samples) // FRAME_BYTES
-        if self.encoder is None:
-            if at + count <= 0:
+        if self.first_written is None:
+            if at + len(samples) // FRAME_BYTES <= 0:
                 return True  # before the window: it only set the clock
-            skip = max(0, -at)
-            wait = self.window_start + (at + skip) / SAMPLE_RATE - time.time()
+            wait = self.window_start + max(at, 0) / SAMPLE_RATE - time.time()
             if wait > 0:  # a file's samples come before their time; a live source's never do
                 time.sleep(wait)
-            self.offset = at + skip
-            if self.on_first_sample is not None:
-                self.on_first_sample(self.window_start + self.offset / SAMPLE_RATE)
-            self.encoder = Encoder(directory=self.directory, offset=self.offset,
-                                   output_format=self.output_format, segment_seconds=self.segment_seconds)
-        else:
-            # The clock only moves earlier: samples then map to places already written, and are dropped.
-            skip = max(0, self.offset + self.written - at)
-        room = self.window_samples - self.offset - self.written
-        piece = samples[skip * FRAME_BYTES:(skip + room) * FRAME_BYTES] if room > 0 else b""
-        if piece:
-            try:
-                self.encoder.process.stdin.write(piece)
-            except OSError:
-                return False  # the encoder died; the run ends and says why
-            self.written += len(piece) // FRAME_BYTES
-        return self.offset + self.written < self.window_samples
+        try:
+            # The clock only moves earlier: samples then map to places already written, and are left out.
+            placed = self.file.write(at, samples)
+        except OSError:
+            return False  # the encoder died; the run ends and says why
+        if placed is not None:
+            if self.first_written is None:
+                self.first_written = placed
+                if self.on_first_sample is not None:
+                    self.on_first_sample(self.window_start + placed / SAMPLE_RATE)
+            self.reached = self.file.end
+        return not self.file.full
 
     def _end(self) -> None:
-        """The window is full, or the source ended, or we stop: finish the file and let the decoder go."""
+        """The window is full, or the source ended, or we stop: let the decoder go (the file goes on)."""
         if self.feeder is not None:
             self.feeder.stop()
-        if self.encoder is not None:
-            self.encoder.finish()
-            self._write_levels()
         if self.process.poll() is None:
             self.process.kill()
         self.ending.set()
-
-    def _write_levels(self) -> None:
-        """What the encoder heard, beside the run's parts, for the window's summary (whichever agent finishes it)."""
-        heard = self.encoder
-        at = self.offset / SAMPLE_RATE
-        silences = [*heard.silences, *([(heard.silent_from, self.recorded_seconds)] if heard.silent_from is not None else [])]
-        (self.directory / f"levels-{self.offset:012d}.json").write_text(json.dumps({
-            # what it was handed is in its file only if it finished the file (killed, it lost what was in the pipe)
-            "samples": self.written if heard.process.returncode == 0 else None,
-            **{name: value for name, value in heard.levels.items() if math.isfinite(value)},  # digital silence: -inf
-            "silences": [[at + start, at + end] for start, end in silences],
-        }))
-
-    @property
-    def silent_since(self) -> float | None:
-        """The wall time from which the source has been silent, while a silence of the dead-source length lasts."""
-        if self.encoder is None or self.encoder.silent_from is None:
-            return None
-        return self.window_start + self.offset / SAMPLE_RATE + self.encoder.silent_from
 
     # -- what the supervisor asks -----------------------------------------------------------------
 
@@ -336,29 +439,22 @@ class CaptureRun(EngineProcess):
         return self.reader.is_alive()
 
     def has_output(self) -> bool:
-        """The run holds a sample of the window (it is on its way to the file)."""
-        return self.offset is not None
-
-    @property
-    def recorded_seconds(self) -> float:
-        return self.written / SAMPLE_RATE
+        """The run wrote a sample of the window."""
+        return self.first_written is not None
 
     @property
     def window_full(self) -> bool:
-        return self.offset is not None and self.offset + self.written >= self.window_samples
+        return self.file.full
 
     @property
     def written_until(self) -> float | None:
         """The wall time the run's audio reaches, if it wrote any."""
-        return None if self.offset is None else self.window_start + (self.offset + self.written) / SAMPLE_RATE
+        return None if self.reached is None else self.window_start + self.reached / SAMPLE_RATE
 
     @property
     def source_ended(self) -> bool:
         """A finite source was recorded to its end: nothing more will come from it in this window."""
         return self.feeder is not None and self.feeder.finished
-
-    def parts(self) -> list[Path]:
-        return [] if self.offset is None else sorted(self.directory.glob(f"part-{self.offset:012d}-*.{self.extension}"))
 
     def failure_reason(self) -> str:
         """Why the run ended: the feed's refusal or HTTP error, else ffmpeg's own last words."""
@@ -369,22 +465,18 @@ class CaptureRun(EngineProcess):
         if self.feeder is not None and self.feeder.failure:
             return self.feeder.failure
         time.sleep(0.05)  # let the reading thread take the last lines
-        lines = self.last_lines(1) or (self.encoder.last_lines(1) if self.encoder else [])
+        lines = self.last_lines(1) or ([self.file.last_words] if self.file.last_words else [])
         if lines:  # its own files are named as they are, without the station's directories around them
-            return lines[0].replace(f"{self.directory}/", "")
+            return lines[0].replace(f"{self.file.directory}/", "")
         return _("The source ended.")
 
-    def request_stop(self, at: float) -> None:
-        """Cut the run at ``at`` (epoch seconds): it writes what belongs before then, and ends; doesn't wait."""
-        self.window_samples = min(self.window_samples, max(0, round((at - self.window_start) * SAMPLE_RATE)))
-
     def stop(self) -> None:
-        """End it, its samples up to the cut waited for a grace, its file finished."""
-        cut_at = self.window_start + self.window_samples / SAMPLE_RATE
+        """End it, its samples up to the cut waited for a grace (the file is finished by whoever holds it)."""
+        cut_at = self.window_start + self.file.window_samples / SAMPLE_RATE
         self.reader.join(timeout=max(0.0, min(cut_at, time.time()) + END_GRACE_SECONDS - time.time()))
         self.ending.set()
         if self.process.poll() is None:
-            self.process.kill()  # no more output: the pump's read ends, and it finishes the file
+            self.process.kill()  # no more output: the pump's read ends
         self.reader.join(timeout=STOP_GRACE_SECONDS + 1)
 
 
@@ -399,18 +491,27 @@ def _part_offset(part: Path) -> int:
     return int(part.name.split("-")[1])
 
 
-def recorded_spans(directory: Path) -> list[tuple[int, int, list[Path]]]:
-    """Each run's (first window sample, end sample, its files), in time order; lengths as decoded from the files.
+@dataclass(frozen=True)
+class Piece:
+    """An agent's file of a window, as its directory holds it."""
 
-    A run's files are its whole file where it wrote one that reads, else its segments. Its length is
-    what it wrote, as it noted when it ended (a lossy file's duration as probed counts its encoder's
-    priming and padding), else as probed (a run that died with its agent).
+    start: int  # window samples
+    end: int
+    files: list[Path]  # its whole file where it wrote one that reads, else its segments
+    gaps: list[tuple[int, int]]  # the stretches it holds as silence because no audio came
+
+
+def recorded_pieces(directory: Path) -> list[Piece]:
+    """Each agent file's place in the window, files and gaps, in time order; lengths as decoded from the files.
+
+    Its length is what it wrote, as it noted when it finished (a lossy file's duration as probed
+    counts its encoder's priming and padding), else as probed (a file whose agent died).
     """
-    spans: dict[int, list[Path]] = {}
+    found_parts: dict[int, list[Path]] = {}
     for part in recording_parts(directory):
-        spans.setdefault(_part_offset(part), []).append(part)
+        found_parts.setdefault(_part_offset(part), []).append(part)
     found = []
-    for offset, parts in sorted(spans.items()):
+    for offset, parts in sorted(found_parts.items()):
         whole = [path for path in directory.glob(f"whole-{offset:012d}.*") if path.stat().st_size > 0]
         for files in (whole, parts):
             samples, readable = 0, []
@@ -421,17 +522,32 @@ def recorded_spans(directory: Path) -> list[tuple[int, int, list[Path]]]:
                 except UserError:
                     pass  # a file cut off before its first frame by a crash holds nothing we can count on
             if readable:
-                found.append((offset, offset + _samples_written(directory, offset, default=samples), readable))
+                notes = _notes(directory, offset)
+                end = offset + (samples if notes.get("samples") is None else notes["samples"])
+                found.append(Piece(offset, end, readable, [(first, min(last, end)) for first, last in notes.get("gaps", [])]))
                 break
     return found
 
 
-def _samples_written(directory: Path, offset: int, *, default: int) -> int:
+def _notes(directory: Path, offset: int) -> dict:
     try:
-        written = json.loads((directory / f"levels-{offset:012d}.json").read_text())["samples"]
-    except (OSError, ValueError, KeyError):
-        return default
-    return default if written is None else written
+        return json.loads((directory / f"levels-{offset:012d}.json").read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+def audio_spans(pieces: list[Piece]) -> list[tuple[int, int]]:
+    """The stretches of the window (samples) that hold the source's audio, in time order."""
+    spans = []
+    for piece in pieces:
+        cursor = piece.start
+        for first, last in sorted(piece.gaps):
+            if first > cursor:
+                spans.append((cursor, first))
+            cursor = max(cursor, last)
+        if piece.end > cursor:
+            spans.append((cursor, piece.end))
+    return sorted(spans)
 
 
 def levels_summary(directory: Path, window_start) -> dict:
@@ -453,10 +569,10 @@ def levels_summary(directory: Path, window_start) -> dict:
     }
 
 
-def gaps_in(spans: list[tuple[int, int, list[Path]]], window_samples: int) -> list[tuple[int, int]]:
-    """The window's spans (in samples) no run recorded, each at least an audio frame long."""
+def gaps_in(pieces: list[Piece], window_samples: int) -> list[tuple[int, int]]:
+    """The window's stretches (in samples) without the source's audio, each at least an audio frame long."""
     gaps, covered = [], 0
-    for start, end, _parts in [*spans, (window_samples, window_samples, [])]:
+    for start, end in [*audio_spans(pieces), (window_samples, window_samples)]:
         if start - covered >= GAP_MIN_SECONDS * SAMPLE_RATE:
             gaps.append((covered, min(start, window_samples)))
         covered = max(covered, end)
@@ -485,15 +601,16 @@ def _ffmpeg_in(directory: Path, args: list[str]) -> None:
                         {"reason": completed.stderr.replace(f"{directory}/", "").strip()[-300:]})
 
 
-def assemble(spans: list[tuple[int, int, list[Path]]], target: Path, *, window_samples: int, output_format: str) -> Path:
-    """Join the runs into ``target``, each at its place in the window and silence of the exact length between.
+def assemble(pieces: list[Piece], target: Path, *, window_samples: int, output_format: str) -> Path:
+    """Join the pieces into ``target``, each at its place in the window and silence of the exact length between.
 
-    A window recorded whole by one run is its parts as they are: one renamed, several joined without
-    re-encoding (one encoder wrote them, so their frames follow on), in seconds however long the
-    window. Otherwise ffmpeg decodes the pieces and encodes the window once (lossless stays lossless).
+    A window one agent recorded (its gaps are silence in its file already) is its file as it is: one
+    renamed, several segments joined without re-encoding (one encoder wrote them, so their frames
+    follow on), in seconds however long the window. A window taken over from another agent is
+    decoded and encoded once (lossless stays lossless).
     """
-    if len(spans) == 1 and spans[0][0] == 0 and abs(spans[0][1] - window_samples) < GAP_MIN_SECONDS * SAMPLE_RATE:
-        _join_unchanged(spans[0][2], target)
+    if len(pieces) == 1 and pieces[0].start == 0 and abs(pieces[0].end - window_samples) < GAP_MIN_SECONDS * SAMPLE_RATE:
+        _join_unchanged(pieces[0].files, target)
         _remove_run_files(target.parent)
         return target
     inputs, chains, labels, cursor = [], [], [], 0
@@ -504,19 +621,19 @@ def assemble(spans: list[tuple[int, int, list[Path]]], target: Path, *, window_s
         chains.append(f"anullsrc=r={SAMPLE_RATE}:cl=stereo,atrim=end_sample={samples},{pcm}{label}")
         labels.append(label)
 
-    for start, end, parts in spans:
-        if start > cursor:
-            silence(start - cursor)
-            cursor = start
+    for piece in pieces:
+        if piece.start > cursor:
+            silence(piece.start - cursor)
+            cursor = piece.start
         first = len(inputs) // 2
-        for part in parts:
+        for part in piece.files:
             inputs.extend(["-i", part.name])
         label = f"[run{len(chains)}]"
-        joined = "".join(f"[{index}:a]" for index in range(first, first + len(parts)))
-        # an overlap with the run before (an agent taking over): this one goes on where that one ended
-        chains.append(f"{joined}concat=n={len(parts)}:v=0:a=1,{pcm},atrim=start_sample={cursor - start}{label}")
+        joined = "".join(f"[{index}:a]" for index in range(first, first + len(piece.files)))
+        # an overlap with the piece before (an agent taking over): this one goes on where that one ended
+        chains.append(f"{joined}concat=n={len(piece.files)}:v=0:a=1,{pcm},atrim=start_sample={cursor - piece.start}{label}")
         labels.append(label)
-        cursor = max(cursor, end)
+        cursor = max(cursor, piece.end)
     if cursor < window_samples:
         silence(window_samples - cursor)
     graph = ";".join([*chains, f"{''.join(labels)}concat=n={len(labels)}:v=0:a=1,atrim=end_sample={window_samples}[out]"])

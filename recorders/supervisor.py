@@ -26,6 +26,9 @@ RESTART_BACKOFF_SECONDS = (0.5, 1, 2, 5)
 ARM_HORIZON = timedelta(seconds=30)
 FINISHING_THREADS = 4  # stopping ffmpeg, joining and probing run off the loop so starts stay on time
 LEAST_RUN_SECONDS = 0.1  # a window with less than this left to record is full
+# A gap is written as silence this far behind the clock: a source back within it (an Icecast burst
+# of what it played while we were away) fills the gap with its audio instead.
+LATE_AUDIO_SECONDS = 10
 
 
 @dataclass
@@ -33,6 +36,7 @@ class Recording:
     """A window this agent is recording."""
 
     schedule: RecorderSchedule
+    file: engine.WindowFile
     run: engine.CaptureRun | None = None
     started: bool = False  # some run wrote a sample of the window
     restarts: int = 0
@@ -40,6 +44,13 @@ class Recording:
     source_ended: bool = False  # nothing more to record: a finite source ended, or the window is full
     no_audio_since: float | None = None  # a run ended mid-window: nothing has come since (epoch seconds)
     source_dead: bool = False  # the desk was told the source is silent or gone
+
+
+def _recording(schedule: RecorderSchedule, *, from_start: bool = True) -> Recording:
+    return Recording(schedule=schedule, file=engine.WindowFile(
+        directory=services.recording_directory(schedule), output_format=schedule.recorder.output_format,
+        segment_seconds=schedule.recorder.segment_seconds,
+        window=(schedule.record_from.timestamp(), schedule.record_until.timestamp()), from_start=from_start))
 
 
 def connect_at(schedule: RecorderSchedule) -> datetime:
@@ -69,7 +80,7 @@ class RecorderSupervisor:
             ):
                 services.recording_interrupted(schedule=schedule, since=services.recording_last_data_at(schedule),
                                                reason=_("Its agent stopped; %(node)s took it over.") % {"node": self.node})
-                self.recordings[schedule.pk] = Recording(schedule=schedule)
+                self.recordings[schedule.pk] = _recording(schedule, from_start=False)  # it goes on from the other's file
 
     def next_deadline(self) -> float | None:
         """Seconds-since-epoch of the next moment this supervisor must act, if any."""
@@ -94,7 +105,7 @@ class RecorderSupervisor:
                 logger.exception("recording %s: cannot be claimed", schedule)
                 continue
             if claimed:
-                self.recordings[claimed.pk] = Recording(schedule=claimed)
+                self.recordings[claimed.pk] = _recording(claimed)
         for recording in list(self.recordings.values()):
             try:
                 self._drive(recording, now)
@@ -104,8 +115,6 @@ class RecorderSupervisor:
                 raise  # the database, not the window: the agent reconnects
             except Exception as error:  # one bad window fails alone, with its reason; the others record on
                 logger.exception("recording %s: cannot go on", recording.schedule)
-                if recording.run:
-                    recording.run.stop()
                 self._fail(recording, str(error) if isinstance(error, UserError) else
                            _("The agent could not record it: %(reason)s") % {"reason": type(error).__name__})
 
@@ -123,6 +132,8 @@ class RecorderSupervisor:
             self._finish(recording, now)
             return
         run = recording.run
+        if run is None or not run.has_output():  # silence where no audio comes, kept a little behind the clock
+            recording.file.pad_until(round((time.time() - LATE_AUDIO_SECONDS - recording.file.window_start) * engine.SAMPLE_RATE))
         if run is None:
             self._watch_source(recording)
             if recording.source_ended or time.time() < recording.restart_at:
@@ -131,11 +142,7 @@ class RecorderSupervisor:
                 recording.source_ended = True
                 return
             recording.run = engine.CaptureRun(
-                source=self._source(recording),
-                directory=services.recording_directory(schedule),
-                output_format=schedule.recorder.output_format,
-                segment_seconds=schedule.recorder.segment_seconds,
-                window=(schedule.record_from.timestamp(), schedule.record_until.timestamp()),
+                source=self._source(recording), file=recording.file,
                 on_first_sample=lambda instant: self.announcing.submit(self._first_sample, recording, instant),
             )
             logger.info("recording %s: ffmpeg %s started", schedule, recording.run.pid)
@@ -146,7 +153,6 @@ class RecorderSupervisor:
         if run.alive():
             waited = time.time() - max(run.started_at, schedule.record_from.timestamp())
             if not recording.started and waited > settings.RECORDER_STARTUP_TIMEOUT_SECONDS:
-                run.stop()
                 self._fail(recording, f"{schedule.recorder.source_url} gave no data within "
                                       f"{int(settings.RECORDER_STARTUP_TIMEOUT_SECONDS)} s")
             return
@@ -185,7 +191,7 @@ class RecorderSupervisor:
     def _watch_source(self, recording: Recording) -> None:
         """Tell the desk when the source has been silent (as ffmpeg hears it) or sent nothing too long, and when it's back."""
         run = recording.run
-        since = run.silent_since if run is not None and run.has_output() else recording.no_audio_since
+        since = recording.file.silent_since if run is not None and run.has_output() else recording.no_audio_since
         if since is not None and time.time() - since >= settings.RECORDER_DEAD_SOURCE_SECONDS:
             if not recording.source_dead:
                 recording.source_dead = True
@@ -211,8 +217,8 @@ class RecorderSupervisor:
 
     def _finish(self, recording: Recording, now: datetime) -> None:
         self.recordings.pop(recording.schedule.pk, None)
-        if recording.run:  # cut at the window's end (or the cancel) exactly; the waiting happens off the loop
-            recording.run.request_stop(min(recording.schedule.record_until, now).timestamp())
+        # cut at the window's end (or the cancel) exactly; the waiting happens off the loop
+        recording.file.cut(min(recording.schedule.record_until, now).timestamp())
         self.finishing.submit(self._finish_off_loop, recording, now)
 
     def _finish_off_loop(self, recording: Recording, now: datetime) -> None:
@@ -220,6 +226,7 @@ class RecorderSupervisor:
         try:
             if recording.run:
                 recording.run.stop()
+            recording.file.finish()
             if schedule.status != Status.CANCELLED:
                 if not services.schedule_begin_stop(schedule=schedule, owner=self.owner, now=now):
                     logger.info("recording %s: no longer ours to stop", schedule)
@@ -232,8 +239,15 @@ class RecorderSupervisor:
         finally:
             close_old_connections()
 
+    def _stop(self, recording: Recording) -> None:
+        """Stop its run and finish its file where it is (another agent may go on with the window)."""
+        if recording.run:
+            recording.run.stop()
+        recording.file.finish(to_window_end=False)
+
     def _fail(self, recording: Recording, reason: str) -> None:
         self.recordings.pop(recording.schedule.pk, None)
+        self._stop(recording)
         try:
             services.schedule_fail(schedule=recording.schedule, reason=reason)
         except UserError:
@@ -241,8 +255,7 @@ class RecorderSupervisor:
 
     def _abandon(self, recording: Recording, why: str) -> None:
         logger.warning("recording %s: stopping, %s", recording.schedule, why)
-        if recording.run:
-            recording.run.stop()
+        self._stop(recording)
         self.recordings.pop(recording.schedule.pk, None)
 
     # -- changes and leases -------------------------------------------------------------------
@@ -276,7 +289,6 @@ class RecorderSupervisor:
     def shutdown(self) -> None:
         """Stop ffmpeg cleanly; the windows are taken over by the next agent after their lease."""
         for recording in self.recordings.values():
-            if recording.run:
-                recording.run.stop()
+            self._stop(recording)
         self.announcing.shutdown(wait=True)
         self.finishing.shutdown(wait=True)

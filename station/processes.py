@@ -11,6 +11,7 @@ import stat
 import subprocess
 import time
 from collections import deque
+from concurrent.futures import ThreadPoolExecutor
 from functools import cache
 from pathlib import Path
 from threading import Thread
@@ -20,6 +21,10 @@ from django.conf import settings
 logger = logging.getLogger(__name__)
 
 _PR_SET_PDEATHSIG = 1
+# The kernel sends the parent-death signal when the *thread* that started a child ends, not its
+# process: engines are started from this one thread, which lives as long as the agent, so an
+# engine started on behalf of a short-lived thread (a run's pump opening its file) outlives it.
+_SPAWNER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="engine-spawner")
 STOP_GRACE_SECONDS = 5
 TAIL_LINES = 20
 
@@ -136,10 +141,10 @@ class EngineProcess:
                  stdin=subprocess.DEVNULL, stderr=subprocess.PIPE, cwd: Path | None = None):
         self.tail: deque[str] = deque(maxlen=TAIL_LINES)
         self.stop_sent = False
-        self.process = subprocess.Popen(
-            argv, stdin=stdin, stdout=subprocess.PIPE, stderr=stderr, cwd=cwd,
+        self.process = _SPAWNER.submit(
+            subprocess.Popen, argv, stdin=stdin, stdout=subprocess.PIPE, stderr=stderr, cwd=cwd,
             preexec_fn=die_with_parent(death_signal), **engine_account(writes=writes, reads=reads),
-        )
+        ).result()
         self.reader = Thread(target=self.read_stdout, daemon=True)
         self.reader.start()
         if stderr == subprocess.PIPE:

@@ -163,9 +163,9 @@ def leases_renew(*, owner: str, now: datetime) -> set[int]:
 
 def recording_last_data_at(schedule: RecorderSchedule) -> datetime:
     """When the recorded audio ends: where the last run's files reach in the window, else the last lease renewal."""
-    spans = engine.recorded_spans(recording_directory(schedule))
-    if spans:
-        return schedule.record_from + timedelta(seconds=spans[-1][1] / engine.SAMPLE_RATE)
+    heard = engine.audio_spans(engine.recorded_pieces(recording_directory(schedule)))
+    if heard:
+        return schedule.record_from + timedelta(seconds=heard[-1][1] / engine.SAMPLE_RATE)
     renewed = (schedule.lease_expires_at or timezone.now()) - timedelta(seconds=settings.AGENT_LEASE_SECONDS)
     return max(renewed, schedule.start_at)
 
@@ -207,30 +207,31 @@ def recording_finalize(*, schedule: RecorderSchedule, stopped_at: datetime) -> R
         if session.asset_id is None:  # deleted around the model, which keeps it while recording
             schedule_fail(schedule=schedule, reason=str(_("Its media asset was deleted while it recorded.")))
             return schedule
-        spans = engine.recorded_spans(directory)
-        if not spans and not finished:
+        pieces = engine.recorded_pieces(directory)
+        if not pieces and not finished:
             schedule_fail(schedule=schedule, reason=str(_("Nothing readable was recorded: ffmpeg's files hold no audio.")))
             return schedule
         # a cancelled window keeps what was recorded before the cancel
         window_samples = round((min(schedule.record_until, stopped_at) - schedule.record_from).total_seconds()
                                * engine.SAMPLE_RATE)
-        gaps = _gaps_with_reasons(schedule.record_from, engine.gaps_in(spans, window_samples), noted=session.gaps)
+        gaps = _gaps_with_reasons(schedule.record_from, engine.gaps_in(pieces, window_samples), noted=session.gaps)
         levels = engine.levels_summary(directory, schedule.record_from)  # before the join tidies the runs' notes away
         output_format = schedule.recorder.output_format
-        target = finished[0] if finished and not spans else directory / f"recording.{engine.OUTPUT_PROFILES[output_format][1]}"
+        target = finished[0] if finished and not pieces else directory / f"recording.{engine.OUTPUT_PROFILES[output_format][1]}"
         try:
-            if spans:
-                engine.assemble(spans, target, window_samples=window_samples, output_format=output_format)
+            if pieces:
+                engine.assemble(pieces, target, window_samples=window_samples, output_format=output_format)
             probed = media.probe(target)
-            if spans:  # the file holds the window's samples exactly; a lossy file's probed length counts its codec's
+            if pieces:  # the file holds the window's samples exactly; a lossy file's probed length counts its codec's
                 probed = dataclasses.replace(probed, duration_seconds=window_samples / engine.SAMPLE_RATE)  # padding
             checksum = media.sha256_file(target)
         except UserError as error:
             schedule_fail(schedule=schedule, reason=str(error))
             return schedule
-        first_sample = schedule.record_from + timedelta(seconds=spans[0][0] / engine.SAMPLE_RATE) if spans else None
+        heard = engine.audio_spans(pieces)
+        first_sample = schedule.record_from + timedelta(seconds=heard[0][0] / engine.SAMPLE_RATE) if heard else None
         _recording_complete(schedule, session, target, probed, checksum, stopped_at,
-                            gaps=gaps if spans else None, started_at=first_sample,
+                            gaps=gaps if pieces else None, started_at=first_sample,
                             levels=levels)
     return schedule
 

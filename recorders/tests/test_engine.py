@@ -5,19 +5,21 @@ import time
 
 import pytest
 
-from recorders.engine import CaptureRun
+from recorders.engine import CaptureRun, WindowFile
 from recorders.sources import parse_source
 
 pytestmark = pytest.mark.slow
 
 
 def _recorded_and_stopped(tmp_path, output_format: str):
-    run = CaptureRun(source=parse_source("tone:440"), directory=tmp_path, output_format=output_format,
-                     segment_seconds=600, window=(time.time(), time.time() + 30))
+    file = WindowFile(directory=tmp_path, output_format=output_format, segment_seconds=600,
+                      window=(time.time(), time.time() + 30))
+    run = CaptureRun(source=parse_source("tone:440"), file=file)
     time.sleep(2)
-    run.request_stop(time.time())  # at the window's end, on the agent's loop
-    run.stop()  # then off the loop: waits for ffmpeg to finish its file
-    [part] = sorted(tmp_path.glob(f"part-*.{run.extension}"))
+    file.cut(time.time())  # at the window's end, on the agent's loop
+    run.stop()  # then off the loop: waits for the last samples
+    file.finish()  # and for ffmpeg to finish the file
+    [part] = sorted(tmp_path.glob(f"part-*.{file.extension}"))
     return part.read_bytes()
 
 

@@ -15,7 +15,7 @@ from django.utils import timezone
 
 from ingest.media import generate_tone
 from ingest.models import MediaAsset
-from recorders.engine import CaptureRun
+from recorders.engine import CaptureRun, WindowFile
 from recorders.models import Recorder, RecorderSchedule
 from recorders.sources import parse_source
 from recorders.tests.audio import decoded, sound_spans
@@ -129,12 +129,14 @@ def test_a_source_written_around_validation_fails_its_own_window_and_records_not
 
 def _record(source_url: str, directory: Path, *, seconds: float) -> CaptureRun:
     """One real run on a source for a window of ``seconds`` from now, as the agent starts it, until it ends."""
-    run = CaptureRun(source=parse_source(source_url), directory=directory, output_format="wav", segment_seconds=600,
-                     window=(time.time(), time.time() + seconds))
+    file = WindowFile(directory=directory, output_format="wav", segment_seconds=600,
+                      window=(time.time(), time.time() + seconds))
+    run = CaptureRun(source=parse_source(source_url), file=file)
     try:
         run.reader.join(timeout=seconds + 15)
     finally:
         run.stop()
+        file.finish(to_window_end=False)
     return run
 
 
@@ -186,8 +188,8 @@ def test_a_source_faster_than_real_time_records_no_more_than_it_is_given(host, t
 
     run = _record(url, tmp_path / "rec", seconds=4)
 
-    assert 3.5 < run.recorded_seconds <= 4.05
-    assert sum(part.stat().st_size for part in run.parts()) < 4.1 * 44100 * 4 + 1000  # 4 s of 16-bit stereo WAV
+    assert 3.5 < run.file.recorded_seconds <= 4.05
+    assert sum(part.stat().st_size for part in run.file.parts()) < 4.1 * 44100 * 4 + 1000  # 4 s of 16-bit stereo WAV
 
 
 @pytest.mark.slow
