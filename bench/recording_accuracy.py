@@ -60,32 +60,35 @@ def baseline_record(url: str, output_format: str, start: float, end: float, targ
     process.wait(timeout=15)
 
 
-def serve_clock(directory, answer) -> None:
-    """The clock source in a process of its own, as an Icecast server is: the bench's own work doesn't delay it."""
+def serve_clock(directory, control) -> None:
+    """The clock source in a process of its own, as an Icecast server is: the bench's own work doesn't delay it.
+
+    Each number it is sent drops the source for that many seconds."""
     from recorders.tests.clock_source import ClockSource
 
     source = ClockSource(directory)
-    answer.send((source.url, source.epoch))
-    threading.Event().wait()
+    control.send((source.url, source.epoch))
+    while True:
+        source.drop(control.recv())
 
 
 def start_clock_and_django(work, database: str):
     """A fresh ``work`` directory, the clock source serving in its own process, Django on a fresh database.
 
-    Returns the source's process, URL and epoch (the instant of its first click)."""
+    Returns the source's process, URL, epoch (the instant of its first click) and control (``send(3)``: drop it 3 s)."""
     shutil.rmtree(work, ignore_errors=True)
     (work / "baseline").mkdir(parents=True)
-    answer, ask = multiprocessing.Pipe(duplex=False)
-    clock = multiprocessing.Process(target=serve_clock, args=(work / "source", ask), daemon=True)
+    control, source_end = multiprocessing.Pipe()
+    clock = multiprocessing.Process(target=serve_clock, args=(work / "source", source_end), daemon=True)
     clock.start()
-    url, epoch = answer.recv()
+    url, epoch = control.recv()
     os.environ.update(DATABASE_URL=fresh_database_url(database), MEDIA_ROOT=str(work / "media"),
                       DJANGO_SETTINGS_MODULE="station.settings", LOG_LEVEL="WARNING",
                       OUTBOUND_ALLOWED_NETWORKS="127.0.0.1/32")  # the clock source is on loopback, as the admin allows
     import django
 
     django.setup()
-    return clock, url, epoch
+    return clock, url, epoch, control
 
 
 def errors_ms(epoch: float, path, start: float, end: float) -> tuple[float, float] | None:
@@ -146,7 +149,7 @@ def record(node, recorders, url: str):
 
 
 def main() -> None:
-    clock, url, epoch = start_clock_and_django(WORK, "bench_recording")
+    clock, url, epoch, _control = start_clock_and_django(WORK, "bench_recording")
     from django.core.management import call_command
 
     from recorders.models import Recorder

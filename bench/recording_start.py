@@ -30,7 +30,7 @@ GOAL_MS, RUNNING_GOAL_MS = 30, 250
 
 
 def main() -> None:
-    clock, url, epoch = start_clock_and_django(WORK, "bench_recording_start")
+    clock, url, epoch, _control = start_clock_and_django(WORK, "bench_recording_start")
     from django.contrib.auth.models import User
     from django.core.management import call_command
     from rest_framework.authtoken.models import Token

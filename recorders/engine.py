@@ -47,10 +47,11 @@ OUTPUT_PROFILES = {
     "flac": (["-c:a", "flac"], "flac"),
     "wav": (["-c:a", "pcm_s16le"], "wav"),
 }
-# Segments of these can't be joined exactly without encoding again (MP3 and AAC: each has its own
-# priming and padding; FLAC: each its own stream header), so the encoder also writes its run whole,
-# beside the segments: a window recorded in one run is that file, ready the moment the window ends.
-WHOLE_RUN_MUXERS = {"mp3": "mp3", "aac": "adts", "flac": "flac"}
+# The encoder also writes its file whole, beside the segments, so a window one agent recorded is that
+# file, ready the moment the window ends: segments can't be joined exactly without encoding again
+# (MP3 and AAC: each has its own priming and padding; FLAC: each its own stream header), and
+# joining WAV segments copies the window (2 s for an hour). RF64 past 4 GB.
+WHOLE_FILE_MUXERS = {"mp3": "mp3", "aac": "adts", "flac": "flac", "wav": "wav:rf64=auto"}
 SAMPLE_RATE = 44100
 FRAME_BYTES = 4  # a sample of 16-bit stereo PCM
 PCM_ARGS = ["-f", "s16le", "-ac", "2", "-ar", str(SAMPLE_RATE)]
@@ -175,9 +176,8 @@ class Encoder(EngineProcess):
                   "astats=measure_perchannel=none:measure_overall=Peak_level+RMS_level")
         # Each packet is written at once, so a live asset's file grows in real time.
         segments = f"segment_time={segment_seconds}:reset_timestamps=1:segment_format_options=flush_packets=1"
-        outputs = f"[f=segment:{segments}]part-{offset:012d}-%03d.{extension}"
-        if output_format in WHOLE_RUN_MUXERS:
-            outputs += f"|[f={WHOLE_RUN_MUXERS[output_format]}:flush_packets=1]whole-{offset:012d}.{extension}"
+        outputs = (f"[f=segment:{segments}]part-{offset:012d}-%03d.{extension}"
+                   f"|[f={WHOLE_FILE_MUXERS[output_format]}:flush_packets=1]whole-{offset:012d}.{extension}")
         super().__init__(
             ["ffmpeg", "-nostdin", "-hide_banner", "-nostats", "-loglevel", "level+info", *PCM_ARGS, "-i", "pipe:0",
              "-map", "0:a", "-af", listen, *codec_args, "-f", "tee", outputs],
@@ -604,9 +604,9 @@ def _ffmpeg_in(directory: Path, args: list[str]) -> None:
 def assemble(pieces: list[Piece], target: Path, *, window_samples: int, output_format: str) -> Path:
     """Join the pieces into ``target``, each at its place in the window and silence of the exact length between.
 
-    A window one agent recorded (its gaps are silence in its file already) is its file as it is: one
-    renamed, several segments joined without re-encoding (one encoder wrote them, so their frames
-    follow on), in seconds however long the window. A window taken over from another agent is
+    A window one agent recorded (its gaps are silence in its file already) is its whole file, renamed
+    (or, if that can't be read, its segments joined without re-encoding: one encoder wrote them, so
+    their frames follow on). A window taken over from another agent is
     decoded and encoded once (lossless stays lossless).
     """
     if len(pieces) == 1 and pieces[0].start == 0 and abs(pieces[0].end - window_samples) < GAP_MIN_SECONDS * SAMPLE_RATE:
