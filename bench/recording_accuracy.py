@@ -91,6 +91,26 @@ def start_clock_and_django(work, database: str):
     return clock, url, epoch, control
 
 
+def recording_station(url: str, output_formats: list[str]):
+    """On the fresh database: a studio, a recording node, a recorder per format on ``url``, and a real node agent,
+    its memory sampled. Returns the node, the recorders, the sampler and the agent's process."""
+    from django.core.management import call_command
+
+    from recorders.models import Recorder
+    from station.models import Node, Studio
+
+    call_command("migrate", verbosity=0)
+    studio = Studio.objects.create(name="Bench", slug="bench")
+    node = Node.objects.create(name="bench-rec", capabilities=["record"])
+    recorders = [Recorder.objects.create(studio=studio, name=f"R{n} {output_format}", source_url=url, node=node,
+                                         output_format=output_format) for n, output_format in enumerate(output_formats)]
+    sampler = RssSampler()
+    sampler.start()
+    agent = subprocess.Popen([sys.executable, "manage.py", "run_node", "--name", "bench-rec"], cwd=ROOT, env=os.environ)
+    sampler.pids.add(agent.pid)
+    return node, recorders, sampler, agent
+
+
 def errors_ms(epoch: float, path, start: float, end: float) -> tuple[float, float] | None:
     from recorders.tests.audio import decoded
     from recorders.tests.clock_source import first_sample_instant
@@ -150,20 +170,7 @@ def record(node, recorders, url: str):
 
 def main() -> None:
     clock, url, epoch, _control = start_clock_and_django(WORK, "bench_recording")
-    from django.core.management import call_command
-
-    from recorders.models import Recorder
-    from station.models import Node, Studio
-
-    call_command("migrate", verbosity=0)
-    studio = Studio.objects.create(name="Bench", slug="bench")
-    node = Node.objects.create(name="bench-rec", capabilities=["record"])
-    recorders = [Recorder.objects.create(studio=studio, name=f"R{index} {output_format}", source_url=url, node=node,
-                                         output_format=output_format) for output_format, index in RECORDERS]
-    sampler = RssSampler()
-    sampler.start()
-    agent = subprocess.Popen([sys.executable, "manage.py", "run_node", "--name", "bench-rec"], cwd=ROOT, env=os.environ)
-    sampler.pids.add(agent.pid)
+    node, recorders, sampler, agent = recording_station(url, [output_format for output_format, _index in RECORDERS])
     try:
         seen, windows, plan, baseline_plan = record(node, recorders, url)
     finally:

@@ -19,13 +19,12 @@ Run: .venv/bin/python bench/recording_gaps.py   (starts the embedded PostgreSQL 
 import json
 import os
 import signal
-import subprocess
 import sys
 import time
 from datetime import UTC, datetime, timedelta
 
-from bench_support import ROOT, RssSampler, percentile, wait_until
-from recording_accuracy import errors_ms, start_clock_and_django, summary
+from bench_support import ROOT, percentile, wait_until
+from recording_accuracy import errors_ms, recording_station, start_clock_and_django, summary
 
 sys.path.insert(0, str(ROOT))
 WORK = ROOT / "var" / "bench-recording-gaps"
@@ -139,20 +138,7 @@ def click_errors_ms(path, start: float, after: float, epoch: float) -> list[floa
 
 def main() -> None:
     clock, url, epoch, control = start_clock_and_django(WORK, "bench_recording_gaps")
-    from django.core.management import call_command
-
-    from recorders.models import Recorder
-    from station.models import Node, Studio
-
-    call_command("migrate", verbosity=0)
-    studio = Studio.objects.create(name="Bench", slug="bench")
-    node = Node.objects.create(name="bench-rec", capabilities=["record"])
-    recorders = [Recorder.objects.create(studio=studio, name=f"Live {output_format}", source_url=url, node=node,
-                                         output_format=output_format) for output_format in ("mp3", "wav")]
-    sampler = RssSampler()
-    sampler.start()
-    agent = subprocess.Popen([sys.executable, "manage.py", "run_node", "--name", "bench-rec"], cwd=ROOT, env=os.environ)
-    sampler.pids.add(agent.pid)
+    node, recorders, sampler, agent = recording_station(url, ["mp3", "wav"])
     try:
         live = live_rounds(control, recorders, node)
     finally:
