@@ -4,13 +4,14 @@
   clock-marked source (recorders/tests/clock_source.py, in its own process), which drops for 3 s
   4.5 s into each window, 3 rounds. Figures: when the database the API and the dashboard read says
   `completed` (polled every 10 ms) against the window's end; where the recorded gap begins against
-  the drop; the asset's first and last sample against the wall clock, read from its clicks (the
-  end is after the gap, so it shows the later samples kept their places); its length.
+  the drop; the asset's first sample and each click after the gap against the wall clock, read
+  from its clicks; its length.
 - an hour: the figure that grows with the window. A 59-minute window with three gaps (30 s, 5 min
   and the source gone for its last minute) is written as the agent writes it (the audio fed as
   fast as ffmpeg encodes it, the gaps as the agent fills them), then finished as at the window's
   end: its file finished, the window stopped and finalized through the services the agent calls,
-  against the database. Baseline, the same audio as the engine wrote it before: one file per run,
+  against the database. Also the same window taken over after its first gap from an agent killed
+  with its encoder. Baseline, the same audio as the engine wrote it before: one file per run,
   decoded and encoded again into the window's asset when it closes.
 
 Run: .venv/bin/python bench/recording_gaps.py   (starts the embedded PostgreSQL itself)
@@ -62,25 +63,18 @@ def live_rounds(control, recorders, node) -> list[tuple[object, float, float]]:
     return results
 
 
-def feed_hour(file, pcm_second: bytes, *, pad_gaps: bool) -> None:
-    """The hour's audio into ``file`` as runs would write it; the agent's loop fills a gap that lasts (``pad_gaps``)."""
-    from recorders.engine import SAMPLE_RATE
+def finalized_hour(recorder, node, output_format: str, *, way: str) -> dict:
+    """Record the hour window one way and finish it as at its end; how long until it reads completed.
 
-    for first, last in HOUR_AUDIO:
-        if pad_gaps and file.end is not None:
-            file.pad_until(round((first * 60 - 10) * SAMPLE_RATE))  # 10 s behind the clock, as the loop does
-        for second in range(int(first * 60), int(last * 60)):
-            file.write(second * SAMPLE_RATE, pcm_second)
-
-
-def finalized_hour(recorder, node, output_format: str, *, ours: bool) -> dict:
-    """Record the hour window one way and finish it as at its end; how long until it reads completed."""
+    ``ours``: one agent. ``takeover``: its agent killed after the first stretch of audio, another
+    takes the window over (its file starts with the first one's, taken in while it records).
+    ``baseline``: a file per run, encoded again into the window's asset at its end."""
     from recorders import engine, services
     from recorders.models import RecorderSchedule
     from recorders.tests.clock_source import SAMPLE_RATE, _click_track
 
     end = datetime.now(UTC).replace(microsecond=0)
-    schedule = RecorderSchedule.objects.create(recorder=recorder, name=f"hour {output_format} {ours}",
+    schedule = RecorderSchedule.objects.create(recorder=recorder, name=f"hour {output_format} {way}",
                                                start_at=end - HOUR_WINDOW, end_at=end)
     owner = "bench-hour/1"
     schedule = services.schedule_claim(schedule_id=schedule.pk, owner=owner, node=node, now=schedule.start_at)
@@ -94,9 +88,16 @@ def finalized_hour(recorder, node, output_format: str, *, ours: bool) -> dict:
         return engine.WindowFile(directory=directory, output_format=output_format, segment_seconds=600, window=window,
                                  **kwargs)
 
-    if ours:
+    if way in ("ours", "takeover"):
         file = window_file()
-        feed_hour(file, stereo, pad_gaps=True)
+        for n, (first, until) in enumerate(HOUR_AUDIO):
+            if n == 1 and way == "takeover":
+                file.encoder.process.kill()  # with its agent: nothing finished, nothing noted
+                file = window_file(earlier=engine.recorded_pieces(directory))
+                file.taking_in.join()  # meanwhile the runs' audio waits in memory; here it comes after
+            file.pad_until(round((first * 60 - 10) * SAMPLE_RATE))  # 10 s behind the clock, as the loop does
+            for second in range(int(first * 60), int(until * 60)):
+                file.write(second * SAMPLE_RATE, stereo)
         file.pad_until(round((window[1] - window[0] - 10) * SAMPLE_RATE))  # the loop, in the gap at the end
         ended = time.time()  # the window's end, as the agent meets it
         file.finish()
@@ -172,8 +173,8 @@ def main() -> None:
     hour = {}
     sampler.pids.add(os.getpid())  # the hour's files are written and finished from here, as the agent would
     for output_format, recorder in zip(("mp3", "wav"), recorders):
-        for ours in (True, False):
-            hour[f"{'ours' if ours else 'baseline'}_{output_format}"] = finalized_hour(recorder, node, output_format, ours=ours)
+        for way in ("ours", "takeover", "baseline"):
+            hour[f"{way}_{output_format}"] = finalized_hour(recorder, node, output_format, way=way)
     sampler.running = False
 
     figures = {
@@ -189,7 +190,7 @@ def main() -> None:
         "not_measured": unread,
         "peak_rss_mb": {name: round(mb, 1) for name, mb in sorted(sampler.peak_mb.items())},
     }
-    ours_hour = [figures for name, figures in hour.items() if name.startswith("ours")]
+    ours_hour = [figures for name, figures in hour.items() if not name.startswith("baseline")]
     goal = {"completed_after_end_s_max": GOAL_COMPLETED_S, "start_error_abs_ms_max": GOAL_MS,
             "click_error_after_gap_abs_ms_max": GOAL_MS, "length_error_abs_ms_max": GOAL_MS}
     met = (not unread and len(starts) == len(live)

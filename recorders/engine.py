@@ -167,7 +167,7 @@ class Encoder(EngineProcess):
     ``silences`` the ones that ended, and at the end ``levels`` holds the peak and RMS levels (dBFS).
     """
 
-    def __init__(self, *, directory: Path, offset: int, output_format: str, segment_seconds: int):
+    def __init__(self, *, directory: Path, label: str, output_format: str, segment_seconds: int):
         codec_args, extension = OUTPUT_PROFILES[output_format]
         self.silent_from: float | None = None
         self.silences: list[tuple[float, float]] = []
@@ -176,8 +176,8 @@ class Encoder(EngineProcess):
                   "astats=measure_perchannel=none:measure_overall=Peak_level+RMS_level")
         # Each packet is written at once, so a live asset's file grows in real time.
         segments = f"segment_time={segment_seconds}:reset_timestamps=1:segment_format_options=flush_packets=1"
-        outputs = (f"[f=segment:{segments}]part-{offset:012d}-%03d.{extension}"
-                   f"|[f={WHOLE_FILE_MUXERS[output_format]}:flush_packets=1]whole-{offset:012d}.{extension}")
+        outputs = (f"[f=segment:{segments}]part-{label}-%03d.{extension}"
+                   f"|[f={WHOLE_FILE_MUXERS[output_format]}:flush_packets=1]whole-{label}.{extension}")
         super().__init__(
             ["ffmpeg", "-nostdin", "-hide_banner", "-nostats", "-loglevel", "level+info", *PCM_ARGS, "-i", "pipe:0",
              "-map", "0:a", "-af", listen, *codec_args, "-f", "tee", outputs],
@@ -222,12 +222,16 @@ class WindowFile:
     the window's start) the file gets silence of the exact length, so every sample sits at its
     wall-clock place and a window with gaps is ready at its end as soon as one without. Its notes
     beside it (``levels-<offset>.json``) say where those silences are, rewritten with each, so the
-    window's gaps are known even if the agent dies. It starts at the window's first sample unless
-    it goes on from another agent's file (``from_start``: False).
+    window's gaps are known even if the agent dies.
+
+    An agent that takes a window over from another starts its file with the ``earlier`` agents'
+    files, decoded on a thread of its own (what its runs write meanwhile waits in memory), so the
+    window is again one file when it ends; theirs are removed once taken in. ``from_start``
+    False: the file starts at its first sample (as it does after its encoder died).
     """
 
     def __init__(self, *, directory: Path, output_format: str, segment_seconds: int, window: tuple[float, float],
-                 from_start: bool = True):
+                 from_start: bool = True, earlier: list["Piece"] = ()):
         directory.mkdir(parents=True, exist_ok=True)
         self.directory, self.output_format, self.segment_seconds = directory, output_format, segment_seconds
         self.extension = OUTPUT_PROFILES[output_format][1]
@@ -235,12 +239,23 @@ class WindowFile:
         self.window_samples = round((window[1] - window[0]) * SAMPLE_RATE)
         self.from_start = from_start
         self.encoder: Encoder | None = None
+        self.label = ""  # its files' names: its first sample's offset, and a suffix if another file began there
         self.offset: int | None = None  # the window sample its first sample is
         self.written = 0  # samples, its silences included
         self.gaps: list[list[int]] = []  # [first, end) window samples it holds as silence: no audio came
         self.finished = False
         self.last_words = ""  # a dead encoder's
         self.lock = Lock()  # the run writing, and the agent's loop filling a gap or finishing
+        self.pending: list[bytes] | None = None  # what was written while the earlier files are taken in
+        self.taking_in: Thread | None = None
+        if earlier:
+            self._open(0)
+            self.written = max(piece.end for piece in earlier)
+            self.gaps = [list(gap) for gap in gaps_in(earlier, self.written)]
+            self.pending = []
+            self._write_notes(finished=False)
+            self.taking_in = Thread(target=self._take_in, args=(list(earlier),), name="take-in", daemon=True)
+            self.taking_in.start()
 
     @property
     def end(self) -> int | None:
@@ -263,7 +278,7 @@ class WindowFile:
         return self.window_start + self.offset / SAMPLE_RATE + self.encoder.silent_from
 
     def parts(self) -> list[Path]:
-        return [] if self.offset is None else sorted(self.directory.glob(f"part-{self.offset:012d}-*.{self.extension}"))
+        return [] if self.offset is None else sorted(self.directory.glob(f"part-{self.label}-*.{self.extension}"))
 
     def write(self, at: int, pcm: bytes) -> int | None:
         """Samples decoded for window sample ``at`` on, after silence back to where the file ends; what falls before
@@ -294,6 +309,8 @@ class WindowFile:
     def finish(self, *, to_window_end: bool = True) -> None:
         """Finish the file, silent to the window's end where the source didn't come back (``to_window_end``: not when
         another agent goes on with the window)."""
+        if self.taking_in is not None:
+            self.taking_in.join()
         with self.lock:
             if self.encoder is not None and not self.finished and to_window_end:
                 self._silence_until(self.window_samples)
@@ -301,26 +318,67 @@ class WindowFile:
             self._close()
 
     def _open(self, offset: int) -> None:
-        self.encoder = Encoder(directory=self.directory, offset=offset, output_format=self.output_format,
+        taken = {_label(path) for path in self.directory.iterdir()}
+        self.label = next(label for label in (f"{offset:012d}", *(f"{offset:012d}.{n}" for n in range(1, 1000)))
+                          if label not in taken)
+        self.encoder = Encoder(directory=self.directory, label=self.label, output_format=self.output_format,
                                segment_seconds=self.segment_seconds)
         self.offset, self.written, self.gaps = offset, 0, []
 
     def _put(self, pcm: bytes) -> None:
-        try:
-            self.encoder.process.stdin.write(pcm)
-        except OSError:
-            self._close()
-            self.from_start = False  # what it wrote stays; the next write starts a file of its own
-            raise
+        if self.pending is not None:
+            self.pending.append(pcm)
+        else:
+            try:
+                self.encoder.process.stdin.write(pcm)
+            except OSError:
+                self._encoder_died()
+                raise
         self.written += len(pcm) // FRAME_BYTES
+
+    def _encoder_died(self) -> None:
+        self._close()
+        self.pending = None
+        self.from_start = False  # what it wrote stays; the next write starts a file of its own
+
+    def _take_in(self, earlier: list["Piece"]) -> None:
+        """Decode the earlier agents' files into this one, each at its place with silence between, then what the
+        runs wrote meanwhile; then remove theirs."""
+        stdin = self.encoder.process.stdin
+        try:
+            cursor = 0
+            for piece in earlier:
+                for chunk in _silence(piece.start - cursor):
+                    stdin.write(chunk)
+                cursor = max(cursor, piece.start)
+                skip, want = (cursor - piece.start) * FRAME_BYTES, max(0, piece.end - cursor) * FRAME_BYTES
+                for chunk in _decoded(piece.files, self.directory):
+                    chunk, skip = chunk[skip:], max(0, skip - len(chunk))
+                    stdin.write(chunk[:want])
+                    want -= len(chunk[:want])
+                    if want == 0:
+                        break
+                for chunk in _silence(want // FRAME_BYTES):  # it decoded shorter than it said
+                    stdin.write(chunk)
+                cursor = max(cursor, piece.end)
+            with self.lock:
+                for chunk in self.pending:
+                    stdin.write(chunk)
+                self.pending = None
+        except OSError:
+            logger.warning("%s: the encoder died taking the earlier files in", self.directory)
+            with self.lock:
+                self._encoder_died()
+            return
+        for piece in earlier:
+            _remove_run_files(self.directory, piece.label)
 
     def _silence_until(self, sample: int) -> None:
         first = self.end
         if sample <= first:
             return
-        second = bytes(FRAME_BYTES * SAMPLE_RATE)
-        while self.end < sample:
-            self._put(second[:min(sample - self.end, SAMPLE_RATE) * FRAME_BYTES])
+        for chunk in _silence(sample - first):
+            self._put(chunk)
         if self.gaps and self.gaps[-1][1] == first:
             self.gaps[-1][1] = sample
         else:
@@ -340,7 +398,7 @@ class WindowFile:
         heard = self.encoder
         at = self.offset / SAMPLE_RATE
         silences = [*heard.silences, *([(heard.silent_from, self.recorded_seconds)] if heard.silent_from is not None else [])]
-        (self.directory / f"levels-{self.offset:012d}.json").write_text(json.dumps({
+        (self.directory / f"levels-{self.label}.json").write_text(json.dumps({
             # what it was handed is in its file only if it finished the file (killed, it lost what was in the pipe)
             "samples": self.written if finished and heard.process.returncode == 0 else None,
             "gaps": self.gaps,
@@ -487,14 +545,39 @@ def recording_parts(directory: Path) -> list[Path]:
     return sorted(p for p in directory.glob("part-*") if p.is_file() and p.stat().st_size > 0)
 
 
-def _part_offset(part: Path) -> int:
-    return int(part.name.split("-")[1])
+def _label(path: Path) -> str:
+    """Which window file a file of a recording's directory belongs to: ``part-<label>-NNN.ext``, ``whole-<label>.ext``,
+    ``levels-<label>.json`` (the label: the first sample's offset, 12 digits, and ``.N`` for a later file there)."""
+    body = path.name.partition("-")[2]
+    return body.split("-")[0] if path.name.startswith("part-") else body.rsplit(".", 1)[0]
+
+
+def _silence(samples: int):
+    second = bytes(FRAME_BYTES * SAMPLE_RATE)
+    while samples > 0:
+        yield second[:min(samples, SAMPLE_RATE) * FRAME_BYTES]
+        samples -= SAMPLE_RATE
+
+
+def _decoded(files: list[Path], directory: Path):
+    """The files' audio as the window's PCM, in chunks."""
+    for path in files:
+        decoder = subprocess.Popen(["ffmpeg", "-nostdin", "-loglevel", "error", "-i", path.name, *PCM_ARGS, "pipe:1"],
+                                   cwd=directory, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                                   **engine_account(writes=(directory,)))
+        try:
+            while chunk := decoder.stdout.read(1 << 16):
+                yield chunk
+        finally:
+            decoder.kill()
+            decoder.wait()
 
 
 @dataclass(frozen=True)
 class Piece:
     """An agent's file of a window, as its directory holds it."""
 
+    label: str
     start: int  # window samples
     end: int
     files: list[Path]  # its whole file where it wrote one that reads, else its segments
@@ -507,12 +590,13 @@ def recorded_pieces(directory: Path) -> list[Piece]:
     Its length is what it wrote, as it noted when it finished (a lossy file's duration as probed
     counts its encoder's priming and padding), else as probed (a file whose agent died).
     """
-    found_parts: dict[int, list[Path]] = {}
+    found_parts: dict[str, list[Path]] = {}
     for part in recording_parts(directory):
-        found_parts.setdefault(_part_offset(part), []).append(part)
+        found_parts.setdefault(_label(part), []).append(part)
     found = []
-    for offset, parts in sorted(found_parts.items()):
-        whole = [path for path in directory.glob(f"whole-{offset:012d}.*") if path.stat().st_size > 0]
+    for label, parts in sorted(found_parts.items()):
+        offset = int(label.split(".")[0])
+        whole = [path for path in directory.glob(f"whole-{label}.*") if _label(path) == label and path.stat().st_size > 0]
         for files in (whole, parts):
             samples, readable = 0, []
             for path in files:
@@ -522,16 +606,17 @@ def recorded_pieces(directory: Path) -> list[Piece]:
                 except UserError:
                     pass  # a file cut off before its first frame by a crash holds nothing we can count on
             if readable:
-                notes = _notes(directory, offset)
+                notes = _notes(directory, label)
                 end = offset + (samples if notes.get("samples") is None else notes["samples"])
-                found.append(Piece(offset, end, readable, [(first, min(last, end)) for first, last in notes.get("gaps", [])]))
+                found.append(Piece(label, offset, end, readable,
+                                   [(first, min(last, end)) for first, last in notes.get("gaps", [])]))
                 break
-    return found
+    return sorted(found, key=lambda piece: (piece.start, piece.label))
 
 
-def _notes(directory: Path, offset: int) -> dict:
+def _notes(directory: Path, label: str) -> dict:
     try:
-        return json.loads((directory / f"levels-{offset:012d}.json").read_text())
+        return json.loads((directory / f"levels-{label}.json").read_text())
     except (OSError, ValueError):
         return {}
 
@@ -611,7 +696,7 @@ def assemble(pieces: list[Piece], target: Path, *, window_samples: int, output_f
     """
     if len(pieces) == 1 and pieces[0].start == 0 and abs(pieces[0].end - window_samples) < GAP_MIN_SECONDS * SAMPLE_RATE:
         _join_unchanged(pieces[0].files, target)
-        _remove_run_files(target.parent)
+        _remove_run_files(target.parent, "*")
         return target
     inputs, chains, labels, cursor = [], [], [], 0
     pcm = f"aresample={SAMPLE_RATE},aformat=sample_fmts=s16:channel_layouts=stereo"
@@ -639,10 +724,12 @@ def assemble(pieces: list[Piece], target: Path, *, window_samples: int, output_f
     graph = ";".join([*chains, f"{''.join(labels)}concat=n={len(labels)}:v=0:a=1,atrim=end_sample={window_samples}[out]"])
     codec_args, _extension = OUTPUT_PROFILES[output_format]
     _ffmpeg_in(target.parent, [*inputs, "-filter_complex", graph, "-map", "[out]", *codec_args, target.name])
-    _remove_run_files(target.parent)
+    _remove_run_files(target.parent, "*")
     return target
 
 
-def _remove_run_files(directory: Path) -> None:
+def _remove_run_files(directory: Path, label: str) -> None:
+    """The files of the window file ``label`` (``*``: of them all): its segments, whole file and notes."""
     for path in [*directory.glob("part-*"), *directory.glob("whole-*"), *directory.glob("levels-*")]:
-        path.unlink(missing_ok=True)
+        if label == "*" or _label(path) == label:
+            path.unlink(missing_ok=True)

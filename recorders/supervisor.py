@@ -46,11 +46,14 @@ class Recording:
     source_dead: bool = False  # the desk was told the source is silent or gone
 
 
-def _recording(schedule: RecorderSchedule, *, from_start: bool = True) -> Recording:
+def _recording(schedule: RecorderSchedule, *, taken_over: bool = False) -> Recording:
+    """A window to record; one ``taken_over`` goes on in a file that starts with what the earlier agents recorded."""
+    directory = services.recording_directory(schedule)
     return Recording(schedule=schedule, file=engine.WindowFile(
-        directory=services.recording_directory(schedule), output_format=schedule.recorder.output_format,
+        directory=directory, output_format=schedule.recorder.output_format,
         segment_seconds=schedule.recorder.segment_seconds,
-        window=(schedule.record_from.timestamp(), schedule.record_until.timestamp()), from_start=from_start))
+        window=(schedule.record_from.timestamp(), schedule.record_until.timestamp()),
+        earlier=engine.recorded_pieces(directory) if taken_over else []))
 
 
 def connect_at(schedule: RecorderSchedule) -> datetime:
@@ -80,7 +83,7 @@ class RecorderSupervisor:
             ):
                 services.recording_interrupted(schedule=schedule, since=services.recording_last_data_at(schedule),
                                                reason=_("Its agent stopped; %(node)s took it over.") % {"node": self.node})
-                self.recordings[schedule.pk] = _recording(schedule, from_start=False)  # it goes on from the other's file
+                self.recordings[schedule.pk] = _recording(schedule, taken_over=True)
 
     def next_deadline(self) -> float | None:
         """Seconds-since-epoch of the next moment this supervisor must act, if any."""
