@@ -221,7 +221,7 @@ class WindowFile:
     A run writes the samples it placed; where none came (the source dropped, or was not reached at
     the window's start) the file gets silence of the exact length, so every sample sits at its
     wall-clock place and a window with gaps is ready at its end as soon as one without. Its notes
-    beside it (``levels-<offset>.json``) say where those silences are, rewritten with each, so the
+    beside it (``levels-<label>.json``) say where those silences are, rewritten with each, so the
     window's gaps are known even if the agent dies.
 
     An agent that takes a window over from another starts its file with the ``earlier`` agents'
