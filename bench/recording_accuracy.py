@@ -122,6 +122,15 @@ def errors_ms(epoch: float, path, start: float, end: float) -> tuple[float, floa
     return (first - start) * 1000, (first + len(samples) / 44100 - end) * 1000
 
 
+def note_errors(found: tuple[float, float] | None, starts: list, ends: list, unread: list, what: str) -> None:
+    """An asset's start and end errors into their lists, or ``what`` among those whose clicks could not be read."""
+    if found is None:
+        unread.append(f"{what}: no click found")
+    else:
+        starts.append(found[0])
+        ends.append(found[1])
+
+
 def summary(prefix: str, values: list[float]) -> dict:
     magnitudes = [abs(v) for v in values]
     return {f"{prefix}_ms_p50": round(percentile(values, 0.5), 1), f"{prefix}_abs_ms_p99": round(percentile(magnitudes, 0.99), 1),
@@ -188,12 +197,8 @@ def main() -> None:
         completed_lag.append(seen["completed"][window.pk] - end)
         ours = errors_ms(epoch, window.session.asset.file.path, start, end)
         base = errors_ms(epoch, WORK / "baseline" / f"{n}.{RECORDERS[plan[n][0]][0]}", *baseline_plan[n][1:])
-        for found, starts, ends, who in ((ours, ours_start, ours_end, "ours"), (base, base_start, base_end, "baseline")):
-            if found is None:
-                unread.append(f"{window.name} ({who}): no click found")
-            else:
-                starts.append(found[0])
-                ends.append(found[1])
+        note_errors(ours, ours_start, ours_end, unread, f"{window.name} (ours)")
+        note_errors(base, base_start, base_end, unread, f"{window.name} (baseline)")
 
     figures = {
         "windows": len(windows), "recorders": len(RECORDERS), "measured": len(ours_start),

@@ -21,7 +21,7 @@ import time
 from datetime import UTC, datetime, timedelta
 
 from bench_support import ROOT, RssSampler, percentile, wait_until
-from recording_accuracy import baseline_record, errors_ms, start_clock_and_django, summary
+from recording_accuracy import baseline_record, errors_ms, note_errors, start_clock_and_django, summary
 
 sys.path.insert(0, str(ROOT))
 WORK = ROOT / "var" / "bench-recording-start"
@@ -92,12 +92,8 @@ def main() -> None:
         asset = window.session.asset
         found = errors_ms(epoch, asset.file.path, window.start_at.timestamp(), window.end_at.timestamp())
         base = errors_ms(epoch, WORK / "baseline" / f"{n}.mp3", *plan[n])
-        for result, into_starts, into_ends, who in ((found, starts, ends, "ours"), (base, base_starts, base_ends, "baseline")):
-            if result is None:
-                unread.append(f"{window.name} ({who}): no click found")
-            else:
-                into_starts.append(result[0])
-                into_ends.append(result[1])
+        note_errors(found, starts, ends, unread, f"{window.name} (ours)")
+        note_errors(base, base_starts, base_ends, unread, f"{window.name} (baseline)")
         lengths.append((asset.duration_seconds - WINDOW_SECONDS) * 1000)
 
     figures = {
