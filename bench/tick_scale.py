@@ -67,8 +67,8 @@ def _load(connection, studio_id: int, recorder_ids: list[int]) -> None:
             FROM generate_series(1, %s) g""", [studio_id, finished])
         cursor.execute("""
             INSERT INTO recorders_recordingsession (id, created_at, updated_at, status, started_at, ended_at, gaps,
-                error_message, recorder_id, schedule_id, asset_id)
-            SELECT s.id, now(), now(), 'completed', s.start_at, s.end_at, '[]', '', s.recorder_id, s.id, s.id
+                levels, error_message, recorder_id, schedule_id, asset_id)
+            SELECT s.id, now(), now(), 'completed', s.start_at, s.end_at, '[]', '{}', '', s.recorder_id, s.id, s.id
             FROM recorders_recorderschedule s""")
         for table in ("recorders_recorderschedule", "ingest_mediaasset", "recorders_recordingsession"):
             cursor.execute(f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), (SELECT max(id) FROM {table}))")
