@@ -18,7 +18,7 @@ from station import events
 from station.errors import UserError
 from station.locks import rundown_lock, timeline_lock
 from station.models import Alert, EventType, Node
-from station.services import alert_raise
+from station.services import alert_raise, alerts_clear
 
 logger = logging.getLogger(__name__)
 
@@ -48,7 +48,31 @@ def channel_mark_running(*, channel: Channel, node, now) -> bool:
     )
     if moved:
         channel.refresh_from_db()
+        for code in ("channel_engine_failing", "channel_no_failover"):  # back on air: what the desk was told is over
+            alerts_clear(studio_id=channel.studio_id, code=code, subject=channel.name)
         _announce(channel)
+    return bool(moved)
+
+
+def channel_engine_failing(*, channel: Channel, node, retry_in: float, reason: str) -> None:
+    """The channel's engine keeps dying on ``node``, which tries it again in ``retry_in`` s; the desk is told (the
+    health job moves the channel to another node meanwhile if one can take it)."""
+    alert_raise(studio=channel.studio_id, code="channel_engine_failing", subject=channel.name,
+                severity=Alert.Severity.CRITICAL,
+                message=_("Liquidsoap keeps dying on %(node)s (%(reason)s); it is tried there again in %(seconds)d s.")
+                % {"node": node, "reason": reason or _("no last words"), "seconds": retry_in})
+
+
+@transaction.atomic
+def channel_retry(*, channel_id: int, node, restart_count: int, now) -> bool:
+    """A node's rest from a channel whose engine kept dying is over: start it there again (from error too), unless it
+    was moved, stopped or restarted meanwhile. True if it was."""
+    moved = Channel.objects.filter(
+        pk=channel_id, node=node, restart_count=restart_count,
+        status__in=[Channel.Status.ERROR, Channel.Status.STARTING, Channel.Status.RUNNING],
+    ).move_to(Channel.Status.STARTING, updated_at=now)
+    if moved:
+        _announce(Channel.objects.get(pk=channel_id))
     return bool(moved)
 
 

@@ -51,6 +51,8 @@ class ChannelSupervisor:
     # -- planning -----------------------------------------------------------------------------
 
     def rearm(self, now: datetime) -> None:
+        for pk, restart_count in self.crashes.rested():
+            services.channel_retry(channel_id=pk, node=self.node, restart_count=restart_count, now=now)
         wanted = planning.wanted_channels(self.node)
         self.crashes.drop_given_up(wanted)
         for pk in list(self.channels):
@@ -123,8 +125,12 @@ class ChannelSupervisor:
 
     def _engine_died(self, running: RunningChannel) -> None:
         self.channels.pop(running.channel.pk)
-        if self.crashes.engine_died(running):
+        rest = self.crashes.engine_died(running)
+        if rest is None:
             self._start(running.channel)
+        else:
+            services.channel_engine_failing(channel=running.channel, node=self.node, retry_in=rest,
+                                            reason=" | ".join(running.engine.last_lines(3)))
 
     def probe(self, now: datetime) -> None:
         """Ask each engine over telnet whether it is up; report the ones that answer (the health job reads it).

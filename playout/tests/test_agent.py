@@ -5,7 +5,8 @@ from datetime import UTC, datetime, timedelta
 from types import SimpleNamespace
 
 from playout.agent.as_run import AsRunLog
-from playout.agent.crashes import CRASHES_BEFORE_GIVING_UP, CrashPolicy
+from playout.agent import crashes
+from playout.agent.crashes import CRASH_WINDOW_SECONDS, CRASHES_BEFORE_RESTING, REST_SECONDS, CrashPolicy
 from playout.agent.dispatch import LATE_START_SECONDS, gate_opens_at
 from playout.liquidsoap import FRAME_SECONDS
 
@@ -34,17 +35,24 @@ def test_a_report_replaced_within_the_settling_time_is_never_logged():
     assert [r[0] for r in log.pending] == [1]  # the newest waits for its settling time
 
 
-def test_an_engine_that_keeps_dying_is_given_up_until_its_channel_is_restarted():
+def test_an_engine_that_keeps_dying_rests_for_longer_each_loop_and_is_tried_again(monkeypatch):
+    clock = [1000.0]
+    monkeypatch.setattr(crashes.time, "monotonic", lambda: clock[0])
     policy = CrashPolicy()
     channel = SimpleNamespace(pk=7, restart_count=2)
     running = SimpleNamespace(channel=channel, engine=SimpleNamespace(last_lines=lambda count: ["oops"]))
 
-    assert [policy.engine_died(running) for _ in range(CRASHES_BEFORE_GIVING_UP)] == [True, True, False]
+    assert [policy.engine_died(running) for _ in range(CRASHES_BEFORE_RESTING)] == [None, None, REST_SECONDS[0]]
     wanted = {7: channel}
     policy.drop_given_up(wanted)
-    assert wanted == {}
+    assert wanted == {}  # not started here while it rests
+    assert policy.rested() == []
+    clock[0] += REST_SECONDS[0]
+    assert policy.rested() == [(7, 2)]  # tried again (the database says whether it still may be)
 
-    restarted = {7: SimpleNamespace(pk=7, restart_count=3)}
-    policy.drop_given_up(restarted)
-    assert list(restarted) == [7]
-    assert policy.given_up == {}
+    assert [policy.engine_died(running) for _ in range(CRASHES_BEFORE_RESTING)][-1] == REST_SECONDS[1]  # a longer rest
+    clock[0] += REST_SECONDS[1] + 10 * CRASH_WINDOW_SECONDS  # then it ran well for a long while
+    policy.rested()
+    assert [policy.engine_died(running) for _ in range(CRASHES_BEFORE_RESTING)][-1] == REST_SECONDS[0]
+
+

@@ -13,6 +13,7 @@ from django.utils import timezone
 from ingest.media import generate_tone
 from ingest.models import MediaAsset
 from ingest.services import asset_register_file
+from playout.agent.crashes import REST_SECONDS
 from playout.models import AsRunEntry, Channel, PlaylistItem, ScheduledItem
 from recorders.tests.stream_server import PacedStream, closed_port
 from station.models import Alert
@@ -143,8 +144,8 @@ def test_a_webstream_goes_on_air_for_its_slot_and_an_unreachable_one_alerts_whil
 
 
 @contextmanager
-def _channel_with_a_spare(media_root, probe_seconds=0.5):
-    """A harbor channel on host-1 with a filler, agents on host-1 and host-2, and the health loop."""
+def _channel_on_host_1(media_root, probe_seconds=0.5, spare=True):
+    """A harbor channel on host-1 with a filler, agents on host-1 and (``spare``) host-2, and the health loop."""
     fast = {"AGENT_HEARTBEAT_SECONDS": 0.5, "PLAYOUT_PROBE_SECONDS": probe_seconds}
     studio = StudioFactory()
     first, second = NodeFactory(name="host-1"), NodeFactory(name="host-2")
@@ -155,7 +156,7 @@ def _channel_with_a_spare(media_root, probe_seconds=0.5):
                              output_settings={"port": port, "mount": "air"}, slug="air")
     agents = {
         name: spawn_manage("run_node", "--name", name, env=database_env(PLAYOUT_TELNET_BASE_PORT=closed_port() - channel.pk, **fast))
-        for name in ("host-1", "host-2")
+        for name in ("host-1", "host-2")[:2 if spare else 1]
     }
     health = spawn_manage("tick", "--job", "playout.health", "--for", "120", env=database_env(**fast))
     try:
@@ -176,7 +177,7 @@ def _back_on_air(channel, node, since):
 
 
 def test_killing_the_agent_fails_the_channel_over_to_a_second_agent_and_the_as_run_log_continues(media_root):
-    with _channel_with_a_spare(media_root) as (channel, agents, first, second):
+    with _channel_on_host_1(media_root) as (channel, agents, first, second):
         os.kill(agents["host-1"].pid, signal.SIGKILL)
         killed_at = timezone.now()
 
@@ -191,7 +192,7 @@ def test_killing_the_agent_fails_the_channel_over_to_a_second_agent_and_the_as_r
 
 def test_a_killed_engine_is_restarted_on_its_node_and_one_that_keeps_dying_fails_over(media_root):
     # 2 s probes: the failover threshold (3 missed, 6.5 s) is longer than a local restart takes.
-    with _channel_with_a_spare(media_root, probe_seconds=2) as (channel, agents, first, second):
+    with _channel_on_host_1(media_root, probe_seconds=2) as (channel, agents, first, second):
         for _attempt in range(2):
             os.kill(_engine_pid(agents["host-1"]), signal.SIGKILL)
             killed_at = timezone.now()
@@ -206,6 +207,27 @@ def test_a_killed_engine_is_restarted_on_its_node_and_one_that_keeps_dying_fails
         channel.refresh_from_db()
         assert channel.node == second and channel.restart_count == 1
         assert AsRunEntry.objects.filter(channel=channel, ended_at__isnull=True).count() == 1
+
+
+def test_an_engine_that_keeps_dying_on_a_lone_node_is_tried_there_again_after_a_rest(media_root):
+    with _channel_on_host_1(media_root, probe_seconds=2, spare=False) as (channel, agents, first, _second):
+        for attempt in range(3):  # the third time in a minute: nowhere to move it
+            os.kill(_engine_pid(agents["host-1"]), signal.SIGKILL)
+            killed_at = timezone.now()
+            if attempt < 2:
+                _back_on_air(channel, first, killed_at)
+        told = wait_until(lambda: Alert.objects.filter(code="channel_engine_failing").first(), timeout=10,
+                          message="the desk told the engine keeps dying")
+        back = _back_on_air(channel, first, killed_at)  # nobody restarts it
+
+    assert REST_SECONDS[0] <= (back.started_at - killed_at).total_seconds() <= REST_SECONDS[0] + 15  # re-arm, cold start
+    channel.refresh_from_db()
+    assert channel.status == Channel.Status.RUNNING and channel.node == first and channel.restart_count == 0
+    assert f"again in {REST_SECONDS[0]} s" in told.message
+    # meanwhile the health job found nowhere to move it and put it in error, as before; back on air, both alerts closed
+    told_codes = ["channel_engine_failing", "channel_no_failover"]
+    assert sorted(Alert.objects.filter(code__in=told_codes).values_list("code", flat=True)) == sorted(told_codes)
+    assert not Alert.objects.filter(code__in=told_codes, acknowledged_at__isnull=True).exists()
 
 
 def test_operators_skip_pause_and_resume_and_the_as_run_log_says_so(on_air_channel):

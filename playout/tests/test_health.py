@@ -57,3 +57,35 @@ def test_a_fresh_channel_has_a_grace_period():
     services.channels_check_health(now=timezone.now())
     channel.refresh_from_db()
     assert channel.status == Channel.Status.STARTING
+
+
+def test_a_lone_node_tries_a_crashing_channel_again_after_its_rest_and_its_alerts_close_on_air():
+    node = NodeFactory(name="lonely", last_heartbeat_at=timezone.now())
+    channel = _dead_channel(node=node)
+    services.channel_engine_failing(channel=channel, node=node, retry_in=10, reason="Segmentation fault")
+    services.channels_check_health(now=timezone.now())  # nowhere to move it: in error, as before
+    channel.refresh_from_db()
+    assert channel.status == Channel.Status.ERROR
+
+    assert services.channel_retry(channel_id=channel.pk, node=node, restart_count=channel.restart_count, now=timezone.now())
+
+    channel.refresh_from_db()
+    assert channel.status == Channel.Status.STARTING  # nobody had to restart it: its node starts it again
+    assert {alert.code for alert in Alert.objects.filter(acknowledged_at__isnull=True)} == {
+        "channel_engine_failing", "channel_no_failover"}
+    assert "Segmentation fault" in Alert.objects.get(code="channel_engine_failing").message
+    assert services.channel_mark_running(channel=channel, node=node, now=timezone.now())
+    assert not Alert.objects.filter(acknowledged_at__isnull=True).exists()  # back on air: the desk sees it is over
+
+
+def test_a_rest_that_ends_after_the_channel_moved_or_was_stopped_starts_nothing():
+    node = NodeFactory(last_heartbeat_at=timezone.now())
+    moved = _dead_channel(node=node)
+    count = moved.restart_count
+    Channel.objects.filter(pk=moved.pk).update(node=NodeFactory(name="other"), restart_count=count + 1)
+    stopped = ChannelFactory(node=node, status=Channel.Status.STOPPED)
+
+    assert not services.channel_retry(channel_id=moved.pk, node=node, restart_count=count, now=timezone.now())
+    assert not services.channel_retry(channel_id=stopped.pk, node=node, restart_count=stopped.restart_count,
+                                      now=timezone.now())
+    assert Channel.objects.get(pk=stopped.pk).status == Channel.Status.STOPPED
