@@ -1,15 +1,16 @@
 # Sourced by scripts/run and scripts/test: install what is missing, then reuse it.
-# - Debian packages the station drives: ffmpeg/ffprobe, Liquidsoap, Chromium (browser tests).
+# - Debian packages the station drives: ffmpeg/ffprobe, Liquidsoap, Chromium (browser tests);
+#   systemd-analyze checks the units in deploy/.
 # - .venv/ with the pinned requirements, reinstalled only when requirements.txt changes.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
-debian_packages=(ffmpeg liquidsoap chromium chromium-driver)
 missing=()
 command -v ffmpeg >/dev/null && command -v ffprobe >/dev/null || missing+=(ffmpeg)
 command -v liquidsoap >/dev/null || missing+=(liquidsoap)
 command -v chromium >/dev/null || missing+=(chromium)
 command -v chromedriver >/dev/null || missing+=(chromium-driver)
+command -v systemd-analyze >/dev/null || missing+=(systemd)
 python3 -c 'import venv, ensurepip' 2>/dev/null || missing+=(python3-venv)
 if ((${#missing[@]})); then
   if [ "$(id -u)" = 0 ]; then apt_get=(apt-get); elif command -v sudo >/dev/null; then apt_get=(sudo apt-get); else
