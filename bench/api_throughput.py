@@ -137,7 +137,7 @@ def main() -> None:
     figures["post_ratio"] = round(figures["api_post"]["requests_per_second"] / figures["plain_post"]["requests_per_second"], 2)
     figures["clients"] = CLIENTS
     figures["web_processes"] = len(servers)
-    figures["peak_rss_mb"] = {name: round(mb, 1) for name, mb in sampler.peak_mb.items()}
+    figures.update(sampler.figures())
     goal = {"p95_ms": 50, "get_ratio": 0.5, "post_ratio": 0.5}
     only_successes = all(set(figures[k]["statuses"]) <= {200, 201} for k in ("api_get", "plain_get", "api_post", "plain_post"))
     met = (only_successes and figures["api_get"]["p95_ms"] <= 50 and figures["api_post"]["p95_ms"] <= 50

@@ -39,7 +39,8 @@ def percentile(values, q):
 
 
 class RssSampler(threading.Thread):
-    """Peak resident memory of watched processes.
+    """Peak memory of watched processes: resident (RSS) and proportional (PSS: pages shared after fork or between
+    processes split among them, so a tree's PSS sum is what it really holds; RSS counts shared pages in each).
 
     ``pids``: per process name, with their children (the largest process of each name).
     ``trees``: pid → label, the peak of the whole tree's sum (a django-q2 cluster is a
@@ -48,10 +49,21 @@ class RssSampler(threading.Thread):
 
     def __init__(self):
         super().__init__(daemon=True)
-        self.pids, self.trees, self.alone, self.peak_mb, self.running = set(), {}, {}, {}, True
+        self.pids, self.trees, self.alone, self.running = set(), {}, {}, True
+        self.peak_mb, self.peak_pss_mb = {}, {}
 
-    def _peak(self, key: str, mb: float) -> None:
-        self.peak_mb[key] = max(self.peak_mb.get(key, 0), mb)
+    def _peak(self, key: str, processes) -> None:
+        rss = pss = 0
+        for process in processes:
+            memory = process.memory_full_info()
+            rss, pss = rss + memory.rss, pss + memory.pss
+        self.peak_mb[key] = max(self.peak_mb.get(key, 0), rss / 2**20)
+        self.peak_pss_mb[key] = max(self.peak_pss_mb.get(key, 0), pss / 2**20)
+
+    def figures(self) -> dict:
+        """The peaks, for a benchmark's figures."""
+        return {"peak_rss_mb": {name: round(mb, 1) for name, mb in sorted(self.peak_mb.items())},
+                "peak_pss_mb": {name: round(mb, 1) for name, mb in sorted(self.peak_pss_mb.items())}}
 
     def run(self):
         import psutil
@@ -61,14 +73,14 @@ class RssSampler(threading.Thread):
                 try:
                     process = psutil.Process(pid)
                     if pid in self.alone:
-                        self._peak(self.alone[pid], process.memory_info().rss / 2**20)
+                        self._peak(self.alone[pid], [process])
                         continue
                     tree = [process, *process.children(recursive=True)]
                     if pid in self.trees:
-                        self._peak(self.trees[pid], sum(p.memory_info().rss for p in tree) / 2**20)
+                        self._peak(self.trees[pid], tree)
                         continue
                     for p in tree:
-                        self._peak(p.name(), p.memory_info().rss / 2**20)
+                        self._peak(p.name(), [p])
                 except psutil.Error:
                     pass
             time.sleep(0.2)

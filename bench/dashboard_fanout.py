@@ -186,7 +186,7 @@ def main() -> None:
             redis.terminate()
             redis.wait()
         shutil.rmtree(redis_dir, ignore_errors=True)
-    figures["peak_rss_mb"] = {name: round(mb, 1) for name, mb in sampler.peak_mb.items()}
+    figures.update(sampler.figures())
     rounds = [value for value in figures.values() if isinstance(value, dict) and "p99_ms" in value]
     at_most = [value for value in rounds if value["clients"] == 1000]
     met = (redis is not None and len(at_most) == 2 and all(value["p99_ms"] <= GOAL_P99_MS for value in at_most)

@@ -229,7 +229,7 @@ def main() -> None:
         "playout_wait_ms_p99": round(percentile(waits_ms, 0.99), 1),
         "playout_wait_ms_max": round(max(waits_ms), 1),
         "shared_queue_wait_ms": round(shared_queue_wait * 1000, 1) if shared_queue_wait is not None else None,
-        "peak_rss_mb": {name: round(mb, 1) for name, mb in sorted(sampler.peak_mb.items())},
+        **sampler.figures(),
     })
     goal = {"ratio_to_curl": 0.8, "ratio_measured_on": GOAL_SET, "playout_wait_ms_p99": 300}
     met = (figures[GOAL_SET]["ratio_to_curl"] >= 0.8 and figures[GOAL_SET]["ours_ready"] == FILES

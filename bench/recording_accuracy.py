@@ -210,7 +210,7 @@ def main() -> None:
         "completed_after_end_s_max": round(max(completed_lag), 2),
         **summary("baseline_start_error", base_start), **summary("baseline_end_error", base_end),
         "not_measured": unread,
-        "peak_rss_mb": {name: round(mb, 1) for name, mb in sorted(sampler.peak_mb.items())},
+        **sampler.figures(),
     }
     goal = {"start_error_abs_ms_p99": GOAL_MS, "end_error_abs_ms_p99": GOAL_MS, "running_lag_ms_p99": RUNNING_GOAL_MS,
             "completed_after_end_s": 2}

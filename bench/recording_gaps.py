@@ -188,7 +188,7 @@ def main() -> None:
         **summary("length_error", lengths or [0]),
         "hour_window": hour,
         "not_measured": unread,
-        "peak_rss_mb": {name: round(mb, 1) for name, mb in sorted(sampler.peak_mb.items())},
+        **sampler.figures(),
     }
     ours_hour = [figures for name, figures in hour.items() if not name.startswith("baseline")]
     goal = {"completed_after_end_s_max": GOAL_COMPLETED_S, "start_error_abs_ms_max": GOAL_MS,

@@ -103,7 +103,7 @@ def main() -> None:
         "running_lag_ms_p50": round(percentile(running_lag, 0.5), 1), "running_lag_ms_max": round(max(running_lag), 1),
         **summary("baseline_start_error", base_starts), **summary("baseline_end_error", base_ends),
         "not_measured": unread,
-        "peak_rss_mb": {name: round(mb, 1) for name, mb in sorted(sampler.peak_mb.items())},
+        **sampler.figures(),
     }
     goal = {"start_error_abs_ms_max": GOAL_MS, "length_error_abs_ms_max": GOAL_MS, "running_lag_ms_max": RUNNING_GOAL_MS}
     met = (not unread and figures["ours_start_error_abs_ms_max"] <= GOAL_MS

@@ -16,13 +16,12 @@ Run: .venv/bin/python bench/tick_scale.py   (starts the embedded PostgreSQL itse
 
 import json
 import os
-import resource
 import statistics
 import sys
 import time
 from datetime import timedelta
 
-from bench_support import ROOT, fresh_database_url
+from bench_support import ROOT, RssSampler, fresh_database_url
 
 sys.path.insert(0, str(ROOT))
 RECORDERS, FINISHED_PER_RECORDER, DUE_PER_RECORDER, IDLE_PASSES = 100, 10_000, 10, 20
@@ -119,6 +118,12 @@ def main() -> None:
     _load(connection, studio.pk, recorder_ids)
     load_seconds = time.perf_counter() - began
     connection.close()  # autocommit from here, as the tick's loop runs
+    sampler = RssSampler()  # the tick's process and the PostgreSQL backend that serves it
+    sampler.alone[os.getpid()] = "bench (the tick)"
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_backend_pid()")
+        sampler.alone[cursor.fetchone()[0]] = "postgres backend"
+    sampler.start()
 
     seed_due = _seed_pass(connection)
     services.housekeeping(owner="warm-up", now=timezone.now() - timedelta(days=1))  # imports, plans
@@ -138,6 +143,7 @@ def main() -> None:
     with connection.cursor() as cursor:
         cursor.execute("SELECT pg_database_size(current_database())")
         database_mb = cursor.fetchone()[0] / 2**20
+    sampler.running = False
 
     figures = {
         "finished_windows": RECORDERS * FINISHED_PER_RECORDER,
@@ -151,7 +157,7 @@ def main() -> None:
         "idle_pass_ms_max": round(max(idle) * 1000, 2),
         "seed_sql_due_pass_seconds": round(seed_due, 3),
         "seed_sql_idle_pass_ms_median": round(seed_idle * 1000, 2),
-        "peak_rss_mb_bench_process": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+        **sampler.figures(),
         "database_mb": round(database_mb),
     }
     goal = {"due_pass_seconds_max": GOAL_DUE_SECONDS, "idle_pass_ms_median_max": GOAL_IDLE_MS}
