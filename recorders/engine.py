@@ -221,8 +221,8 @@ class WindowFile:
     A run writes the samples it placed; where none came (the source dropped, or was not reached at
     the window's start) the file gets silence of the exact length, so every sample sits at its
     wall-clock place and a window with gaps is ready at its end as soon as one without. Its notes
-    beside it (``levels-<label>.json``) say where those silences are, rewritten with each, so the
-    window's gaps are known even if the agent dies.
+    beside it (``levels-<label>.json``) say where those silences are, rewritten as each opens (running
+    to the file's end) and as it closes, so the window's gaps are known even if the agent dies.
 
     An agent that takes a window over from another starts its file with the ``earlier`` agents'
     files, decoded on a thread of its own (what its runs write meanwhile waits in memory), so the
@@ -293,7 +293,10 @@ class WindowFile:
             if self.encoder is None:
                 self._open(0 if self.from_start else first)
             self._silence_until(first)
+            closing_a_gap = bool(self.gaps) and self.gaps[-1][1] == self.end
             self._put(pcm[(first - at) * FRAME_BYTES:(last - at) * FRAME_BYTES])
+            if closing_a_gap:
+                self._write_notes(finished=False)  # its end is known now
             return first
 
     def pad_until(self, sample: int) -> None:
@@ -380,10 +383,10 @@ class WindowFile:
         for chunk in _silence(sample - first):
             self._put(chunk)
         if self.gaps and self.gaps[-1][1] == first:
-            self.gaps[-1][1] = sample
+            self.gaps[-1][1] = sample  # the open gap grows: its notes say it runs to the file's end already
         else:
             self.gaps.append([first, sample])
-        self._write_notes(finished=False)
+            self._write_notes(finished=False)
 
     def _close(self) -> None:
         if self.encoder is None:
@@ -401,7 +404,8 @@ class WindowFile:
         (self.directory / f"levels-{self.label}.json").write_text(json.dumps({
             # what it was handed is in its file only if it finished the file (killed, it lost what was in the pipe)
             "samples": self.written if finished and heard.process.returncode == 0 else None,
-            "gaps": self.gaps,
+            # a gap still open runs to the file's end (null): the notes needn't be written again as it grows
+            "gaps": [[first, None if end == self.end and not finished else end] for first, end in self.gaps],
             **{name: value for name, value in heard.levels.items() if math.isfinite(value)},  # digital silence: -inf
             "silences": [[at + start, at + end] for start, end in silences],
         }))
@@ -609,7 +613,7 @@ def recorded_pieces(directory: Path) -> list[Piece]:
                 notes = _notes(directory, label)
                 end = offset + (samples if notes.get("samples") is None else notes["samples"])
                 found.append(Piece(label, offset, end, readable,
-                                   [(first, min(last, end)) for first, last in notes.get("gaps", [])]))
+                                   [(first, end if last is None else min(last, end)) for first, last in notes.get("gaps", [])]))
                 break
     return sorted(found, key=lambda piece: (piece.start, piece.label))
 
