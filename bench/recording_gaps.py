@@ -78,7 +78,8 @@ def finalized_hour(recorder, node, output_format: str, *, way: str) -> dict:
                                                start_at=end - HOUR_WINDOW, end_at=end)
     owner = "bench-hour/1"
     schedule = services.schedule_claim(schedule_id=schedule.pk, owner=owner, node=node, now=schedule.start_at)
-    services.recording_started(schedule=schedule, now=schedule.start_at, data_since=schedule.start_at)
+    services.recording_started(schedule=schedule, epoch=schedule.lease_epoch, now=schedule.start_at,
+                               data_since=schedule.start_at)
     mono = _click_track(1)
     stereo = b"".join(mono[i:i + 2] * 2 for i in range(0, len(mono), 2))
     window = (schedule.record_from.timestamp(), schedule.record_until.timestamp())
@@ -109,7 +110,7 @@ def finalized_hour(recorder, node, output_format: str, *, way: str) -> dict:
             file.finish(to_window_end=False)
         ended = time.time()
     schedule.refresh_from_db()
-    services.schedule_begin_stop(schedule=schedule, owner=owner, now=end)
+    services.schedule_begin_stop(schedule=schedule, epoch=schedule.lease_epoch, now=end)
     schedule.refresh_from_db()
     services.recording_finalize(schedule=schedule, stopped_at=end)
     done = RecorderSchedule.objects.select_related("session__asset").get(pk=schedule.pk)

@@ -161,6 +161,11 @@ class Channel(StatusMachine, TimeStampedModel):
         help_text=_("Set by the skip action; the channel's agent takes the item on air off once per request."),
     )
     restart_count = models.PositiveIntegerField(_("restarts"), default=0)
+    lease_epoch = models.PositiveBigIntegerField(
+        _("lease epoch"), default=0, editable=False,
+        help_text=_("Raised by the database each time the channel moves to another node, and when its node's agent "
+                    "restarts: an agent's writes carry the epoch it started the engine with (station.fencing)."),
+    )
     last_heartbeat_at = models.DateTimeField(_("last healthy probe"), null=True, blank=True)
     error_message = models.TextField(_("error"), blank=True)
 

@@ -1,4 +1,9 @@
-"""State changes of playout channels, and of the media their upcoming shows play."""
+"""State changes of playout channels, and of the media their upcoming shows play.
+
+What an agent writes for a channel carries the channel's lease epoch as the agent started its
+engine (``epoch``) and is refused (``station.fencing.Fenced``) once the channel moved to another
+node or the node's agent was replaced: a frozen or cut-off agent never writes over its successor.
+"""
 
 import contextlib
 import logging
@@ -14,7 +19,7 @@ from ingest.models import MediaAsset
 from playout.events import as_run_row, channel_row, next_item_row
 from playout.models import AsRunEntry, Channel, PlaylistItem, ScheduledItem, ShowInstance
 from playout.selectors import missed_probes_cutoff
-from station import events
+from station import events, fencing
 from station.errors import UserError
 from station.locks import rundown_lock, timeline_lock
 from station.models import Alert, EventType, Node
@@ -41,8 +46,9 @@ def channel_restart(*, channel: Channel) -> Channel:
 
 
 @transaction.atomic
-def channel_mark_running(*, channel: Channel, node, now) -> bool:
-    """The engine on ``node`` answers: the channel is on air there. False if it was moved or stopped."""
+def channel_mark_running(*, channel: Channel, node, epoch: int, now) -> bool:
+    """The engine on ``node`` answers: the channel is on air there. False if it was stopped."""
+    fencing.hold(Channel, pk=channel.pk, epoch=epoch)
     moved = Channel.objects.filter(pk=channel.pk, node=node).move_to(
         Channel.Status.RUNNING, last_heartbeat_at=now, error_message="", updated_at=now
     )
@@ -54,9 +60,11 @@ def channel_mark_running(*, channel: Channel, node, now) -> bool:
     return bool(moved)
 
 
-def channel_engine_failing(*, channel: Channel, node, retry_in: float, reason: str) -> None:
+@transaction.atomic
+def channel_engine_failing(*, channel: Channel, node, epoch: int, retry_in: float, reason: str) -> None:
     """The channel's engine keeps dying on ``node``, which tries it again in ``retry_in`` s; the desk is told (the
     health job moves the channel to another node meanwhile if one can take it)."""
+    fencing.hold(Channel, pk=channel.pk, epoch=epoch)
     alert_raise(studio=channel.studio_id, code="channel_engine_failing", subject=channel.name,
                 severity=Alert.Severity.CRITICAL,
                 message=_("Liquidsoap keeps dying on %(node)s (%(reason)s); it is tried there again in %(seconds)d s.")
@@ -64,9 +72,10 @@ def channel_engine_failing(*, channel: Channel, node, retry_in: float, reason: s
 
 
 @transaction.atomic
-def channel_retry(*, channel_id: int, node, restart_count: int, now) -> bool:
+def channel_retry(*, channel_id: int, node, epoch: int, restart_count: int, now) -> bool:
     """A node's rest from a channel whose engine kept dying is over: start it there again (from error too), unless it
-    was moved, stopped or restarted meanwhile. True if it was."""
+    was stopped or restarted meanwhile. True if it was."""
+    fencing.hold(Channel, pk=channel_id, epoch=epoch)
     moved = Channel.objects.filter(
         pk=channel_id, node=node, restart_count=restart_count,
         status__in=[Channel.Status.ERROR, Channel.Status.STARTING, Channel.Status.RUNNING],
@@ -76,21 +85,34 @@ def channel_retry(*, channel_id: int, node, restart_count: int, now) -> bool:
     return bool(moved)
 
 
-def channel_mark_error(*, channel: Channel, node, reason: str, code: str) -> bool:
+@transaction.atomic
+def channel_mark_error(*, channel: Channel, node, epoch: int, reason: str, code: str) -> bool:
     """The channel's agent cannot run it (its settings, its engine): it is in error with the reason, once."""
+    fencing.hold(Channel, pk=channel.pk, epoch=epoch)
     return _channel_error(channel, reason, code=code, node=node,
                           status__in=[Channel.Status.STARTING, Channel.Status.RUNNING])
 
 
-def channel_report_healthy(*, channel_ids: list[int], node, now) -> None:
-    """Heartbeat of the engines an agent runs (what the health job checks)."""
-    Channel.objects.filter(pk__in=channel_ids, node=node, status=Channel.Status.RUNNING).update(last_heartbeat_at=now)
+@transaction.atomic
+def channel_report_healthy(*, leases: dict[int, int], node, now) -> set[int]:
+    """Heartbeat of the engines an agent runs (channel id: the epoch its engine started with), which the health job
+    checks; return the channels it no longer holds (moved elsewhere since: their engines must stop)."""
+    held = set()
+    for pk, epoch in leases.items():
+        try:
+            fencing.hold(Channel, pk=pk, epoch=epoch)
+            held.add(pk)
+        except fencing.Fenced:
+            pass
+    Channel.objects.filter(pk__in=held, node=node, status=Channel.Status.RUNNING).update(last_heartbeat_at=now)
+    return set(leases) - held
 
 
 @transaction.atomic
-def channel_on_air(*, channel_id: int, at, title: str, result: str, asset_id=None, scheduled_item_id=None,
-                   node=None) -> AsRunEntry:
+def channel_on_air(*, channel_id: int, epoch: int, at, title: str, result: str, asset_id=None,
+                   scheduled_item_id=None, node=None) -> AsRunEntry:
     """What is on air changed: close the channel's open as-run row with its duration and open one for now."""
+    fencing.hold(Channel, pk=channel_id, epoch=epoch)  # also keeps two writers of one channel's log in turn
     open_row = AsRunEntry.objects.select_for_update().filter(channel_id=channel_id, ended_at__isnull=True).first()
     if open_row is not None:
         open_row.ended_at = max(at, open_row.started_at)
@@ -206,8 +228,10 @@ def channel_skip(*, channel: Channel) -> Channel:
     return channel
 
 
-def as_run_mark_skipped(*, channel_id: int) -> None:
+@transaction.atomic
+def as_run_mark_skipped(*, channel_id: int, epoch: int) -> None:
     """The item on air was taken off by an operator: its row says so when it closes."""
+    fencing.hold(Channel, pk=channel_id, epoch=epoch)
     AsRunEntry.objects.filter(channel_id=channel_id, ended_at__isnull=True).update(result=AsRunEntry.Result.SKIPPED)
 
 

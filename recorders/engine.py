@@ -228,6 +228,10 @@ class WindowFile:
     files, decoded on a thread of its own (what its runs write meanwhile waits in memory), so the
     window is again one file when it ends; theirs are removed once taken in. ``from_start``
     False: the file starts at its first sample (as it does after its encoder died).
+
+    Its agent keeps ``held_until`` at the wall time its lease on the window surely lasts: past it
+    (the agent was frozen, or cut off from the database) nothing is written, since another agent
+    may hold the window; ``drop`` ends it without a word more once that is known.
     """
 
     def __init__(self, *, directory: Path, output_format: str, segment_seconds: int, window: tuple[float, float],
@@ -244,6 +248,8 @@ class WindowFile:
         self.written = 0  # samples, its silences included
         self.gaps: list[list[int]] = []  # [first, end) window samples it holds as silence: no audio came
         self.finished = False
+        self.held_until = math.inf
+        self.dropped = False  # another agent holds the window: its notes are left as they were
         self.last_words = ""  # a dead encoder's
         self.lock = Lock()  # the run writing, and the agent's loop filling a gap or finishing
         self.pending: list[bytes] | None = None  # what was written while the earlier files are taken in
@@ -288,7 +294,7 @@ class WindowFile:
         with self.lock:
             first = max(at, 0, self.end or 0)
             last = min(at + len(pcm) // FRAME_BYTES, self.window_samples)
-            if first >= last or self.finished:
+            if first >= last or self.finished or time.time() > self.held_until:
                 return None
             if self.encoder is None:
                 self._open(0 if self.from_start else first)
@@ -302,7 +308,7 @@ class WindowFile:
     def pad_until(self, sample: int) -> None:
         """Silence up to ``sample`` while no run writes, so a long gap isn't all encoded at once when the source returns."""
         with self.lock:
-            if self.encoder is not None and not self.finished:
+            if self.encoder is not None and not self.finished and time.time() <= self.held_until:
                 self._silence_until(min(sample, self.window_samples))
 
     def cut(self, at: float) -> None:
@@ -319,6 +325,15 @@ class WindowFile:
                 self._silence_until(self.window_samples)
             self.finished = True
             self._close()
+
+    def drop(self) -> None:
+        """End it at once, with no trailer and no notes: another agent holds the window now."""
+        with self.lock:
+            self.finished = self.dropped = True
+            if self.encoder is not None:
+                self.encoder.process.kill()
+                self.encoder.process.wait()
+                self.encoder = None
 
     def _open(self, offset: int) -> None:
         taken = {_label(path) for path in self.directory.iterdir()}
@@ -398,6 +413,8 @@ class WindowFile:
 
     def _write_notes(self, *, finished: bool) -> None:
         """Where it holds silence for want of audio, and, once finished, what the encoder heard, for the window's summary."""
+        if self.dropped:
+            return
         heard = self.encoder
         at = self.offset / SAMPLE_RATE
         silences = [*heard.silences, *([(heard.silent_from, self.recorded_seconds)] if heard.silent_from is not None else [])]
@@ -536,10 +553,14 @@ class CaptureRun(EngineProcess):
         """End it, its samples up to the cut waited for a grace (the file is finished by whoever holds it)."""
         cut_at = self.window_start + self.file.window_samples / SAMPLE_RATE
         self.reader.join(timeout=max(0.0, min(cut_at, time.time()) + END_GRACE_SECONDS - time.time()))
+        self.kill()  # no more output: the pump's read ends
+        self.reader.join(timeout=STOP_GRACE_SECONDS + 1)
+
+    def kill(self) -> None:
+        """End it now, without waiting for its last samples: its window is another agent's."""
         self.ending.set()
         if self.process.poll() is None:
-            self.process.kill()  # no more output: the pump's read ends
-        self.reader.join(timeout=STOP_GRACE_SECONDS + 1)
+            self.process.kill()
 
 
 def recording_parts(directory: Path) -> list[Path]:

@@ -143,6 +143,11 @@ class RecorderSchedule(StatusMachine, RecurringWindow, TimeStampedModel):
     )
     claimed_by = models.CharField(_("claimed by"), max_length=120, blank=True)
     lease_expires_at = models.DateTimeField(_("lease expires at"), null=True, blank=True)
+    lease_epoch = models.PositiveBigIntegerField(
+        _("lease epoch"), default=0, editable=False,
+        help_text=_("Raised by the database each time another agent claims the window: an agent's writes carry the "
+                    "epoch it was given and are refused once it is stale (station.fencing)."),
+    )
 
     objects = StatusQuerySet.as_manager()
     studio_lookup = "recorder__studio"

@@ -1,7 +1,10 @@
 """The node agent's recorder supervisor: starts, watches and stops ffmpeg for this node's windows.
 
 It keeps no state the database doesn't have: after a restart it re-reads the
-windows it should record and takes back those whose lease ran out.
+windows it should record and takes back those whose lease ran out. Its writes for a window
+carry the window's lease epoch (``station.fencing``): refused, they mean another agent holds it,
+and the window's ffmpegs are stopped at once with nothing more written. Past its lease by its own
+clock (frozen, or cut off from the database) its files take no more audio until it renews.
 """
 
 import logging
@@ -19,6 +22,7 @@ from recorders import engine, selectors, services
 from recorders.models import RecorderSchedule
 from recorders.sources import Source, parse_source
 from station.errors import TransitionNotAllowed, UserError
+from station.fencing import Fenced
 
 logger = logging.getLogger(__name__)
 Status = RecorderSchedule.Status
@@ -29,6 +33,8 @@ LEAST_RUN_SECONDS = 0.1  # a window with less than this left to record is full
 # A gap is written as silence this far behind the clock: a source back within it (an Icecast burst
 # of what it played while we were away) fills the gap with its audio instead.
 LATE_AUDIO_SECONDS = 10
+# A lease is counted from before the renewal was sent, less this: a clock's drift, an encoder's buffer.
+LEASE_MARGIN_SECONDS = 1.0
 
 
 @dataclass
@@ -44,16 +50,29 @@ class Recording:
     source_ended: bool = False  # nothing more to record: a finite source ended, or the window is full
     no_audio_since: float | None = None  # a run ended mid-window: nothing has come since (epoch seconds)
     source_dead: bool = False  # the desk was told the source is silent or gone
+    fenced: bool = False  # a write was refused: another agent holds the window
+
+    @property
+    def epoch(self) -> int:
+        """The lease epoch this agent was given for the window: its writes carry it."""
+        return self.schedule.lease_epoch
+
+    def lease_renewed(self, asked_at: float) -> None:
+        """The lease was extended by a renewal sent at ``asked_at``: the file may take audio until it would lapse."""
+        self.file.held_until = asked_at + settings.AGENT_LEASE_SECONDS - LEASE_MARGIN_SECONDS
 
 
-def _recording(schedule: RecorderSchedule, *, taken_over: bool = False) -> Recording:
-    """A window to record; one ``taken_over`` goes on in a file that starts with what the earlier agents recorded."""
+def _recording(schedule: RecorderSchedule, *, leased_at: float, taken_over: bool = False) -> Recording:
+    """A window to record, leased at ``leased_at``; one ``taken_over`` goes on in a file that starts with what the
+    earlier agents recorded."""
     directory = services.recording_directory(schedule)
-    return Recording(schedule=schedule, file=engine.WindowFile(
+    recording = Recording(schedule=schedule, file=engine.WindowFile(
         directory=directory, output_format=schedule.recorder.output_format,
         segment_seconds=schedule.recorder.segment_seconds,
         window=(schedule.record_from.timestamp(), schedule.record_until.timestamp()),
         earlier=engine.recorded_pieces(directory) if taken_over else []))
+    recording.lease_renewed(leased_at)
+    return recording
 
 
 def connect_at(schedule: RecorderSchedule) -> datetime:
@@ -67,6 +86,7 @@ class RecorderSupervisor:
         self.owner = owner
         self.capture_devices = list(capture_devices)  # what this host offers; a device source records only one of these
         self.recordings: dict[int, Recording] = {}
+        self.finishing_leases: dict[int, int] = {}  # windows being finished off the loop: their epochs, still renewed
         self.armed: list[RecorderSchedule] = []
         self.finishing = ThreadPoolExecutor(max_workers=FINISHING_THREADS, thread_name_prefix="finish")
         # `running` is written the moment a run holds its first sample, not at the loop's next pass
@@ -78,12 +98,14 @@ class RecorderSupervisor:
         """Re-read the windows to start soon and any recordings another agent abandoned."""
         self.armed = [s for s in selectors.windows_to_arm(self.node, until=now + ARM_HORIZON) if s.pk not in self.recordings]
         for schedule in selectors.abandoned_windows(self.node, now=now):
+            asked_at = time.time()
             if schedule.pk not in self.recordings and services.schedule_take_over(
                 schedule=schedule, owner=self.owner, node=self.node, now=now
             ):
-                services.recording_interrupted(schedule=schedule, since=services.recording_last_data_at(schedule),
+                services.recording_interrupted(schedule=schedule, epoch=schedule.lease_epoch,
+                                               since=services.recording_last_data_at(schedule),
                                                reason=_("Its agent stopped; %(node)s took it over.") % {"node": self.node})
-                self.recordings[schedule.pk] = _recording(schedule, taken_over=True)
+                self.recordings[schedule.pk] = _recording(schedule, leased_at=asked_at, taken_over=True)
 
     def next_deadline(self) -> float | None:
         """Seconds-since-epoch of the next moment this supervisor must act, if any."""
@@ -101,6 +123,7 @@ class RecorderSupervisor:
             try:
                 if schedule.record_until <= now:
                     continue  # already over: the tick reports it missed
+                asked_at = time.time()
                 claimed = services.schedule_claim(schedule_id=schedule.pk, owner=self.owner, node=self.node, now=now)
             except DatabaseError:
                 raise  # the database, not the window: the agent reconnects
@@ -108,10 +131,14 @@ class RecorderSupervisor:
                 logger.exception("recording %s: cannot be claimed", schedule)
                 continue
             if claimed:
-                self.recordings[claimed.pk] = _recording(claimed)
+                self.recordings[claimed.pk] = _recording(claimed, leased_at=asked_at)
         for recording in list(self.recordings.values()):
             try:
+                if recording.fenced:
+                    raise Fenced(RecorderSchedule, recording.schedule.pk, recording.epoch)
                 self._drive(recording, now)
+            except Fenced:
+                self._fenced(recording)
             except (TransitionNotAllowed, RecorderSchedule.DoesNotExist):
                 self._abandon(recording, "the window changed under us")
             except DatabaseError:
@@ -169,7 +196,8 @@ class RecorderSupervisor:
                 self._fail(recording, reason)
                 return
             if waited > 0:  # the window is open without it: its head is a gap, and this is why
-                services.recording_interrupted(schedule=schedule, since=schedule.record_from, reason=reason)
+                services.recording_interrupted(schedule=schedule, epoch=recording.epoch, since=schedule.record_from,
+                                               reason=reason)
             recording.restart_at = time.time() + RESTART_BACKOFF_SECONDS[min(recording.restarts, 1)]
             recording.restarts += 1
             logger.info("recording %s: source not reached (%s); trying again", schedule, reason)
@@ -179,7 +207,8 @@ class RecorderSupervisor:
             return
         ended = run.written_until
         recording.no_audio_since = ended or time.time()
-        services.recording_interrupted(schedule=schedule, since=datetime.fromtimestamp(ended, tz=UTC) if ended
+        services.recording_interrupted(schedule=schedule, epoch=recording.epoch,
+                                       since=datetime.fromtimestamp(ended, tz=UTC) if ended
                                        else services.recording_last_data_at(schedule), reason=reason)
         if run.source_ended:  # a file, not a stream, recorded once: the rest of the window is a gap
             recording.source_ended = True
@@ -198,20 +227,21 @@ class RecorderSupervisor:
         if since is not None and time.time() - since >= settings.RECORDER_DEAD_SOURCE_SECONDS:
             if not recording.source_dead:
                 recording.source_dead = True
-                services.recording_source_dead(schedule=recording.schedule, since=datetime.fromtimestamp(since, tz=UTC))
+                services.recording_source_dead(schedule=recording.schedule, epoch=recording.epoch,
+                                               since=datetime.fromtimestamp(since, tz=UTC))
         elif since is None and recording.source_dead:
             recording.source_dead = False
-            services.recording_source_back(schedule=recording.schedule)
+            services.recording_source_back(schedule=recording.schedule, epoch=recording.epoch)
 
     def _first_sample(self, recording: Recording, instant: float) -> None:
         """A run holds the sample of ``instant``: the window runs from there, or a gap in it ends there."""
         try:  # on a connection this thread keeps open: a new one would cost more than the write
             schedule = RecorderSchedule.objects.select_related("recorder").get(pk=recording.schedule.pk)
-            if schedule.claimed_by != self.owner:
-                return
-            services.recording_started(schedule=schedule, now=timezone.now(),
+            services.recording_started(schedule=schedule, epoch=recording.epoch, now=timezone.now(),
                                        data_since=datetime.fromtimestamp(instant, tz=UTC))
             recording.schedule.status = schedule.status
+        except Fenced:
+            recording.fenced = True  # the loop stops it
         except (TransitionNotAllowed, RecorderSchedule.DoesNotExist):
             logger.info("recording %s: changed before its first sample was noted", recording.schedule)
         except Exception:  # the loop goes on; the files still say when it started
@@ -220,6 +250,7 @@ class RecorderSupervisor:
 
     def _finish(self, recording: Recording, now: datetime) -> None:
         self.recordings.pop(recording.schedule.pk, None)
+        self.finishing_leases[recording.schedule.pk] = recording.epoch
         # cut at the window's end (or the cancel) exactly; the waiting happens off the loop
         recording.file.cut(min(recording.schedule.record_until, now).timestamp())
         self.finishing.submit(self._finish_off_loop, recording, now)
@@ -229,17 +260,24 @@ class RecorderSupervisor:
         try:
             if recording.run:
                 recording.run.stop()
-            recording.file.finish()
             if schedule.status != Status.CANCELLED:
-                if not services.schedule_begin_stop(schedule=schedule, owner=self.owner, now=now):
+                asked_at = time.time()
+                if not services.schedule_begin_stop(schedule=schedule, epoch=recording.epoch, now=timezone.now()):
                     logger.info("recording %s: no longer ours to stop", schedule)
+                    recording.file.drop()
                     return
+                recording.lease_renewed(asked_at)  # its file's last seconds may be written
                 schedule.status = Status.STOPPING
-            services.recording_finalize(schedule=schedule, stopped_at=now)
+            recording.file.finish()
+            services.recording_finalize(schedule=schedule, stopped_at=now, epoch=recording.epoch)
             logger.info("recording %s: finished", schedule)
+        except Fenced:
+            logger.warning("recording %s: another agent holds it now; its finish is theirs", schedule)
         except Exception:  # the tick finishes it after the lease if this fails
             logger.exception("recording %s: finishing failed", schedule)
         finally:
+            recording.file.drop()  # if not finished: no one else writes its notes, and it holds no encoder
+            self.finishing_leases.pop(schedule.pk, None)
             close_old_connections()
 
     def _stop(self, recording: Recording) -> None:
@@ -252,8 +290,8 @@ class RecorderSupervisor:
         self.recordings.pop(recording.schedule.pk, None)
         self._stop(recording)
         try:
-            services.schedule_fail(schedule=recording.schedule, reason=reason)
-        except UserError:
+            services.schedule_fail(schedule=recording.schedule, epoch=recording.epoch, reason=reason)
+        except (UserError, Fenced):
             logger.info("recording %s: already ended elsewhere", recording.schedule)
 
     def _abandon(self, recording: Recording, why: str) -> None:
@@ -261,33 +299,47 @@ class RecorderSupervisor:
         self._stop(recording)
         self.recordings.pop(recording.schedule.pk, None)
 
+    def _fenced(self, recording: Recording) -> None:
+        """Another agent holds the window: stop its ffmpegs at once and write nothing more, not even the file's end."""
+        logger.warning("recording %s: another agent holds it now (lease epoch %s is stale); stopping its ffmpeg",
+                       recording.schedule, recording.epoch)
+        self.recordings.pop(recording.schedule.pk, None)
+        recording.file.drop()
+        if recording.run:
+            recording.run.kill()
+
     # -- changes and leases -------------------------------------------------------------------
 
     def on_change(self, now: datetime) -> None:
         """A schedule changed somewhere: re-read our recordings (end moved, cancelled) and re-arm."""
         current = {
             row["pk"]: row
-            for row in RecorderSchedule.objects.filter(pk__in=list(self.recordings)).values("pk", "status", "end_at", "claimed_by")
+            for row in RecorderSchedule.objects.filter(pk__in=list(self.recordings)).values("pk", "status", "end_at",
+                                                                                            "lease_epoch")
         }
         for pk, recording in list(self.recordings.items()):
             if pk not in current:
                 self._abandon(recording, "its window was deleted")
                 continue
-            for name in ("status", "end_at", "claimed_by"):
+            if current[pk]["lease_epoch"] != recording.epoch:
+                self._fenced(recording)
+                continue
+            for name in ("status", "end_at"):
                 setattr(recording.schedule, name, current[pk][name])
             if recording.schedule.status == Status.CANCELLED:
                 recording.schedule.end_at = min(recording.schedule.end_at, now)
                 self._finish(recording, now)
-            elif recording.schedule.claimed_by != self.owner:
-                self._abandon(recording, "another agent holds it now")
         self.rearm(now)
 
     def renew(self, now: datetime) -> None:
-        held = services.leases_renew(owner=self.owner, now=now)
+        asked_at = time.time()
+        leases = {**self.finishing_leases, **{pk: recording.epoch for pk, recording in self.recordings.items()}}
+        held = services.leases_renew(held=leases, now=now)
         for pk, recording in list(self.recordings.items()):
-            if pk not in held:
-                self.on_change(now)
-                return
+            if pk in held:
+                recording.lease_renewed(asked_at)
+        if set(self.recordings) - held:
+            self.on_change(now)
 
     def shutdown(self) -> None:
         """Stop ffmpeg cleanly; the windows are taken over by the next agent after their lease."""

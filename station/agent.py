@@ -9,7 +9,9 @@ retry never does anything twice.
 Its prober thread heartbeats the node and reports the engines that answer on its
 own cadence and database connection, so a busy main loop never makes the health
 job fail over engines that are playing; a loop stuck for AGENT_STALL_SECONDS makes
-it fall silent too, so the node counts as down and its work moves. Whatever goes wrong inside one
+it fall silent too, so the node counts as down and its work moves. It registers once per
+process, with a new agent epoch (``station.fencing``): if another process registers as the
+node later, this one's heartbeats are refused and it stops, engines and all. Whatever goes wrong inside one
 supervisor's pass is logged and the loop carries on: one bad row fails its own
 channel or window (the supervisors see to that), never the agent.
 """
@@ -30,11 +32,13 @@ from django.utils import timezone
 from playout.agent import ChannelSupervisor
 from recorders.supervisor import RecorderSupervisor
 from station import services
+from station.fencing import Fenced
 from station.notify import CHANNEL
 
 logger = logging.getLogger(__name__)
 AGENT_VERSION = "1"
 RECONNECT_BACKOFF_SECONDS = (0.5, 1, 2, 5)
+REPLACED_EXIT_STATUS = 3  # another process runs as the node: a supervisor must not start this one again
 FAULT_PAUSE_SECONDS = 0.1  # after an unexpected error in a pass: a fault that repeats can't spin the loop
 
 
@@ -44,6 +48,8 @@ class NodeAgent:
         # Unique per process: a restarted agent must take claims back through their lease like any other.
         self.owner = f"{name}/{os.getpid()}/{uuid.uuid4().hex[:6]}"
         self.stopping = False
+        self.node = None  # as registered by this process: its heartbeats carry its agent epoch
+        self.replaced = False  # another process registered as the node: this one stopped
         self.listener: psycopg.Connection | None = None
         self.supervisors: list = []
         self.prober: threading.Thread | None = None
@@ -59,6 +65,8 @@ class NodeAgent:
                     self._connect()
                     failures = 0
                     self._serve()
+                except Fenced:
+                    self._replaced()
                 except (DatabaseError, psycopg.Error) as error:
                     delay = RECONNECT_BACKOFF_SECONDS[min(failures, len(RECONNECT_BACKOFF_SECONDS) - 1)]
                     failures += 1
@@ -74,9 +82,19 @@ class NodeAgent:
     def _request_stop(self, signum, frame) -> None:
         self.stopping = True
 
+    def _replaced(self) -> None:
+        logger.error("agent %s: another agent process registered as this node; stopping this one and its engines",
+                     self.name)
+        self.replaced = self.stopping = True
+
     def _heartbeat(self):
-        return services.node_heartbeat(name=self.name, hostname=socket.gethostname(), version=AGENT_VERSION,
-                                       capture_devices=settings.NODE_CAPTURE_DEVICES)
+        report = {"hostname": socket.gethostname(), "version": AGENT_VERSION,
+                  "capture_devices": settings.NODE_CAPTURE_DEVICES}
+        if self.node is None:
+            self.node = services.node_register(name=self.name, **report)
+        else:
+            self.node = services.node_heartbeat(node=self.node, **report)
+        return self.node
 
     def _connect(self) -> None:
         params = {k: v for k, v in connection.get_connection_params().items() if k != "cursor_factory"}
@@ -115,6 +133,9 @@ class NodeAgent:
                 for supervisor in self.supervisors:
                     if hasattr(supervisor, "probe"):
                         supervisor.probe(timezone.now())
+            except Fenced:
+                self._replaced()
+                return
             except Exception:  # the database is away, or an engine misbehaves: try again next round
                 logger.warning("agent %s: probe round failed", self.name, exc_info=True)
                 close_old_connections()

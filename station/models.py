@@ -279,6 +279,11 @@ class Node(models.Model):
     enabled = models.BooleanField(_("enabled"), default=True, help_text=_("Disabled nodes get no new work."))
     last_heartbeat_at = models.DateTimeField(_("last heartbeat"), null=True, blank=True)
     agent_version = models.CharField(_("agent version"), max_length=40, blank=True)
+    agent_epoch = models.PositiveBigIntegerField(
+        _("agent epoch"), default=0, editable=False,
+        help_text=_("Raised each time an agent process registers as this node: an older one still running (frozen, "
+                    "cut off) has its heartbeats refused and stops (station.fencing)."),
+    )
     created_at = models.DateTimeField(_("created at"), auto_now_add=True)
 
     class Meta:

@@ -3,10 +3,11 @@
 import logging
 
 from django.db import transaction
+from django.db.models import F
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
-from station import events
+from station import events, fencing
 from station.db import save_changed
 from station.errors import UserError
 from station.models import Alert, EventType, Node, RecurringWindow, Studio
@@ -81,17 +82,31 @@ def node_remove(*, node: Node) -> None:
     locked.delete()
 
 
-def node_heartbeat(*, name: str, hostname: str, version: str, capture_devices: list[str] = ()) -> Node:
-    """Register a node agent on first contact, and record that it is alive and what it offers."""
-    now = timezone.now()
-    reported = {"last_heartbeat_at": now, "hostname": hostname, "agent_version": version,
-                "capture_devices": list(capture_devices)}
-    node, created = Node.objects.get_or_create(
+@transaction.atomic
+def node_register(*, name: str, hostname: str, version: str, capture_devices: list[str] = ()) -> Node:
+    """An agent process starts as node ``name`` (registered on first contact): it gets a new agent epoch, so an older
+    process still running as the node (frozen, cut off) is refused from here on, for the node and for its channels."""
+    reported = _agent_report(hostname=hostname, version=version, capture_devices=capture_devices)
+    node, _created = Node.objects.get_or_create(
         name=name, defaults={"capabilities": [Node.Capability.RECORD, Node.Capability.PLAYOUT], **reported})
-    if not created:
-        Node.objects.filter(pk=node.pk).update(**reported)
-        node.refresh_from_db()
+    Node.objects.filter(pk=node.pk).update(agent_epoch=F("agent_epoch") + 1, **reported)
+    node.refresh_from_db()
     return node
+
+
+def node_heartbeat(*, node: Node, hostname: str, version: str, capture_devices: list[str] = ()) -> Node:
+    """Record that the node's agent is alive and what it offers; refused (Fenced) if another agent process registered
+    as the node since this one did."""
+    reported = _agent_report(hostname=hostname, version=version, capture_devices=capture_devices)
+    if not Node.objects.filter(pk=node.pk, agent_epoch=node.agent_epoch).update(**reported):
+        raise fencing.Fenced(Node, node.pk, node.agent_epoch)
+    node.refresh_from_db()
+    return node
+
+
+def _agent_report(*, hostname: str, version: str, capture_devices: list[str]) -> dict:
+    return {"last_heartbeat_at": timezone.now(), "hostname": hostname, "agent_version": version,
+            "capture_devices": list(capture_devices)}
 
 
 def record_edit_save(*, record, fields=None) -> None:

@@ -8,6 +8,7 @@ from ingest.models import MediaAsset
 from playout import services
 from playout.agent.launcher import RunningChannel
 from playout.models import AsRunEntry, ScheduledItem
+from station.fencing import Fenced
 
 SILENCE_TITLE = "Silence"
 PAUSED_TITLE = "Paused"
@@ -15,7 +16,7 @@ SETTLE_SECONDS = 0.1
 
 
 class AsRunLog:
-    """Collect on-air reports (channel id, metadata, epoch seconds) from the engines' threads and log them."""
+    """Collect on-air reports (channel id, metadata, epoch seconds, lease epoch) from the engines' threads; log them."""
 
     def __init__(self):
         self.reports: queue.Queue = queue.Queue()
@@ -41,26 +42,39 @@ class AsRunLog:
         self.pending = waiting
         return settled
 
-    def log(self, channels: dict[int, RunningChannel], upcoming: list[ScheduledItem], *, node) -> None:
-        """Write the settled reports to the as-run log, as played, paused or filler."""
-        for channel_id, metadata, at in self.settled():
-            running = channels.get(channel_id)
-            if running and running.armed and str(running.armed.pk) == str(metadata.get("sk_item")):
-                running.armed = None
-            moment = datetime.fromtimestamp(at, tz=UTC)
-            item_id, asset_id = _int(metadata.get("sk_item")), _int(metadata.get("sk_asset"))
-            if item_id:
-                services.channel_on_air(
-                    channel_id=channel_id, at=moment, title=title(item_id, asset_id, metadata, channels, upcoming),
-                    result=AsRunEntry.Result.PLAYED, asset_id=asset_id, scheduled_item_id=item_id, node=node,
-                )
-            elif running and running.applied_paused and not metadata.get("filename"):
-                services.channel_on_air(channel_id=channel_id, at=moment, title=PAUSED_TITLE,
-                                        result=AsRunEntry.Result.PAUSED, node=node)
-            else:
-                services.channel_on_air(channel_id=channel_id, at=moment,
-                                        title=title(None, asset_id, metadata, channels, upcoming),
-                                        asset_id=asset_id, result=AsRunEntry.Result.FALLBACK, node=node)
+    def log(self, channels: dict[int, RunningChannel], upcoming: list[ScheduledItem], *, node) -> set[int]:
+        """Write the settled reports to the as-run log, as played, paused or filler; return the channels whose writes
+        were refused (another node holds them now)."""
+        fenced = set()
+        for channel_id, metadata, at, epoch in self.settled():
+            if channel_id in fenced:
+                continue
+            try:
+                self._write(channel_id, metadata, at, channels, upcoming, node=node, epoch=epoch)
+            except Fenced:
+                fenced.add(channel_id)
+        return fenced
+
+    def _write(self, channel_id: int, metadata: dict, at: float, channels: dict[int, RunningChannel],
+               upcoming: list[ScheduledItem], *, node, epoch: int) -> None:
+        running = channels.get(channel_id)
+        if running and running.armed and str(running.armed.pk) == str(metadata.get("sk_item")):
+            running.armed = None
+        moment = datetime.fromtimestamp(at, tz=UTC)
+        item_id, asset_id = _int(metadata.get("sk_item")), _int(metadata.get("sk_asset"))
+        if item_id:
+            services.channel_on_air(
+                channel_id=channel_id, epoch=epoch, at=moment,
+                title=title(item_id, asset_id, metadata, channels, upcoming),
+                result=AsRunEntry.Result.PLAYED, asset_id=asset_id, scheduled_item_id=item_id, node=node,
+            )
+        elif running and running.applied_paused and not metadata.get("filename"):
+            services.channel_on_air(channel_id=channel_id, epoch=epoch, at=moment, title=PAUSED_TITLE,
+                                    result=AsRunEntry.Result.PAUSED, node=node)
+        else:
+            services.channel_on_air(channel_id=channel_id, epoch=epoch, at=moment,
+                                    title=title(None, asset_id, metadata, channels, upcoming),
+                                    asset_id=asset_id, result=AsRunEntry.Result.FALLBACK, node=node)
 
 
 def title(item_id: int | None, asset_id: int | None, metadata: dict,

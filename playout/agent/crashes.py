@@ -10,6 +10,7 @@ from django.utils.translation import gettext as _
 
 from playout.agent.launcher import RunningChannel
 from playout.models import Channel
+from station.fencing import Fenced
 from station.models import Alert
 from station.services import alert_raise
 
@@ -26,7 +27,8 @@ class CrashPolicy:
     def __init__(self):
         self.crashes: dict[int, list[float]] = {}  # channel id → when its engine died lately
         self.given_up: dict[int, int] = {}  # channel id → its restart count when this node gave up on it
-        self.resting: dict[int, tuple[int, float]] = {}  # channel id → (its restart count, when its rest ends)
+        # channel id → (its restart count, its lease epoch, when its rest ends)
+        self.resting: dict[int, tuple[int, int, float]] = {}
         self.loops: dict[int, tuple[int, float]] = {}  # channel id → (crash loops in a row, when the last rest ended)
         self.faults_reported: dict[int, float] = {}  # channel id → when its last fault was reported
 
@@ -41,10 +43,10 @@ class CrashPolicy:
         for pk in [*self.given_up, *self.resting]:
             wanted.pop(pk, None)
 
-    def rested(self) -> list[tuple[int, int]]:
-        """(channel id, its restart count then) of the channels whose rest is over: to be tried again."""
-        over = [(pk, count) for pk, (count, until) in self.resting.items() if until <= time.monotonic()]
-        for pk, _count in over:
+    def rested(self) -> list[tuple[int, int, int]]:
+        """(channel id, its restart count, its lease epoch) of the channels whose rest is over: to be tried again."""
+        over = [(pk, count, epoch) for pk, (count, epoch, until) in self.resting.items() if until <= time.monotonic()]
+        for pk, *_then in over:
             self.resting.pop(pk)
         return over
 
@@ -62,7 +64,7 @@ class CrashPolicy:
             loops = 0  # it had run a while since its last rest: this loop is a new one
         rest = REST_SECONDS[min(loops, len(REST_SECONDS) - 1)]
         self.loops[channel.pk] = (loops + 1, time.monotonic() + rest)
-        self.resting[channel.pk] = (channel.restart_count, time.monotonic() + rest)
+        self.resting[channel.pk] = (channel.restart_count, running.epoch, time.monotonic() + rest)
         self.crashes.pop(channel.pk)
         logger.error("channel %s: Liquidsoap died %s times in %s s (%s); trying it again in %s s",
                      channel, len(recent), CRASH_WINDOW_SECONDS, last_words, rest)
@@ -73,8 +75,8 @@ class CrashPolicy:
         """What goes wrong for one channel stays with it: logged, reported to its studio, the others carry on."""
         try:
             yield
-        except DatabaseError:
-            raise  # the database, not the channel: the agent reconnects
+        except (DatabaseError, Fenced):
+            raise  # the database, not the channel: the agent reconnects; or the channel is another node's now
         except Exception as error:
             logger.exception("channel %s: could not %s", channel, doing)
             if time.monotonic() - self.faults_reported.get(channel.pk, -FAULT_ALERT_SECONDS) >= FAULT_ALERT_SECONDS:

@@ -48,7 +48,7 @@ def apply_operator_actions(running: RunningChannel) -> None:
             running.engine.gateway.set_paused(channel.paused)
             running.applied_paused = channel.paused
         if channel.skip_requested_at and channel.skip_requested_at != running.applied_skip:
-            services.as_run_mark_skipped(channel_id=channel.pk)
+            services.as_run_mark_skipped(channel_id=channel.pk, epoch=running.epoch)
             running.engine.gateway.skip()
             running.applied_skip = channel.skip_requested_at
     except OSError as error:

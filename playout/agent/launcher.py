@@ -28,6 +28,7 @@ class RunningChannel:
     channel: Channel
     engine: LiquidsoapEngine
     workdir: Path
+    epoch: int  # the channel's lease epoch when this engine started: what the agent writes for it carries it
     running: bool = False
     pushed: set[int] = field(default_factory=set)
     armed: ScheduledItem | None = None  # queued in the engine, waiting for its slot
@@ -42,7 +43,8 @@ def telnet_port(channel: Channel) -> int:
 
 
 class EngineLauncher:
-    """Start channels' engines on this node; their on-air reports go to ``reports`` as (channel id, metadata, at)."""
+    """Start channels' engines on this node; their on-air reports go to ``reports`` as (channel id, metadata, at,
+    the channel's lease epoch)."""
 
     def __init__(self, *, node_dir: Path, cache: MediaCache, reports: queue.Queue):
         self.node_dir = node_dir
@@ -77,17 +79,19 @@ class EngineLauncher:
             # A bad row fails its own channel, with the reason, until someone fixes and restarts it.
             reason = "; ".join(error.messages) if isinstance(error, ValidationError) else str(error)
             logger.error("channel %s: cannot start its engine: %s", channel, reason)
-            services.channel_mark_error(channel=channel, node=node, code="channel_settings_invalid",
+            services.channel_mark_error(channel=channel, node=node, epoch=channel.lease_epoch,
+                                        code="channel_settings_invalid",
                                         reason=_("%(channel)s cannot start: %(reason)s") % {"channel": channel, "reason": reason})
             raise UnfitChannel from error
         engine = LiquidsoapEngine(
             script=script, workdir=workdir, telnet_port=telnet_port(channel),
-            on_air=lambda metadata, at, pk=channel.pk: self.reports.put((pk, metadata, at)),
+            on_air=lambda metadata, at, pk=channel.pk, epoch=channel.lease_epoch: self.reports.put(
+                (pk, metadata, at, epoch)),
             reads=tuple(path for path in (self.cache.directory, self.cache.shared_root) if path is not None), writes=writes,
         )
         logger.info("channel %s: Liquidsoap %s started", channel, engine.pid)
-        return RunningChannel(channel=channel, engine=engine, workdir=workdir, applied_skip=channel.skip_requested_at,
-                              started_at_restart=channel.restart_count)
+        return RunningChannel(channel=channel, engine=engine, workdir=workdir, epoch=channel.lease_epoch,
+                              applied_skip=channel.skip_requested_at, started_at_restart=channel.restart_count)
 
     def script(self, channel: Channel) -> tuple[str, tuple[Path, ...]]:
         """The engine's script from the channel's settings (checked again here: rows can be written around the

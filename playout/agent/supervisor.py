@@ -3,9 +3,12 @@
 It starts each engine with the channel's filler, marks the channel running once
 the engine answers, pushes scheduled items at their slot, and turns the
 engine's on-air reports into the as-run log; each of those is a module of this
-package, and this class only puts them in order.
+package, and this class only puts them in order. What it writes for a channel carries
+the lease epoch its engine started with: refused (the channel moved to another node
+while this agent was frozen or cut off), the engine is stopped at once.
 """
 
+import contextlib
 import logging
 import time
 from datetime import datetime
@@ -25,6 +28,7 @@ from playout.cacher import MediaCache
 from playout.models import Channel
 from playout.relay import WebstreamRelay
 from playout.timeline import timeline_refresh
+from station.fencing import Fenced
 
 logger = logging.getLogger(__name__)
 
@@ -35,6 +39,7 @@ class ChannelSupervisor:
         self.channels: dict[int, RunningChannel] = {}
         self.upcoming = []
         self.unplayable: set[int] = set()
+        self.fenced: set[int] = set()  # channels whose writes were refused (the prober finds them too): to stop
         self.relay = WebstreamRelay()
         self.node_dir = Path(settings.PLAYOUT_CACHE_ROOT) / node.name
         self.cache = MediaCache(
@@ -51,8 +56,9 @@ class ChannelSupervisor:
     # -- planning -----------------------------------------------------------------------------
 
     def rearm(self, now: datetime) -> None:
-        for pk, restart_count in self.crashes.rested():
-            services.channel_retry(channel_id=pk, node=self.node, restart_count=restart_count, now=now)
+        for pk, restart_count, epoch in self.crashes.rested():
+            with contextlib.suppress(Fenced):  # moved to another node while it rested here
+                services.channel_retry(channel_id=pk, node=self.node, epoch=epoch, restart_count=restart_count, now=now)
         wanted = planning.wanted_channels(self.node)
         self.crashes.drop_given_up(wanted)
         for pk in list(self.channels):
@@ -63,6 +69,10 @@ class ChannelSupervisor:
             current = self.channels.get(pk)
             if current:
                 current.channel = channel  # operators' pause and skip arrive with it
+            if current and current.epoch != channel.lease_epoch:
+                logger.info("channel %s: it was on another node since its engine started; starting it anew", channel)
+                self.channels.pop(pk).engine.stop()
+                current = None
             if current and planning.restart_asked(current, channel):
                 logger.info("channel %s: restart asked; restarting its engine", channel)
                 self.channels.pop(pk).engine.stop()
@@ -92,8 +102,23 @@ class ChannelSupervisor:
         if running is not None:
             self.channels[channel.pk] = running
 
+    @contextlib.contextmanager
     def _contained(self, channel: Channel, doing: str):
-        return self.crashes.contained(channel, doing, node=self.node)
+        try:
+            with self.crashes.contained(channel, doing, node=self.node):
+                yield
+        except Fenced:
+            self.fenced.add(channel.pk)
+
+    def _stop_fenced(self) -> None:
+        """Stop the engines of channels another node holds now: this one writes nothing more for them."""
+        for pk in list(self.fenced):
+            self.fenced.discard(pk)
+            running = self.channels.pop(pk, None)
+            if running is not None:
+                logger.warning("channel %s: another node holds it now (lease epoch %s is stale); stopping its engine",
+                               running.channel, running.epoch)
+                running.engine.stop()
 
     def next_deadline(self) -> float | None:
         if not self.channels:
@@ -104,6 +129,7 @@ class ChannelSupervisor:
     # -- acting -------------------------------------------------------------------------------
 
     def step(self, now: datetime) -> None:
+        self._stop_fenced()
         for running in list(self.channels.values()):
             with self._contained(running.channel, _("watch its engine")):
                 if not running.engine.alive():
@@ -111,7 +137,8 @@ class ChannelSupervisor:
                     continue
                 if not running.running and running.engine.gateway.alive():
                     running.running = True
-                    if not services.channel_mark_running(channel=running.channel, node=self.node, now=now):
+                    if not services.channel_mark_running(channel=running.channel, node=self.node, epoch=running.epoch,
+                                                         now=now):
                         logger.warning("channel %s: engine up, but the channel is no longer starting here", running.channel)
                 if running.running:
                     apply_operator_actions(running)
@@ -121,7 +148,8 @@ class ChannelSupervisor:
             if running.running:
                 with self._contained(running.channel, _("queue its next item")):
                     self.dispatcher.dispatch(running, now, upcoming=self.upcoming, unplayable=self.unplayable)
-        self.as_run.log(self.channels, self.upcoming, node=self.node)
+        self.fenced |= self.as_run.log(self.channels, self.upcoming, node=self.node)
+        self._stop_fenced()
 
     def _engine_died(self, running: RunningChannel) -> None:
         self.channels.pop(running.channel.pk)
@@ -129,8 +157,9 @@ class ChannelSupervisor:
         if rest is None:
             self._start(running.channel)
         else:
-            services.channel_engine_failing(channel=running.channel, node=self.node, retry_in=rest,
-                                            reason=" | ".join(running.engine.last_lines(3)))
+            with contextlib.suppress(Fenced):  # it is another node's now: nothing to tell
+                services.channel_engine_failing(channel=running.channel, node=self.node, epoch=running.epoch,
+                                                retry_in=rest, reason=" | ".join(running.engine.last_lines(3)))
 
     def probe(self, now: datetime) -> None:
         """Ask each engine over telnet whether it is up; report the ones that answer (the health job reads it).
@@ -138,9 +167,10 @@ class ChannelSupervisor:
         The agent calls this from its prober thread (station.agent), so engines that play on while
         the agent's loop is busy keep reporting healthy and are not failed over.
         """
-        healthy = [pk for pk, running in list(self.channels.items()) if running.running and running.engine.gateway.alive()]
-        if healthy:
-            services.channel_report_healthy(channel_ids=healthy, node=self.node, now=now)
+        healthy = {pk: running.epoch for pk, running in list(self.channels.items())
+                   if running.running and running.engine.gateway.alive()}
+        if healthy:  # a channel moved elsewhere is stopped by the loop's next step, within a probe's time
+            self.fenced |= services.channel_report_healthy(leases=healthy, node=self.node, now=now)
 
     # -- changes and heartbeats ---------------------------------------------------------------
 

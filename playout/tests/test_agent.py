@@ -29,7 +29,7 @@ def test_a_report_replaced_within_the_settling_time_is_never_logged():
     log = AsRunLog()
     long_ago = time.time() - 10
     for channel_id, at in [(1, long_ago), (1, long_ago + 0.05), (2, long_ago + 0.01), (1, long_ago + 0.3), (1, time.time())]:
-        log.reports.put((channel_id, {}, at))
+        log.reports.put((channel_id, {}, at, 0))
 
     assert [(r[0], r[2]) for r in log.settled()] == [(1, long_ago + 0.05), (2, long_ago + 0.01), (1, long_ago + 0.3)]
     assert [r[0] for r in log.pending] == [1]  # the newest waits for its settling time
@@ -40,7 +40,7 @@ def test_an_engine_that_keeps_dying_rests_for_longer_each_loop_and_is_tried_agai
     monkeypatch.setattr(crashes.time, "monotonic", lambda: clock[0])
     policy = CrashPolicy()
     channel = SimpleNamespace(pk=7, restart_count=2)
-    running = SimpleNamespace(channel=channel, engine=SimpleNamespace(last_lines=lambda count: ["oops"]))
+    running = SimpleNamespace(channel=channel, epoch=5, engine=SimpleNamespace(last_lines=lambda count: ["oops"]))
 
     assert [policy.engine_died(running) for _ in range(CRASHES_BEFORE_RESTING)] == [None, None, REST_SECONDS[0]]
     wanted = {7: channel}
@@ -48,7 +48,7 @@ def test_an_engine_that_keeps_dying_rests_for_longer_each_loop_and_is_tried_agai
     assert wanted == {}  # not started here while it rests
     assert policy.rested() == []
     clock[0] += REST_SECONDS[0]
-    assert policy.rested() == [(7, 2)]  # tried again (the database says whether it still may be)
+    assert policy.rested() == [(7, 2, 5)]  # tried again (the database says whether it still may be)
 
     assert [policy.engine_died(running) for _ in range(CRASHES_BEFORE_RESTING)][-1] == REST_SECONDS[1]  # a longer rest
     clock[0] += REST_SECONDS[1] + 10 * CRASH_WINDOW_SECONDS  # then it ran well for a long while

@@ -3,6 +3,7 @@
 import os
 import signal
 import subprocess
+import time
 from contextlib import contextmanager
 from datetime import timedelta
 from pathlib import Path
@@ -144,16 +145,17 @@ def test_a_webstream_goes_on_air_for_its_slot_and_an_unreachable_one_alerts_whil
 
 
 @contextmanager
-def _channel_on_host_1(media_root, probe_seconds=0.5, spare=True):
-    """A harbor channel on host-1 with a filler, agents on host-1 and (``spare``) host-2, and the health loop."""
+def _channel_on_host_1(media_root, probe_seconds=0.5, spare=True, filler_seconds=60, output=None):
+    """A harbor channel on host-1 (or ``output``: (type, settings)) with a filler, agents on host-1 and (``spare``)
+    host-2, and the health loop."""
     fast = {"AGENT_HEARTBEAT_SECONDS": 0.5, "PLAYOUT_PROBE_SECONDS": probe_seconds}
     studio = StudioFactory()
     first, second = NodeFactory(name="host-1"), NodeFactory(name="host-2")
     filler = PlaylistFactory(studio=studio, name="Filler")
-    PlaylistItem.objects.create(playlist=filler, position=0, asset=_tone(studio, media_root, 330, 60))
-    port = closed_port()
+    PlaylistItem.objects.create(playlist=filler, position=0, asset=_tone(studio, media_root, 330, filler_seconds))
+    output_type, output_settings = output or (Channel.Output.HARBOR, {"port": closed_port(), "mount": "air"})
     channel = ChannelFactory(studio=studio, node=first, status=Channel.Status.STARTING, fallback_playlist=filler,
-                             output_settings={"port": port, "mount": "air"}, slug="air")
+                             output_type=output_type, output_settings=output_settings, slug="air")
     agents = {
         name: spawn_manage("run_node", "--name", name, env=database_env(PLAYOUT_TELNET_BASE_PORT=closed_port() - channel.pk, **fast))
         for name in ("host-1", "host-2")[:2 if spare else 1]
@@ -188,6 +190,33 @@ def test_killing_the_agent_fails_the_channel_over_to_a_second_agent_and_the_as_r
         assert (taken.started_at - killed_at).total_seconds() <= 10
         assert AsRunEntry.objects.filter(channel=channel, ended_at__isnull=True).count() == 1
         assert not AsRunEntry.objects.filter(channel=channel, node=first, ended_at__isnull=True).exists()
+
+
+def test_a_frozen_agent_whose_channel_failed_over_stops_its_engine_when_it_wakes_and_writes_nothing(media_root):
+    # A 2 s filler: the frozen agent's engine plays on and reports each new play, which wait in its pipe. A file
+    # output: on this one machine the frozen engine keeps a harbor's port, which the second host's would need.
+    with _channel_on_host_1(media_root, filler_seconds=2, output=(Channel.Output.FILE, {"format": "wav"})) as (
+            channel, agents, first, second):
+        engine = _engine_pid(agents["host-1"])
+        os.kill(agents["host-1"].pid, signal.SIGSTOP)  # a zombie: it will wake believing the channel is its own
+        frozen_at = timezone.now()
+        _back_on_air(channel, second, frozen_at)
+        time.sleep(3)  # more plays reported by the frozen engine meanwhile
+        os.kill(agents["host-1"].pid, signal.SIGCONT)
+        woke_at = time.monotonic()
+        wait_until(lambda: not os.path.exists(f"/proc/{engine}") or Path(f"/proc/{engine}/stat").read_text()
+                   .split(") ", 1)[1].startswith("Z"), timeout=10, interval=0.02, message="its engine stopped")
+        stopped_after = time.monotonic() - woke_at
+        time.sleep(1)  # what it would write on waking has been tried
+
+        assert stopped_after < 2.0  # within the default heartbeat (2 s): its first probe report was refused
+        assert agents["host-1"].poll() is None  # it serves on
+        channel.refresh_from_db()
+        assert (channel.node, channel.status) == (second, Channel.Status.RUNNING)
+        # nothing from host-1 after it froze: the plays its engine reported were refused, not logged
+        assert not AsRunEntry.objects.filter(channel=channel, node=first, started_at__gt=frozen_at).exists()
+        open_rows = AsRunEntry.objects.filter(channel=channel, ended_at__isnull=True)
+        assert [row.node for row in open_rows] == [second]
 
 
 def test_a_killed_engine_is_restarted_on_its_node_and_one_that_keeps_dying_fails_over(media_root):

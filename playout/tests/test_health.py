@@ -5,6 +5,7 @@ from django.utils import timezone
 
 from playout import services
 from playout.models import Channel
+from station.fencing import Fenced
 from station.models import Alert
 from station.tests.factories import ChannelFactory, NodeFactory
 
@@ -62,19 +63,21 @@ def test_a_fresh_channel_has_a_grace_period():
 def test_a_lone_node_tries_a_crashing_channel_again_after_its_rest_and_its_alerts_close_on_air():
     node = NodeFactory(name="lonely", last_heartbeat_at=timezone.now())
     channel = _dead_channel(node=node)
-    services.channel_engine_failing(channel=channel, node=node, retry_in=10, reason="Segmentation fault")
+    epoch = channel.lease_epoch
+    services.channel_engine_failing(channel=channel, node=node, epoch=epoch, retry_in=10, reason="Segmentation fault")
     services.channels_check_health(now=timezone.now())  # nowhere to move it: in error, as before
     channel.refresh_from_db()
     assert channel.status == Channel.Status.ERROR
 
-    assert services.channel_retry(channel_id=channel.pk, node=node, restart_count=channel.restart_count, now=timezone.now())
+    assert services.channel_retry(channel_id=channel.pk, node=node, epoch=epoch, restart_count=channel.restart_count,
+                                  now=timezone.now())
 
     channel.refresh_from_db()
     assert channel.status == Channel.Status.STARTING  # nobody had to restart it: its node starts it again
     assert {alert.code for alert in Alert.objects.filter(acknowledged_at__isnull=True)} == {
         "channel_engine_failing", "channel_no_failover"}
     assert "Segmentation fault" in Alert.objects.get(code="channel_engine_failing").message
-    assert services.channel_mark_running(channel=channel, node=node, now=timezone.now())
+    assert services.channel_mark_running(channel=channel, node=node, epoch=epoch, now=timezone.now())
     assert not Alert.objects.filter(acknowledged_at__isnull=True).exists()  # back on air: the desk sees it is over
 
 
@@ -85,7 +88,9 @@ def test_a_rest_that_ends_after_the_channel_moved_or_was_stopped_starts_nothing(
     Channel.objects.filter(pk=moved.pk).update(node=NodeFactory(name="other"), restart_count=count + 1)
     stopped = ChannelFactory(node=node, status=Channel.Status.STOPPED)
 
-    assert not services.channel_retry(channel_id=moved.pk, node=node, restart_count=count, now=timezone.now())
-    assert not services.channel_retry(channel_id=stopped.pk, node=node, restart_count=stopped.restart_count,
-                                      now=timezone.now())
+    with pytest.raises(Fenced):  # another node holds it: this one's write is refused
+        services.channel_retry(channel_id=moved.pk, node=node, epoch=moved.lease_epoch, restart_count=count,
+                               now=timezone.now())
+    assert not services.channel_retry(channel_id=stopped.pk, node=node, epoch=stopped.lease_epoch,
+                                      restart_count=stopped.restart_count, now=timezone.now())
     assert Channel.objects.get(pk=stopped.pk).status == Channel.Status.STOPPED

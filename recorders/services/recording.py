@@ -1,8 +1,9 @@
 """What agents do with a window: claim it, record it, hand it over, stop it, finish it.
 
 Each change is a compare-and-set on the schedule's status (and, for agents, its lease), so it
-happens once however many agents and tick replicas race for it. File work (joining parts,
-probing, hashing) happens outside transactions.
+happens once however many agents and tick replicas race for it. An agent's writes carry the
+lease epoch it was given (``epoch``) and are refused (``station.fencing.Fenced``) once another
+took the window. File work (joining parts, probing, hashing) happens outside transactions.
 """
 
 import dataclasses
@@ -23,7 +24,7 @@ from recorders.models import RecorderSchedule, RecordingSession
 from recorders.selectors import lease_deadline
 from recorders.services.schedules import schedule_announce, schedule_queue_next
 from recorders.events import schedule_row
-from station import events, locks
+from station import events, fencing, locks
 from station.errors import UserError
 from station.models import Alert, EventType
 from station.services import alert_raise, alerts_clear
@@ -39,7 +40,7 @@ def recording_directory(schedule: RecorderSchedule) -> Path:
 
 @transaction.atomic
 def schedule_claim(*, schedule_id: int, owner: str, node, now: datetime) -> RecorderSchedule | None:
-    """Claim a pending window for recording; None if someone else got there first."""
+    """Claim a pending window for recording (its lease epoch raised); None if someone else got there first."""
     claimed = RecorderSchedule.objects.filter(pk=schedule_id).move_to(
         Status.STARTING, claimed_by=owner, lease_expires_at=lease_deadline(now), updated_at=now
     )
@@ -60,28 +61,34 @@ def schedule_claim(*, schedule_id: int, owner: str, node, now: datetime) -> Reco
 
 @transaction.atomic
 def schedule_take_over(*, schedule: RecorderSchedule, owner: str, node, now: datetime) -> bool:
-    """Take a recording whose agent stopped renewing its lease; True if this owner got it."""
+    """Take a recording whose agent stopped renewing its lease; True if this owner got it (with ``schedule``'s epoch)."""
     taken = lease_take(schedule, owner=owner, now=now)
     if taken:
-        schedule.claimed_by = owner
         RecordingSession.objects.filter(schedule=schedule).update(node=node)
         logger.info("%s took over %s", owner, schedule)
     return taken
 
 
 def lease_take(schedule: RecorderSchedule, *, owner: str, now: datetime) -> bool:
-    """Take the lease its holder stopped renewing, if the window is still as ``schedule`` was read; its status stays."""
-    return bool(RecorderSchedule.objects.filter(
+    """Take the lease its holder stopped renewing, if the window is still as ``schedule`` was read; its status stays.
+
+    ``schedule`` then holds the new owner and lease epoch (the holder's writes are refused from here on)."""
+    taken = RecorderSchedule.objects.filter(
         pk=schedule.pk, status=schedule.status, claimed_by=schedule.claimed_by, lease_expires_at__lt=now
-    ).update(claimed_by=owner, lease_expires_at=lease_deadline(now), updated_at=now))
+    ).update(claimed_by=owner, lease_expires_at=lease_deadline(now), updated_at=now)
+    if taken:
+        schedule.claimed_by = owner
+        schedule.lease_epoch = RecorderSchedule.objects.values_list("lease_epoch", flat=True).get(pk=schedule.pk)
+    return bool(taken)
 
 
 @transaction.atomic
-def recording_started(*, schedule: RecorderSchedule, now: datetime, data_since: datetime) -> None:
+def recording_started(*, schedule: RecorderSchedule, epoch: int, now: datetime, data_since: datetime) -> None:
     """A run wrote its first sample, the one of ``data_since`` on the wall clock: the window runs, its asset is live.
 
     The session starts, or a gap in it ends, at that sample's instant, not when we noticed.
     """
+    fencing.hold(RecorderSchedule, pk=schedule.pk, epoch=epoch)
     starts = schedule.status == Status.STARTING
     if starts:  # rows in the order _recording_complete takes them (window, session, asset)
         schedule.move_to(Status.RUNNING)
@@ -97,8 +104,9 @@ def recording_started(*, schedule: RecorderSchedule, now: datetime, data_since: 
 
 
 @transaction.atomic
-def recording_interrupted(*, schedule: RecorderSchedule, since: datetime, reason: str) -> None:
+def recording_interrupted(*, schedule: RecorderSchedule, epoch: int, since: datetime, reason: str) -> None:
     """Note the start of a gap in the recording, and why (the source dropped or was not reached, its agent stopped)."""
+    fencing.hold(RecorderSchedule, pk=schedule.pk, epoch=epoch)
     session = RecordingSession.objects.select_for_update().get(schedule=schedule)
     if not session.gaps or session.gaps[-1][1] is not None:
         session.gaps.append([since.isoformat(), None, str(reason)[:500]])
@@ -106,8 +114,10 @@ def recording_interrupted(*, schedule: RecorderSchedule, since: datetime, reason
 
 
 @transaction.atomic
-def schedule_fail(*, schedule: RecorderSchedule, reason: str) -> None:
-    """The recording could not be made: say why, once, and tell the desk."""
+def schedule_fail(*, schedule: RecorderSchedule, reason: str, epoch: int | None = None) -> None:
+    """The recording could not be made: say why, once, and tell the desk (if the lease is still ``epoch``, if given)."""
+    if epoch is not None:
+        fencing.hold(RecorderSchedule, pk=schedule.pk, epoch=epoch)
     schedule.move_to(Status.FAILED, error_message=reason[:2000], lease_expires_at=None)
     now = timezone.now()
     session = RecordingSession.objects.filter(schedule=schedule).first()
@@ -128,8 +138,10 @@ def schedule_fail(*, schedule: RecorderSchedule, reason: str) -> None:
     schedule_announce(schedule)
 
 
-def recording_source_dead(*, schedule: RecorderSchedule, since: datetime) -> None:
+@transaction.atomic
+def recording_source_dead(*, schedule: RecorderSchedule, epoch: int, since: datetime) -> None:
     """The window's source has sent silence or nothing since ``since``: the desk is alerted, the recorder's card says so."""
+    fencing.hold(RecorderSchedule, pk=schedule.pk, epoch=epoch)
     recorder = schedule.recorder
     alert_raise(
         studio=recorder.studio_id, code="source_dead", subject=recorder.name, severity=Alert.Severity.CRITICAL,
@@ -141,20 +153,24 @@ def recording_source_dead(*, schedule: RecorderSchedule, since: datetime) -> Non
                    payload={**schedule_row(schedule), "silent_since": events.iso(since)})
 
 
-def recording_source_back(*, schedule: RecorderSchedule) -> None:
+@transaction.atomic
+def recording_source_back(*, schedule: RecorderSchedule, epoch: int) -> None:
     """Audio is coming again: the dead-source alert is closed, and the card shows the window as before."""
+    fencing.hold(RecorderSchedule, pk=schedule.pk, epoch=epoch)
     alerts_clear(studio_id=schedule.recorder.studio_id, code="source_dead", subject=schedule.recorder.name)
     events.publish(studio_id=schedule.recorder.studio_id, type=EventType.SCHEDULE,
                    payload={**schedule_row(schedule), "silent_since": None})
 
 
-def leases_renew(*, owner: str, now: datetime) -> set[int]:
-    """Extend this owner's leases; return the schedules it still holds (others were taken over or ended)."""
+def leases_renew(*, held: dict[int, int], now: datetime) -> set[int]:
+    """Extend the leases an agent holds (window id: its epoch); return those it still holds (the rest: taken or ended)."""
     with connection.cursor() as cursor:
         cursor.execute(
-            f"UPDATE {RecorderSchedule._meta.db_table} SET lease_expires_at = %s "
-            "WHERE claimed_by = %s AND status = ANY(%s) RETURNING id",
-            [lease_deadline(now), owner, [Status.STARTING, Status.RUNNING, Status.STOPPING]],
+            f"UPDATE {RecorderSchedule._meta.db_table} AS leased SET lease_expires_at = %s "
+            "FROM unnest(%s::bigint[], %s::bigint[]) AS lease(id, epoch) "
+            "WHERE leased.id = lease.id AND leased.lease_epoch = lease.epoch AND leased.status = ANY(%s) "
+            "RETURNING leased.id",
+            [lease_deadline(now), list(held), list(held.values()), [Status.STARTING, Status.RUNNING, Status.STOPPING]],
         )
         held = {row[0] for row in cursor.fetchall()}
     MediaAsset.objects.filter(recording_session__schedule_id__in=held, status=MediaAsset.Status.LIVE).update(updated_at=now)
@@ -170,15 +186,16 @@ def recording_last_data_at(schedule: RecorderSchedule) -> datetime:
     return max(renewed, schedule.start_at)
 
 
-def schedule_begin_stop(*, schedule: RecorderSchedule, owner: str, now: datetime) -> bool:
-    """Claim the stop of a starting or running window (→ stopping); True if this owner does it."""
+def schedule_begin_stop(*, schedule: RecorderSchedule, epoch: int, now: datetime) -> bool:
+    """Claim the stop of a starting or running window (→ stopping); True if the lease is still ``epoch``."""
     return bool(
-        RecorderSchedule.objects.filter(pk=schedule.pk, claimed_by=owner)
+        RecorderSchedule.objects.filter(pk=schedule.pk, lease_epoch=epoch)
         .move_to(Status.STOPPING, lease_expires_at=lease_deadline(now), updated_at=now)
     )
 
 
-def recording_finalize(*, schedule: RecorderSchedule, stopped_at: datetime) -> RecorderSchedule:
+def recording_finalize(*, schedule: RecorderSchedule, stopped_at: datetime,
+                       epoch: int | None = None) -> RecorderSchedule:
     """Join what was recorded into the window's asset and close its session, once.
 
     A stopping window becomes completed; a cancelled one keeps its status but its
@@ -186,7 +203,7 @@ def recording_finalize(*, schedule: RecorderSchedule, stopped_at: datetime) -> R
     An agent and a tick that both reach here (the agent was slow, its lease ran
     out) are serialised by the recording lock, and the second finds it done. The
     file work (joining, probing, hashing) holds no transaction open: the result is
-    written by a short compare-and-set.
+    written by a short compare-and-set, refused if the lease is no longer ``epoch`` (when given: an agent's).
     """
     with locks.recording_lock(schedule.pk):
         schedule.refresh_from_db()
@@ -197,19 +214,24 @@ def recording_finalize(*, schedule: RecorderSchedule, stopped_at: datetime) -> R
         finished = sorted(directory.glob("recording.*")) if directory.exists() else []
         if not engine.recording_parts(directory) and not finished:
             if schedule.status != Status.CANCELLED:
-                schedule_fail(schedule=schedule, reason=str(_("Nothing was recorded: ffmpeg wrote no data.")))
+                schedule_fail(schedule=schedule, epoch=epoch,
+                              reason=str(_("Nothing was recorded: ffmpeg wrote no data.")))
             else:
                 with transaction.atomic():
+                    if epoch is not None:
+                        fencing.hold(RecorderSchedule, pk=schedule.pk, epoch=epoch)
                     RecordingSession.objects.filter(pk=session.pk).move_to(RecordingSession.Status.COMPLETED,
                                                                            ended_at=stopped_at)
                     RecorderSchedule.objects.filter(pk=schedule.pk).update(lease_expires_at=None)
             return schedule
         if session.asset_id is None:  # deleted around the model, which keeps it while recording
-            schedule_fail(schedule=schedule, reason=str(_("Its media asset was deleted while it recorded.")))
+            schedule_fail(schedule=schedule, epoch=epoch,
+                          reason=str(_("Its media asset was deleted while it recorded.")))
             return schedule
         pieces = engine.recorded_pieces(directory)
         if not pieces and not finished:
-            schedule_fail(schedule=schedule, reason=str(_("Nothing readable was recorded: ffmpeg's files hold no audio.")))
+            schedule_fail(schedule=schedule, epoch=epoch,
+                          reason=str(_("Nothing readable was recorded: ffmpeg's files hold no audio.")))
             return schedule
         # a cancelled window keeps what was recorded before the cancel
         window_samples = round((min(schedule.record_until, stopped_at) - schedule.record_from).total_seconds()
@@ -226,13 +248,13 @@ def recording_finalize(*, schedule: RecorderSchedule, stopped_at: datetime) -> R
                 probed = dataclasses.replace(probed, duration_seconds=window_samples / engine.SAMPLE_RATE)  # padding
             checksum = media.sha256_file(target)
         except UserError as error:
-            schedule_fail(schedule=schedule, reason=str(error))
+            schedule_fail(schedule=schedule, epoch=epoch, reason=str(error))
             return schedule
         heard = engine.audio_spans(pieces)
         first_sample = schedule.record_from + timedelta(seconds=heard[0][0] / engine.SAMPLE_RATE) if heard else None
         _recording_complete(schedule, session, target, probed, checksum, stopped_at,
                             gaps=gaps if pieces else None, started_at=first_sample,
-                            levels=levels)
+                            levels=levels, epoch=epoch)
     return schedule
 
 
@@ -251,9 +273,12 @@ def _gaps_with_reasons(record_from: datetime, gaps: list[tuple[int, int]], *, no
 
 @transaction.atomic
 def _recording_complete(schedule, session, target: Path, probed, checksum: str, stopped_at: datetime, *,
-                        gaps: list | None, started_at: datetime | None, levels: dict) -> None:
+                        gaps: list | None, started_at: datetime | None, levels: dict, epoch: int | None) -> None:
     # Rows in the order recording_started takes them (window, session, asset): two writers never wait on each other.
-    RecorderSchedule.objects.select_for_update().filter(pk=schedule.pk).first()
+    if epoch is None:
+        RecorderSchedule.objects.select_for_update().filter(pk=schedule.pk).first()
+    else:
+        fencing.hold(RecorderSchedule, pk=schedule.pk, epoch=epoch)
     session = RecordingSession.objects.select_for_update().get(pk=session.pk)  # its gaps as they are now
     MediaAsset.objects.filter(pk=session.asset_id).move_to(
         MediaAsset.Status.READY,

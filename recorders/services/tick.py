@@ -148,12 +148,14 @@ def _finish_abandoned_recordings(owner: str, now: datetime) -> int:
             schedule.refresh_from_db()
             recorded = RecordingSession.objects.filter(schedule=schedule).exists()
             if recorded:
-                recording_interrupted(schedule=schedule, since=last_seen,
+                recording_interrupted(schedule=schedule, epoch=schedule.lease_epoch, since=last_seen,
                                       reason=_("Its agent stopped; the window was finished without it."))
             else:
-                schedule_fail(schedule=schedule, reason=str(_("Its agent stopped before recording anything.")))
+                schedule_fail(schedule=schedule, epoch=schedule.lease_epoch,
+                              reason=str(_("Its agent stopped before recording anything.")))
         if recorded:  # the file work, after the claim is committed
-            recording_finalize(schedule=schedule, stopped_at=min(now, schedule.record_until))
+            recording_finalize(schedule=schedule, stopped_at=min(now, schedule.record_until),
+                               epoch=schedule.lease_epoch)
         return True
 
     return _each_alone(candidates, finish, doing=_("finish the abandoned recording"))

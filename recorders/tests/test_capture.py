@@ -2,6 +2,8 @@
 
 import os
 import signal
+import subprocess
+import time
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -139,15 +141,22 @@ def test_a_silent_source_raises_an_alert_that_stays_while_it_is_silent(agents, t
     assert levels["silent_seconds"] == pytest.approx(5, abs=0.2)
 
 
-def test_a_window_taken_over_from_a_killed_agent_still_sits_on_the_clock(agents, clock):
+def _recording_on_host_1_with_a_spare(agents, clock, *, lasts: float):
+    """A window recorded by host-1 for 3 s, host-2 standing by, both on a 2 s lease: (host-1, the window as running)."""
     fast = {"AGENT_LEASE_SECONDS": 2, "AGENT_HEARTBEAT_SECONDS": 0.5, "AGENT_REARM_SECONDS": 0.5}
     first = agents("host-1", **fast)
-    window = _window(clock, starts_in=6, lasts=12)
+    window = _window(clock, starts_in=6, lasts=lasts)
     running = wait_until(lambda: (s := RecorderSchedule.objects.get(pk=window.pk)).status == Status.RUNNING and s,
                          timeout=20, message="running")
     assert running.claimed_by.split("/")[1] == str(first.pid)
     agents("host-2", **fast)
     wait_until(lambda: timezone.now() > window.start_at + timedelta(seconds=3), timeout=15)
+    return first, running
+
+
+def test_a_window_taken_over_from_a_killed_agent_still_sits_on_the_clock(agents, clock):
+    first, running = _recording_on_host_1_with_a_spare(agents, clock, lasts=12)
+    window = running
     os.kill(first.pid, signal.SIGKILL)
     killed_at = timezone.now()
 
@@ -165,6 +174,54 @@ def test_a_window_taken_over_from_a_killed_agent_still_sits_on_the_clock(agents,
     heard = _clicks_on_the_clock(done, within=RECONNECTED)  # the second agent's audio too: the joined asset keeps the wall clock
     assert any(second < killed_at.timestamp() for second in heard)
     assert any(second > killed_at.timestamp() + 4 for second in heard)
+
+
+def _children(agent, program: str) -> list[int]:
+    found = subprocess.run(["pgrep", "-P", str(agent.pid), program], capture_output=True, text=True).stdout.split()
+    return [int(pid) for pid in found]
+
+
+def test_a_frozen_agent_whose_window_was_taken_over_stops_its_ffmpegs_when_it_wakes_and_writes_nothing(agents, clock):
+    first, running = _recording_on_host_1_with_a_spare(agents, clock, lasts=14)
+    window = running
+    ffmpegs = _children(first, "ffmpeg")
+    assert len(ffmpegs) == 2  # the run decoding the source, the window's encoder
+
+    os.kill(first.pid, signal.SIGSTOP)  # a zombie: it will wake believing it still records the window
+    frozen_at = timezone.now()
+    taken = wait_until(lambda: (s := RecorderSchedule.objects.get(pk=window.pk)).claimed_by != running.claimed_by and s,
+                       timeout=15, message="the window taken over")
+    time.sleep(1)
+    os.kill(first.pid, signal.SIGCONT)
+    woke_at = time.monotonic()
+    wait_until(lambda: not any(_running(pid) for pid in ffmpegs), timeout=5, interval=0.02,
+               message="its ffmpegs stopped")
+    stopped_after = time.monotonic() - woke_at
+
+    done = _ended(window, timeout=40)
+
+    assert stopped_after < 2.0  # within the default heartbeat (2 s): its first lease renewal was refused
+    assert first.poll() is None  # it serves on; only that window is not its own any more
+    assert done.status == Status.COMPLETED, done.error_message
+    assert (done.claimed_by, done.lease_epoch) == (taken.claimed_by, taken.lease_epoch)  # nobody took it back
+    assert RecordingSession.objects.filter(schedule=window).count() == 1
+    assert done.session.asset.duration_seconds == pytest.approx(14, abs=FRAME)
+    # one gap at most, where host-1 froze: nothing host-1 heard after it woke was noted
+    assert len(done.session.gaps) <= 1
+    for gap_start, _gap_end in ([datetime.fromisoformat(moment) for moment in gap[:2]] for gap in done.session.gaps):
+        assert abs((gap_start - frozen_at).total_seconds()) < 0.5
+    heard = _clicks_on_the_clock(done, within=RECONNECTED)  # host-2's file, taken in with host-1's, on the clock
+    assert any(second < frozen_at.timestamp() for second in heard)
+    assert any(second > frozen_at.timestamp() + 5 for second in heard)
+    assert sorted(path.name for path in Path(done.session.asset.file.path).parent.iterdir()) == ["recording.wav"]
+
+
+def _running(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().split(") ", 1)[1][0] != "Z"
+    except FileNotFoundError:
+        return False
 
 
 def test_a_source_not_there_at_the_start_is_recorded_from_when_it_comes(agents, clock):

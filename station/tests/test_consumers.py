@@ -48,7 +48,8 @@ def _socket(path, user=None):
 
 
 def _on_air(channel, title):
-    playout_services.channel_on_air(channel_id=channel.pk, at=timezone.now(), title=title, result=AsRunEntry.Result.PLAYED)
+    playout_services.channel_on_air(
+        channel_id=channel.pk, epoch=channel.lease_epoch, at=timezone.now(), title=title, result=AsRunEntry.Result.PLAYED)
 
 
 def _exchange(path, user, actions):

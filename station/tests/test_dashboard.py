@@ -28,8 +28,9 @@ def test_a_channel_on_air_shows_its_item_what_comes_next_and_its_health():
                                            end_at=now + timedelta(minutes=4))
     ScheduledItem.objects.create(instance=instance, channel=channel, title="Weather", start_at=playing.end_at,
                                  end_at=instance.end_at)
-    playout_services.channel_on_air(channel_id=channel.pk, at=playing.start_at, title="News",
-                                    result=AsRunEntry.Result.PLAYED, scheduled_item_id=playing.pk)
+    playout_services.channel_on_air(
+        channel_id=channel.pk, epoch=channel.lease_epoch, at=playing.start_at, title="News",
+        result=AsRunEntry.Result.PLAYED, scheduled_item_id=playing.pk)
 
     snapshot = studio_snapshot(studio.pk, now=now)
 

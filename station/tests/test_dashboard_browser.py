@@ -117,15 +117,16 @@ def test_the_dashboard_shows_an_on_air_change_and_a_recorder_start_within_a_seco
     card = page.locator(f'[data-channel="{channel.pk}"]')
 
     changed = time.monotonic()
-    playout_services.channel_on_air(channel_id=channel.pk, at=timezone.now(), title="Morning News",
-                                    result=AsRunEntry.Result.PLAYED)
+    playout_services.channel_on_air(
+        channel_id=channel.pk, epoch=channel.lease_epoch, at=timezone.now(), title="Morning News",
+        result=AsRunEntry.Result.PLAYED)
     expect(card.locator(".on-air")).to_have_text("Morning News", timeout=UPDATE_WITHIN_MS)
     expect(page.locator("#as-run tbody tr").first).to_contain_text("Morning News", timeout=UPDATE_WITHIN_MS)
     assert time.monotonic() - changed < UPDATE_WITHIN_MS / 1000
 
     now = timezone.now()
     claimed = recorder_services.schedule_claim(schedule_id=window.pk, owner="test", node=None, now=now)
-    recorder_services.recording_started(schedule=claimed, now=now, data_since=now)
+    recorder_services.recording_started(schedule=claimed, epoch=claimed.lease_epoch, now=now, data_since=now)
     expect(page.locator("[data-recorder]")).to_contain_text("Morning show · running", timeout=UPDATE_WITHIN_MS)
     page.screenshot(path=ARTIFACTS / "dashboard-live.png", full_page=True)
 
@@ -139,8 +140,9 @@ def test_after_the_web_server_dies_and_comes_back_the_page_recovers_by_itself(de
     expect(page.locator("#connection")).to_have_text("reconnecting…", timeout=5000)
     expect(page.locator("body")).to_have_class("stale")
     page.screenshot(path=ARTIFACTS / "dashboard-disconnected.png", full_page=True)
-    playout_services.channel_on_air(channel_id=channel.pk, at=timezone.now(), title="While you were away",
-                                    result=AsRunEntry.Result.PLAYED)
+    playout_services.channel_on_air(
+        channel_id=channel.pk, epoch=channel.lease_epoch, at=timezone.now(), title="While you were away",
+        result=AsRunEntry.Result.PLAYED)
     web.start()
 
     expect(page.locator("#connection")).to_have_text("live", timeout=10000)

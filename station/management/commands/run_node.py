@@ -1,8 +1,9 @@
 import socket
+import sys
 
 from django.core.management.base import BaseCommand
 
-from station.agent import NodeAgent
+from station.agent import REPLACED_EXIT_STATUS, NodeAgent
 
 
 class Command(BaseCommand):
@@ -12,4 +13,7 @@ class Command(BaseCommand):
         parser.add_argument("--name", default=socket.gethostname(), help="Node name (default: host name).")
 
     def handle(self, *args, name, **options):
-        NodeAgent(name=name).run()
+        agent = NodeAgent(name=name)
+        agent.run()
+        if agent.replaced:
+            sys.exit(REPLACED_EXIT_STATUS)
