@@ -5,6 +5,19 @@ from station.tests import factories
 pytest_plugins = ["station.tests.api_support"]
 
 
+@pytest.fixture(scope="session", autouse=True)
+def channel_layer_pool_closed(django_db_setup, django_db_blocker):
+    """The channel layer's own pool is closed before the test database is dropped, which its connection would block."""
+    yield
+    from channels_postgres import db as layer_db
+
+    from station.layer_loop import on_layer_loop_sync
+
+    if layer_db.connection_pool is not None:
+        on_layer_loop_sync(layer_db.connection_pool.close)
+        layer_db.connection_pool = None
+
+
 @pytest.fixture
 def studio_a(db):
     return factories.StudioFactory(name="Studio A", slug="a")

@@ -1,6 +1,6 @@
 # Sourced by scripts/run and scripts/test: install what is missing, then reuse it.
 # - Debian packages the station drives: ffmpeg/ffprobe, Liquidsoap, Chromium (browser tests);
-#   systemd-analyze checks the units in deploy/.
+#   systemd-analyze checks the units in deploy/; ip (iproute2) builds the fault tests' hosts.
 # - .venv/ with the pinned requirements, reinstalled only when requirements.txt changes.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -11,6 +11,8 @@ command -v liquidsoap >/dev/null || missing+=(liquidsoap)
 command -v chromium >/dev/null || missing+=(chromium)
 command -v chromedriver >/dev/null || missing+=(chromium-driver)
 command -v systemd-analyze >/dev/null || missing+=(systemd)
+command -v ip >/dev/null || missing+=(iproute2)
+command -v pgrep >/dev/null || missing+=(procps)
 python3 -c 'import venv, ensurepip' 2>/dev/null || missing+=(python3-venv)
 if ((${#missing[@]})); then
   if [ "$(id -u)" = 0 ]; then apt_get=(apt-get); elif command -v sudo >/dev/null; then apt_get=(sudo apt-get); else

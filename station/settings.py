@@ -94,6 +94,16 @@ if DATABASE_POOL_SIZE:
     DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {"min_size": 1, "max_size": DATABASE_POOL_SIZE, "timeout": 10}
     DATABASES["default"]["CONN_MAX_AGE"] = 0  # the pool keeps them
 DATABASES["default"]["TEST"] = {"NAME": env.str("TEST_DATABASE_NAME", default="test_stationkeeper")}
+# A TCP connection to the database whose packets stop coming back (a cut cable, a host gone) fails after
+# this long instead of hanging until the network returns: the process reconnects, and meanwhile an
+# agent's leases lapse on their own clock (station.fencing). libpq ignores these on a Unix socket.
+DATABASE_TCP_TIMEOUT_SECONDS = env.int("DATABASE_TCP_TIMEOUT_SECONDS", default=10)
+if DATABASE_TCP_TIMEOUT_SECONDS and DATABASES["default"]["ENGINE"] != "django.db.backends.dummy":
+    DATABASES["default"].setdefault("OPTIONS", {}).update({
+        "connect_timeout": DATABASE_TCP_TIMEOUT_SECONDS, "tcp_user_timeout": DATABASE_TCP_TIMEOUT_SECONDS * 1000,
+        "keepalives": 1, "keepalives_idle": max(1, DATABASE_TCP_TIMEOUT_SECONDS // 2), "keepalives_interval": 1,
+        "keepalives_count": max(1, DATABASE_TCP_TIMEOUT_SECONDS // 2),
+    })
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 FORMS_URLFIELD_ASSUME_HTTPS = True

@@ -55,7 +55,7 @@ def decoded_as_stream(mp3: bytes) -> array.array:
 
 
 class ClockSource(LoopbackStream):
-    def __init__(self, directory: Path, *, burst_seconds: float = 2.0):
+    def __init__(self, directory: Path, *, burst_seconds: float = 2.0, address: str = "127.0.0.1"):
         directory.mkdir(parents=True, exist_ok=True)
         encoded = subprocess.run(
             ["ffmpeg", "-nostdin", "-loglevel", "error", "-f", "s16le", "-ar", str(SAMPLE_RATE), "-ac", "1", "-i", "pipe:0",
@@ -70,7 +70,7 @@ class ClockSource(LoopbackStream):
         self.epoch = math.ceil(time.time()) + 1 + burst_seconds
         self.first_click = first_click
         self.burst_frames = int(burst_seconds * SAMPLE_RATE / FRAME_SAMPLES)
-        super().__init__("clock.mp3")
+        super().__init__("clock.mp3", address=address)
 
     def due(self, frame: int) -> float:
         """When a frame is complete on the clock: its last sample's instant."""

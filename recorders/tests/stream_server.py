@@ -13,12 +13,13 @@ CHUNK_SECONDS = 0.05
 
 
 class LoopbackStream:
-    """An endless HTTP audio stream on loopback: each listener gets what ``serve`` writes (paced by the subclass).
+    """An endless HTTP audio stream on loopback (or ``address``): each listener gets what ``serve`` writes (paced by
+    the subclass).
 
     While ``dropped_until`` is ahead, connections are closed and new ones refused (503): a source that goes away.
     """
 
-    def __init__(self, path: str):
+    def __init__(self, path: str, *, address: str = "127.0.0.1"):
         self.dropped_until = 0.0
         stream = self
 
@@ -38,9 +39,9 @@ class LoopbackStream:
             def log_message(self, *args):
                 pass
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server = ThreadingHTTPServer((address, 0), Handler)
         self.server.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/{path}"
+        self.url = f"http://{address}:{self.server.server_address[1]}/{path}"
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
     def serve(self, out) -> None:

@@ -40,8 +40,10 @@ def empty_database() -> Iterator[dict]:
             admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
-def spawn_manage(*args: str, env: dict) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "manage.py", *args], cwd=settings.BASE_DIR, env=env)
+def spawn_manage(*args: str, env: dict, host=None) -> subprocess.Popen:
+    """``manage.py args`` in a child process; on ``host`` (station.tests.hosts) if given."""
+    command = [sys.executable, "manage.py", *args]
+    return subprocess.Popen(host.command(*command) if host else command, cwd=settings.BASE_DIR, env=env)
 
 
 def stop(*processes: subprocess.Popen) -> None:
