@@ -189,7 +189,7 @@ def _database_target(database_url: str, root_end: str) -> tuple[str | tuple[str,
     directory, _slash, name = parts.path.rpartition("/")
     host_url = urlunsplit(parts._replace(netloc=f"{credentials}@{root_end}:5432", path=f"/{name}"))
     if not location:  # a Unix socket (station.embedded_db.database_url's form: the directory, then the name)
-        [socket_file] = Path("/" + directory.lstrip("/")).glob(".s.PGSQL.*")
+        [socket_file] = [path for path in Path("/" + directory.lstrip("/")).glob(".s.PGSQL.*") if path.suffix != ".lock"]
         return str(socket_file), host_url
     server, _colon, port = location.partition(":")
     return (server, int(port or 5432)), host_url
