@@ -2,6 +2,7 @@
 
 import contextlib
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -10,10 +11,11 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import psycopg
-
+import requests
 from django.conf import settings
 from django.db import connection
 
+from recorders.tests.stream_server import closed_port
 from station.embedded_db import database_url
 
 
@@ -46,6 +48,34 @@ def spawn_manage(*args: str, env: dict, host=None) -> subprocess.Popen:
     return subprocess.Popen(host.command(*command) if host else command, cwd=settings.BASE_DIR, env=env)
 
 
+class WebServer:
+    """Daphne serving the app (HTTP and websockets) on a fixed port, so it can be killed and brought back."""
+
+    def __init__(self):
+        self.port = closed_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.process = None
+
+    def start(self, **environment) -> None:
+        """Start it with the test database's environment and ``environment`` on top; return once it answers."""
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(self.port), "station.asgi:application"],
+            env=database_env(**environment), cwd=settings.BASE_DIR,
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )
+        wait_until(self._answers, timeout=30, message="Daphne to come up")
+
+    def _answers(self) -> bool:
+        try:
+            return requests.get(f"{self.url}/healthz", timeout=1).ok
+        except requests.ConnectionError:
+            return False
+
+    def kill(self) -> None:
+        self.process.send_signal(signal.SIGKILL)
+        self.process.wait()
+
+
 def stop(*processes: subprocess.Popen) -> None:
     for process in processes:
         if process.poll() is None:
@@ -68,3 +98,18 @@ def wait_until(predicate: Callable[[], object], *, timeout: float, interval: flo
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout} s waiting for {message or predicate}")
         time.sleep(interval)
+
+
+def wait_for_other_sessions_to_end(*, timeout: float = 5) -> None:
+    """Give stopped processes' sessions a moment to leave the test database, so it can be dropped.
+
+    At most ``timeout`` seconds: this process's own channel layer may stay connected.
+    """
+    deadline = time.monotonic() + timeout
+    with connection.cursor() as cursor:
+        while time.monotonic() < deadline:
+            cursor.execute("SELECT count(*) FROM pg_stat_activity "
+                           "WHERE datname = current_database() AND pid <> pg_backend_pid()")
+            if cursor.fetchone()[0] == 0:
+                return
+            time.sleep(0.1)

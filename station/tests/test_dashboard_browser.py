@@ -3,57 +3,23 @@
 Screenshots land in test-artifacts/ (git-ignored) for a person to look at.
 """
 
-import signal
-import subprocess
-import sys
 import time
 from datetime import timedelta
 
 import pytest
-import requests
 from django.conf import settings
-from django.db import connection
 from django.utils import timezone
 from playwright.sync_api import expect, sync_playwright
 
 from playout import services as playout_services
 from playout.models import AsRunEntry, Channel
 from recorders import services as recorder_services
-from recorders.tests.stream_server import closed_port
 from station.tests.factories import PASSWORD, ChannelFactory, NodeFactory, RecorderFactory, ScheduleFactory
-from station.tests.processes import database_env
+from station.tests.processes import WebServer, wait_for_other_sessions_to_end
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 ARTIFACTS = settings.BASE_DIR / "test-artifacts"
 UPDATE_WITHIN_MS = 1000
-
-
-class WebServer:
-    """Daphne serving the app (HTTP and websockets) on a fixed port, so it can be killed and brought back."""
-
-    def __init__(self):
-        self.port = closed_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.process = None
-
-    def start(self) -> None:
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(self.port), "station.asgi:application"],
-            env=database_env(), cwd=settings.BASE_DIR, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        )
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if requests.get(f"{self.url}/healthz", timeout=1).ok:
-                    return
-            except requests.ConnectionError:
-                pass
-            assert time.monotonic() < deadline, "Daphne did not come up"
-            time.sleep(0.1)
-
-    def kill(self) -> None:
-        self.process.send_signal(signal.SIGKILL)
-        self.process.wait()
 
 
 @pytest.fixture
@@ -64,13 +30,7 @@ def web():
     if server.process.poll() is None:
         server.process.terminate()
         server.process.wait(10)
-    # its sessions end a moment after the process: wait, so the test database can be dropped
-    with connection.cursor() as cursor:
-        for _ in range(50):
-            cursor.execute("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()")
-            if cursor.fetchone()[0] == 0:
-                break
-            time.sleep(0.1)
+    wait_for_other_sessions_to_end()
 
 
 class Desk:

@@ -8,6 +8,7 @@ from pathlib import Path
 from django.conf import settings
 
 from station import launcher, queues
+from station.management.commands.backup import Command as BackupCommand
 
 DEPLOY = Path(settings.BASE_DIR) / "deploy"
 INSTALLED_AT = "/srv/stationkeeper"
@@ -33,7 +34,7 @@ def test_systemd_accepts_every_unit_without_a_word(tmp_path):
 
     checked = subprocess.run(
         ["systemd-analyze", "verify", *(str(units / name) for name in _wanted_by_the_target()),
-         str(units / "stationkeeper.target")],
+         str(units / "stationkeeper.target"), str(units / "stationkeeper-backup.timer")],
         capture_output=True, text=True, timeout=60, env={**os.environ, "SYSTEMD_UNIT_PATH": f"{units}:"},
     )
 
@@ -51,3 +52,13 @@ def test_the_target_starts_what_run_station_starts():
     assert f"manage.py {cluster.argv[-1]}" in unit["stationkeeper-jobs@.service"]
     assert "Environment=Q_CLUSTER_NAME=%i" in unit["stationkeeper-jobs@.service"]
     assert "stationkeeper-node.service" in wanted and "manage.py run_node --name %H" in unit["stationkeeper-node.service"]
+
+
+def test_the_backup_timer_runs_the_backup_command_with_options_it_has():
+    [exec_start] = [line for line in (DEPLOY / "stationkeeper-backup.service").read_text().splitlines()
+                    if line.startswith("ExecStart=")]
+    program, manage, command, *arguments = exec_start.removeprefix("ExecStart=").split()
+
+    assert (program, manage, command) == (f"{INSTALLED_AT}/.venv/bin/python", "manage.py", "backup")
+    options = BackupCommand().create_parser("manage.py", "backup").parse_args(arguments)
+    assert options.keep >= 1
