@@ -60,7 +60,7 @@ FAULTS = (  # (offset, name, kind) — kind: engine/host faults may cost ≤ 5 s
     (55, "kill a playout cluster worker", "worker"),
     (70, "kill a web process", "web"),
     (85, "SIGSTOP agent host-3 for 15 s", "host"),
-    (110, "cut host-2 from PostgreSQL for 20 s", "database"),
+    (110, "cut host-2 from PostgreSQL for 20 s", "host"),  # its work moves: the host is lost to the station
     (140, "restart PostgreSQL", "database"),
 )
 FAULT_WINDOW_SECONDS = 25  # what happens within this long after a fault is its doing
@@ -561,6 +561,8 @@ def _fault_at(timeline: Timeline, moment: float) -> tuple[str, str] | None:
 def _audit(world, timeline, placements, listeners, dashboards, api, receiver, start, end, sampler, cycles) -> dict:
     from playout.models import AsRunEntry
     from recorders.models import RecorderSchedule
+    from django.db.models import Count
+
     from station.models import EventType, StudioEvent
 
     report = {"faults": [(datetime.fromtimestamp(t, tz=UTC).isoformat(), name) for t, name, _kind in timeline.faults]}
@@ -614,21 +616,28 @@ def _audit(world, timeline, placements, listeners, dashboards, api, receiver, st
     report["dead_air_longest_s"] = dict(dead_air)
 
     # Dashboard events: every one of the studio's events after a dashboard's first snapshot reached it.
-    events = list(StudioEvent.objects.filter(studio_id=world["studio"]).values_list("id", "type"))
-    lost_events = 0
-    for client in dashboards.clients:
+    events = list(StudioEvent.objects.filter(studio_id=world["studio"]).values_list("id", "type", "created_at"))
+    lost_events, missed = 0, defaultdict(list)
+    for number, client in enumerate(dashboards.clients):
         if client["first"] is None:
             lost_events += len(events)
             continue
         covered = max(client["snapshots"])
-        lost_events += sum(1 for seq, _type in events if seq > covered and seq not in client["seqs"]
-                           and seq <= max(client["seqs"] | {covered}))
+        for seq, kind, created in events:
+            if covered < seq <= max(client["seqs"] | {covered}) and seq not in client["seqs"]:
+                lost_events += 1
+                missed[f"{seq} {kind} {created:%H:%M:%S.%f}"].append(number)
+    report["events_lost"] = dict(missed)
     report["dashboard_reconnects"] = sum(client["reconnects"] for client in dashboards.clients)
 
     # Webhooks: every subscribed event received at least once, with its delivery id.
     subscribed = {EventType.ON_AIR.value, EventType.SCHEDULE.value, EventType.CHANNEL.value}
-    hooked = [seq for seq, kind in events if kind in subscribed]
+    hooked = [seq for seq, kind, _created in events if kind in subscribed]
     webhook_lost = [seq for seq in hooked if not receiver.received.get(seq)]
+    from station.models import WebhookDelivery
+
+    report["webhook_deliveries"] = dict(WebhookDelivery.objects.values_list("status").annotate(n=Count("id")))
+    report["webhook_lost"] = webhook_lost
 
     # API: failures, those on a killed web process's own connections apart.
     failures = defaultdict(int)
@@ -640,7 +649,7 @@ def _audit(world, timeline, placements, listeners, dashboards, api, receiver, st
             excused += 1
             continue
         fault = _fault_at(timeline, began)
-        failures[fault[0] if fault else "no fault"] += 1
+        failures[f"{fault[0] if fault else 'no fault'}: {outcome}"] += 1
     report["api_failures"] = dict(failures)
 
     figures = {
