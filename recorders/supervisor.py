@@ -18,6 +18,7 @@ from django.utils.translation import gettext as _
 from recorders import engine, selectors, services
 from recorders.models import RecorderSchedule
 from recorders.sources import Source, parse_source
+from station import metrics
 from station.errors import TransitionNotAllowed, UserError
 
 logger = logging.getLogger(__name__)
@@ -54,6 +55,13 @@ def _recording(schedule: RecorderSchedule, *, taken_over: bool = False) -> Recor
         segment_seconds=schedule.recorder.segment_seconds,
         window=(schedule.record_from.timestamp(), schedule.record_until.timestamp()),
         earlier=engine.recorded_pieces(directory) if taken_over else []))
+
+
+def _restart_later(recording: Recording, backoff: float) -> None:
+    """Start the window's ffmpeg again after ``backoff`` s: its run ended before the window did."""
+    recording.restart_at = time.time() + backoff
+    recording.restarts += 1
+    metrics.ENGINE_RESTARTS.labels(engine="ffmpeg").inc()
 
 
 def connect_at(schedule: RecorderSchedule) -> datetime:
@@ -170,8 +178,7 @@ class RecorderSupervisor:
                 return
             if waited > 0:  # the window is open without it: its head is a gap, and this is why
                 services.recording_interrupted(schedule=schedule, since=schedule.record_from, reason=reason)
-            recording.restart_at = time.time() + RESTART_BACKOFF_SECONDS[min(recording.restarts, 1)]
-            recording.restarts += 1
+            _restart_later(recording, RESTART_BACKOFF_SECONDS[min(recording.restarts, 1)])
             logger.info("recording %s: source not reached (%s); trying again", schedule, reason)
             return
         if run.window_full:
@@ -187,8 +194,7 @@ class RecorderSupervisor:
             return
         # ffmpeg died mid-window: the gap is noted; start it again while the window is open.
         backoff = RESTART_BACKOFF_SECONDS[min(recording.restarts, len(RESTART_BACKOFF_SECONDS) - 1)]
-        recording.restarts += 1
-        recording.restart_at = time.time() + backoff
+        _restart_later(recording, backoff)
         logger.warning("recording %s: ffmpeg died (%s); restarting in %s s", schedule, reason, backoff)
 
     def _watch_source(self, recording: Recording) -> None:
@@ -206,7 +212,7 @@ class RecorderSupervisor:
     def _first_sample(self, recording: Recording, instant: float) -> None:
         """A run holds the sample of ``instant``: the window runs from there, or a gap in it ends there."""
         try:  # on a connection this thread keeps open: a new one would cost more than the write
-            schedule = RecorderSchedule.objects.select_related("recorder").get(pk=recording.schedule.pk)
+            schedule = RecorderSchedule.objects.select_related("recorder__studio").get(pk=recording.schedule.pk)
             if schedule.claimed_by != self.owner:
                 return
             services.recording_started(schedule=schedule, now=timezone.now(),

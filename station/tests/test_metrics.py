@@ -2,12 +2,16 @@
 
 import json
 import os
+import signal
 import subprocess
 import time
 from contextlib import closing
+from datetime import timedelta
 
+import psutil
 import pytest
 import requests
+from django.utils import timezone
 from django_q.tasks import async_task
 from prometheus_client import REGISTRY
 from prometheus_client.mmap_dict import MmapedDict, mmap_key
@@ -15,10 +19,17 @@ from prometheus_client.parser import text_string_to_metric_families
 from rest_framework.authtoken.models import Token
 from websockets.sync.client import connect
 
+from playout.models import AsRunEntry, Channel, PlaylistItem, ScheduledItem
+from playout.services import channels_check_health
+from playout.tests.test_engine import _back_on_air, _channel_on_air, _engine_pid, _tone
+from recorders import services as recorder_services
+from recorders.models import RecorderSchedule
 from recorders.tests.stream_server import closed_port
 from station import launcher
 from station.metrics import SharedDirectory
 from station.periodic import run_exclusively
+from station.tests.factories import ChannelFactory, NodeFactory, PlaylistFactory, RecorderFactory, ScheduleFactory, \
+    ShowInstanceFactory
 from station.tests.processes import database_env, spawn_manage, stop, wait_until
 
 TOKEN = "scrape-me"
@@ -99,6 +110,28 @@ def test_requests_are_counted_by_method_url_pattern_and_status_and_a_made_up_met
 # -- counted where things happen ------------------------------------------------------------------------------------
 
 @pytest.mark.django_db
+def test_a_failover_and_a_takeover_are_counted_once_they_commit(django_capture_on_commit_callbacks):
+    now = timezone.now()
+    NodeFactory(name="spare", last_heartbeat_at=now)
+    channel = ChannelFactory(node=NodeFactory(name="old"), status=Channel.Status.RUNNING,
+                             last_heartbeat_at=now - timedelta(minutes=1))
+    window = ScheduleFactory(start_at=now - timedelta(minutes=1), status=RecorderSchedule.Status.RUNNING,
+                             claimed_by="gone", lease_expires_at=now - timedelta(seconds=1))
+    failovers = _in_process("stationkeeper_channel_failovers_total", channel=channel.slug)
+    takeovers = _in_process("stationkeeper_recording_takeovers_total", studio=window.recorder.studio.slug)
+
+    with django_capture_on_commit_callbacks() as pending:
+        channels_check_health(now=now)
+        recorder_services.schedule_take_over(schedule=window, owner="here", node=NodeFactory(), now=now)
+        assert _in_process("stationkeeper_channel_failovers_total", channel=channel.slug) == failovers
+    for callback in pending:
+        callback()
+
+    assert _in_process("stationkeeper_channel_failovers_total", channel=channel.slug) == failovers + 1
+    assert _in_process("stationkeeper_recording_takeovers_total", studio=window.recorder.studio.slug) == takeovers + 1
+
+
+@pytest.mark.django_db
 def test_a_periodic_pass_that_overruns_makes_the_next_one_late():
     count = _in_process("stationkeeper_periodic_lag_seconds_count", job="lag test")
     late = _in_process("stationkeeper_periodic_lag_seconds_sum", job="lag test")
@@ -167,7 +200,7 @@ def test_the_web_processes_sharing_a_socket_answer_one_scrape_for_all_of_them(tm
 
 @pytest.mark.slow
 @pytest.mark.django_db(transaction=True)
-def test_a_cluster_serves_its_queues_depth_and_wait_and_its_loops_lag(tmp_path):
+def test_a_cluster_serves_its_queues_depth_and_wait_its_loops_lag_and_its_failovers(tmp_path):
     port = closed_port()
     url = f"http://127.0.0.1:{port}/metrics"
     cluster = spawn_manage("qcluster", env=database_env(
@@ -188,8 +221,75 @@ def test_a_cluster_serves_its_queues_depth_and_wait_and_its_loops_lag(tmp_path):
         assert _value(samples, "stationkeeper_queue_depth", queue="events") == 0
         assert _value(samples, "stationkeeper_queue_wait_seconds_sum", queue="events") > 8 * 2  # behind the 3 s job
 
+        now = timezone.now()
+        NodeFactory(name="spare", last_heartbeat_at=now)
+        channel = ChannelFactory(node=NodeFactory(name="old"), status=Channel.Status.RUNNING,
+                                 last_heartbeat_at=now - timedelta(minutes=1))
         async_task("playout.tasks.health", task_name="playout.health", cluster="events")
-        _scrape_until(url, lambda s: _value(s, "stationkeeper_periodic_lag_seconds_count", job="playout.health") >= 2,
-                      message="the health loop's passes")
+        samples = _scrape_until(url, lambda s: _value(s, "stationkeeper_channel_failovers_total", channel=channel.slug),
+                                message="the failover counted")
+        assert _value(samples, "stationkeeper_channel_failovers_total", channel=channel.slug) == 1
+        assert _value(samples, "stationkeeper_periodic_lag_seconds_count", job="playout.health") >= 1
     finally:
         stop(cluster)
+
+
+@pytest.mark.slow
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.usefixtures("loopback_allowed")
+def test_a_node_serves_its_channels_dead_air_restarts_and_on_air_error(media_root):
+    port = closed_port()
+    url = f"http://127.0.0.1:{port}/metrics"
+    with _channel_on_air(media_root, METRICS_PORTS=f"node:{port}") as (channel, _, _):
+        agent = next(child for child in psutil.Process().children() if "run_node" in child.cmdline())
+        samples = _scrape(url, token=None)  # no METRICS_TOKEN: the port on loopback serves without one
+        dead_air = _value(samples, "stationkeeper_dead_air_seconds_total", channel="air")
+        assert ("process_resident_memory_bytes", frozenset()) in samples  # one process: its own figures too
+
+        tone = _tone(channel.studio, media_root, 660, 2)
+        bulletin = PlaylistFactory(studio=channel.studio, name="Bulletin")
+        PlaylistItem.objects.create(playlist=bulletin, position=0, asset=tone)
+        slot = timezone.now() + timedelta(seconds=3)
+        ShowInstanceFactory(show__channel=channel, show__playlist=bulletin, start_at=slot, end_at=slot + timedelta(seconds=2))
+        played = wait_until(lambda: AsRunEntry.objects.filter(channel=channel, result=AsRunEntry.Result.PLAYED).first(),
+                            timeout=15, message="the item on air")
+        item = ScheduledItem.objects.get(pk=played.scheduled_item_id)
+        samples = _scrape(url, token=None)
+        assert _value(samples, "stationkeeper_on_air_start_error_seconds_count", channel="air") == 1
+        assert _value(samples, "stationkeeper_on_air_start_error_seconds_sum", channel="air") == pytest.approx(
+            (played.started_at - item.start_at).total_seconds(), abs=1e-6)
+
+        os.kill(_engine_pid(agent), signal.SIGKILL)
+        _back_on_air(channel, channel.node, timezone.now())
+        samples = _scrape_until(url, lambda s: _value(s, "stationkeeper_dead_air_seconds_total", channel="air") > dead_air,
+                                token=None, message="the engine's absence counted as dead air")
+        assert _value(samples, "stationkeeper_engine_restarts_total", engine="liquidsoap") == 1
+
+
+@pytest.mark.slow
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.usefixtures("loopback_allowed")
+def test_a_node_serves_its_recordings_start_error_and_ffmpeg_restarts(media_root, studio_a):
+    port = closed_port()
+    url = f"http://127.0.0.1:{port}/metrics"
+    agent = spawn_manage("run_node", "--name", "host-1", env=database_env(
+        METRICS_PORTS=f"node:{port}", METRICS_TOKEN=TOKEN, RECORDER_STARTUP_TIMEOUT_SECONDS=30))
+    try:
+        wait_until(lambda: _scraped(url), timeout=30, message="the agent's endpoint")
+        assert requests.get(url, timeout=5).status_code == 401  # a token is set: the port asks for it too
+        start = timezone.now() + timedelta(seconds=2)
+        tone = ScheduleFactory(recorder=RecorderFactory(studio=studio_a, source_url="tone:440"), start_at=start,
+                               end_at=start + timedelta(seconds=2))
+        ScheduleFactory(recorder=RecorderFactory(studio=studio_a, source_url=f"http://127.0.0.1:{closed_port()}/gone"),
+                        start_at=start, end_at=start + timedelta(seconds=5))
+
+        samples = _scrape_until(
+            url, lambda s: _value(s, "stationkeeper_recording_start_error_seconds_count", studio="a")
+            and _value(s, "stationkeeper_engine_restarts_total", engine="ffmpeg"),
+            timeout=20, message="the tone's start and the unreachable source's retries counted")
+        session = RecorderSchedule.objects.select_related("session").get(pk=tone.pk).session
+        assert _value(samples, "stationkeeper_recording_start_error_seconds_count", studio="a") == 1
+        assert _value(samples, "stationkeeper_recording_start_error_seconds_sum", studio="a") == pytest.approx(
+            (session.started_at - tone.record_from).total_seconds(), abs=1e-6)
+    finally:
+        stop(agent)
