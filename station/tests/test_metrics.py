@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import signal
 import subprocess
 import time
@@ -11,6 +12,7 @@ from datetime import timedelta
 import psutil
 import pytest
 import requests
+from django.conf import settings
 from django.utils import timezone
 from django_q.tasks import async_task
 from prometheus_client import REGISTRY
@@ -33,6 +35,21 @@ from station.tests.factories import ChannelFactory, NodeFactory, PlaylistFactory
 from station.tests.processes import database_env, spawn_manage, stop, wait_until
 
 TOKEN = "scrape-me"
+DOCS = settings.BASE_DIR / "docs"
+
+
+def _documented_name(family) -> str:
+    return family.name + ("_total" if family.type == "counter" else "")
+
+
+def _sample_names(family) -> set[str]:
+    """The names a family's samples are scraped under (what a dashboard queries)."""
+    suffixes = {"counter": ["_total"], "histogram": ["_bucket", "_sum", "_count"]}.get(family.type, [""])
+    return {family.name + suffix for suffix in suffixes}
+
+
+def _station_families():
+    return [family for family in REGISTRY.collect() if family.name.startswith("stationkeeper_")]
 
 
 def _scrape(url: str, token: str | None = TOKEN) -> dict:
@@ -72,6 +89,28 @@ def _answers(url: str) -> bool:
 
 def _in_process(name: str, **labels) -> float:
     return REGISTRY.get_sample_value(name, labels) or 0.0
+
+
+# -- declared once, documented, on the dashboard --------------------------------------------------------------------
+
+def test_every_metric_is_the_stations_says_what_it_counts_and_is_documented():
+    documented = (DOCS / "metrics.md").read_text()
+    families = _station_families()
+
+    assert len(families) == 12
+    for family in families:
+        assert family.documentation.endswith("."), family.name
+        assert f"`{_documented_name(family)}`" in documented, family.name
+
+
+def test_the_grafana_dashboard_queries_only_metrics_the_station_serves_and_shows_each():
+    dashboard = json.loads((DOCS / "grafana-dashboard.json").read_text())
+    queries = " ".join(target["expr"] for panel in dashboard["panels"] for target in panel.get("targets", []))
+    served = {name for family in REGISTRY.collect() for name in _sample_names(family)}
+
+    queried = set(re.findall(r"\b(?:stationkeeper|process)_[a-z_]+", queries))
+    assert queried - served == set()
+    assert [family.name for family in _station_families() if not _sample_names(family) & queried] == []
 
 
 # -- the web endpoint's guard, and requests counted -----------------------------------------------------------------
