@@ -91,14 +91,14 @@ def authorized(header: str) -> bool:
         token.strip().encode(), settings.METRICS_TOKEN.encode())
 
 
-def exposition(*, accept: str, queue: str | None = None) -> tuple[bytes, str]:
-    """This process's metrics (its whole tree's in multiprocess mode) as the scraper accepts them, and their type.
+def read_queue_depth(queue: str) -> None:
+    """Set the queue's depth from its broker (a cluster's exporter, before each scrape is answered)."""
+    close_old_connections()  # a thread that lives as long as the cluster: its connection may have gone stale
+    QUEUE_DEPTH.labels(queue=queue).set(get_broker(queue).queue_size())
 
-    With ``queue``, its depth is read from the broker first.
-    """
-    if queue is not None:
-        close_old_connections()  # a thread that lives as long as the cluster: its connection may have gone stale
-        QUEUE_DEPTH.labels(queue=queue).set(get_broker(queue).queue_size())
+
+def exposition(*, accept: str) -> tuple[bytes, str]:
+    """This process's metrics (its whole tree's in multiprocess mode) as the scraper accepts them, and their type."""
     if SHARED_DIRECTORY:
         registry = CollectorRegistry(auto_describe=False)
         registry.register(SharedDirectory(Path(SHARED_DIRECTORY)))
@@ -166,12 +166,14 @@ def _serve_forever(port: int, queue: str | None) -> None:
         if settings.METRICS_TOKEN and not authorized(environ.get("HTTP_AUTHORIZATION", "")):
             start_response("401 Unauthorized", [("Content-Type", "text/plain"), ("WWW-Authenticate", "Bearer")])
             return [b"a bearer token is required\n"]
-        try:
-            body, content_type = exposition(accept=environ.get("HTTP_ACCEPT", ""), queue=queue)
-        except Exception as error:  # the broker is away: the scrape fails, and says why
-            logger.warning("metrics: cannot read queue %s: %s", queue, error)
-            start_response("503 Service Unavailable", [("Content-Type", "text/plain")])
-            return [f"queue {queue} unavailable: {error}\n".encode()]
+        if queue is not None:
+            try:
+                read_queue_depth(queue)
+            except Exception as error:  # the broker is away (database or Redis): the scrape fails, and says why
+                logger.warning("metrics: cannot read the depth of queue %s: %s", queue, error)
+                start_response("503 Service Unavailable", [("Content-Type", "text/plain")])
+                return [f"queue {queue} unavailable: {error}\n".encode()]
+        body, content_type = exposition(accept=environ.get("HTTP_ACCEPT", ""))
         start_response("200 OK", [("Content-Type", content_type)])
         return [body]
 
