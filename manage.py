@@ -18,7 +18,7 @@ def main():
     from station import startup
 
     # Every command, even one needing no database: tracking which do is not worth a second's start.
-    startup.prepare()
+    startup.prepare(role=startup.role_of(sys.argv))
     execute_from_command_line(sys.argv)
 
 

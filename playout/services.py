@@ -8,6 +8,7 @@ node or the node's agent was replaced: a frozen or cut-off agent never writes ov
 import contextlib
 import logging
 from datetime import datetime, timedelta
+from functools import partial
 
 from django.conf import settings
 from django.db import transaction
@@ -19,7 +20,7 @@ from ingest.models import MediaAsset
 from playout.events import as_run_row, channel_row, next_item_row
 from playout.models import AsRunEntry, Channel, PlaylistItem, ScheduledItem, ShowInstance
 from playout.selectors import missed_probes_cutoff
-from station import events, fencing
+from station import events, fencing, metrics
 from station.errors import UserError
 from station.locks import rundown_lock, timeline_lock
 from station.models import Alert, EventType, Node
@@ -118,11 +119,16 @@ def channel_on_air(*, channel_id: int, epoch: int, at, title: str, result: str, 
         open_row.ended_at = max(at, open_row.started_at)
         open_row.duration_seconds = (open_row.ended_at - open_row.started_at).total_seconds()
         AsRunEntry.objects.filter(pk=open_row.pk).update(ended_at=open_row.ended_at, duration_seconds=open_row.duration_seconds)
+    slot = (ScheduledItem.objects.filter(pk=scheduled_item_id).values_list("start_at", flat=True).first()
+            if scheduled_item_id else None)
     entry = AsRunEntry.objects.create(
         channel_id=channel_id, started_at=at, title=title[:300], result=result, node=node,
         asset_id=asset_id if asset_id and MediaAsset.objects.filter(pk=asset_id).exists() else None,
-        scheduled_item_id=scheduled_item_id if scheduled_item_id and ScheduledItem.objects.filter(pk=scheduled_item_id).exists() else None,
+        scheduled_item_id=scheduled_item_id if slot else None,
     )
+    if slot:
+        transaction.on_commit(partial(metrics.ON_AIR_START_ERROR.labels(channel=entry.channel.slug).observe,
+                                      (at - slot).total_seconds()))
     events.publish(
         studio_id=entry.channel.studio_id,
         type=EventType.ON_AIR,
@@ -176,6 +182,7 @@ def channel_fail_over(*, channel: Channel, now) -> bool:
     )
     if moved:
         channel.refresh_from_db()
+        transaction.on_commit(metrics.CHANNEL_FAILOVERS.labels(channel=channel.slug).inc)
         alert_raise(studio=channel.studio_id, code="channel_failed_over", subject=channel.name,
                     message=_("%(channel)s failed over from %(old)s to %(new)s.") % {"channel": channel, "old": where, "new": target})
         _announce(channel)

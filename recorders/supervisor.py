@@ -21,6 +21,7 @@ from django.utils.translation import gettext as _
 from recorders import engine, selectors, services
 from recorders.models import RecorderSchedule
 from recorders.sources import Source, parse_source
+from station import metrics
 from station.errors import TransitionNotAllowed, UserError
 from station.fencing import Fenced
 
@@ -73,6 +74,13 @@ def _recording(schedule: RecorderSchedule, *, leased_at: float, taken_over: bool
         earlier=engine.recorded_pieces(directory) if taken_over else []))
     recording.lease_renewed(leased_at)
     return recording
+
+
+def _restart_later(recording: Recording, backoff: float) -> None:
+    """Start the window's ffmpeg again after ``backoff`` s: its run ended before the window did."""
+    recording.restart_at = time.time() + backoff
+    recording.restarts += 1
+    metrics.ENGINE_RESTARTS.labels(engine="ffmpeg").inc()
 
 
 def connect_at(schedule: RecorderSchedule) -> datetime:
@@ -198,8 +206,7 @@ class RecorderSupervisor:
             if waited > 0:  # the window is open without it: its head is a gap, and this is why
                 services.recording_interrupted(schedule=schedule, epoch=recording.epoch, since=schedule.record_from,
                                                reason=reason)
-            recording.restart_at = time.time() + RESTART_BACKOFF_SECONDS[min(recording.restarts, 1)]
-            recording.restarts += 1
+            _restart_later(recording, RESTART_BACKOFF_SECONDS[min(recording.restarts, 1)])
             logger.info("recording %s: source not reached (%s); trying again", schedule, reason)
             return
         if run.window_full:
@@ -216,8 +223,7 @@ class RecorderSupervisor:
             return
         # ffmpeg died mid-window: the gap is noted; start it again while the window is open.
         backoff = RESTART_BACKOFF_SECONDS[min(recording.restarts, len(RESTART_BACKOFF_SECONDS) - 1)]
-        recording.restarts += 1
-        recording.restart_at = time.time() + backoff
+        _restart_later(recording, backoff)
         logger.warning("recording %s: ffmpeg died (%s); restarting in %s s", schedule, reason, backoff)
 
     def _watch_source(self, recording: Recording) -> None:
@@ -236,7 +242,7 @@ class RecorderSupervisor:
     def _first_sample(self, recording: Recording, instant: float) -> None:
         """A run holds the sample of ``instant``: the window runs from there, or a gap in it ends there."""
         try:  # on a connection this thread keeps open: a new one would cost more than the write
-            schedule = RecorderSchedule.objects.select_related("recorder").get(pk=recording.schedule.pk)
+            schedule = RecorderSchedule.objects.select_related("recorder__studio").get(pk=recording.schedule.pk)
             services.recording_started(schedule=schedule, epoch=recording.epoch, now=timezone.now(),
                                        data_since=datetime.fromtimestamp(instant, tz=UTC))
             recording.schedule.status = schedule.status

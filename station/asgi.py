@@ -8,7 +8,7 @@ from django.core.asgi import get_asgi_application
 from station import startup
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "station.settings")
-startup.prepare()
+startup.prepare(role="web")
 django_asgi_app = get_asgi_application()
 
 from channels.auth import AuthMiddlewareStack  # noqa: E402  (needs the app registry loaded)

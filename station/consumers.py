@@ -18,7 +18,7 @@ from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.contrib.auth.models import AnonymousUser
 from rest_framework.authtoken.models import Token
 
-from station import event_relay, events
+from station import event_relay, events, metrics
 from station.dashboard import studio_snapshot
 from station.models import Studio
 
@@ -51,6 +51,7 @@ class StudioConsumer(AsyncJsonWebsocketConsumer):
         before_join = await database_sync_to_async(events.latest_seq)()
         await event_relay.hub().join(self.studio_id, self)
         self.joined = True
+        metrics.WEBSOCKET_CLIENTS.inc()
         since = query.get("since", [""])[0]
         # A client that has seen events beyond the latest (a reset database, another station, a made-up
         # number) can't resume: it gets the whole picture, as one with no ``since``.
@@ -79,6 +80,7 @@ class StudioConsumer(AsyncJsonWebsocketConsumer):
             self.heartbeat.cancel()
         if getattr(self, "joined", False):
             event_relay.hub().leave(self.studio_id, self)
+            metrics.WEBSOCKET_CLIENTS.dec()
 
     async def receive_json(self, content, **kwargs):
         if content.get("type") == "resync":  # a client that lost track asks for the whole picture

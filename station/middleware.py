@@ -1,4 +1,5 @@
 import logging
+import time
 import zoneinfo
 
 from django.contrib import messages
@@ -7,10 +8,26 @@ from django.utils.http import url_has_allowed_host_and_scheme
 
 from django.utils import timezone
 
+from station import metrics
 from station.errors import UserError
 from station.models import Studio
 
 logger = logging.getLogger(__name__)
+
+
+class RequestMetricsMiddleware:
+    """Count and time every request by method, URL pattern and status (station.metrics); first, so it times them all."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        began = time.perf_counter()
+        response = self.get_response(request)
+        match = request.resolver_match
+        metrics.request_answered(method=request.method, route=match.route if match else "",
+                                 status=response.status_code, seconds=time.perf_counter() - began)
+        return response
 
 
 class UserErrorMiddleware:

@@ -13,7 +13,7 @@ import logging
 import time
 from collections.abc import Callable
 
-from station import locks
+from station import locks, metrics
 
 logger = logging.getLogger(__name__)
 LOCK_WAIT_SECONDS = 10
@@ -27,9 +27,11 @@ def run_exclusively(*, name: str, lock_key: int, interval: float, run_for: float
             logger.debug("%s: another replica holds the lock", name)
             return False
         logger.info("%s: running for %s s every %s s", name, run_for, interval)
-        ends = time.monotonic() + run_for
+        due = time.monotonic()  # when the next pass should begin
+        ends = due + run_for
         while time.monotonic() < ends:
             began = time.monotonic()
+            metrics.PERIODIC_LAG.labels(job=name).observe(began - due)  # a slow pass, or a machine too busy to wake us
             if not locks.session_lock_held(lock_key):
                 logger.warning("%s: lost its lock (database reconnect); stopping", name)
                 return True
@@ -37,7 +39,8 @@ def run_exclusively(*, name: str, lock_key: int, interval: float, run_for: float
                 step()
             except Exception:  # one bad pass must not stop housekeeping for the whole station
                 logger.exception("%s: step failed", name)
-            time.sleep(max(0.0, interval - (time.monotonic() - began)))
+            due = began + interval
+            time.sleep(max(0.0, due - time.monotonic()))
         if on_handover:
             on_handover()
     return True

@@ -13,7 +13,10 @@ import time
 
 from django.conf import settings
 from django.db import transaction
+from django_q.conf import Conf
 from django_q.tasks import async_task
+
+from station import metrics
 
 PLAYOUT = "playout"  # time-critical station work: the recording tick, channel actions
 INGEST = "ingest"  # bulk media work: feed polls, downloads, publishing
@@ -40,3 +43,8 @@ def enqueue(queue: str, func: str, *args, task_name: str | None = None, **kwargs
 def waited(enqueued_at: float) -> float:
     """Return how long this job sat in its queue (seconds): a queue's latency, as operators and the bench measure it."""
     return time.time() - enqueued_at
+
+
+def job_picked_up(sender, func, task: dict, **signal) -> None:
+    """Receive django-q2's ``pre_execute`` in a worker: note how long the job waited in this cluster's queue."""
+    metrics.QUEUE_WAIT.labels(queue=Conf.CLUSTER_NAME).observe(waited(task["started"].timestamp()))

@@ -46,6 +46,7 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "station.middleware.RequestMetricsMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -269,6 +270,16 @@ WEB_PROCESSES = env.int("WEB_PROCESSES", default=min(os.cpu_count() or 1, 4))
 if REDIS_URL:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}}
 
+# Prometheus metrics (station/metrics.py, docs/metrics.md). The web answers /metrics on its own socket, to a scraper
+# sending `Authorization: Bearer <METRICS_TOKEN>` (without a token, to nobody: behind a proxy every request comes from
+# loopback). Clusters and node agents serve theirs on METRICS_ADDRESS, each on its port in METRICS_PORTS ("name:port
+# …", a cluster by its queue's name, the agent as `node`; a name left out serves none), asking for the token if set.
+# Where web processes and each cluster's processes count together (METRICS_DIR) is read by station.startup.
+METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
+METRICS_ADDRESS = env.str("METRICS_ADDRESS", default="127.0.0.1")
+METRICS_PORTS = {name: int(port) for name, port in (part.split(":", 1) for part in
+                 env.str("METRICS_PORTS", default="node:9460 playout:9461 ingest:9462 events:9463").split())}
+
 # Security: input limits, login throttling, HTTPS (docs/security.md)
 # JSON bodies: at most 64 levels deep, finite numbers, 64-bit integers, DATA_UPLOAD_MAX_MEMORY_SIZE bytes.
 REST_FRAMEWORK["DEFAULT_PARSER_CLASSES"] = ["station.api.parsers.StationJSONParser", "rest_framework.parsers.FormParser",
@@ -300,7 +311,7 @@ CACHES = {
 }
 # HTTPS: off for the local http run; production sets them (docs/security.md, "Production environment").
 SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=False)
-SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$"]  # probes (run_station's own, load balancers') speak plain http
+SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$", r"^metrics$"]  # probes and scrapers speak plain http
 SESSION_COOKIE_SECURE = env.bool("SESSION_COOKIE_SECURE", default=False)
 CSRF_COOKIE_SECURE = env.bool("CSRF_COOKIE_SECURE", default=False)
 SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=0)

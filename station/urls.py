@@ -19,4 +19,5 @@ urlpatterns = [
     path("studios/<int:studio_id>/snapshot.json", views.dashboard_snapshot, name="dashboard-snapshot"),
     path("healthz", views.healthz, name="healthz"),
     path("readyz", views.readyz, name="readyz"),
+    path("metrics", views.metrics, name="metrics"),
 ]

@@ -2,11 +2,13 @@ import logging
 
 from django.db import DatabaseError, connection
 from django.db.migrations.executor import MigrationExecutor
+from django.conf import settings
 from django.contrib.auth.decorators import login_required
-from django.http import JsonResponse
+from django.http import Http404, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.translation import gettext as _
 
+from station import metrics as station_metrics
 from station.dashboard import studio_snapshot
 from station.models import Studio
 
@@ -30,6 +32,16 @@ def readyz(request):
         names = [f"{migration.app_label}.{migration.name}" for migration, _backwards in pending]
         return JsonResponse({"status": "unavailable", "reason": "migrations", "pending": names}, status=503)
     return JsonResponse({"status": "ok"})
+
+
+def metrics(request):
+    """The web processes' metrics, for a scraper holding METRICS_TOKEN; none without a token set."""
+    if not settings.METRICS_TOKEN:
+        raise Http404
+    if not station_metrics.authorized(request.headers.get("Authorization", "")):
+        return HttpResponse(status=401, headers={"WWW-Authenticate": 'Bearer realm="metrics"'})
+    body, content_type = station_metrics.exposition(accept=request.headers.get("Accept", ""))
+    return HttpResponse(body, content_type=content_type)
 
 
 @login_required

@@ -10,6 +10,7 @@ from django.utils.translation import gettext as _
 
 from playout.agent.launcher import RunningChannel
 from playout.models import Channel
+from station import metrics
 from station.fencing import Fenced
 from station.models import Alert
 from station.services import alert_raise
@@ -53,6 +54,7 @@ class CrashPolicy:
     def engine_died(self, running: RunningChannel) -> float | None:
         """Note an engine's death; None if it should be started again at once, else the seconds it rests first."""
         channel = running.channel
+        metrics.ENGINE_RESTARTS.labels(engine="liquidsoap").inc()  # started again here, at once or after a rest
         recent = [t for t in self.crashes.get(channel.pk, []) if time.time() - t < CRASH_WINDOW_SECONDS] + [time.time()]
         self.crashes[channel.pk] = recent
         last_words = " | ".join(running.engine.last_lines(3))

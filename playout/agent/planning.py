@@ -26,6 +26,18 @@ def wanted_channels(node) -> dict[int, Channel]:
     }
 
 
+def channels_due_on_air(node, wanted: dict[int, Channel], resting: Iterable[int]) -> dict[int, str]:
+    """Slug by id of the channels the node should have on air: those it runs, and those resting here after crashes,
+    which it tries again from error too (crashes.py), unless moved or stopped meanwhile."""
+    due = {pk: channel.slug for pk, channel in wanted.items()}
+    if resting:
+        due.update(Channel.objects.filter(
+            pk__in=list(resting), node=node,
+            status__in=[Channel.Status.ERROR, Channel.Status.STARTING, Channel.Status.RUNNING],
+        ).values_list("pk", "slug"))
+    return due
+
+
 def restart_asked(current: RunningChannel, channel: Channel) -> bool:
     """Whether someone restarted the channel since its engine here started."""
     return channel.status == Channel.Status.STARTING and channel.restart_count > current.started_at_restart

@@ -28,6 +28,7 @@ from playout.cacher import MediaCache
 from playout.models import Channel
 from playout.relay import WebstreamRelay
 from playout.timeline import timeline_refresh
+from station import metrics
 from station.fencing import Fenced
 
 logger = logging.getLogger(__name__)
@@ -52,6 +53,8 @@ class ChannelSupervisor:
         self.fillers = FillerWriter(self.cache)
         self.launcher = EngineLauncher(node_dir=self.node_dir, cache=self.cache, reports=self.as_run.reports)
         self.dispatcher = Dispatcher(cache=self.cache, relay=self.relay)
+        self.due_on_air: dict[int, str] = {}  # id → slug of the channels this node should have on air
+        self.probed_at: float | None = None
 
     # -- planning -----------------------------------------------------------------------------
 
@@ -60,6 +63,7 @@ class ChannelSupervisor:
             with contextlib.suppress(Fenced):  # moved to another node while it rested here
                 services.channel_retry(channel_id=pk, node=self.node, epoch=epoch, restart_count=restart_count, now=now)
         wanted = planning.wanted_channels(self.node)
+        self.due_on_air = planning.channels_due_on_air(self.node, wanted, self.crashes.resting)
         self.crashes.drop_given_up(wanted)
         for pk in list(self.channels):
             if pk not in wanted:
@@ -171,6 +175,16 @@ class ChannelSupervisor:
                    if running.running and running.engine.gateway.alive()}
         if healthy:  # a channel moved elsewhere is stopped by the loop's next step, within a probe's time
             self.fenced |= services.channel_report_healthy(leases=healthy, node=self.node, now=now)
+        self._count_dead_air(healthy)
+
+    def _count_dead_air(self, healthy: dict[int, int]) -> None:
+        """Add the time since the last probe to each channel due on air here whose engine did not answer this one."""
+        last, self.probed_at = self.probed_at, time.monotonic()
+        if last is None:
+            return
+        for pk, slug in self.due_on_air.items():
+            if pk not in healthy:
+                metrics.DEAD_AIR.labels(channel=slug).inc(self.probed_at - last)
 
     # -- changes and heartbeats ---------------------------------------------------------------
 

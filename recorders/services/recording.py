@@ -9,6 +9,7 @@ took the window. File work (joining parts, probing, hashing) happens outside tra
 import dataclasses
 import logging
 from datetime import datetime, timedelta
+from functools import partial
 from pathlib import Path
 
 from django.conf import settings
@@ -24,7 +25,7 @@ from recorders.models import RecorderSchedule, RecordingSession
 from recorders.selectors import lease_deadline
 from recorders.services.schedules import schedule_announce, schedule_queue_next
 from recorders.events import schedule_row
-from station import events, fencing, locks
+from station import events, fencing, locks, metrics
 from station.errors import UserError
 from station.models import Alert, EventType
 from station.services import alert_raise, alerts_clear
@@ -64,6 +65,7 @@ def schedule_take_over(*, schedule: RecorderSchedule, owner: str, node, now: dat
     """Take a recording whose agent stopped renewing its lease; True if this owner got it (with ``schedule``'s epoch)."""
     taken = lease_take(schedule, owner=owner, now=now)
     if taken:
+        transaction.on_commit(metrics.RECORDING_TAKEOVERS.labels(studio=schedule.recorder.studio.slug).inc)
         RecordingSession.objects.filter(schedule=schedule).update(node=node)
         logger.info("%s took over %s", owner, schedule)
     return taken
@@ -97,6 +99,8 @@ def recording_started(*, schedule: RecorderSchedule, epoch: int, now: datetime, 
         session.started_at = data_since
         session.save(update_fields=["started_at", "updated_at"])
         schedule_announce(schedule)
+        transaction.on_commit(partial(metrics.RECORDING_START_ERROR.labels(studio=schedule.recorder.studio.slug).observe,
+                                      (data_since - schedule.record_from).total_seconds()))
     if session.gaps and session.gaps[-1][1] is None:
         session.gaps[-1][1] = data_since.isoformat()
         session.save(update_fields=["gaps", "updated_at"])

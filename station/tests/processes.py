@@ -23,6 +23,8 @@ def database_env(**overrides) -> dict:
     """Environment for a child process that uses the (committed) test database."""
     return {**os.environ, "DATABASE_URL": database_url(connection.settings_dict), "MEDIA_ROOT": str(settings.MEDIA_ROOT),
             "PLAYOUT_CACHE_ROOT": str(Path(settings.MEDIA_ROOT).parent / "node-cache"),
+            # no fixed ports (a test asks for its own) and the counts in the test's directory
+            "METRICS_PORTS": "", "METRICS_DIR": str(Path(settings.MEDIA_ROOT).parent / "metrics"),
             "OUTBOUND_ALLOWED_NETWORKS": ",".join(settings.OUTBOUND_ALLOWED_NETWORKS),
             "PLAYOUT_HARBOR_PORTS": settings.PLAYOUT_HARBOR_PORTS,
             **{k: str(v) for k, v in overrides.items()}}
