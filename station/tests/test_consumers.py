@@ -12,6 +12,7 @@ from channels.db import database_sync_to_async
 from channels.layers import channel_layers
 from channels.routing import URLRouter
 from channels.testing import WebsocketCommunicator
+from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
 from rest_framework.authtoken.models import Token
@@ -23,7 +24,7 @@ from station.channel_layer import LISTENER_NAME, PostgresLayer
 from station.consumers import CLOSE_NOT_A_MEMBER, CLOSE_NOT_AUTHENTICATED
 from station.layer_loop import on_layer_loop_sync
 from station.models import StudioEvent
-from station.routing import websocket_urlpatterns
+from station.routing import websocket_application, websocket_urlpatterns
 from station.services import alert_raise
 from station.signals import announcer
 from station.settings import channel_layers_for
@@ -364,3 +365,26 @@ def test_a_client_claiming_events_beyond_the_latest_gets_a_snapshot(channel_laye
         return await socket.receive_json_from(timeout=5)
 
     assert _exchange(f"/ws/studios/{studio_a.pk}/?since={beyond}", operator_a, first)["type"] == "snapshot"
+
+
+def test_a_browser_session_opens_the_dashboards_of_its_users_studios_only(channel_layer, client, studio_a, studio_b, operator_a):
+    client.force_login(operator_a)
+    session_cookie = f"{settings.SESSION_COOKIE_NAME}={client.cookies[settings.SESSION_COOKIE_NAME].value}".encode()
+
+    @async_to_sync
+    async def first_message(studio_id, cookie):
+        # Through the middleware that tells who connects, as the browser's socket goes (station.routing)
+        socket = WebsocketCommunicator(websocket_application, f"/ws/studios/{studio_id}/",
+                                       headers=[(b"cookie", cookie)] if cookie else [])
+        await socket.connect()
+        try:
+            message = await socket.receive_output(timeout=5)
+        finally:
+            await socket.disconnect()
+        return message.get("code") or json.loads(message["text"])["type"]
+
+    announcer.wait_idle()
+    assert first_message(studio_a.pk, session_cookie) == "snapshot"
+    assert first_message(studio_b.pk, session_cookie) == CLOSE_NOT_A_MEMBER
+    assert first_message(studio_a.pk, None) == CLOSE_NOT_AUTHENTICATED
+    assert first_message(studio_a.pk, f"{settings.SESSION_COOKIE_NAME}=not-a-session".encode()) == CLOSE_NOT_AUTHENTICATED
