@@ -45,20 +45,35 @@ class RssSampler(threading.Thread):
     ``pids``: per process name, with their children (the largest process of each name).
     ``trees``: pid → label, the peak of the whole tree's sum (a django-q2 cluster is a
     sentinel and its workers). ``alone``: pid → label, that process without its children.
+    ``groups``: label → pids, processes that are no tree (web processes sharing a socket, client
+    processes): the peak of their sum ("LABEL, together") and of the largest ("LABEL, largest").
     """
 
     def __init__(self):
         super().__init__(daemon=True)
-        self.pids, self.trees, self.alone, self.running = set(), {}, {}, True
+        self.pids, self.trees, self.alone, self.groups, self.running = set(), {}, {}, {}, True
         self.peak_mb, self.peak_pss_mb = {}, {}
 
     def _peak(self, key: str, processes) -> None:
-        rss = pss = 0
-        for process in processes:
-            memory = process.memory_full_info()
-            rss, pss = rss + memory.rss, pss + memory.pss
+        memories = [process.memory_full_info() for process in processes]
+        self._note(key, sum(memory.rss for memory in memories), sum(memory.pss for memory in memories))
+
+    def _note(self, key: str, rss: int, pss: int) -> None:
         self.peak_mb[key] = max(self.peak_mb.get(key, 0), rss / 2**20)
         self.peak_pss_mb[key] = max(self.peak_pss_mb.get(key, 0), pss / 2**20)
+
+    def _peak_of_group(self, label: str, pids) -> None:
+        import psutil
+
+        memories = []
+        for pid in pids:
+            try:
+                memories.append(psutil.Process(pid).memory_full_info())
+            except psutil.Error:  # exited meanwhile
+                pass
+        if memories:
+            self._note(f"{label}, together", sum(memory.rss for memory in memories), sum(memory.pss for memory in memories))
+            self._note(f"{label}, largest", max(memory.rss for memory in memories), max(memory.pss for memory in memories))
 
     def figures(self) -> dict:
         """The peaks, for a benchmark's figures."""
@@ -83,4 +98,6 @@ class RssSampler(threading.Thread):
                         self._peak(p.name(), [p])
                 except psutil.Error:
                     pass
+            for label, pids in list(self.groups.items()):
+                self._peak_of_group(label, list(pids))
             time.sleep(0.2)

@@ -11,18 +11,17 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "station.settings")
 startup.prepare(role="web")
 django_asgi_app = get_asgi_application()
 
-from channels.auth import AuthMiddlewareStack  # noqa: E402  (needs the app registry loaded)
-from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
+from channels.routing import ProtocolTypeRouter  # noqa: E402  (needs the app registry loaded)
 from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 
 from station.body_limit import limit_daphne_bodies  # noqa: E402
-from station.routing import websocket_urlpatterns  # noqa: E402
+from station.routing import websocket_application  # noqa: E402
 
 limit_daphne_bodies()  # Daphne stores a whole body before the application runs: one too large is refused first
 application = ProtocolTypeRouter(
     {
         "http": django_asgi_app,
-        "websocket": AllowedHostsOriginValidator(AuthMiddlewareStack(URLRouter(websocket_urlpatterns))),
+        "websocket": AllowedHostsOriginValidator(websocket_application),
     }
 )
 

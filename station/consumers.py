@@ -11,22 +11,37 @@ Refusals close the socket with an application code.
 
 import asyncio
 from collections import deque
+from functools import partial
 from urllib.parse import parse_qs
 
-from channels.db import database_sync_to_async
+from asgiref.sync import sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
-from django.contrib.auth.models import AnonymousUser
-from rest_framework.authtoken.models import Token
+from django.db import connection
 
 from station import event_relay, events, metrics
-from station.dashboard import studio_snapshot
-from station.models import Studio
+from station.dashboard import studio_snapshot_frame
+from station.selectors import DashboardAccess, dashboard_access
 
 HEARTBEAT_SECONDS = 15
 RECENT_EVENTS = 1000
 RESUME_MARGIN = 100  # ids; events are row states, so one a client already applied is harmless again
 CLOSE_NOT_AUTHENTICATED = 4401
 CLOSE_NOT_A_MEMBER = 4403
+CLOSE_CODES = {DashboardAccess.NOT_AUTHENTICATED: CLOSE_NOT_AUTHENTICATED, DashboardAccess.NOT_A_MEMBER: CLOSE_NOT_A_MEMBER}
+
+
+def beside_the_views(read):
+    """``read`` as a coroutine function run on a worker thread, not the one Django's views take turns on:
+    a desk of dashboards connecting at once neither waits behind the views nor makes them wait."""
+    def read_and_let_go(*args, **kwargs):
+        try:
+            return read(*args, **kwargs)
+        finally:
+            # Back to the pool: the loop's worker threads come and go, and a connection left in one
+            # would stay open after it (channels' test communicator turns close_old_connections off).
+            connection.close()
+
+    return sync_to_async(read_and_let_go, thread_sensitive=False)
 
 
 class StudioConsumer(AsyncJsonWebsocketConsumer):
@@ -36,36 +51,28 @@ class StudioConsumer(AsyncJsonWebsocketConsumer):
         await self.accept()  # accepted first, so the browser sees why it is refused
         self.studio_id = int(self.scope["url_route"]["kwargs"]["studio_id"])
         query = parse_qs(self.scope.get("query_string", b"").decode())
-        user = await self._user(query.get("token", [None])[0])
-        if not user.is_authenticated:
-            await self.close(code=CLOSE_NOT_AUTHENTICATED)
-            return
-        if not await self._is_member(user):
-            await self.close(code=CLOSE_NOT_A_MEMBER)
+        access = await beside_the_views(dashboard_access)(studio_id=self.studio_id, user=self.scope.get("user"),
+                                                          token=query.get("token", [None])[0])
+        if access is not DashboardAccess.GRANTED:
+            await self.close(code=CLOSE_CODES[access])
             return
         self.sent_seq = 0
         self.sent, self.sent_order = set(), deque()  # what went out lately (RECENT_EVENTS): an event comes once
-        self.covered = set()  # events the snapshot or the catch-up already told
+        self.covered = frozenset()  # events the snapshot already shows
         self.held = []  # events pushed before the snapshot or the catch-up went out
-        # Joined before reading, so nothing falls between; what the reading covers is skipped by id.
-        before_join = await database_sync_to_async(events.latest_seq)()
+        # Joined before reading, so nothing falls between: the hub's reads begin after they are asked for.
         await event_relay.hub().join(self.studio_id, self)
         self.joined = True
         metrics.WEBSOCKET_CLIENTS.inc()
         since = query.get("since", [""])[0]
-        # A client that has seen events beyond the latest (a reset database, another station, a made-up
-        # number) can't resume: it gets the whole picture, as one with no ``since``.
-        resumable = since.isascii() and since.isdigit() and len(since) <= 18 and int(since) <= before_join
         # From a little before the client's last event: one of those may have committed after it.
-        missed = await self._events_since(int(since)) if resumable else None
+        missed = await self._events_since(int(since)) if since.isascii() and since.isdigit() and len(since) <= 18 else None
         if missed is None:
-            await self._send_snapshot(after=before_join)
+            await self._send_snapshot()
         else:
-            for event in missed:
-                await self._send_event(event)
-        while self.held:  # an event pushed while these go out joins the queue, so order holds
-            await self._send_event(*self.held.pop(0))
-        self.held = None
+            for event, text in missed:
+                await self._send_event(event, text)
+        await self._send_held()
         self.heartbeat = asyncio.create_task(self._beat())
 
     async def push(self, event: dict, text: str) -> None:
@@ -84,14 +91,15 @@ class StudioConsumer(AsyncJsonWebsocketConsumer):
 
     async def receive_json(self, content, **kwargs):
         if content.get("type") == "resync":  # a client that lost track asks for the whole picture
+            self.held = []  # what commits while it is read goes out after it, so the page applies it last
             await self._send_snapshot()
+            await self._send_held()
 
     async def _send_event(self, event, text: str | None = None):
         # By id, not by order: ids are taken at insert, so a transaction that commits after a
         # later-numbered one delivers a lower id after a higher one, and it is news all the same.
         seq = event["seq"]
         if seq in self.covered or seq in self.sent:
-            self.covered.discard(seq)
             return
         self.sent.add(seq)
         self.sent_order.append(seq)
@@ -100,35 +108,32 @@ class StudioConsumer(AsyncJsonWebsocketConsumer):
         self.sent_seq = max(self.sent_seq, seq)
         await self.send(text_data=text or events.event_frame(event))
 
-    async def _send_snapshot(self, *, after: int | None = None):
-        seq, covered, snapshot = await self._snapshot(after if after is not None else self.sent_seq)
-        self.covered = covered
-        self.sent_seq = max(self.sent_seq, seq)
-        await self.send_json({"type": "snapshot", "seq": seq, "snapshot": snapshot})
+    async def _send_held(self):
+        while self.held:  # an event pushed while these go out joins the queue, so order holds
+            await self._send_event(*self.held.pop(0))
+        self.held = None
+
+    async def _send_snapshot(self):
+        # Shared with the studio's other dashboards asking meanwhile, and read after this one joined the hub.
+        snapshot = await event_relay.hub().read(
+            ("snapshot", self.studio_id),
+            partial(beside_the_views(studio_snapshot_frame), self.studio_id, covered_margin=RESUME_MARGIN))
+        self.covered = snapshot.covered
+        self.sent_seq = max(self.sent_seq, snapshot.seq)
+        await self.send(text_data=snapshot.text)
+
+    async def _events_since(self, seq: int) -> list[tuple[dict, str]] | None:
+        return await event_relay.hub().read(("since", self.studio_id, seq),
+                                            partial(beside_the_views(_catch_up), self.studio_id, seq))
 
     async def _beat(self):
         while True:
             await asyncio.sleep(HEARTBEAT_SECONDS)
             await self.send_json({"type": "heartbeat", "seq": self.sent_seq})
 
-    @database_sync_to_async
-    def _user(self, token: str | None):
-        if token:
-            found = Token.objects.select_related("user").filter(key=token).first()
-            return found.user if found and found.user.is_active else AnonymousUser()
-        return self.scope.get("user") or AnonymousUser()
 
-    @database_sync_to_async
-    def _is_member(self, user) -> bool:
-        return Studio.objects.visible_to(user).filter(pk=self.studio_id).exists()
-
-    @database_sync_to_async
-    def _events_since(self, seq: int):
-        return events.events_since(self.studio_id, seq, margin=RESUME_MARGIN)
-
-    @database_sync_to_async
-    def _snapshot(self, after: int):
-        # Which of the studio's events have committed is read first: one that commits meanwhile is
-        # sent as well (its payload is a row's state, so telling it twice is harmless), never lost.
-        seq = events.latest_seq()
-        return seq, set(events.committed_ids(self.studio_id, after=after)), studio_snapshot(self.studio_id)
+def _catch_up(studio_id: int, seq: int) -> list[tuple[dict, str]] | None:
+    """The events a client resuming from ``seq`` missed, each with its frame (encoded once for every client
+    resuming from there), or None if the log can't tell."""
+    missed = events.events_since(studio_id, seq, margin=RESUME_MARGIN)
+    return None if missed is None else [(event, events.event_frame(event)) for event in missed]

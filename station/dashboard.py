@@ -8,8 +8,11 @@ Times are ISO 8601 in UTC; the page shows them in the studio's zone and computes
 remaining time itself from ``server_time``, so a snapshot stays true while it is on screen.
 """
 
+import json
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from django.db import connection, transaction
 from django.utils import timezone
 
 from ingest.events import download_row
@@ -18,12 +21,38 @@ from playout.events import as_run_row, channel_row, item_row
 from playout.models import AsRunEntry, Channel, ScheduledItem, ShowInstance
 from recorders.events import schedule_row
 from recorders.models import RecorderSchedule
+from station import events
 from station.events import alert_row, iso
 from station.models import Alert, Studio
 
 TIMELINE_HOURS = 6
 AS_RUN_ROWS = 50
 ACTIVE_DOWNLOADS = [Download.Status.QUEUED, Download.Status.DOWNLOADING]
+
+
+@dataclass(frozen=True)
+class SnapshotFrame:
+    """A studio's snapshot as a socket sends it, encoded once for every dashboard it goes to."""
+
+    seq: int  # the latest event when it was read
+    covered: frozenset[int]  # the studio's events whose change it shows, among the ``covered_margin`` ids up to seq
+    text: str
+
+
+def studio_snapshot_frame(studio_id: int, *, covered_margin: int) -> SnapshotFrame:
+    """The studio's snapshot frame (docs/asyncapi.yaml), and which events it already shows, read at one instant.
+
+    One REPEATABLE READ transaction, so every query sees the same committed changes: an event is
+    in ``covered`` exactly when the snapshot shows its change. One that commits meanwhile is in
+    neither, and goes out as an event.
+    """
+    with transaction.atomic(durable=True):
+        with connection.cursor() as cursor:
+            cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+        seq = events.latest_seq()
+        covered = frozenset(events.committed_ids(studio_id, after=seq - covered_margin))
+        snapshot = studio_snapshot(studio_id)
+    return SnapshotFrame(seq, covered, json.dumps({"type": "snapshot", "seq": seq, "snapshot": snapshot}))
 
 
 def studio_snapshot(studio_id: int, *, now: datetime | None = None) -> dict:

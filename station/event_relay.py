@@ -6,13 +6,17 @@ arrives there to them. It writes each event's frame, encoded once, straight to t
 through the layer once per socket (a queue, a task wake-up and a copy of the message each) cost
 about a second per event at a thousand dashboards. Layer calls run on the process's layer loop
 (station.layer_loop); group memberships are renewed while the hub lives, as the layer's leases.
+
+The hub also shares reads among its dashboards (``Hub.read``): a desk of dashboards connecting at
+once (a web restart) needs a studio snapshot every READ_SPACING, not one per dashboard.
 """
 
 import asyncio
 import logging
 import weakref
 from collections import defaultdict
-from typing import Protocol
+from collections.abc import Awaitable, Callable, Hashable
+from typing import Protocol, TypeVar
 
 from channels.layers import get_channel_layer
 
@@ -22,6 +26,8 @@ from station.events import event_frame, studio_group
 
 logger = logging.getLogger(__name__)
 RETRY_SECONDS = 1.0
+READ_SPACING = 0.1  # seconds between the beginnings of two reads of one key
+Result = TypeVar("Result")
 
 
 class Dashboard(Protocol):
@@ -37,6 +43,8 @@ class Hub:
         self.joined_groups: set[int] = set()
         self.tasks: list[asyncio.Task] = []  # held here: the loop keeps only weak references to its tasks
         self.opening = asyncio.Lock()
+        self.next_reads: dict[Hashable, asyncio.Task] = {}  # the reads callers join, one per key
+        self.read_lanes: dict[Hashable, asyncio.Task] = {}  # done when the next read of a key may begin
 
     async def join(self, studio_id: int, dashboard: Dashboard) -> None:
         """Send ``dashboard`` the studio's events published from now on."""
@@ -53,6 +61,31 @@ class Hub:
 
     def leave(self, studio_id: int, dashboard: Dashboard) -> None:
         self.dashboards[studio_id].discard(dashboard)
+
+    async def read(self, key: Hashable, read: Callable[[], Awaitable[Result]]) -> Result:
+        """What ``read()`` returns, read after this call began; the dashboards asking for ``key``
+        meanwhile share the read.
+
+        A result is never older than the call, so a dashboard that joined before asking gets
+        whatever the read misses as an event. Reads of a key begin one after another, READ_SPACING
+        apart at least: a desk connecting at once (a web restart) shares a few reads, and a lone
+        dashboard, finding no read of its studio under way, waits for none.
+        """
+        if key not in self.next_reads:
+            self.next_reads[key] = asyncio.ensure_future(self._read_next(key, read))
+        return await asyncio.shield(self.next_reads[key])  # a caller that leaves does not cancel it for the others
+
+    async def _read_next(self, key: Hashable, read: Callable[[], Awaitable[Result]]) -> Result:
+        if key in self.read_lanes:
+            await asyncio.wait([self.read_lanes[key]])
+        del self.next_reads[key]  # from here on, callers wait for the read after this one
+        result = asyncio.ensure_future(read())
+        self.read_lanes[key] = asyncio.ensure_future(self._hold_lane(key, result))
+        return await result
+
+    async def _hold_lane(self, key: Hashable, result: asyncio.Future) -> None:
+        await asyncio.gather(asyncio.wait([result]), asyncio.sleep(READ_SPACING))
+        del self.read_lanes[key]  # before this task ends, so the next read, woken by its end, takes the lane
 
     async def deliver(self, event: dict, text: str | None = None) -> None:
         text = text or event_frame(event)

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 from channels.layers import get_channel_layer
 from django.conf import settings
 from django.db import transaction
+from django.db.models import Max, Min
 from django.utils import timezone
 
 from station.layer_loop import on_layer_loop_sync
@@ -72,11 +73,12 @@ def publish_many(*, studio_id: int, type: "EventType", payloads: list[dict]) -> 
 
 def events_since(studio_id: int, seq: int, *, margin: int = 0) -> list[Event] | None:
     """The studio's events after ``seq`` (and after ``seq - margin``, those the log still has), oldest
-    first; None if the log no longer reaches back to ``seq``."""
+    first; None if the log no longer reaches back to ``seq``, or never reached ``seq`` (a client that
+    has seen more than the latest event: a reset database, another station, a made-up number)."""
     from station.models import StudioEvent
 
-    oldest = StudioEvent.objects.order_by("id").values_list("id", flat=True).first()
-    if oldest is not None and seq < oldest - 1:
+    log = StudioEvent.objects.aggregate(oldest=Min("id"), latest=Max("id"))
+    if seq > (log["latest"] or 0) or (log["oldest"] is not None and seq < log["oldest"] - 1):
         return None
     return [{"studio": e.studio_id, "type": e.type, "payload": e.payload, "seq": e.pk}
             for e in StudioEvent.objects.filter(studio_id=studio_id, id__gt=seq - margin)]

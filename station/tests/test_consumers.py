@@ -1,7 +1,9 @@
 """The studio websocket on both channel layers: auth, scoping, snapshot, sequence, resync."""
 
 import asyncio
+import json
 import threading
+from contextlib import contextmanager
 from datetime import datetime, timedelta
 
 import pytest
@@ -10,20 +12,23 @@ from channels.db import database_sync_to_async
 from channels.layers import channel_layers
 from channels.routing import URLRouter
 from channels.testing import WebsocketCommunicator
+from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
 from rest_framework.authtoken.models import Token
 
 from playout import services as playout_services
 from playout.models import AsRunEntry, ShowInstance
+from station import event_relay
 from station.channel_layer import LISTENER_NAME, PostgresLayer
 from station.consumers import CLOSE_NOT_A_MEMBER, CLOSE_NOT_AUTHENTICATED
 from station.layer_loop import on_layer_loop_sync
 from station.models import StudioEvent
-from station.routing import websocket_urlpatterns
+from station.routing import websocket_application, websocket_urlpatterns
+from station.services import alert_raise
 from station.signals import announcer
 from station.settings import channel_layers_for
-from station.tests.factories import ChannelFactory, RecorderFactory, ScheduleFactory, ShowInstanceFactory
+from station.tests.factories import ChannelFactory, RecorderFactory, ScheduleFactory, ShowInstanceFactory, member_of
 
 pytestmark = pytest.mark.django_db(transaction=True)  # the layer and the consumer see only committed rows
 
@@ -222,3 +227,165 @@ def test_an_event_that_commits_after_a_later_numbered_one_still_arrives(channel_
     quick, late = _exchange(f"/ws/studios/{studio_a.pk}/", operator_a, interleaved)
     assert [quick["event"]["payload"]["entry"]["title"], late["event"]["payload"]["entry"]["title"]] == ["Quick", "Slow"]
     assert late["seq"] < quick["seq"]
+
+
+def _raise_alert(studio, message):
+    with transaction.atomic():  # the alert and its event commit together
+        alert_raise(studio=studio, code="desk", message=message, subject=message)
+
+
+def _waiting_on_a_lock() -> bool:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'")
+        return cursor.fetchone()[0] > 0
+
+
+async def _until(condition, what: str):
+    """Wait for ``condition()`` (or the coroutine it returns) to be true, 5 s at most."""
+    for _ in range(100):
+        met = condition()
+        if await met if asyncio.iscoroutine(met) else met:
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"never {what}")
+
+
+def _joined(studio_id: int, count: int):
+    return lambda: len(event_relay.hub().dashboards[studio_id]) == count
+
+
+@contextmanager
+def _table_locked(table: str):
+    """Hold ``table`` locked from another connection: a snapshot read stops there, after it took its view of the database."""
+    locked, release = threading.Event(), threading.Event()
+
+    def hold():
+        try:
+            with transaction.atomic(), connection.cursor() as cursor:
+                cursor.execute(f"LOCK TABLE {table} IN ACCESS EXCLUSIVE MODE")
+                locked.set()
+                release.wait(10)
+        finally:
+            connection.close()
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    assert locked.wait(5)
+    try:
+        yield
+    finally:
+        release.set()
+        holder.join(10)
+
+
+def _alerts(snapshot_message) -> list[str]:
+    return [alert["message"] for alert in snapshot_message["snapshot"]["alerts"]]
+
+
+def test_a_dashboard_connecting_while_a_snapshot_is_read_sees_what_commits_meanwhile_once(channel_layer, studio_a, operator_a):
+    # A's snapshot read stops at a locked table; B connects while it is stopped, then an alert commits.
+    # Sharing A's read would show B neither the alert (not in that read) nor its event (sent before B joined).
+    path = f"/ws/studios/{studio_a.pk}/"
+    announcer.wait_idle()
+
+    @async_to_sync
+    async def connect_during_a_read():
+        live, early, late = _socket(path, operator_a), _socket(path, operator_a), _socket(path, operator_a)
+        await live.connect()
+        await live.receive_json_from(timeout=5)
+        with _table_locked("playout_asrunentry"):
+            await early.connect()
+            await _until(database_sync_to_async(_waiting_on_a_lock), "a snapshot read stopped at the lock")
+            await late.connect()
+            await _until(_joined(studio_a.pk, 3), "all joined the hub")
+            await database_sync_to_async(_raise_alert)(studio_a, "Meanwhile")
+            assert (await live.receive_json_from(timeout=5))["event"]["payload"]["message"] == "Meanwhile"
+        early_messages = [await early.receive_json_from(timeout=5) for _ in range(2)]
+        late_snapshot = await late.receive_json_from(timeout=5)
+        await database_sync_to_async(_raise_alert)(studio_a, "Afterwards")
+        after_late_snapshot = await late.receive_json_from(timeout=5)
+        for socket in (live, early, late):
+            await socket.disconnect()
+        return early_messages, late_snapshot, after_late_snapshot
+
+    (early_snapshot, early_event), late_snapshot, after_late_snapshot = connect_during_a_read()
+    assert _alerts(early_snapshot) == [] and early_event["event"]["payload"]["message"] == "Meanwhile"
+    assert _alerts(late_snapshot) == ["Meanwhile"]
+    assert after_late_snapshot["event"]["payload"]["message"] == "Afterwards"  # not "Meanwhile" a second time
+
+
+def test_dashboards_connecting_together_share_a_snapshot_read_after_them(channel_layer, studio_a, operator_a):
+    path = f"/ws/studios/{studio_a.pk}/"
+    announcer.wait_idle()
+
+    @async_to_sync
+    async def connect_together():
+        first, *others = [_socket(path, operator_a) for _ in range(3)]
+        with _table_locked("playout_asrunentry"):
+            await first.connect()
+            await _until(database_sync_to_async(_waiting_on_a_lock), "a snapshot read stopped at the lock")
+            for socket in others:
+                await socket.connect()
+            await _until(_joined(studio_a.pk, 3), "all joined the hub")
+            await database_sync_to_async(_raise_alert)(studio_a, "Meanwhile")
+        snapshots = [await socket.receive_json_from(timeout=5) for socket in (first, *others)]
+        for socket in (first, *others):
+            await socket.disconnect()
+        return snapshots
+
+    first, *others = connect_together()
+    assert _alerts(first) == [] and [_alerts(snapshot) for snapshot in others] == [["Meanwhile"]] * 2
+    assert others[0] == others[1]  # one read: the same instant, to the millisecond of its server_time
+
+
+def test_a_token_opens_the_dashboards_of_its_users_studios_only(channel_layer, studio_a, studio_b, operator_a, superuser):
+    inactive = member_of(studio_a, username="left")
+    inactive.is_active = False
+    inactive.save()
+    tokens = {user.username: Token.objects.create(user=user).key for user in (operator_a, inactive, superuser)}
+
+    def first_message(studio_id, username):
+        async def first(socket):
+            return await socket.receive_output(timeout=5)
+
+        message = _exchange(f"/ws/studios/{studio_id}/?token={tokens[username]}", None, first)
+        return message.get("code") or json.loads(message["text"])["type"]
+
+    assert first_message(studio_a.pk, "operator_a") == "snapshot"
+    assert first_message(studio_b.pk, "operator_a") == CLOSE_NOT_A_MEMBER
+    assert first_message(studio_a.pk, "left") == CLOSE_NOT_AUTHENTICATED
+    assert first_message(studio_b.pk, "root") == "snapshot"  # superusers see every studio
+    assert first_message(studio_b.pk + 1000, "root") == CLOSE_NOT_A_MEMBER  # but no studio that isn't there
+
+
+def test_a_client_claiming_events_beyond_the_latest_gets_a_snapshot(channel_layer, studio_a, operator_a):
+    _raise_alert(studio_a, "Latest")
+    beyond = StudioEvent.objects.latest("id").pk + 1
+
+    async def first(socket):
+        return await socket.receive_json_from(timeout=5)
+
+    assert _exchange(f"/ws/studios/{studio_a.pk}/?since={beyond}", operator_a, first)["type"] == "snapshot"
+
+
+def test_a_browser_session_opens_the_dashboards_of_its_users_studios_only(channel_layer, client, studio_a, studio_b, operator_a):
+    client.force_login(operator_a)
+    session_cookie = f"{settings.SESSION_COOKIE_NAME}={client.cookies[settings.SESSION_COOKIE_NAME].value}".encode()
+
+    @async_to_sync
+    async def first_message(studio_id, cookie):
+        # Through the middleware that tells who connects, as the browser's socket goes (station.routing)
+        socket = WebsocketCommunicator(websocket_application, f"/ws/studios/{studio_id}/",
+                                       headers=[(b"cookie", cookie)] if cookie else [])
+        await socket.connect()
+        try:
+            message = await socket.receive_output(timeout=5)
+        finally:
+            await socket.disconnect()
+        return message.get("code") or json.loads(message["text"])["type"]
+
+    announcer.wait_idle()
+    assert first_message(studio_a.pk, session_cookie) == "snapshot"
+    assert first_message(studio_b.pk, session_cookie) == CLOSE_NOT_A_MEMBER
+    assert first_message(studio_a.pk, None) == CLOSE_NOT_AUTHENTICATED
+    assert first_message(studio_a.pk, f"{settings.SESSION_COOKIE_NAME}=not-a-session".encode()) == CLOSE_NOT_AUTHENTICATED
