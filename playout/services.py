@@ -98,13 +98,7 @@ def channel_mark_error(*, channel: Channel, node, epoch: int, reason: str, code:
 def channel_report_healthy(*, leases: dict[int, int], node, now) -> set[int]:
     """Heartbeat of the engines an agent runs (channel id: the epoch its engine started with), which the health job
     checks; return the channels it no longer holds (moved elsewhere since: their engines must stop)."""
-    held = set()
-    for pk, epoch in leases.items():
-        try:
-            fencing.hold(Channel, pk=pk, epoch=epoch)
-            held.add(pk)
-        except fencing.Fenced:
-            pass
+    held = fencing.hold_each(Channel, leases)
     Channel.objects.filter(pk__in=held, node=node, status=Channel.Status.RUNNING).update(last_heartbeat_at=now)
     return set(leases) - held
 

@@ -9,7 +9,11 @@ after it is refused: an agent that was frozen (SIGSTOP) or cut off from the data
 lease can't write a status, an as-run row, an asset or a heartbeat once another took over.
 """
 
+from functools import reduce
+from operator import or_
+
 from django.db import models, transaction
+from django.db.models import Q
 
 
 class Fenced(Exception):
@@ -22,13 +26,20 @@ class Fenced(Exception):
 
 def hold(model: type[models.Model], *, pk: int, epoch: int) -> None:
     """Lock ``model`` row ``pk`` for the rest of the transaction if its epoch is still ``epoch``; raise Fenced if not."""
-    if not transaction.get_connection().in_atomic_block:
-        raise RuntimeError("hold() guards the writes of its transaction: call it inside one")
-    # Only this row: a model's default ordering may join others (a channel's studio), which FOR UPDATE would lock too.
-    leased = model._default_manager.filter(pk=pk, lease_epoch=epoch).order_by()
-    leased = leased.select_for_update(no_key=True, of=("self",))
-    if not list(leased.values_list("pk")):
+    if pk not in hold_each(model, {pk: epoch}):
         raise Fenced(model, pk, epoch)
+
+
+def hold_each(model: type[models.Model], leases: dict[int, int]) -> set[int]:
+    """Lock the rows of ``leases`` (pk: epoch) whose epoch is still the one given, in one query; return their pks."""
+    if not transaction.get_connection().in_atomic_block:
+        raise RuntimeError("a hold guards the writes of its transaction: take it inside one")
+    if not leases:
+        return set()
+    current = reduce(or_, (Q(pk=pk, lease_epoch=epoch) for pk, epoch in leases.items()))
+    # Only these rows: a model's default ordering may join others (a channel's studio), which FOR UPDATE would lock too.
+    held = model._default_manager.filter(current).order_by().select_for_update(no_key=True, of=("self",))
+    return set(held.values_list("pk", flat=True))
 
 
 def epoch_trigger(*, table: str, owner_column: str) -> tuple[str, str]:
