@@ -22,6 +22,7 @@ import psutil
 from django.conf import settings
 
 from station import queues
+from station.agent import REPLACED_EXIT_STATUS
 
 STOP_GRACE_SECONDS = 10
 RESTART_BACKOFF_SECONDS = (1, 2, 5, 10, 30)
@@ -40,6 +41,8 @@ class Child:
     started_at: float = 0.0
     failures: int = 0  # exits in a row, each after less than STABLE_SECONDS
     restart_at: float | None = None  # when an exited child starts again
+    final_exit_codes: dict[int, str] = field(default_factory=dict)  # exits that say "do not start me again": why
+    retired: bool = False
 
     def start(self) -> None:
         self.process = subprocess.Popen(self.argv, env={**os.environ, **self.env}, cwd=settings.BASE_DIR, pass_fds=self.pass_fds)
@@ -60,7 +63,9 @@ def station_processes(*, host: str, port: int, node: str) -> list[Child]:
     return [
         *web_processes(host=host, port=port, count=settings.WEB_PROCESSES),
         *(queue_cluster(queue) for queue in queues.QUEUES),
-        Child("node", [sys.executable, manage, "run_node", "--name", node]),
+        # Another process runs as this node now; starting this one again would take the node back and forth.
+        Child("node", [sys.executable, manage, "run_node", "--name", node],
+              final_exit_codes={REPLACED_EXIT_STATUS: f"another agent runs as node {node!r}"}),
     ]
 
 
@@ -113,13 +118,19 @@ def run(children: list[Child], *, ready_url: str, on_ready) -> int:
     announced = False
     while not stopping:
         for child in children:
+            if child.retired:
+                continue
             if child.restart_at is not None:
                 if time.monotonic() >= child.restart_at:
                     print(f"[stationkeeper] starting {child.name} again.", flush=True)
                     child.start()
                 continue
             code = child.process.poll()
-            if code is not None:
+            if code in child.final_exit_codes:
+                child.retired = True
+                print(f"[stationkeeper] {child.name} exited with code {code} ({child.final_exit_codes[code]}); "
+                      "not starting it again.", flush=True)
+            elif code is not None:
                 delay = child.schedule_restart()
                 print(f"[stationkeeper] {child.name} exited with code {code}; starting it again in {delay} s.", flush=True)
         if not announced and _answers(ready_url):

@@ -65,15 +65,18 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "station.settings")
 django.setup()
 from station import launcher
 log = sys.argv[1]
-def child(name, code):
-    return launcher.Child(name, [sys.executable, "-c", f"open({log!r}, 'a').write({name!r} + chr(10)); " + code])
-launcher.run([child("steady", "import time; time.sleep(60)"), child("crashing", "raise SystemExit(3)")],
+def child(name, code, **options):
+    return launcher.Child(name, [sys.executable, "-c", f"open({log!r}, 'a').write({name!r} + chr(10)); " + code],
+                          **options)
+launcher.run([child("steady", "import time; time.sleep(60)"), child("crashing", "raise SystemExit(3)"),
+              child("replaced", "raise SystemExit(3)", final_exit_codes={3: "another agent runs as node 'a'"})],
              ready_url="http://127.0.0.1:9/", on_ready=lambda: None)
 """
 
 
 @pytest.mark.slow
 def test_run_station_starts_a_crashed_child_again_with_a_growing_wait_and_the_others_keep_serving(tmp_path):
+    """…except a child whose exit says another process took its place (an agent replaced as its node)."""
     log = tmp_path / "starts.log"
     launched = subprocess.Popen([sys.executable, "-c", textwrap.dedent(LAUNCHED), str(log)], cwd=settings.BASE_DIR,
                                 env=database_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
@@ -87,5 +90,7 @@ def test_run_station_starts_a_crashed_child_again_with_a_growing_wait_and_the_ot
 
     starts = log.read_text().split()
     assert starts.count("steady") == 1  # never stopped for the other's sake
+    assert starts.count("replaced") == 1
+    assert ("replaced exited with code 3 (another agent runs as node 'a'); not starting it again." in output)
     assert "crashing exited with code 3; starting it again in 1 s" in output
     assert "crashing exited with code 3; starting it again in 2 s" in output
