@@ -1,5 +1,6 @@
 """What every bench needs: a dedicated database on the embedded PostgreSQL, percentiles, peak RSS."""
 
+import contextlib
 import threading
 import time
 from pathlib import Path
@@ -47,20 +48,45 @@ class RssSampler(threading.Thread):
     sentinel and its workers). ``alone``: pid → label, that process without its children.
     ``groups``: label → pids, processes that are no tree (web processes sharing a socket, client
     processes): the peak of their sum ("LABEL, together") and of the largest ("LABEL, largest").
+    A tree also reports its largest process ("LABEL, largest process"): one worker that grows stands out there.
+
+    ``with sampler.phase(NAME):`` keeps the peaks of that stretch apart as well (``phase_figures(NAME)``), so one
+    run can compare, say, a worker's memory on small files with its memory on large ones.
     """
 
     def __init__(self):
         super().__init__(daemon=True)
         self.pids, self.trees, self.alone, self.groups, self.running = set(), {}, {}, {}, True
         self.peak_mb, self.peak_pss_mb = {}, {}
+        self.phases, self._phase_peaks = {}, None
+
+    @contextlib.contextmanager
+    def phase(self, name: str):
+        self._phase_peaks = self.phases.setdefault(name, ({}, {}))
+        try:
+            yield
+        finally:
+            self._phase_peaks = None
+
+    def phase_figures(self, name: str) -> dict:
+        rss, pss = self.phases[name]
+        return {"peak_rss_mb": {key: round(mb, 1) for key, mb in sorted(rss.items())},
+                "peak_pss_mb": {key: round(mb, 1) for key, mb in sorted(pss.items())}}
 
     def _peak(self, key: str, processes) -> None:
         memories = [process.memory_full_info() for process in processes]
         self._note(key, sum(memory.rss for memory in memories), sum(memory.pss for memory in memories))
+        if len(memories) > 1:
+            self._note(f"{key}, largest process", max(memory.rss for memory in memories),
+                       max(memory.pss for memory in memories))
 
     def _note(self, key: str, rss: int, pss: int) -> None:
-        self.peak_mb[key] = max(self.peak_mb.get(key, 0), rss / 2**20)
-        self.peak_pss_mb[key] = max(self.peak_pss_mb.get(key, 0), pss / 2**20)
+        peaks = [(self.peak_mb, self.peak_pss_mb)]
+        if self._phase_peaks is not None:
+            peaks.append(self._phase_peaks)
+        for peak_mb, peak_pss_mb in peaks:
+            peak_mb[key] = max(peak_mb.get(key, 0), rss / 2**20)
+            peak_pss_mb[key] = max(peak_pss_mb.get(key, 0), pss / 2**20)
 
     def _peak_of_group(self, label: str, pids) -> None:
         import psutil

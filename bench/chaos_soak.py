@@ -22,7 +22,8 @@
     it is on, following it when it moves) and counts the seconds without audible audio, per fault;
   - events: every event of the studio reaches every dashboard (reconnecting with ``since=``);
   - webhooks: every subscribed event received at least once (delivery id: the idempotency key);
-  - API: 5xx and failed requests per fault, those on the killed web process's own connections apart.
+  - API: 5xx and failed requests per fault, apart from those in flight when the web process or PostgreSQL
+    serving them was killed (that process's own connections).
 - Memory: peak RSS and PSS of each process kind.
 
 Run: .venv/bin/python bench/chaos_soak.py [--minutes N]   (as root: it builds network namespaces)
@@ -93,7 +94,9 @@ class Supervised:
 @dataclass
 class Timeline:
     faults: list = field(default_factory=list)  # (started, name, kind)
-    excused_api: list = field(default_factory=list)  # (from, to): a web process killed: its connections' failures
+    # Instants a process serving API requests was killed (a web process, PostgreSQL): a request in flight then was
+    # on that process's own connection, and its failure is excused.
+    serving_killed_at: list = field(default_factory=list)
 
 
 def main() -> None:
@@ -317,8 +320,8 @@ def _inject(name: str, by_name: dict, hosts, timeline: Timeline) -> None:
         if workers:
             workers[-1].kill()
     elif name == "kill a web process":
+        timeline.serving_killed_at.append(time.time())
         by_name["web 1"].process.kill()
-        timeline.excused_api.append((time.time(), time.time() + 2))
     elif name.startswith("SIGSTOP"):
         agent = by_name["agent host-3"]
         agent.held = True
@@ -339,6 +342,7 @@ def _inject(name: str, by_name: dict, hosts, timeline: Timeline) -> None:
         from station import startup
 
         data = startup.var_dir() / "pg"
+        timeline.serving_killed_at.append(time.time())  # a fast shutdown ends every backend at once
         pg_ctl(["-w", "-m", "fast", "-l", str(data / "log"), "restart"], pgdata=data, user="pgserver", timeout=60)
 
 
@@ -502,12 +506,12 @@ class _Dashboards(_Watcher):
 
 
 class _ApiClient(_Watcher):
-    """An automation client: GET every 0.2 s; notes (instant, status or the error)."""
+    """An automation client: GET every 0.2 s; notes (sent, answered, status or the error)."""
 
     def __init__(self, url: str, token: str):
         super().__init__()
         self.url, self.token = url, token
-        self.results: list[tuple[float, object]] = []
+        self.results: list[tuple[float, float, object]] = []
 
     def run(self) -> None:
         while not self.stopping.is_set():
@@ -515,11 +519,13 @@ class _ApiClient(_Watcher):
             request = urllib.request.Request(self.url, headers={"Authorization": f"Token {self.token}"})
             try:
                 with urllib.request.urlopen(request, timeout=5) as response:
-                    self.results.append((began, response.status))
+                    response.read()
+                    outcome = response.status
             except urllib.error.HTTPError as error:
-                self.results.append((began, error.code))
+                outcome = error.code
             except (OSError, urllib.error.URLError) as error:
-                self.results.append((began, type(error).__name__))
+                outcome = type(error).__name__
+            self.results.append((began, time.time(), outcome))
             time.sleep(max(0.0, 0.2 - (time.time() - began)))
 
 
@@ -639,13 +645,13 @@ def _audit(world, timeline, placements, listeners, dashboards, api, receiver, st
     report["webhook_deliveries"] = dict(WebhookDelivery.objects.values_list("status").annotate(n=Count("id")))
     report["webhook_lost"] = webhook_lost
 
-    # API: failures, those on a killed web process's own connections apart.
+    # API: failures, those in flight on a killed process's own connections (web, PostgreSQL) apart.
     failures = defaultdict(int)
     excused = 0
-    for began, outcome in api.results:
+    for began, answered, outcome in api.results:
         if outcome == 200:
             continue
-        if not isinstance(outcome, int) and any(f <= began <= t for f, t in timeline.excused_api):
+        if any(began <= killed <= answered for killed in timeline.serving_killed_at):
             excused += 1
             continue
         fault = _fault_at(timeline, began)

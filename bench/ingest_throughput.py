@@ -11,6 +11,10 @@
   assets are ready: fetched, checksummed, probed with ffprobe and stored. The goal is judged on
   the 4 MB set; the 1.9 MB set shows the fixed cost per file (job, ffprobe, database). The
   workers are warmed up first with 16 small downloads, as a running station's are.
+- large files: 8 distinct 100 MB MP3s fetched by the pool at once (8 workers), the same pacing. The ingest
+  cluster's tree (sentinel, workers, their ffprobe) is sampled for PSS meanwhile; the goal is under 500 MB, and
+  its largest process may not grow with the file (peak PSS on the 100 MB set against the 4 MB set, within
+  16 MB): a worker that buffered a whole file would show its size there.
 - flood: 500 more download jobs (~1 MB files) queued on `ingest`; meanwhile 100 probe jobs go to the
   `playout` cluster, 50 ms apart, each reporting how long it waited. Baseline: one probe queued
   behind the flood on the same queue, as one shared queue would make it wait.
@@ -33,6 +37,9 @@ from bench_support import ROOT, RssSampler, fresh_database_url, percentile, wait
 sys.path.insert(0, str(ROOT))
 FILES, FLOOD, PROBES, WORKERS = 200, 500, 100, 8
 SIZES = {"files_2mb": 120, "files_4mb": 250}  # seconds of 128 kbit/s MP3: 1.9 MB and 4.0 MB
+LARGE_FILES, LARGE_FILE_MB = 8, 100
+GROWTH_ALLOWED_MB = 16  # allocator noise and a few 1 MB chunks in flight; a buffered 100 MB file is far more
+TREE_PSS_CEILING_MB = 500
 GOAL_SET = "files_4mb"  # podcast episodes are larger still; the 2 MB set shows the fixed cost per file
 SEQUENTIAL_SAMPLE = 50  # files fetched one at a time (a rate; all 200 would take 200 s)
 PACE_BYTES_PER_SECOND = 4 * 2**20
@@ -48,12 +55,14 @@ def _tagged(audio: bytes, title: str) -> bytes:
     return b"ID3\x03\x00\x00" + syncsafe + frame + audio
 
 
-def _make_files(directory: Path, prefix: str, count: int, seconds: int) -> list[Path]:
+def _make_files(directory: Path, prefix: str, count: int, seconds: int, repeats: int = 1) -> list[Path]:
+    """``count`` distinct MP3s of ``seconds`` of tone, played ``repeats`` times over (MPEG frames concatenate, and
+    without a Xing header no frame claims the length of one piece): large files without encoding hours."""
     plain = directory / f"{prefix}-plain.mp3"
     subprocess.run(["ffmpeg", "-nostdin", "-loglevel", "error", "-y", "-f", "lavfi", "-i",
                     f"sine=frequency=440:sample_rate=44100:duration={seconds}", "-ac", "2", "-b:a", "128k",
-                    "-id3v2_version", "0", str(plain)], check=True)
-    audio = plain.read_bytes()
+                    "-id3v2_version", "0", "-write_xing", "0", str(plain)], check=True)
+    audio = plain.read_bytes() * repeats
     plain.unlink()
     files = []
     for n in range(count):
@@ -139,6 +148,8 @@ def main() -> None:
                       Q_PLAYOUT_WORKERS="2",
                       OUTBOUND_ALLOWED_NETWORKS="127.0.0.1/32")  # the paced server is on loopback, as the admin allows
     sets = {label: _make_files(WORK / "served", label, FILES, seconds=seconds) for label, seconds in SIZES.items()}
+    # 60 s of 128 kbit/s MP3 is 0.92 MB; 109 of them make a file just over 100 MB
+    large_files = _make_files(WORK / "served", "large", LARGE_FILES, seconds=60, repeats=-(-LARGE_FILE_MB * 2**20 // 960_000))
     flood_files = _make_files(WORK / "served", "flood", FLOOD, seconds=60)
     receive, send = multiprocessing.Pipe(duplex=False)
     server = multiprocessing.Process(target=_serve, args=(WORK / "served", PACE_BYTES_PER_SECOND, send), daemon=True)
@@ -180,7 +191,8 @@ def main() -> None:
             urls = [f"{base}/{path.name}" for path in files]
             megabytes = sum(path.stat().st_size for path in files) / 2**20
             curl_s = _curl_parallel(urls, WORK / f"curl-{label}", sampler)
-            ours_s, outcome = _pool_seconds(studio, label, urls)
+            with sampler.phase(label):
+                ours_s, outcome = _pool_seconds(studio, label, urls)
             figures[label] = {
                 "file_mb": round(megabytes / len(files), 2),
                 "curl_parallel_mb_s": round(megabytes / curl_s, 2),
@@ -190,6 +202,17 @@ def main() -> None:
                 "ours_ready": outcome["completed"],
                 "ours_failures": outcome["failures"],
             }
+        # --- large files: the ingest cluster's memory while 8 workers each fetch 100 MB ----------------------
+        with sampler.phase("files_100mb"):
+            large_s, large_outcome = _pool_seconds(studio, "files_100mb", [f"{base}/{path.name}" for path in large_files])
+        figures["files_100mb"] = {
+            "file_mb": round(large_files[0].stat().st_size / 2**20, 1),
+            "ours_to_ready_mb_s": round(sum(path.stat().st_size for path in large_files) / 2**20 / large_s, 2),
+            "ours_ready": large_outcome["completed"],
+            "ours_failures": large_outcome["failures"],
+        }
+        shutil.rmtree(Path(os.environ["MEDIA_ROOT"]) / "library", ignore_errors=True)  # 800 MB the rest does not need
+
         sample = sets[GOAL_SET][:SEQUENTIAL_SAMPLE]
         sequential_s = _sequential_requests([f"{base}/{path.name}" for path in sample], WORK / "sequential")
         sequential_mb_s = sum(path.stat().st_size for path in sample) / 2**20 / sequential_s
@@ -231,9 +254,21 @@ def main() -> None:
         "shared_queue_wait_ms": round(shared_queue_wait * 1000, 1) if shared_queue_wait is not None else None,
         **sampler.figures(),
     })
-    goal = {"ratio_to_curl": 0.8, "ratio_measured_on": GOAL_SET, "playout_wait_ms_p99": 300}
+    small, large = sampler.phase_figures(GOAL_SET)["peak_pss_mb"], sampler.phase_figures("files_100mb")["peak_pss_mb"]
+    tree, worker = f"{queues.INGEST} cluster", f"{queues.INGEST} cluster, largest process"
+    figures["ingest_memory"] = {
+        "tree_pss_mb_on_4mb_files": small[tree], "tree_pss_mb_on_100mb_files": large[tree],
+        "largest_process_pss_mb_on_4mb_files": small[worker], "largest_process_pss_mb_on_100mb_files": large[worker],
+        "largest_process_growth_mb": round(large[worker] - small[worker], 1),
+    }
+    goal = {"ratio_to_curl": 0.8, "ratio_measured_on": GOAL_SET, "playout_wait_ms_p99": 300,
+            "ingest_tree_pss_mb_on_100mb_files": f"< {TREE_PSS_CEILING_MB}",
+            "largest_process_growth_mb": f"<= {GROWTH_ALLOWED_MB}"}
     met = (figures[GOAL_SET]["ratio_to_curl"] >= 0.8 and figures[GOAL_SET]["ours_ready"] == FILES
-           and figures["playout_wait_ms_p99"] <= 300 and missing == 0 and queued_at_end > 0)
+           and figures["playout_wait_ms_p99"] <= 300 and missing == 0 and queued_at_end > 0
+           and figures["files_100mb"]["ours_ready"] == LARGE_FILES
+           and large[tree] < TREE_PSS_CEILING_MB
+           and figures["ingest_memory"]["largest_process_growth_mb"] <= GROWTH_ALLOWED_MB)
     print(json.dumps({"bench": "ingest_throughput", "figures": figures, "goal": goal, "met": met}))
 
 
