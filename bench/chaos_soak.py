@@ -66,6 +66,7 @@ FAULTS = (  # (offset, name, kind) — kind: engine/host faults may cost ≤ 5 s
 )
 FAULT_WINDOW_SECONDS = 25  # what happens within this long after a fault is its doing
 SETTLE_SECONDS = 30
+WEBHOOK_GRACE_SECONDS = 30  # a delivery retried after a failure waits its backoff
 WINDOW_SECONDS, RECORDERS, DASHBOARDS = 20, 2, 12
 DEAD_AIR_GOAL = {"host": 5.0, "engine": 5.0, "web": 0.0, "worker": 0.0, "database": 0.0}
 AUDIBLE_RMS = 300  # of 32768: the filler's tone is far above; Liquidsoap's silence is 0
@@ -343,7 +344,9 @@ def _inject(name: str, by_name: dict, hosts, timeline: Timeline) -> None:
 
         data = startup.var_dir() / "pg"
         timeline.serving_killed_at.append(time.time())  # a fast shutdown ends every backend at once
+        began = time.monotonic()
         pg_ctl(["-w", "-m", "fast", "-l", str(data / "log"), "restart"], pgdata=data, user="pgserver", timeout=60)
+        _say(f"PostgreSQL answers again after {time.monotonic() - began:.1f} s")
 
 
 def _watch_memory(sampler: RssSampler, by_name: dict) -> None:
@@ -429,9 +432,11 @@ class _Listener(_Watcher):
                     decoder.wait()
                 address, decoder = wanted, None
                 if address is not None:
+                    # A small probe: ffmpeg decodes from the first frames. With 32 KB it waited for 2 s of a fresh
+                    # engine's 128 kbit/s stream first, which counted a second more dead air than the stream had.
                     decoder = subprocess.Popen(
                         ["ffmpeg", "-nostdin", "-loglevel", "quiet", "-rw_timeout", "2000000", "-fflags", "nobuffer",
-                         "-probesize", "32768", "-analyzeduration", "0", "-f", "mp3", "-i",
+                         "-probesize", "2048", "-analyzeduration", "0", "-f", "mp3", "-i",
                          f"http://{address}:{self.port}/air", "-ac", "1", "-ar", "8000", "-f", "s16le", "pipe:1"],
                         stdout=subprocess.PIPE)
                     threading.Thread(target=self._hear, args=(decoder,), daemon=True).start()
@@ -518,7 +523,9 @@ class _ApiClient(_Watcher):
             began = time.time()
             request = urllib.request.Request(self.url, headers={"Authorization": f"Token {self.token}"})
             try:
-                with urllib.request.urlopen(request, timeout=5) as response:
+                # An automation client's patience: long enough to ride out a database restart, which the web tier
+                # waits out in its connection pool; how long that took is in the figures (api_slowest_s).
+                with urllib.request.urlopen(request, timeout=15) as response:
                     response.read()
                     outcome = response.status
             except urllib.error.HTTPError as error:
@@ -613,13 +620,16 @@ def _audit(world, timeline, placements, listeners, dashboards, api, receiver, st
     report["fenced_writes"] = fenced_writes
 
     # Dead air per channel, put down to the fault it followed: the longest stretch per fault and per kind of fault.
-    dead_air, dead_air_by_kind = defaultdict(float), defaultdict(float)
+    dead_air, dead_air_by_kind, stretches = defaultdict(float), defaultdict(float), []
     for listener in listeners:
         for silent_from, silent_to in listener.dead_air(start, end):
             name, kind = _fault_at(timeline, silent_from) or ("no fault", "none")
             dead_air[name] = max(dead_air[name], round(silent_to - silent_from, 1))
             dead_air_by_kind[kind] = max(dead_air_by_kind[kind], silent_to - silent_from)
+            stretches.append((datetime.fromtimestamp(silent_from, tz=UTC).isoformat(), listener.channel_id,
+                              round(silent_to - silent_from, 1), name))
     report["dead_air_longest_s"] = dict(dead_air)
+    report["dead_air"] = sorted(stretches)  # (from, channel, seconds, the fault it followed)
 
     # Dashboard events: every one of the studio's events after a dashboard's first snapshot reached it.
     events = list(StudioEvent.objects.filter(studio_id=world["studio"]).values_list("id", "type", "created_at"))
@@ -639,6 +649,9 @@ def _audit(world, timeline, placements, listeners, dashboards, api, receiver, st
     # Webhooks: every subscribed event received at least once, with its delivery id.
     subscribed = {EventType.ON_AIR.value, EventType.SCHEDULE.value, EventType.CHANNEL.value}
     hooked = [seq for seq, kind, _created in events if kind in subscribed]
+    deadline = time.monotonic() + WEBHOOK_GRACE_SECONDS  # the last events' deliveries may still be on their way
+    while any(not receiver.received.get(seq) for seq in hooked) and time.monotonic() < deadline:
+        time.sleep(0.5)
     webhook_lost = [seq for seq in hooked if not receiver.received.get(seq)]
     from station.models import WebhookDelivery
 
@@ -646,17 +659,19 @@ def _audit(world, timeline, placements, listeners, dashboards, api, receiver, st
     report["webhook_lost"] = webhook_lost
 
     # API: failures, those in flight on a killed process's own connections (web, PostgreSQL) apart.
-    failures = defaultdict(int)
+    failures, slowest = defaultdict(int), defaultdict(float)
     excused = 0
     for began, answered, outcome in api.results:
+        fault = _fault_at(timeline, began)
+        slowest[fault[0] if fault else "no fault"] = max(slowest[fault[0] if fault else "no fault"], answered - began)
         if outcome == 200:
             continue
         if any(began <= killed <= answered for killed in timeline.serving_killed_at):
             excused += 1
             continue
-        fault = _fault_at(timeline, began)
         failures[f"{fault[0] if fault else 'no fault'}: {outcome}"] += 1
     report["api_failures"] = dict(failures)
+    report["api_slowest_s"] = {name: round(seconds, 2) for name, seconds in slowest.items()}
 
     figures = {
         "cycles": cycles, "minutes": round((end - start) / 60, 1),

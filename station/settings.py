@@ -85,6 +85,8 @@ if env.str("DATABASE_URL", default=""):
     DATABASES = {"default": env.db("DATABASE_URL")}
 else:  # imported without an entry point: no database rather than a server started by an import
     DATABASES = {"default": {"ENGINE": "django.db.backends.dummy"}}
+if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+    DATABASES["default"]["ENGINE"] = "station.postgres"  # its pool recovers at once from a server restart
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 DATABASES["default"]["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=0)
 # Under ASGI each request runs in a context of its own, so a persistent connection serves one

@@ -1,5 +1,6 @@
 """Database building blocks: instants read in UTC, windows whose end must follow their start."""
 
+import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -51,3 +52,26 @@ def test_the_database_still_refuses_a_window_ending_before_it_starts():
     start = datetime(2027, 1, 4, 7, tzinfo=UTC)
     with pytest.raises(IntegrityError, match="show_end_after_start"), transaction.atomic():
         factories.ShowFactory(start_at=start, end_at=start)
+
+
+def test_a_web_process_pool_serves_at_once_after_the_server_ended_all_its_connections():
+    """As after a restart or failover of PostgreSQL: psycopg's own pool tried its dead connections one by one, waiting
+    longer after each, and with four of them gave up after its 10 s timeout."""
+    from station.postgres.base import DatabaseWrapper
+
+    name = "pool_after_restart"
+    options = {**connection.settings_dict["OPTIONS"], "application_name": name,
+               "pool": {"min_size": 4, "max_size": 4, "timeout": 10}}
+    pooled = DatabaseWrapper({**connection.settings_dict, "OPTIONS": options, "CONN_MAX_AGE": 0}, alias=name)
+    pooled.pool.open(wait=True)
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE application_name = %s",
+                           [name])
+            assert cursor.fetchone() == (4,)
+        began = time.monotonic()
+        with pooled.pool.connection() as served:  # as the wrapper's get_new_connection takes one
+            assert served.execute("SELECT 1").fetchone() == (1,)
+        assert time.monotonic() - began < 5
+    finally:
+        DatabaseWrapper._connection_pools.pop(name).close()
