@@ -74,8 +74,9 @@ def channel_engine_failing(*, channel: Channel, node, epoch: int, retry_in: floa
 
 @transaction.atomic
 def channel_retry(*, channel_id: int, node, epoch: int, restart_count: int, now) -> bool:
-    """A node's rest from a channel whose engine kept dying is over: start it there again (from error too), unless it
-    was stopped or restarted meanwhile. True if it was."""
+    """The channel's node starts its engine again: it died (the node restarts it at once), or the node's rest from
+    an engine that kept dying is over (from error too). Unless it was stopped or restarted meanwhile, it is starting
+    there, so the health job waits for the engine as for any starting one. True if it was."""
     fencing.hold(Channel, pk=channel_id, epoch=epoch)
     moved = Channel.objects.filter(
         pk=channel_id, node=node, restart_count=restart_count,

@@ -137,7 +137,7 @@ class ChannelSupervisor:
         for running in list(self.channels.values()):
             with self._contained(running.channel, _("watch its engine")):
                 if not running.engine.alive():
-                    self._engine_died(running)
+                    self._engine_died(running, now)
                     continue
                 if not running.running and running.engine.gateway.alive():
                     running.running = True
@@ -155,10 +155,14 @@ class ChannelSupervisor:
         self.fenced |= self.as_run.log(self.channels, self.upcoming, node=self.node)
         self._stop_fenced()
 
-    def _engine_died(self, running: RunningChannel) -> None:
+    def _engine_died(self, running: RunningChannel, now: datetime) -> None:
         self.channels.pop(running.channel.pk)
         rest = self.crashes.engine_died(running)
         if rest is None:
+            # Starting again here, said first: the health job gives a starting engine its startup grace, where the
+            # missed probes of a running one would move the channel while it is coming back (a second cold start).
+            services.channel_retry(channel_id=running.channel.pk, node=self.node, epoch=running.epoch,
+                                   restart_count=running.channel.restart_count, now=now)
             self._start(running.channel)
         else:
             with contextlib.suppress(Fenced):  # it is another node's now: nothing to tell
