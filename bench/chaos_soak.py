@@ -34,6 +34,7 @@ Default: one fault cycle, under 5 minutes in all.
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import shutil
@@ -50,6 +51,8 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+
+import psutil
 
 from bench_support import ROOT, RssSampler, fresh_database_url, wait_until
 
@@ -125,8 +128,13 @@ def main() -> None:
     finally:
         for child in supervised:
             child.held = True
+        # Whole trees: a django-q2 worker in a periodic loop outlives its stopped cluster, and one left over
+        # took the next run's database (same name) and its health job's lock, its events going to a dead Redis.
+        descendants = []
         for child in reversed(supervised):  # Redis, started first, goes last
             if child.process and child.process.poll() is None:
+                with contextlib.suppress(psutil.Error):
+                    descendants += psutil.Process(child.process.pid).children(recursive=True)
                 child.process.send_signal(signal.SIGCONT)
                 child.process.terminate()
         for child in supervised:
@@ -135,6 +143,9 @@ def main() -> None:
                     child.process.wait(timeout=15)
                 except subprocess.TimeoutExpired:
                     child.process.kill()
+        for process in descendants:
+            with contextlib.suppress(psutil.Error):
+                process.kill()
         hosts.close()
     print(json.dumps(figures["report"], indent=1))
     print(json.dumps({"bench": "chaos_soak", "figures": figures["figures"], "goal": figures["goal"],
@@ -304,8 +315,6 @@ def _supervise(supervised: list, stop: threading.Event) -> None:
 
 
 def _children_of(pid: int, name: str) -> list[int]:
-    import psutil
-
     try:
         return [p.pid for p in psutil.Process(pid).children(recursive=True) if p.name() == name]
     except psutil.Error:
@@ -320,8 +329,6 @@ def _inject(name: str, by_name: dict, hosts, timeline: Timeline) -> None:
         for pid in _children_of(by_name["agent host-2"].process.pid, "liquidsoap"):
             os.kill(pid, signal.SIGKILL)
     elif name == "kill a playout cluster worker":
-        import psutil
-
         workers = psutil.Process(by_name["playout jobs"].process.pid).children(recursive=True)
         if workers:
             workers[-1].kill()
