@@ -21,7 +21,8 @@
   - as-run: at most one open row per channel and no overlapping rows; rows a node wrote for a channel
     while another node held it (``fenced_writes``, from the channel's placement polled every 0.25 s);
   - dead air: a listener per channel decodes the channel's stream (from the host the database says
-    it is on, following it when it moves) and counts the seconds without audible audio, per fault;
+    it is on, following it when it moves) and counts the seconds without audible audio, per fault:
+    silent audio by the stream's own time, the stream gone by the wall clock until audio is heard again;
   - events: every event of the studio reaches every dashboard (reconnecting with ``since=``);
   - webhooks: every subscribed event received at least once (delivery id: the idempotency key);
   - API: 5xx and failed requests per fault, apart from those in flight when the web process or PostgreSQL
@@ -427,12 +428,13 @@ class _Placements(_Watcher):
 
 class _Listener(_Watcher):
     """A listener of one channel: decodes its stream from the host it is on, following it when it moves, and notes
-    each 0.1 s of audible audio as it arrives."""
+    each 0.1 s of audio as it arrives, audible or not."""
 
     def __init__(self, channel_id: int, port: int, placements: _Placements):
         super().__init__()
         self.channel_id, self.port, self.placements = channel_id, port, placements
         self.audible: list[float] = []  # arrival instants of audible tenths of a second
+        self.connections: list[list[tuple[float, bool]]] = []  # per connection: its tenths (arrival, audible)
 
     def run(self) -> None:
         decoder, address = None, None
@@ -459,19 +461,39 @@ class _Listener(_Watcher):
     def _hear(self, decoder: subprocess.Popen) -> None:
         from array import array
 
+        heard = []  # this connection's 0.1 s pieces, in stream order: (arrival, audible)
+        self.connections.append(heard)
         while chunk := decoder.stdout.read(1600):  # 0.1 s
             samples = array("h", chunk[:len(chunk) // 2 * 2])
-            if samples and (sum(x * x for x in samples) / len(samples)) ** 0.5 > AUDIBLE_RMS:
+            audible = bool(samples) and (sum(x * x for x in samples) / len(samples)) ** 0.5 > AUDIBLE_RMS
+            heard.append((time.time(), audible))
+            if audible:
                 self.audible.append(time.time())
 
     def dead_air(self, start: float, end: float) -> list[tuple[float, float]]:
-        """The stretches of [start, end] in which nothing audible arrived for more than half a second."""
-        heard = [t for t in self.audible if start <= t <= end]
-        silent, last = [], start
-        for moment in [*heard, end]:
-            if moment - last > 0.5:
-                silent.append((last, moment))
-            last = moment
+        """The stretches of [start, end] without audible audio for more than half a second, as a listener with a
+        player's buffer hears them: between connections (the stream gone) by the wall clock, from the last audible
+        piece to the next one heard; within one, by the stream's own time (silent pieces in a row), so audio that
+        arrives late but whole, on a busy machine, is not taken for silence."""
+        silent, last_heard = [], start
+        for heard in self.connections:
+            pieces = [(arrival, audible) for arrival, audible in heard if start <= arrival <= end]
+            begins = next((n for n, (_arrival, audible) in enumerate(pieces) if audible), None)
+            if begins is None:
+                continue
+            if pieces[begins][0] - last_heard > 0.5:
+                silent.append((last_heard, pieces[begins][0]))
+            quiet_since, quiet = None, 0
+            for arrival, audible in pieces[begins:]:
+                if audible:
+                    if quiet * 0.1 > 0.5:
+                        silent.append((quiet_since, quiet_since + quiet * 0.1))
+                    quiet_since, quiet = None, 0
+                    last_heard = arrival
+                else:
+                    quiet_since, quiet = quiet_since or arrival, quiet + 1
+        if end - last_heard > 0.5:
+            silent.append((last_heard, end))
         return silent
 
 
