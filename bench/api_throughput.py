@@ -21,14 +21,13 @@ import http.client
 import json
 import multiprocessing
 import os
-import socket
 import statistics
 import subprocess
 import sys
 import time
 from datetime import UTC, datetime, timedelta
 
-from bench_support import ROOT, RssSampler, fresh_database_url, percentile, wait_until
+from bench_support import ROOT, RssSampler, fresh_database_url, listening, percentile, wait_until
 
 sys.path.insert(0, str(ROOT))
 PORT, CLIENTS, SECONDS, WARM_UP_SECONDS, ROWS = 8765, 4, 12, 2, 1000
@@ -119,7 +118,7 @@ def main() -> None:
         sampler.alone[server.pid] = f"daphne ({child.name})"
     sampler.start()
     try:
-        wait_until(lambda: _listening(PORT), 30, "Daphne")
+        wait_until(lambda: listening(PORT), 30, "Daphne")
         figures = {
             # one client alone: the service time, without waiting behind other requests
             "api_get_one_client": measure("/api/v1/schedules/?page_size=100", headers=auth, clients=1),
@@ -143,11 +142,6 @@ def main() -> None:
     met = (only_successes and figures["api_get"]["p95_ms"] <= 50 and figures["api_post"]["p95_ms"] <= 50
            and figures["get_ratio"] >= 0.5 and figures["post_ratio"] >= 0.5)
     print(json.dumps({"bench": "api_throughput", "figures": figures, "goal": goal, "met": met}))
-
-
-def _listening(port: int) -> bool:
-    with socket.socket() as probe:
-        return probe.connect_ex(("127.0.0.1", port)) == 0
 
 
 if __name__ == "__main__":

@@ -1,6 +1,7 @@
 """What every bench needs: a dedicated database on the embedded PostgreSQL, percentiles, peak RSS."""
 
 import contextlib
+import socket
 import threading
 import time
 from pathlib import Path
@@ -32,6 +33,12 @@ def wait_until(predicate, timeout: float, what: str = ""):
             return value
         time.sleep(0.05)
     raise SystemExit(f"bench timed out waiting for {what or predicate}")
+
+
+def listening(port: int, address: str = "127.0.0.1") -> bool:
+    """Whether something accepts connections on ``address:port`` now."""
+    with socket.socket() as probe:
+        return probe.connect_ex((address, port)) == 0
 
 
 def percentile(values, q):

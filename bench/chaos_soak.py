@@ -40,7 +40,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -55,7 +54,7 @@ from pathlib import Path
 
 import psutil
 
-from bench_support import ROOT, RssSampler, fresh_database_url, wait_until
+from bench_support import ROOT, RssSampler, fresh_database_url, listening, wait_until
 
 sys.path.insert(0, str(ROOT))
 WEB_PORT, REDIS_PORT, HARBOR_PORT = 8780, 6393, 8110
@@ -165,7 +164,7 @@ def _soak(args, work: Path, hosts, supervised: list) -> dict:
                                  "--appendonly", "no", "--protected-mode", "no", "--dir", str(work)], {})
     redis.start()
     supervised.append(redis)
-    wait_until(lambda: _listening(hosts.root_address, REDIS_PORT), 10, "redis-server")
+    wait_until(lambda: listening(REDIS_PORT, hosts.root_address), 10, "redis-server")
 
     import django
 
@@ -377,11 +376,6 @@ def _sleep_until(moment: float) -> None:
     time.sleep(max(0.0, moment - time.time()))
 
 
-def _listening(address: str, port: int) -> bool:
-    with socket.socket() as probe:
-        return probe.connect_ex((address, port)) == 0
-
-
 # -- what users meet -------------------------------------------------------------------------------
 
 class _Watcher(threading.Thread):
@@ -575,25 +569,20 @@ class _WebhookReceiver:
     """The webhook's receiver: notes each delivery's event seq and its id (the idempotency key), answers 200."""
 
     def __init__(self, address: str):
-        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+        from station.tests.http_servers import QuietHandler, serve_in_background
 
         self.received: dict[int, set[str]] = defaultdict(set)
         receiver = self
 
-        class Handler(BaseHTTPRequestHandler):
+        class Handler(QuietHandler):
             def do_POST(self):
                 body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
                 receiver.received[body["seq"]].add(self.headers["X-Stationkeeper-Delivery"])
                 self.send_response(200)
                 self.end_headers()
 
-            def log_message(self, *args):
-                pass
-
-        self.server = ThreadingHTTPServer((address, 0), Handler)
-        self.server.daemon_threads = True
+        self.server = serve_in_background(Handler, address)
         self.url = f"http://{address}:{self.server.server_address[1]}/hook"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
 
 # -- the audit -------------------------------------------------------------------------------------

@@ -42,14 +42,13 @@ import os
 import queue
 import resource
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
 
-from bench_support import ROOT, RssSampler, fresh_database_url, percentile, wait_until
+from bench_support import ROOT, RssSampler, fresh_database_url, listening, percentile, wait_until
 
 sys.path.insert(0, str(ROOT))
 PORT, REDIS_PORT = 8766, 6391
@@ -235,7 +234,7 @@ def start_redis(directory: str) -> subprocess.Popen | None:
         return None
     server = subprocess.Popen([binary, "--port", str(REDIS_PORT), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
                                "--dir", directory], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    wait_until(lambda: _listening(REDIS_PORT), 10, "redis-server")
+    wait_until(lambda: listening(REDIS_PORT), 10, "redis-server")
     return server
 
 
@@ -269,7 +268,7 @@ def stop_web(servers: list[subprocess.Popen]) -> None:
         server.terminate()
     for server in servers:
         server.wait()
-    wait_until(lambda: not _listening(PORT), 10, "Daphne to stop")
+    wait_until(lambda: not listening(PORT), 10, "Daphne to stop")
 
 
 def main() -> None:
@@ -338,11 +337,6 @@ def main() -> None:
            and all(value["connect_all_s"] <= GOAL_CONNECT_S for value in [*single_1000, figures[f"tier_{TIER_CONNECT_CLIENTS}"]])
            and all(value["p99_ms"] <= GOAL_P99_MS for value in [*single_1000, figures[f"tier_{TIER_CLIENTS}"]]))
     print(json.dumps({"bench": "dashboard_fanout", "figures": figures, "goal": goal, "met": met}))
-
-
-def _listening(port: int) -> bool:
-    with socket.socket() as probe:
-        return probe.connect_ex(("127.0.0.1", port)) == 0
 
 
 if __name__ == "__main__":

@@ -1,12 +1,11 @@
 """A local live audio stream, paced like an Icecast mount, for recording tests."""
 
 import socket
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 from ingest.media import generate_tone
+from station.tests.http_servers import QuietHandler, serve_in_background
 
 BITRATE_BYTES_PER_SECOND = 128_000 // 8
 CHUNK_SECONDS = 0.05
@@ -23,7 +22,7 @@ class LoopbackStream:
         self.dropped_until = 0.0
         stream = self
 
-        class Handler(BaseHTTPRequestHandler):
+        class Handler(QuietHandler):
             def do_GET(self):
                 if stream.dropped():
                     self.send_error(503)
@@ -36,13 +35,8 @@ class LoopbackStream:
                 except (BrokenPipeError, ConnectionResetError):
                     pass
 
-            def log_message(self, *args):
-                pass
-
-        self.server = ThreadingHTTPServer((address, 0), Handler)
-        self.server.daemon_threads = True
+        self.server = serve_in_background(Handler, address)
         self.url = f"http://{address}:{self.server.server_address[1]}/{path}"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
     def serve(self, out) -> None:
         raise NotImplementedError

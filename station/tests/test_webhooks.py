@@ -3,9 +3,7 @@
 import hashlib
 import hmac
 import json
-import threading
 from datetime import datetime, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 from django.db import transaction
@@ -15,6 +13,7 @@ from station import events, services, webhooks
 from station.models import EventType, Webhook, WebhookDelivery
 from station.tests.concurrency import run_together
 from station.tests.factories import member_of
+from station.tests.http_servers import QuietHandler, serve_in_background
 
 pytestmark = pytest.mark.usefixtures("loopback_allowed")  # receivers listen on this machine
 
@@ -26,7 +25,7 @@ class Receiver:
         self.received, self.statuses = [], list(statuses)
         receiver = self
 
-        class Handler(BaseHTTPRequestHandler):
+        class Handler(QuietHandler):
             def do_POST(self):
                 body = self.rfile.read(int(self.headers["Content-Length"]))
                 receiver.received.append((dict(self.headers), body))
@@ -35,12 +34,8 @@ class Receiver:
                 self.end_headers()
                 self.wfile.write(b"thanks" if status < 300 else b"not now")
 
-            def log_message(self, *args):
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server = serve_in_background(Handler)
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
     def close(self):
         self.server.shutdown()

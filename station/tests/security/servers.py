@@ -1,8 +1,8 @@
 """A local HTTP server that answers as a hostile or careless host would: redirects, playlists, floods."""
 
-import threading
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+from station.tests.http_servers import QuietHandler, serve_in_background
 
 
 @dataclass
@@ -21,7 +21,7 @@ class HostileServer:
         self.hits: list[tuple[str, str]] = []  # (method, path) of every request that arrived
         server = self
 
-        class Handler(BaseHTTPRequestHandler):
+        class Handler(QuietHandler):
             def _answer(self):
                 server.hits.append((self.command, self.path))
                 answer = server.answers.get(self.path.split("?")[0], Answer(status=404))
@@ -40,13 +40,8 @@ class HostileServer:
 
             do_GET = do_POST = _answer
 
-            def log_message(self, *args):
-                pass
-
-        self.server = ThreadingHTTPServer((address, 0), Handler)
-        self.server.daemon_threads = True
+        self.server = serve_in_background(Handler, address)
         self.base = f"http://{address}:{self.server.server_address[1]}"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
     def serve(self, path: str, answer: Answer) -> str:
         self.answers[path] = answer
