@@ -10,18 +10,10 @@ def channel_layer_pool_closed(django_db_setup, django_db_blocker):
     """The channel layer's listener and pool are closed before the test database is dropped, which their connections
     would block."""
     yield
-    from channels.layers import channel_layers
-    from channels_postgres import db as layer_db
-
     from station.channel_layer import PostgresLayer
     from station.layer_loop import on_layer_loop_sync
 
-    for layer in list(channel_layers.backends.values()):
-        if isinstance(layer, PostgresLayer):
-            on_layer_loop_sync(layer.close)
-    if layer_db.connection_pool is not None:
-        on_layer_loop_sync(layer_db.connection_pool.close)
-        layer_db.connection_pool = None
+    on_layer_loop_sync(PostgresLayer.close_all)
 
 
 @pytest.fixture

@@ -14,6 +14,7 @@ changed in three ways:
 import asyncio
 import base64
 import logging
+import weakref
 
 import psycopg
 from channels_postgres import db
@@ -40,6 +41,10 @@ _PENDING_FOR = psycopg.sql.SQL(
 class PostgresLayer(PostgresChannelLayer):
     """channels-postgres on the station's database, with the listener and leases described above."""
 
+    # Every layer of the process, so all can be closed (``close_all``) even when channels' registry has let go of
+    # one (a settings change resets it) while its listener still runs.
+    _instances: "weakref.WeakSet[PostgresLayer]" = weakref.WeakSet()
+
     def __init__(self, *, using: str = "default", expiry: int = 60, group_expiry: int = GROUP_LEASE_SECONDS, **options):
         settings_dict = {**connections[using].settings_dict}
         settings_dict["OPTIONS"] = {**settings_dict.get("OPTIONS", {})}
@@ -49,6 +54,7 @@ class PostgresLayer(PostgresChannelLayer):
         self.django_db.using = using
         self._listener: asyncio.Task | None = None
         self._listener_ready: asyncio.Event | None = None
+        PostgresLayer._instances.add(self)
 
     async def new_channel(self, prefix: str = "specific") -> str:
         """A channel of this process, heard from the moment it is returned (so none of its messages is missed)."""
@@ -75,6 +81,12 @@ class PostgresLayer(PostgresChannelLayer):
         if db.connection_pool is not None:  # channels-postgres keeps one pool per process, in its module
             await db.connection_pool.close()
             db.connection_pool = None
+
+    @classmethod
+    async def close_all(cls) -> None:
+        """Close every layer of the process (a test database can then be dropped); on the layer loop."""
+        for layer in list(cls._instances):
+            await layer.close()
 
     async def receive(self, channel: str) -> dict:
         """The channel's next message; ``channel`` comes from ``new_channel``."""
