@@ -171,7 +171,6 @@ def main() -> None:
                               on_air=lambda metadata, at: reports.append((metadata, at)))
     sampler.pids.add(engine.process.pid)
     wait_until(engine.gateway.alive, 60)
-    engine.gateway.renew_lease(3600)  # no agent probes this one
     engine.gateway.set_next_at(0)
     slots = [time.time() + 2 + offset for offset in offsets]
     for index, slot in enumerate(slots):

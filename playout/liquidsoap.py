@@ -20,9 +20,9 @@ What reaches the engine from the database crosses three boundaries, each with on
 import json
 import logging
 import re
+import signal
 import socket
 import subprocess
-import time
 from collections import deque
 from collections.abc import Callable
 from pathlib import Path
@@ -38,7 +38,6 @@ from station.processes import EngineProcess, kill_strays
 logger = logging.getLogger(__name__)
 ON_AIR_MARK = "SK_ON_AIR "
 WEBSTREAM_MARK = "SK_WEBSTREAM "
-LEASE_LAPSED_MARK = "SK_LEASE_LAPSED: no agent renewed the engine's lease; it stops"
 # The switch acts on frame boundaries, so an item goes on air up to one frame after its slot:
 # 20 ms frames (Liquidsoap's default is 40) keep that well inside the 40 ms goal.
 FRAME_SECONDS = 0.02
@@ -64,13 +63,8 @@ def output_clause(output_type: str, settings: dict, source: str, *, file_path: P
     return get_output(output_type).liquidsoap(settings, source, liq_string, file_path=file_path)
 
 
-def render_script(*, output: str, telnet_port: int, filler_playlist: Path | None,
-                  first_lease_seconds: float = 30.0) -> str:
-    """The channel's script around its output clause (``output_clause``).
-
-    The engine ends itself when its lease lapses: ``first_lease_seconds`` after it starts, then as long as the last
-    ``lease`` command said (``Gateway.renew_lease``, with every probe of its agent).
-    """
+def render_script(*, output: str, telnet_port: int, filler_playlist: Path | None) -> str:
+    """The channel's script around its output clause (``output_clause``)."""
     filler = (
         f'filler = playlist(id="filler", mode="normal", reload_mode="watch", {liq_string(filler_playlist)})\n'
         if filler_playlist else 'filler = blank(id="filler_none")\n'
@@ -85,20 +79,6 @@ settings.server.telnet.bind_addr.set("127.0.0.1")
 settings.server.telnet.port.set({int(telnet_port)})
 settings.frame.duration.set({FRAME_SECONDS})
 settings.frame.video.framerate.set({round(1 / FRAME_SECONDS)})  # the default 25 fps would force 40 ms frames
-
-# The engine outlives its agent (a restarted agent finds it still playing) but not for long: its agent renews
-# this lease with every probe, and once it lapses the engine ends itself, before the health job can have the
-# channel started on another node (an Icecast mount takes one source; listeners follow the channel's node).
-lease_until = ref(time() + {float(first_lease_seconds)})
-def renew_lease(value) =
-  lease_until := float_of_string(value)
-  "OK"
-end
-server.register(usage="lease <epoch seconds>", "lease", renew_lease)
-thread.run(every=0.2, fun () -> if time() > !lease_until then
-  print({liq_string(LEASE_LAPSED_MARK)})
-  shutdown()
-end)
 
 # The dispatcher queues the next item ahead of its slot (resolved and ready) and sets next_at one
 # frame before the slot: the frame that finds the gate open hands over, and the item starts on the
@@ -214,13 +194,6 @@ class Gateway:
         except OSError:
             return False
 
-    def renew_lease(self, seconds: float) -> bool:
-        """Let the engine play ``seconds`` more unless renewed again; True if it answered (it is alive)."""
-        try:
-            return self.command("lease", f"{time.time() + seconds:.3f}", timeout=1.0) == "OK"
-        except OSError:
-            return False
-
     def push(self, path: Path | str, annotations: dict[str, int | float]) -> str:
         return self.command("queue.push", request_uri(path, annotations))
 
@@ -273,8 +246,8 @@ class LiquidsoapEngine(EngineProcess):
         self.stream_clock = StreamClock()
         super().__init__(
             ["liquidsoap", str(self.script_path)], stderr=subprocess.STDOUT,
-            # It plays on if its agent dies, until its lease lapses or the agent started again replaces it.
-            death_signal=None, writes=(workdir, *writes), reads=reads,
+            # SIGKILL: Liquidsoap's own shutdown can hang, and a dead agent's engine must go at once.
+            death_signal=signal.SIGKILL, writes=(workdir, *writes), reads=reads,
         )
 
     def read_output(self, line: str) -> None:

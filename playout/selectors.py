@@ -22,15 +22,10 @@ def channel_now_playing(channel: Channel, *, now: datetime) -> NowPlaying:
     return NowPlaying(channel=channel, on_air=on_air, next=following)
 
 
-def missed_probes_seconds() -> float:
-    """How long after its last probe a running channel is unhealthy and fails over; its engine ends itself then too
-    (the lease its agent renews with every probe)."""
-    return settings.PLAYOUT_PROBE_SECONDS * (settings.PLAYOUT_MISSED_PROBES + 0.5)
-
-
 def missed_probes_cutoff(now: datetime) -> datetime:
     """A running channel last probed before this has missed its probes: it is unhealthy and fails over."""
-    return now - timedelta(seconds=missed_probes_seconds())
+    probe = timedelta(seconds=settings.PLAYOUT_PROBE_SECONDS)
+    return now - probe * settings.PLAYOUT_MISSED_PROBES - probe / 2
 
 
 def channel_is_healthy(channel: Channel, now: datetime) -> bool:

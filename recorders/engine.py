@@ -186,7 +186,7 @@ class Encoder(EngineProcess):
         )
 
     def read_stdout(self) -> None:
-        self.stdout.read()
+        self.process.stdout.read()
 
     def keep(self, line: str) -> None:
         if "[info] " not in line:  # "[error] …", "[mp3 @ 0x…] [warning] …": for the run's last words
@@ -461,7 +461,7 @@ class CaptureRun(EngineProcess):
     def read_stdout(self) -> None:
         received, remainder, settling, began = 0, b"", [], None
         try:
-            while not self.ending.is_set() and (chunk := self.stdout.read1(1 << 16)):
+            while not self.ending.is_set() and (chunk := self.process.stdout.read1(1 << 16)):
                 arrival = time.time()
                 began = began or arrival
                 chunk = remainder + chunk

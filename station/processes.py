@@ -29,20 +29,18 @@ STOP_GRACE_SECONDS = 5
 TAIL_LINES = 20
 
 
-def die_with_parent(death_signal: int | None):
-    """A pre-exec hook: the kernel sends ``death_signal`` to the child if its agent dies, so no orphan stays on air
-    (None: an engine that ends itself, by a lease its agent renews).
+def die_with_parent(death_signal: int):
+    """A pre-exec hook: the kernel sends ``death_signal`` to the child if its agent dies, so no orphan stays on air.
 
     The child also gets its own session, so a terminal's Ctrl-C reaches only the agent,
     which then stops its engines gracefully.
     """
 
     def prepare() -> None:
-        if death_signal is not None:
-            try:
-                ctypes.CDLL("libc.so.6", use_errno=True).prctl(_PR_SET_PDEATHSIG, death_signal)
-            except OSError:
-                pass
+        try:
+            ctypes.CDLL("libc.so.6", use_errno=True).prctl(_PR_SET_PDEATHSIG, death_signal)
+        except OSError:
+            pass
         os.setsid()
 
     return prepare
@@ -139,26 +137,14 @@ class EngineProcess:
 
     stop_signal = signal.SIGTERM  # what asks the engine to finish; it is killed after STOP_GRACE_SECONDS
 
-    def __init__(self, argv: list[str], *, death_signal: int | None, writes: tuple[Path, ...],
-                 reads: tuple[Path, ...] = (), stdin=subprocess.DEVNULL, stderr=subprocess.PIPE, cwd: Path | None = None):
-        """``death_signal``: sent to the engine when its agent dies; None: it plays on (it must end itself)."""
+    def __init__(self, argv: list[str], *, death_signal: int, writes: tuple[Path, ...], reads: tuple[Path, ...] = (),
+                 stdin=subprocess.DEVNULL, stderr=subprocess.PIPE, cwd: Path | None = None):
         self.tail: deque[str] = deque(maxlen=TAIL_LINES)
         self.stop_sent = False
-        # An engine that outlives its agent keeps a copy of its output's read end: a pipe with no reader left
-        # would end it at its next line (Liquidsoap exits on a broken standard output).
-        output_read, output_write = os.pipe()
-        try:
-            self.process = _SPAWNER.submit(
-                subprocess.Popen, argv, stdin=stdin, stdout=output_write, stderr=stderr, cwd=cwd,
-                pass_fds=(output_read,) if death_signal is None else (),
-                preexec_fn=die_with_parent(death_signal), **engine_account(writes=writes, reads=reads),
-            ).result()
-        except BaseException:
-            os.close(output_read)
-            raise
-        finally:
-            os.close(output_write)
-        self.stdout = os.fdopen(output_read, "rb")
+        self.process = _SPAWNER.submit(
+            subprocess.Popen, argv, stdin=stdin, stdout=subprocess.PIPE, stderr=stderr, cwd=cwd,
+            preexec_fn=die_with_parent(death_signal), **engine_account(writes=writes, reads=reads),
+        ).result()
         self.reader = Thread(target=self.read_stdout, daemon=True)
         self.reader.start()
         if stderr == subprocess.PIPE:
@@ -166,7 +152,7 @@ class EngineProcess:
 
     def read_stdout(self) -> None:
         """Read standard output until it closes."""
-        for line in _lines(self.stdout):
+        for line in _lines(self.process.stdout):
             self.read_output(line)
 
     def read_output(self, line: str) -> None:

@@ -17,7 +17,6 @@ from playout.cacher import MediaCache
 from playout.liquidsoap import LiquidsoapEngine, output_clause, render_script
 from playout.models import Channel, ScheduledItem
 from playout.outputs import clean_output_settings, get_output
-from playout.selectors import missed_probes_seconds
 from station.errors import UserError
 from station.services import alert_raise
 
@@ -105,8 +104,6 @@ class EngineLauncher:
             output=output_clause(channel.output_type, output, "mksafe(air)", file_path=file_path),
             telnet_port=telnet_port(channel),
             filler_playlist=filler_playlist(self.workdir(channel)) if channel.fallback_playlist_id else None,
-            # until its first probe: as long as the health job waits for a starting engine, and a lease more
-            first_lease_seconds=settings.PLAYOUT_STARTUP_GRACE_SECONDS + missed_probes_seconds(),
         ), (file_path.parent, file_path) if file_path else ()
 
 

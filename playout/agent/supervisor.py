@@ -27,7 +27,6 @@ from playout.agent.launcher import EngineLauncher, RunningChannel, UnfitChannel
 from playout.cacher import MediaCache
 from playout.models import Channel
 from playout.relay import WebstreamRelay
-from playout.selectors import missed_probes_seconds
 from playout.timeline import timeline_refresh
 from station import metrics
 from station.fencing import Fenced
@@ -140,8 +139,7 @@ class ChannelSupervisor:
                 if not running.engine.alive():
                     self._engine_died(running, now)
                     continue
-                # From the moment it counts as running its lease is the short one: the first, for starting, is long.
-                if not running.running and running.engine.gateway.renew_lease(missed_probes_seconds()):
+                if not running.running and running.engine.gateway.alive():
                     running.running = True
                     if not services.channel_mark_running(channel=running.channel, node=self.node, epoch=running.epoch,
                                                          now=now):
@@ -177,9 +175,8 @@ class ChannelSupervisor:
         The agent calls this from its prober thread (station.agent), so engines that play on while
         the agent's loop is busy keep reporting healthy and are not failed over.
         """
-        lease = missed_probes_seconds()
         healthy = {pk: running.epoch for pk, running in list(self.channels.items())
-                   if running.running and running.engine.gateway.renew_lease(lease)}
+                   if running.running and running.engine.gateway.alive()}
         if healthy:  # a channel moved elsewhere is stopped by the loop's next step, within a probe's time
             self.fenced |= services.channel_report_healthy(leases=healthy, node=self.node, now=now)
         self._count_dead_air(healthy)
