@@ -691,14 +691,14 @@ def _audit(world, timeline, placements, listeners, dashboards, api, receiver, st
     failures, slowest = defaultdict(int), defaultdict(float)
     excused = 0
     for began, answered, outcome in api.results:
-        fault = _fault_at(timeline, began)
-        slowest[fault[0] if fault else "no fault"] = max(slowest[fault[0] if fault else "no fault"], answered - began)
+        fault = (_fault_at(timeline, began) or ("no fault",))[0]
+        slowest[fault] = max(slowest[fault], answered - began)
         if outcome == 200:
             continue
         if any(began <= killed <= answered for killed in timeline.serving_killed_at):
             excused += 1
             continue
-        failures[f"{fault[0] if fault else 'no fault'}: {outcome}"] += 1
+        failures[f"{fault}: {outcome}"] += 1
     report["api_failures"] = dict(failures)
     report["api_slowest_s"] = {name: round(seconds, 2) for name, seconds in slowest.items()}
 
