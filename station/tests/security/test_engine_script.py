@@ -155,8 +155,10 @@ def test_a_row_written_around_validation_fails_its_own_channel_and_the_others_st
     with _channel_on_air(media_root) as (good, _url, _):
         filler_asset = good.fallback_playlist.items.get().asset
         MediaAsset.objects.filter(pk=filler_asset.pk).update(title=HOSTILE_TITLE.replace("MARKER", str(marker)))
-        bad = factories.ChannelFactory(studio=good.studio, node=good.node, status=Channel.Status.STARTING)
-        Channel.objects.filter(pk=bad.pk).update(output_settings={"port": "x", "mount": "#{process.read('id')}"})
+        # Stopped until the one write that gives it the bad settings: else the agent may start it on the good ones first.
+        bad = factories.ChannelFactory(studio=good.studio, node=good.node, status=Channel.Status.STOPPED)
+        Channel.objects.filter(pk=bad.pk).update(output_settings={"port": "x", "mount": "#{process.read('id')}"},
+                                                 status=Channel.Status.STARTING)
 
         failed = wait_until(lambda: (c := Channel.objects.get(pk=bad.pk)).status == Channel.Status.ERROR and c,
                             timeout=20, message="the bad channel in error")
