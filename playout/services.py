@@ -134,39 +134,48 @@ def channel_on_air(*, channel_id: int, epoch: int, at, title: str, result: str, 
     return entry
 
 
-def _healthy_node_for(channel: Channel, now):
-    """The least busy online node, other than the channel's, that can run its output."""
+def _healthy_node_for(channel: Channel, now, unavailable: set[int] = frozenset()):
+    """The least busy online node, other than the channel's and ``unavailable``, that can run its output."""
     candidates = [
-        node for node in Node.objects.filter(enabled=True).exclude(pk=channel.node_id).annotate(load=Count("channels"))
+        node for node in Node.objects.filter(enabled=True).exclude(pk__in=[channel.node_id, *unavailable])
+        .annotate(load=Count("channels"))
         .order_by("load", "name")
         if node.is_online(now) and channel.required_capability in (node.capabilities or [])
     ]
     return candidates[0] if candidates else None
 
 
-def channels_check_health(*, now) -> dict:
-    """Fail over channels whose engine missed three probes (or never came up); hardware ones only alert."""
+def channels_check_health(*, now, agents_gone: set[int] = frozenset()) -> dict:
+    """Fail over channels whose engine missed three probes (or never came up); hardware ones only alert.
+
+    On the nodes in ``agents_gone`` (their agent's session ended: ``station.presence``) the engines died with their
+    agent: a probe period and a half without one is enough, the margin for a live agent that only reconnected.
+    """
     missed_after = missed_probes_cutoff(now)
     never_up_after = now - timedelta(seconds=settings.PLAYOUT_STARTUP_GRACE_SECONDS)
+    agent_gone_after = now - timedelta(seconds=settings.PLAYOUT_PROBE_SECONDS * 1.5)
     failing = Channel.objects.filter(
         Q(status=Channel.Status.RUNNING, last_heartbeat_at__lt=missed_after)
         | Q(status=Channel.Status.STARTING, updated_at__lt=never_up_after)
+        | Q(node__in=agents_gone, status=Channel.Status.RUNNING, last_heartbeat_at__lt=agent_gone_after)
+        | Q(node__in=agents_gone, status=Channel.Status.STARTING, updated_at__lt=agent_gone_after)
     ).select_related("node", "studio")
     outcome = {"failed_over": 0, "alerted": 0}
     for channel in failing:
-        outcome["failed_over" if channel_fail_over(channel=channel, now=now) else "alerted"] += 1
+        moved = channel_fail_over(channel=channel, now=now, unavailable=agents_gone)
+        outcome["failed_over" if moved else "alerted"] += 1
     return outcome
 
 
 @transaction.atomic
-def channel_fail_over(*, channel: Channel, now) -> bool:
-    """Move a dead channel's engine to a healthy node (network outputs); True if it was moved."""
+def channel_fail_over(*, channel: Channel, now, unavailable: set[int] = frozenset()) -> bool:
+    """Move a dead channel's engine to a healthy node (network outputs), none of ``unavailable``; True if it was moved."""
     where = channel.node.name if channel.node_id else "?"
     if channel.is_hardware:
         reason = _("Engine on %(node)s stopped answering; a hardware output stays on its host: recover it there.") % {"node": where}
         _channel_error(channel, reason, code="channel_hardware_down", status=channel.status, updated_at=channel.updated_at)
         return False
-    target = _healthy_node_for(channel, now)
+    target = _healthy_node_for(channel, now, unavailable=unavailable)
     if target is None:
         _channel_error(channel, _("Engine on %(node)s stopped answering and no healthy node can take it over.") % {"node": where},
                        code="channel_no_failover", status=channel.status, updated_at=channel.updated_at)

@@ -5,10 +5,13 @@ from django.utils import timezone
 
 from playout import services
 from station.periodic import run_periodic_job
+from station.presence import AgentPresence
 
 
 def health(**options) -> bool:
     """Channel health and failover, every PLAYOUT_HEALTH_INTERVAL_SECONDS, on one replica at a time."""
+    presence = AgentPresence()
     return run_periodic_job(name="playout.health",
                             interval=settings.PLAYOUT_HEALTH_INTERVAL_SECONDS,
-                            step=lambda: services.channels_check_health(now=timezone.now()), **options)
+                            step=lambda: services.channels_check_health(now=timezone.now(), agents_gone=presence.gone()),
+                            **options)

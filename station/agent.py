@@ -31,7 +31,7 @@ from django.utils import timezone
 
 from playout.agent import ChannelSupervisor
 from recorders.supervisor import RecorderSupervisor
-from station import services
+from station import presence, services
 from station.fencing import Fenced
 from station.notify import CHANNEL
 
@@ -101,6 +101,7 @@ class NodeAgent:
         self.listener = psycopg.connect(**params, autocommit=True)
         self.listener.execute(f"LISTEN {CHANNEL}")
         node = self._heartbeat()
+        presence.announce(self.listener, node)
         if not self.supervisors:
             self.supervisors = [RecorderSupervisor(node=node, owner=self.owner, capture_devices=settings.NODE_CAPTURE_DEVICES),
                                 ChannelSupervisor(node=node)]

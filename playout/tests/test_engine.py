@@ -145,10 +145,10 @@ def test_a_webstream_goes_on_air_for_its_slot_and_an_unreachable_one_alerts_whil
 
 
 @contextmanager
-def _channel_on_host_1(media_root, probe_seconds=0.5, spare=True, filler_seconds=60, output=None):
+def _channel_on_host_1(media_root, probe_seconds=0.5, spare=True, filler_seconds=60, output=None, missed_probes=3):
     """A harbor channel on host-1 (or ``output``: (type, settings)) with a filler, agents on host-1 and (``spare``)
     host-2, and the health loop."""
-    fast = {"AGENT_HEARTBEAT_SECONDS": 0.5, "PLAYOUT_PROBE_SECONDS": probe_seconds}
+    fast = {"AGENT_HEARTBEAT_SECONDS": 0.5, "PLAYOUT_PROBE_SECONDS": probe_seconds, "PLAYOUT_MISSED_PROBES": missed_probes}
     studio = StudioFactory()
     first, second = NodeFactory(name="host-1"), NodeFactory(name="host-2")
     filler = PlaylistFactory(studio=studio, name="Filler")
@@ -190,6 +190,18 @@ def test_killing_the_agent_fails_the_channel_over_to_a_second_agent_and_the_as_r
         assert (taken.started_at - killed_at).total_seconds() <= 10
         assert AsRunEntry.objects.filter(channel=channel, ended_at__isnull=True).count() == 1
         assert not AsRunEntry.objects.filter(channel=channel, node=first, ended_at__isnull=True).exists()
+
+
+def test_a_killed_agent_is_known_gone_by_its_ended_session_before_any_probes_are_missed(media_root):
+    # So many missed probes that only the agent's ended database session can move the channel within the test.
+    with _channel_on_host_1(media_root, probe_seconds=1, missed_probes=1000) as (channel, agents, first, second):
+        os.kill(agents["host-1"].pid, signal.SIGKILL)
+        killed_at = timezone.now()
+
+        _back_on_air(channel, second, killed_at)
+        channel.refresh_from_db()
+        assert channel.node == second and channel.restart_count == 1
+        assert Alert.objects.filter(code="channel_failed_over", subject=channel.name).exists()
 
 
 def test_a_frozen_agent_whose_channel_failed_over_stops_its_engine_when_it_wakes_and_writes_nothing(media_root):
