@@ -43,6 +43,14 @@ WEBSTREAM_MARK = "SK_WEBSTREAM "
 FRAME_SECONDS = 0.02
 
 
+# The parts of Liquidsoap's standard library a channel's script uses, in the library's own order. The engine
+# starts without the rest (--no-stdlib): type-checking the whole library costs about 2 s of CPU at every start,
+# which made a cold start (a restart, a failover) 2.2 s to the telnet server's answer instead of 0.4 s. What stays
+# out of the engine includes the request protocols that run commands (process:, say:) and the video and GStreamer code.
+STDLIB_PARTS = ("error", "null", "ref", "list", "math", "getter", "predicate", "settings", "log", "thread", "process",
+                "string", "json", "file", "switches", "utils", "clock", "metadata", "native", "request", "playlist",
+                "source", "audio", "http_codes", "http", "server")
+ENGINE_COMMAND = ("liquidsoap", "--no-stdlib")
 _TELNET_WORD = re.compile(r"[\x21-\x7e]+")  # printable ASCII without spaces: the server splits on them
 
 
@@ -69,7 +77,9 @@ def render_script(*, output: str, telnet_port: int, filler_playlist: Path | None
         f'filler = playlist(id="filler", mode="normal", reload_mode="watch", {liq_string(filler_playlist)})\n'
         if filler_playlist else 'filler = blank(id="filler_none")\n'
     )
+    stdlib = "".join(f"%include <{part}.liq>\n" for part in STDLIB_PARTS)
     return f"""\
+{stdlib}set_settings_ref(settings)
 settings.init.allow_root.set(true)
 settings.log.stdout.set(true)
 settings.log.file.set(false)
@@ -245,7 +255,7 @@ class LiquidsoapEngine(EngineProcess):
         self.webstream_connected = False
         self.stream_clock = StreamClock()
         super().__init__(
-            ["liquidsoap", str(self.script_path)], stderr=subprocess.STDOUT,
+            [*ENGINE_COMMAND, str(self.script_path)], stderr=subprocess.STDOUT,
             # SIGKILL: Liquidsoap's own shutdown can hang, and a dead agent's engine must go at once.
             death_signal=signal.SIGKILL, writes=(workdir, *writes), reads=reads,
         )

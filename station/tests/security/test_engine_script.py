@@ -15,8 +15,9 @@ from pathlib import Path
 import pytest
 from django.utils import timezone
 
+from ingest.media import generate_tone
 from ingest.models import MediaAsset
-from playout.liquidsoap import Gateway, liq_string, request_uri
+from playout.liquidsoap import Gateway, LiquidsoapEngine, liq_string, output_clause, render_script, request_uri
 from playout.models import AsRunEntry, Channel, PlaylistItem
 from playout.outputs import file_output_path
 from playout.tests.test_engine import _channel_on_air, _tone
@@ -143,6 +144,27 @@ def test_telnet_words_and_request_uris_carry_nothing_but_what_they_are_for():
     assert request_uri("/media/a.mp3", {"sk_item": 3, "liq_cue_in": 1.5}) == 'annotate:sk_item=3,liq_cue_in=1.5:/media/a.mp3'
     # an ordinary file name with spaces and accents still plays
     assert request_uri("/media/Émission du matin.mp3", {"sk_item": 3}).endswith(":/media/Émission du matin.mp3")
+
+
+@pytest.mark.slow
+def test_the_engine_has_no_protocol_that_runs_a_command_even_for_a_request_the_validators_would_refuse(tmp_path):
+    marker = tmp_path / "owned"
+    tone = generate_tone(tmp_path / "tone.mp3", frequency=440, seconds=1)
+    on_air, port = [], closed_port()
+    script = render_script(output=output_clause("file", {"format": "wav", "bitrate": 128}, "mksafe(air)",
+                                                file_path=tmp_path / "out.wav"),
+                           telnet_port=port, filler_playlist=None)
+    engine = LiquidsoapEngine(script=script, workdir=tmp_path / "engine", telnet_port=port,
+                              on_air=lambda metadata, at: on_air.append(metadata), reads=(tmp_path,), writes=(tmp_path,))
+    try:
+        wait_until(engine.gateway.alive, timeout=30, message="the engine's telnet server")
+        engine.gateway.set_next_at(time.time())  # the queue's gate open
+        engine.gateway.command("queue.push", f"process:mp3,touch {marker}:")  # what Liquidsoap's stdlib would run
+        engine.gateway.command("queue.push", request_uri(tone, {"sk_item": 7}))
+        wait_until(lambda: any(m.get("sk_item") == "7" for m in on_air), timeout=30, message="the tone after it on air")
+    finally:
+        engine.stop()
+    assert not marker.exists()
 
 
 HOSTILE_TITLE = '"#{file.write(data="owned", "MARKER")}"\nprocess:touch,MARKER:x'
