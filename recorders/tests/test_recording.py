@@ -125,14 +125,15 @@ def test_three_ticks_and_two_agents_racing_over_300_windows_record_each_exactly_
     fast = {"AGENT_HEARTBEAT_SECONDS": 0.5, "AGENT_REARM_SECONDS": 1, "TICK_INTERVAL_SECONDS": 0.2}
     agents("host-1", **fast)
     agents("host-2", **fast)
-    ticks = [spawn_manage("tick", "--for", "120", env=database_env(**fast)) for _ in range(3)]
+    ticks = [spawn_manage("tick", "--for", "150", env=database_env(**fast)) for _ in range(3)]
     try:
-        # 10 recorders × 30 back-to-back windows: 10 ffmpegs at a time is what 2 cores sustain.
+        # 10 recorders × 30 windows 3 s apart: 10 ffmpegs at a time is what 2 cores sustain. With windows 2 s apart
+        # the agents' finishing fell seconds behind on a busy 2-core machine and some windows recorded nothing.
         recorders = [RecorderFactory(source_url="tone:440", output_format="wav") for _ in range(10)]
         first = timezone.now() + timedelta(seconds=4)
         windows = []
         for slot in range(30):
-            start = first + timedelta(seconds=2 * slot)
+            start = first + timedelta(seconds=3 * slot)
             windows += [
                 RecorderSchedule(recorder=r, name=f"w{slot}", start_at=start, end_at=start + timedelta(seconds=1.5))
                 for r in recorders
@@ -140,7 +141,7 @@ def test_three_ticks_and_two_agents_racing_over_300_windows_record_each_exactly_
         RecorderSchedule.objects.bulk_create(windows)
 
         wait_until(
-            lambda: not RecorderSchedule.objects.exclude(status__in=TERMINAL).exists(), timeout=120, interval=0.5,
+            lambda: not RecorderSchedule.objects.exclude(status__in=TERMINAL).exists(), timeout=150, interval=0.5,
             message="all 300 windows to end",
         )
     finally:
