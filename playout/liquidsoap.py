@@ -38,6 +38,9 @@ from station.processes import EngineProcess, kill_strays
 logger = logging.getLogger(__name__)
 ON_AIR_MARK = "SK_ON_AIR "
 WEBSTREAM_MARK = "SK_WEBSTREAM "
+# What Liquidsoap logs when an output fails to start (its port taken, say): the output never tries again by itself
+# and the engine would play on to nobody, answering its probes; it is killed, and the crash policy takes over.
+OUTPUT_FAILED_MARK = "] Error when starting "
 # The switch acts on frame boundaries, so an item goes on air up to one frame after its slot:
 # 20 ms frames (Liquidsoap's default is 40) keep that well inside the 40 ms goal.
 FRAME_SECONDS = 0.02
@@ -275,3 +278,6 @@ class LiquidsoapEngine(EngineProcess):
             self.webstream_connected = line == WEBSTREAM_MARK + "connected"
         else:
             self.keep(line)
+            if OUTPUT_FAILED_MARK in line:
+                logger.warning("Liquidsoap %s: its output did not start (%s); stopping it", self.pid, line)
+                self.process.kill()

@@ -2,6 +2,7 @@
 
 import os
 import signal
+import socket
 import subprocess
 import time
 from contextlib import contextmanager
@@ -176,6 +177,32 @@ def _engine_pid(agent) -> int:
 def _back_on_air(channel, node, since):
     return wait_until(lambda: AsRunEntry.objects.filter(channel=channel, node=node, started_at__gt=since)
                       .exclude(title="Silence").first(), timeout=30, message=f"the channel back on air on {node}")
+
+
+def test_an_engine_whose_output_cannot_start_is_restarted_until_it_can(media_root):
+    # Another process holds the harbor's port: Liquidsoap would play on to nobody, answering its probes.
+    with socket.socket() as holder:
+        holder.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        holder.bind(("0.0.0.0", 0))
+        holder.listen()
+        port = holder.getsockname()[1]
+        studio = StudioFactory()
+        filler = PlaylistFactory(studio=studio, name="Filler")
+        PlaylistItem.objects.create(playlist=filler, position=0, asset=_tone(studio, media_root, 330, 30))
+        channel = ChannelFactory(studio=studio, node=NodeFactory(name="host-1"), status=Channel.Status.STARTING,
+                                 fallback_playlist=filler, output_settings={"port": port, "mount": "air"}, slug="air")
+        agent = spawn_manage("run_node", "--name", "host-1",
+                             env=database_env(PLAYOUT_TELNET_BASE_PORT=closed_port() - channel.pk))
+        try:
+            failing = wait_until(lambda: Alert.objects.filter(code="channel_engine_failing", subject=channel.name).first(),
+                                 timeout=30, message="the engine failing")
+            assert "Address already in use" in failing.message
+            holder.close()
+            back = wait_until(lambda: AsRunEntry.objects.filter(channel=channel, title="Tone 330").first(),
+                              timeout=30, message="the filler on air once the port is free")
+        finally:
+            stop(agent)
+    assert back.started_at > failing.created_at
 
 
 def test_killing_the_agent_fails_the_channel_over_to_a_second_agent_and_the_as_run_log_continues(media_root):
