@@ -10,6 +10,8 @@ while this agent was frozen or cut off), the engine is stopped at once.
 
 import contextlib
 import logging
+import math
+import threading
 import time
 from datetime import datetime
 from pathlib import Path
@@ -54,7 +56,11 @@ class ChannelSupervisor:
         self.launcher = EngineLauncher(node_dir=self.node_dir, cache=self.cache, reports=self.as_run.reports)
         self.dispatcher = Dispatcher(cache=self.cache, relay=self.relay)
         self.due_on_air: dict[int, str] = {}  # id → slug of the channels this node should have on air
-        self.probed_at: float | None = None
+        # id → (since when, monotonic, and slug) of a channel due on air here with no engine answering; the prober
+        # thread and the loop both write it
+        self.down_since: dict[int, tuple[float, str]] = {}
+        self.answered_at: dict[int, float] = {}  # id → when (monotonic) its engine last answered
+        self.down_lock = threading.Lock()
 
     # -- planning -----------------------------------------------------------------------------
 
@@ -104,6 +110,7 @@ class ChannelSupervisor:
             self.crashes.give_up(channel)
             return
         if running is not None:
+            running.filler_assets = filler_assets(channel)  # a filler write before the next re-arm lists them
             self.channels[channel.pk] = running
 
     @contextlib.contextmanager
@@ -141,6 +148,7 @@ class ChannelSupervisor:
                     continue
                 if not running.running and running.engine.gateway.alive():
                     running.running = True
+                    self._dead_air_ends(running.channel.pk)
                     if not services.channel_mark_running(channel=running.channel, node=self.node, epoch=running.epoch,
                                                          now=now):
                         logger.warning("channel %s: engine up, but the channel is no longer starting here", running.channel)
@@ -157,6 +165,7 @@ class ChannelSupervisor:
 
     def _engine_died(self, running: RunningChannel, now: datetime) -> None:
         self.channels.pop(running.channel.pk)
+        self._dead_air_begins(running.channel.pk, running.channel.slug)
         rest = self.crashes.engine_died(running)
         if rest is None:
             # Starting again here, said first: the health job gives a starting engine its startup grace, where the
@@ -175,20 +184,47 @@ class ChannelSupervisor:
         The agent calls this from its prober thread (station.agent), so engines that play on while
         the agent's loop is busy keep reporting healthy and are not failed over.
         """
+        probed_at = time.monotonic()
         healthy = {pk: running.epoch for pk, running in list(self.channels.items())
                    if running.running and running.engine.gateway.alive()}
         if healthy:  # a channel moved elsewhere is stopped by the loop's next step, within a probe's time
             self.fenced |= services.channel_report_healthy(leases=healthy, node=self.node, now=now)
-        self._count_dead_air(healthy)
+        self._count_dead_air(healthy, probed_at)
 
-    def _count_dead_air(self, healthy: dict[int, int]) -> None:
-        """Add the time since the last probe to each channel due on air here whose engine did not answer this one."""
-        last, self.probed_at = self.probed_at, time.monotonic()
-        if last is None:
-            return
-        for pk, slug in self.due_on_air.items():
-            if pk not in healthy:
-                metrics.DEAD_AIR.labels(channel=slug).inc(self.probed_at - last)
+    def _count_dead_air(self, healthy: dict[int, int], probed_at: float) -> None:
+        """Each channel due on air here is off air from when its engine was seen dead or not answering a probe
+        until it answers again, or until it is no longer this node's to play."""
+        due = self.due_on_air
+        for pk, slug in due.items():
+            if pk in healthy:
+                self._dead_air_ends(pk, answered_at=probed_at)
+            else:
+                self._dead_air_begins(pk, slug, seen_at=probed_at)
+        with self.down_lock:
+            moved_away = set(self.down_since) - set(due)
+        for pk in moved_away:
+            self._dead_air_ends(pk)
+
+    def _dead_air_begins(self, pk: int, slug: str, seen_at: float | None = None) -> None:
+        """Off air since ``seen_at`` (now by default), unless its engine answered since (the loop saw it come up
+        while a probe round was under way)."""
+        seen_at = time.monotonic() if seen_at is None else seen_at
+        with self.down_lock:
+            if self.answered_at.get(pk, -math.inf) < seen_at:
+                self.down_since.setdefault(pk, (seen_at, slug))
+
+    def _dead_air_ends(self, pk: int, answered_at: float | None = None) -> None:
+        """On air again at ``answered_at`` (now by default), unless it went off air after that (the loop saw its
+        engine die while a probe round was under way)."""
+        answered_at = time.monotonic() if answered_at is None else answered_at
+        with self.down_lock:
+            self.answered_at[pk] = max(self.answered_at.get(pk, -math.inf), answered_at)
+            down = self.down_since.get(pk)
+            if down is None or down[0] > answered_at:
+                return
+            del self.down_since[pk]
+        since, slug = down
+        metrics.DEAD_AIR.labels(channel=slug).inc(answered_at - since)
 
     # -- changes and heartbeats ---------------------------------------------------------------
 
