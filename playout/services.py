@@ -19,6 +19,7 @@ from django.utils.translation import gettext as _
 from ingest.models import MediaAsset
 from playout.events import as_run_row, channel_row, next_item_row
 from playout.models import AsRunEntry, Channel, PlaylistItem, ScheduledItem, ShowInstance
+from playout.outputs import OUTPUTS
 from playout.selectors import missed_probes_cutoff
 from station import events, fencing, metrics
 from station.errors import UserError
@@ -85,6 +86,20 @@ def channel_retry(*, channel_id: int, node, epoch: int, restart_count: int, now)
     if moved:
         _announce(Channel.objects.get(pk=channel_id))
     return bool(moved)
+
+
+@transaction.atomic
+def channels_resume_on_node(*, node, now) -> int:
+    """The node's agent starts: its channels in error are tried there again. One that no node could take while the
+    agent was away (a one-node station) comes back with it; one whose settings are invalid fails again, with its
+    reason. Return how many."""
+    drives_engine = [name for name, output in OUTPUTS.items() if output.drives_engine]
+    in_error = list(Channel.objects.filter(node=node, status=Channel.Status.ERROR, output_type__in=drives_engine)
+                    .values_list("pk", flat=True))
+    moved = Channel.objects.filter(pk__in=in_error, node=node).move_to(Channel.Status.STARTING, updated_at=now)
+    for channel in Channel.objects.filter(pk__in=in_error, node=node, status=Channel.Status.STARTING):
+        _announce(channel)
+    return moved
 
 
 @transaction.atomic

@@ -61,10 +61,14 @@ class ChannelSupervisor:
         self.down_since: dict[int, tuple[float, str]] = {}
         self.answered_at: dict[int, float] = {}  # id → when (monotonic) its engine last answered
         self.down_lock = threading.Lock()
+        self.resumed = False  # whether this process took back its node's channels in error (rearm)
 
     # -- planning -----------------------------------------------------------------------------
 
     def rearm(self, now: datetime) -> None:
+        if not self.resumed:  # this agent process's first pass
+            services.channels_resume_on_node(node=self.node, now=now)
+            self.resumed = True
         for pk, restart_count, epoch in self.crashes.rested():
             with contextlib.suppress(Fenced):  # moved to another node while it rested here
                 services.channel_retry(channel_id=pk, node=self.node, epoch=epoch, restart_count=restart_count, now=now)

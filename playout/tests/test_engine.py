@@ -231,6 +231,23 @@ def test_a_killed_agent_is_known_gone_by_its_ended_session_before_any_probes_are
         assert Alert.objects.filter(code="channel_failed_over", subject=channel.name).exists()
 
 
+def test_on_a_one_node_station_a_killed_agents_channel_comes_back_with_its_restarted_agent(media_root):
+    with _channel_on_host_1(media_root, probe_seconds=1, spare=False) as (channel, agents, first, _):
+        os.kill(agents["host-1"].pid, signal.SIGKILL)
+        wait_until(lambda: Channel.objects.get(pk=channel.pk).status == Channel.Status.ERROR, timeout=20,
+                   message="no node to take it: in error")
+        restarted_at = timezone.now()
+        restarted = spawn_manage("run_node", "--name", "host-1",
+                                 env=database_env(PLAYOUT_TELNET_BASE_PORT=closed_port() - channel.pk))  # as systemd does
+        try:
+            _back_on_air(channel, first, restarted_at)
+        finally:
+            stop(restarted)
+    channel.refresh_from_db()
+    assert channel.node == first and channel.status == Channel.Status.RUNNING
+    assert Alert.objects.filter(code="channel_no_failover", acknowledged_at__isnull=False).exists()  # closed on air
+
+
 def test_a_frozen_agent_whose_channel_failed_over_stops_its_engine_when_it_wakes_and_writes_nothing(media_root):
     # A 2 s filler: the frozen agent's engine plays on and reports each new play, which wait in its pipe. A file
     # output: on this one machine the frozen engine keeps a harbor's port, which the second host's would need.
