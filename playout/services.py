@@ -96,6 +96,8 @@ def channels_resume_on_node(*, node, now) -> int:
     drives_engine = [name for name, output in OUTPUTS.items() if output.drives_engine]
     in_error = list(Channel.objects.filter(node=node, status=Channel.Status.ERROR, output_type__in=drives_engine)
                     .values_list("pk", flat=True))
+    if not in_error:
+        return 0
     moved = Channel.objects.filter(pk__in=in_error, node=node).move_to(Channel.Status.STARTING, updated_at=now)
     for channel in Channel.objects.filter(pk__in=in_error, node=node, status=Channel.Status.STARTING):
         _announce(channel)

@@ -114,7 +114,6 @@ class ChannelSupervisor:
             self.crashes.give_up(channel)
             return
         if running is not None:
-            running.filler_assets = filler_assets(channel)  # a filler write before the next re-arm lists them
             self.channels[channel.pk] = running
 
     @contextlib.contextmanager
@@ -177,6 +176,8 @@ class ChannelSupervisor:
             services.channel_retry(channel_id=running.channel.pk, node=self.node, epoch=running.epoch,
                                    restart_count=running.channel.restart_count, now=now)
             self._start(running.channel)
+            if restarted := self.channels.get(running.channel.pk):  # a filler write before the next re-arm lists them
+                restarted.filler_assets = running.filler_assets
         else:
             with contextlib.suppress(Fenced):  # it is another node's now: nothing to tell
                 services.channel_engine_failing(channel=running.channel, node=self.node, epoch=running.epoch,
