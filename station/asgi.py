@@ -16,8 +16,10 @@ from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E40
 
 from station.body_limit import limit_daphne_bodies  # noqa: E402
 from station.routing import websocket_application  # noqa: E402
+from station.websocket_frames import frame_daphne_websockets  # noqa: E402
 
 limit_daphne_bodies()  # Daphne stores a whole body before the application runs: one too large is refused first
+frame_daphne_websockets()  # an event's frame is built once per process, not once per dashboard
 application = ProtocolTypeRouter(
     {
         "http": django_asgi_app,

@@ -10,6 +10,7 @@ Refusals close the socket with an application code.
 """
 
 import asyncio
+import json
 from collections import deque
 from functools import partial
 from urllib.parse import parse_qs
@@ -21,6 +22,7 @@ from django.db import connection
 from station import event_relay, events, metrics
 from station.dashboard import studio_snapshot_frame
 from station.selectors import DashboardAccess, dashboard_access
+from station.websocket_frames import FRAME_KEY, text_frame
 
 HEARTBEAT_SECONDS = 15
 RECENT_EVENTS = 1000
@@ -75,12 +77,12 @@ class StudioConsumer(AsyncJsonWebsocketConsumer):
         await self._send_held()
         self.heartbeat = asyncio.create_task(self._beat())
 
-    async def push(self, event: dict, text: str) -> None:
-        """An event for this studio, from the hub."""
+    async def push(self, event: dict, text: str, frame: bytes) -> None:
+        """An event for this studio, from the hub, with its websocket frame."""
         if self.held is not None:
             self.held.append((event, text))
         else:
-            await self._send_event(event, text)
+            await self._send_event(event, text, frame)
 
     async def disconnect(self, code):
         if hasattr(self, "heartbeat"):
@@ -95,7 +97,7 @@ class StudioConsumer(AsyncJsonWebsocketConsumer):
             await self._send_snapshot()
             await self._send_held()
 
-    async def _send_event(self, event, text: str | None = None):
+    async def _send_event(self, event, text: str | None = None, frame: bytes | None = None):
         # By id, not by order: ids are taken at insert, so a transaction that commits after a
         # later-numbered one delivers a lower id after a higher one, and it is news all the same.
         seq = event["seq"]
@@ -106,7 +108,7 @@ class StudioConsumer(AsyncJsonWebsocketConsumer):
         if len(self.sent_order) > RECENT_EVENTS:
             self.sent.discard(self.sent_order.popleft())
         self.sent_seq = max(self.sent_seq, seq)
-        await self.send(text_data=text or events.event_frame(event))
+        await self._send_text(text or events.event_frame(event), frame)
 
     async def _send_held(self):
         while self.held:  # an event pushed while these go out joins the queue, so order holds
@@ -120,7 +122,7 @@ class StudioConsumer(AsyncJsonWebsocketConsumer):
             partial(beside_the_views(studio_snapshot_frame), self.studio_id, covered_margin=RESUME_MARGIN))
         self.covered = snapshot.covered
         self.sent_seq = max(self.sent_seq, snapshot.seq)
-        await self.send(text_data=snapshot.text)
+        await self._send_text(snapshot.text)
 
     async def _events_since(self, seq: int) -> list[tuple[dict, str]] | None:
         return await event_relay.hub().read(("since", self.studio_id, seq),
@@ -129,7 +131,12 @@ class StudioConsumer(AsyncJsonWebsocketConsumer):
     async def _beat(self):
         while True:
             await asyncio.sleep(HEARTBEAT_SECONDS)
-            await self.send_json({"type": "heartbeat", "seq": self.sent_seq})
+            await self._send_text(json.dumps({"type": "heartbeat", "seq": self.sent_seq}))
+
+    async def _send_text(self, text: str, frame: bytes | None = None) -> None:
+        """``text`` to the client, with its websocket frame for a server that writes it (station.websocket_frames):
+        an event's, built by the hub for all of this process's dashboards, or one built here."""
+        await self.base_send({"type": "websocket.send", "text": text, FRAME_KEY: frame or text_frame(text)})
 
 
 def _catch_up(studio_id: int, seq: int) -> list[tuple[dict, str]] | None:

@@ -2,7 +2,8 @@
 
 An event reaches a web process once, whatever number of its dashboards watch the studio: the hub
 holds one layer channel, added to the group of every studio it has dashboards for, and hands what
-arrives there to them. It writes each event's frame, encoded once, straight to the sockets: going
+arrives there to them. It writes each event's frame, encoded once (as JSON and as a websocket frame,
+station.websocket_frames), straight to the sockets: going
 through the layer once per socket (a queue, a task wake-up and a copy of the message each) cost
 about a second per event at a thousand dashboards. Layer calls run on the process's layer loop
 (station.layer_loop); group memberships are renewed while the hub lives, as the layer's leases.
@@ -23,6 +24,7 @@ from channels.layers import get_channel_layer
 from station.channel_layer import GROUP_LEASE_SECONDS
 from station.layer_loop import on_layer_loop
 from station.events import event_frame, studio_group
+from station.websocket_frames import text_frame
 
 logger = logging.getLogger(__name__)
 RETRY_SECONDS = 1.0
@@ -31,7 +33,7 @@ Result = TypeVar("Result")
 
 
 class Dashboard(Protocol):
-    async def push(self, event: dict, text: str) -> None: ...
+    async def push(self, event: dict, text: str, frame: bytes) -> None: ...
 
 
 class Hub:
@@ -89,9 +91,10 @@ class Hub:
 
     async def deliver(self, event: dict, text: str | None = None) -> None:
         text = text or event_frame(event)
+        frame = text_frame(text)
         for dashboard in list(self.dashboards.get(event["studio"], ())):
             try:
-                await dashboard.push(event, text)
+                await dashboard.push(event, text, frame)
             except Exception:  # one broken socket must not keep the event from the others
                 logger.exception("event #%s not sent to a dashboard", event["seq"])
 
