@@ -17,7 +17,7 @@
   before the change, so it runs first after COMMIT, before the event's own delivery.
 - latency: receipt − commit, for every client and every event; a receipt that never comes is counted.
 - web CPU: the web processes' CPU time over the changes, per event and per dashboard and event
-  (heartbeats and pings included): what sizes the cores a tier needs.
+  (heartbeats and pings included): what sizes the cores a tier needs; and the client processes' CPU time per event.
 - layers: channels-postgres, the default (a Daphne process takes one copy of each event from PostgreSQL's
   NOTIFY and hands it to its sockets) and Redis (channels-redis pub/sub; a redis-server started here on a
   spare port, without persistence) for one process; the tier on channels-postgres.
@@ -27,9 +27,13 @@
 What the figures include, on the 2-core machine they were measured on: web processes, clients, PostgreSQL
 and Redis share the two cores, so a latency is the web tier's fan-out plus the time the client processes
 need to read their frames (a client process reads its sockets' frames one after another), and a connect
-time includes the clients' handshakes. With 10,000 dashboards over 4 processes the two cores are the
-limit: each event costs the web processes web_cpu_ms_per_event of CPU, which two cores can't spread
-over four processes in less than half that time. They are upper bounds of what the web tier alone takes.
+time includes the clients' handshakes. The client processes run as batch work (SCHED_BATCH), as they stand
+for browsers on other machines: a frame arriving doesn't preempt a web process in the middle of its fan-out
+to wake a client for that one frame, and a client reads the frames that arrived meanwhile in one go
+(at 10,000 dashboards, about 130 ms of the clients' CPU per event instead of 200). With 10,000
+dashboards over 4 processes the two cores are the limit: each event costs the web processes
+web_cpu_ms_per_event and the clients clients_cpu_ms_per_event of CPU, which two cores can't spread in
+less than half that time. The latencies are upper bounds of what the web tier alone takes.
 
 Run: .venv/bin/python bench/dashboard_fanout.py   (starts the embedded PostgreSQL, Redis and Daphne itself)
 """
