@@ -21,7 +21,7 @@ from django.db import connection
 
 from station import event_relay, events, metrics
 from station.dashboard import studio_snapshot_frame
-from station.selectors import DashboardAccess, dashboard_access
+from station.selectors import DashboardAccess, DashboardAsker, dashboard_access
 from station.websocket_frames import FRAME_KEY, text_frame
 
 HEARTBEAT_SECONDS = 15
@@ -53,8 +53,10 @@ class StudioConsumer(AsyncJsonWebsocketConsumer):
         await self.accept()  # accepted first, so the browser sees why it is refused
         self.studio_id = int(self.scope["url_route"]["kwargs"]["studio_id"])
         query = parse_qs(self.scope.get("query_string", b"").decode())
-        access = await beside_the_views(dashboard_access)(studio_id=self.studio_id, user=self.scope.get("user"),
-                                                          token=query.get("token", [None])[0])
+        # Asked with the studio's other dashboards connecting meanwhile: a desk coming back shares a few queries.
+        access = await event_relay.hub().ask(
+            ("access", self.studio_id), DashboardAsker(self.scope.get("user"), query.get("token", [None])[0]),
+            lambda askers: beside_the_views(dashboard_access)(studio_id=self.studio_id, askers=askers))
         if access is not DashboardAccess.GRANTED:
             await self.close(code=CLOSE_CODES[access])
             return

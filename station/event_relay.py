@@ -8,8 +8,9 @@ through the layer once per socket (a queue, a task wake-up and a copy of the mes
 about a second per event at a thousand dashboards. Layer calls run on the process's layer loop
 (station.layer_loop); group memberships are renewed while the hub lives, as the layer's leases.
 
-The hub also shares reads among its dashboards (``Hub.read``): a desk of dashboards connecting at
-once (a web restart) needs a studio snapshot every READ_SPACING, not one per dashboard.
+The hub also shares reads among its dashboards (``Hub.read``, ``Hub.ask``): a desk of dashboards
+connecting at once (a web restart) needs a studio snapshot, and a query for their access checks,
+every READ_SPACING, not one of each per dashboard.
 """
 
 import asyncio
@@ -30,6 +31,15 @@ logger = logging.getLogger(__name__)
 RETRY_SECONDS = 1.0
 READ_SPACING = 0.1  # seconds between the beginnings of two reads of one key
 Result = TypeVar("Result")
+Question = TypeVar("Question")
+
+
+class _UpcomingRead:
+    """A read callers join until it begins: the questions it will answer, and its task."""
+
+    def __init__(self):
+        self.questions: list = []
+        self.task: asyncio.Task | None = None
 
 
 class Dashboard(Protocol):
@@ -45,7 +55,7 @@ class Hub:
         self.joined_groups: set[int] = set()
         self.tasks: list[asyncio.Task] = []  # held here: the loop keeps only weak references to its tasks
         self.opening = asyncio.Lock()
-        self.next_reads: dict[Hashable, asyncio.Task] = {}  # the reads callers join, one per key
+        self.next_reads: dict[Hashable, _UpcomingRead] = {}  # the reads callers join, one per key
         self.read_lanes: dict[Hashable, asyncio.Task] = {}  # done when the next read of a key may begin
 
     async def join(self, studio_id: int, dashboard: Dashboard) -> None:
@@ -73,15 +83,32 @@ class Hub:
         apart at least: a desk connecting at once (a web restart) shares a few reads, and a lone
         dashboard, finding no read of its studio under way, waits for none.
         """
-        if key not in self.next_reads:
-            self.next_reads[key] = asyncio.ensure_future(self._read_next(key, read))
-        return await asyncio.shield(self.next_reads[key])  # a caller that leaves does not cancel it for the others
+        result, _ = await self._join_next_read(key, None, lambda _questions: read())
+        return result
 
-    async def _read_next(self, key: Hashable, read: Callable[[], Awaitable[Result]]) -> Result:
+    async def ask(self, key: Hashable, question: Question,
+                  read: Callable[[list[Question]], Awaitable[list[Result]]]) -> Result:
+        """The answer to ``question``, from ``read(questions)`` (an answer per question, in order), read
+        as ``Hub.read`` reads: the dashboards asking for ``key`` meanwhile have their questions answered
+        by one read (a desk connecting at once: their access checks)."""
+        answers, position = await self._join_next_read(key, question, read)
+        return answers[position]
+
+    async def _join_next_read(self, key: Hashable, question, read) -> tuple:
+        if key not in self.next_reads:
+            upcoming = self.next_reads[key] = _UpcomingRead()
+            upcoming.task = asyncio.ensure_future(self._read_next(key, upcoming, read))
+        upcoming = self.next_reads[key]
+        position = len(upcoming.questions)
+        upcoming.questions.append(question)
+        # a caller that leaves does not cancel the read for the others
+        return await asyncio.shield(upcoming.task), position
+
+    async def _read_next(self, key: Hashable, upcoming: "_UpcomingRead", read) -> Result:
         if key in self.read_lanes:
             await asyncio.wait([self.read_lanes[key]])
-        del self.next_reads[key]  # from here on, callers wait for the read after this one
-        result = asyncio.ensure_future(read())
+        del self.next_reads[key]  # from here on, callers wait for the read after this one, and its questions are set
+        result = asyncio.ensure_future(read(upcoming.questions))
         self.read_lanes[key] = asyncio.ensure_future(self._hold_lane(key, result))
         return await result
 

@@ -2,7 +2,9 @@
 
 import enum
 import itertools
+from collections.abc import Sequence
 from datetime import datetime
+from typing import NamedTuple
 
 from django.db.models import Exists, OuterRef
 from rest_framework.authtoken.models import Token
@@ -33,26 +35,43 @@ def is_operator(user) -> bool:
     return known
 
 
-def dashboard_access(*, studio_id: int, user, token: str | None = None) -> DashboardAccess:
-    """Whether the session's ``user`` (or, when one is given, ``token``'s user) may follow studio ``studio_id``.
+class DashboardAsker(NamedTuple):
+    user: object  # the session's user (AnonymousUser, or None, when there is none)
+    token: str | None = None  # when given, its user is the one asking
 
-    A token takes one query: its user, active, and whether they see the studio, decided as
-    ``Studio.objects.visible_to`` decides it (superusers see every studio, members theirs).
+
+def dashboard_access(*, studio_id: int, askers: Sequence[DashboardAsker]) -> list[DashboardAccess]:
+    """Whether each asker may follow studio ``studio_id``, decided as ``Studio.objects.visible_to`` decides it
+    (superusers see every studio, members theirs); a token's user must be active.
+
+    A desk connecting at once asks together: one query for all their tokens, one for all their
+    session users (and one whether the studio exists, when a session superuser asks).
     """
-    if token:
-        studio = Studio.objects.filter(pk=studio_id)
-        found = (Token.objects.filter(key=token, user__is_active=True)
-                 .values_list("user__is_superuser", Exists(studio.filter(memberships__user=OuterRef("user"))), Exists(studio))
-                 .first())
-        if found is None:
+    studio = Studio.objects.filter(pk=studio_id)
+    tokens = {asker.token for asker in askers if asker.token}
+    by_token = {key: sees for key, *sees in (
+        Token.objects.filter(key__in=tokens, user__is_active=True)
+        .values_list("key", "user__is_superuser", Exists(studio.filter(memberships__user=OuterRef("user"))), Exists(studio))
+    )} if tokens else {}
+    session_users = [asker.user for asker in askers
+                     if not asker.token and asker.user is not None and asker.user.is_authenticated]
+    members = set(StudioMembership.objects.filter(studio_id=studio_id, user__in=[user.pk for user in session_users])
+                  .values_list("user_id", flat=True)) if session_users else set()
+    studio_exists = any(user.is_superuser for user in session_users) and studio.exists()
+
+    def access(asker: DashboardAsker) -> DashboardAccess:
+        if asker.token:
+            if asker.token not in by_token:
+                return DashboardAccess.NOT_AUTHENTICATED
+            is_superuser, is_member, exists = by_token[asker.token]
+            sees_studio = exists and (is_superuser or is_member)
+        elif asker.user is None or not asker.user.is_authenticated:
             return DashboardAccess.NOT_AUTHENTICATED
-        is_superuser, is_member, studio_exists = found
-        sees_studio = studio_exists and (is_superuser or is_member)
-    elif user is None or not user.is_authenticated:
-        return DashboardAccess.NOT_AUTHENTICATED
-    else:
-        sees_studio = Studio.objects.visible_to(user).filter(pk=studio_id).exists()
-    return DashboardAccess.GRANTED if sees_studio else DashboardAccess.NOT_A_MEMBER
+        else:
+            sees_studio = studio_exists if asker.user.is_superuser else asker.user.pk in members
+        return DashboardAccess.GRANTED if sees_studio else DashboardAccess.NOT_A_MEMBER
+
+    return [access(asker) for asker in askers]
 
 
 def window_occurrences(window: RecurringWindow, *, until: datetime, limit: int) -> list[tuple[datetime, datetime]]:

@@ -41,3 +41,26 @@ def test_a_shared_read_begins_after_every_call_it_answers_one_at_a_time_and_spac
     assert other_key == "other"  # another key's read runs beside them, at once
     assert min(spacings) >= READ_SPACING
     assert hub.next_reads == {} and hub.read_lanes == {}  # nothing kept once every read is done
+
+
+def test_questions_asked_while_a_read_runs_are_answered_together_each_with_its_own_answer():
+    async def calls():
+        hub, reads, finish = Hub(), [], asyncio.Event()
+
+        async def read(questions):
+            reads.append(list(questions))
+            if len(reads) == 1:
+                await finish.wait()
+            return [question * 10 for question in questions]
+
+        first = asyncio.ensure_future(hub.ask("key", 1, read))
+        while not reads:
+            await asyncio.sleep(0.005)
+        meanwhile = [asyncio.ensure_future(hub.ask("key", question, read)) for question in (2, 3, 4)]
+        await asyncio.sleep(0.01)
+        finish.set()
+        return await first, await asyncio.gather(*meanwhile), reads
+
+    first, meanwhile, reads = asyncio.run(asyncio.wait_for(calls(), 5))
+    assert (first, meanwhile) == (10, [20, 30, 40])
+    assert reads == [[1], [2, 3, 4]]  # a lone question waits for none; those asked meanwhile share the next read
