@@ -6,11 +6,13 @@ every write until its loop finds the socket writable (two epoll changes and a ca
 over half of the cost). A server's frames are not masked, so every dashboard of a process gets the
 same bytes: the hub frames an event once (``text_frame``), and the consumer hands the frame to the
 server beside the text, under FRAME_KEY in its ``websocket.send`` message. Daphne's protocol here
-(``FramedWebSocketProtocol``) writes that frame to a socket with nothing queued at once, with one
+(``FramedWebSocketProtocol``) writes that frame at once to a socket with nothing queued, with one
 send(2), as asyncio's own transports do (uncompressed, which a socket that agreed to compression
-accepts too); what the kernel doesn't take, and any frame to a socket
-with bytes still queued, goes through Twisted's buffer, so frames keep their order. Any other ASGI
-server (channels' test communicator, for one) ignores the key and sends the text.
+accepts too). What the kernel doesn't take, and any frame to a socket with bytes still queued, goes
+through Twisted's buffer, so frames keep their order: ``write_now`` reads that buffer's state from
+Twisted's own attributes (Twisted is pinned in requirements.txt, and test_websocket_frames.py fails
+if they stop meaning it). Any other ASGI server (channels' test communicator, for one) ignores the
+key and sends the text.
 """
 
 from autobahn.websocket.protocol import PreparedMessage
