@@ -8,11 +8,14 @@ from station.admin_base import StudioScopedAdmin, row_action, scoped_filter, ser
 
 @admin.register(MediaAsset)
 class MediaAssetAdmin(StudioScopedAdmin):
-    list_display = ["title", "studio", "status", "origin", "duration_seconds", "format_name", "size_bytes", "created_at"]
+    list_display = ["title", "studio", "status", "origin", "duration_seconds", "loudness_lufs", "format_name", "size_bytes",
+                    "created_at"]
     list_filter = ["status", "origin", scoped_filter("studio")]
     search_fields = ["title", "checksum"]
     date_hierarchy = "created_at"
-    readonly_fields = ["status", "checksum", "size_bytes", "duration_seconds", "format_name", "error_message", "created_at", "updated_at"]
+    readonly_fields = ["status", "checksum", "size_bytes", "duration_seconds", "format_name", "loudness_lufs",
+                       "loudness_range_lu", "true_peak_dbtp", "loudness_measured_at", "error_message", "created_at",
+                       "updated_at"]
     actions = ["publish"]
 
     publish = row_action(_("Publish selected media to the archive"), services.publication_queue, "asset")

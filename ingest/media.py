@@ -1,4 +1,4 @@
-"""Media files on disk: probing with ffprobe, checksums, generated test tones.
+"""Media files on disk: probing with ffprobe, loudness (EBU R128) with ffmpeg, checksums, generated test tones.
 
 Files come from people (uploads) and from the network (downloads), so ffprobe opens them as
 media containers only: playlists and scripts that name other inputs (HLS, concat, …) are not on
@@ -8,6 +8,7 @@ name the file, never its place on the disk.
 
 import hashlib
 import json
+import re
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
@@ -53,6 +54,41 @@ def probe(path: Path) -> Probe:
     if not streams or duration <= 0:
         raise UserError("not_media", _("%(file)s has no audio or video to play."), {"file": path.name})
     return Probe(duration_seconds=duration, format_name=info["format"].get("format_name", ""))
+
+
+@dataclass(frozen=True)
+class Loudness:
+    integrated_lufs: float  # -70.0 for silence: EBU R128's gate lets nothing through
+    range_lu: float
+    true_peak_dbtp: float | None  # None for digital silence (-inf)
+
+
+# The summary ffmpeg's ebur128 filter logs at the end of the input.
+_SUMMARY = re.compile(r"Summary:.*?\bI:\s+(?P<integrated>-?[\d.]+) LUFS.*?\bLRA:\s+(?P<range>[\d.]+) LU"
+                      r".*?\bPeak:\s+(?P<peak>-?[\d.]+|-inf) dBFS", re.DOTALL)
+
+
+def measure_loudness(path: Path, *, duration_seconds: float) -> Loudness:
+    """Integrated loudness, loudness range and true peak of the file's first audio stream (EBU R128, ffmpeg's
+    ebur128 filter: the whole file decoded, about 50 times faster than real time); UserError if it can't be read."""
+    try:
+        completed = subprocess.run(
+            ["ffmpeg", "-nostdin", "-hide_banner", "-nostats", "-loglevel", "info", *CONTAINED_INPUT, "-i", str(path),
+             "-map", "0:a:0", "-af", "ebur128=peak=true:framelog=verbose", "-f", "null", "-"],
+            capture_output=True, text=True, timeout=60 + duration_seconds / 5, check=False,
+        )
+    except (OSError, subprocess.TimeoutExpired) as error:
+        raise UserError("loudness_failed", _("Could not measure the loudness of %(file)s."), {"file": path.name},
+                        inner=error) from error
+    summary = _SUMMARY.search(completed.stderr) if completed.returncode == 0 else None
+    if summary is None:
+        reason = completed.stderr.strip().splitlines()[-1] if completed.stderr.strip() else f"exit {completed.returncode}"
+        reason = reason.replace(str(path), path.name).replace(str(path.parent), "")
+        raise UserError("loudness_failed", _("Could not measure the loudness of %(file)s: %(reason)s"),
+                        {"file": path.name, "reason": reason})
+    peak = summary["peak"]
+    return Loudness(integrated_lufs=float(summary["integrated"]), range_lu=float(summary["range"]),
+                    true_peak_dbtp=None if peak == "-inf" else float(peak))
 
 
 def sha256_file(path: Path) -> str:

@@ -51,6 +51,14 @@ class MediaAsset(StatusMachine, TimeStampedModel):
     duration_seconds = models.FloatField(_("duration (s)"), null=True, blank=True)
     format_name = models.CharField(_("format"), max_length=60, blank=True)
     error_message = models.TextField(_("error"), blank=True)
+    # EBU R128, measured once per file by the ingest queue (ingest.services.loudness); empty until then
+    loudness_lufs = models.FloatField(_("integrated loudness (LUFS)"), null=True, blank=True)
+    loudness_range_lu = models.FloatField(_("loudness range (LU)"), null=True, blank=True)
+    true_peak_dbtp = models.FloatField(_("true peak (dBTP)"), null=True, blank=True)
+    loudness_measured_at = models.DateTimeField(
+        _("loudness measured at"), null=True, blank=True,
+        help_text=_("Set once measured; a file whose loudness could not be measured has it set and no figures."))
+    loudness_lease_until = models.DateTimeField(null=True, blank=True, editable=False)  # a worker measures it until then
 
     objects = StatusQuerySet.as_manager()
     studio_lookup = "studio"
@@ -59,7 +67,12 @@ class MediaAsset(StatusMachine, TimeStampedModel):
         ordering = ["-created_at"]
         verbose_name = _("media asset")
         verbose_name_plural = _("media assets")
-        indexes = [models.Index(fields=["studio", "checksum"], name="media_asset_checksum_idx")]  # identical content
+        indexes = [
+            models.Index(fields=["studio", "checksum"], name="media_asset_checksum_idx"),  # identical content
+            # the few a tick queues for measuring, among a library of any size
+            models.Index(fields=["loudness_lease_until"], condition=Q(status="ready", loudness_measured_at__isnull=True),
+                         name="media_asset_unmeasured_idx"),
+        ]
         constraints = [
             models.CheckConstraint(
                 condition=~Q(status="ready") | Q(duration_seconds__gt=0),

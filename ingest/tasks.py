@@ -22,3 +22,9 @@ def download(download_id: int) -> str:
     """Fetch one item; skipped at once if another worker holds the item."""
     result = services.download_run(download_id=download_id)
     return "busy" if result is None else result.status
+
+
+def measure_loudness(asset_id: int) -> str:
+    """Measure one asset's loudness (queued by the tick, once per lease)."""
+    asset = services.asset_measure_loudness(asset_id=asset_id)
+    return "skipped" if asset is None else f"{asset.loudness_lufs} LUFS"

@@ -1,0 +1,61 @@
+"""Assets' loudness (EBU R128): measured once per file by a worker of the ingest queue, outside any transaction.
+
+Every ready asset, uploaded, downloaded or recorded, is measured the same way: the ingest tick leases
+the ones not measured yet (LOUDNESS_LEASE, so a second replica's tick leaves them be) and queues a
+measurement each; a worker decodes the file with ffmpeg and writes the figures with one
+compare-and-set. A worker that dies leaves its lease to run out, and the next tick queues the asset
+again. A file that can't be measured is marked measured with no figures, with its reason logged,
+so it is not tried at every tick.
+"""
+
+import logging
+from datetime import datetime, timedelta
+from pathlib import Path
+
+from django.db import transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from ingest import media
+from ingest.models import MediaAsset
+from station import queues
+from station.errors import UserError
+
+logger = logging.getLogger(__name__)
+
+LOUDNESS_LEASE = timedelta(minutes=30)  # longer than a measurement of the longest file takes (2 GB at 50x)
+LOUDNESS_BATCH = 50  # assets a tick queues at most
+
+
+def assets_queue_loudness(*, now: datetime) -> int:
+    """Lease and queue a measurement for ready assets not measured yet (LOUDNESS_BATCH at most)."""
+    unmeasured = MediaAsset.objects.filter(status=MediaAsset.Status.READY, loudness_measured_at__isnull=True).filter(
+        Q(loudness_lease_until__isnull=True) | Q(loudness_lease_until__lt=now))
+    with transaction.atomic():
+        picked = list(unmeasured.select_for_update(skip_locked=True, of=("self",))
+                      .select_related("studio").order_by("pk")[:LOUDNESS_BATCH])
+        MediaAsset.objects.filter(pk__in=[asset.pk for asset in picked]).update(loudness_lease_until=now + LOUDNESS_LEASE)
+        for asset in picked:
+            queues.enqueue(queues.queue_for(queues.INGEST, studio_slug=asset.studio.slug), "ingest.tasks.measure_loudness",
+                           asset.pk, task_name=f"ingest.loudness:{asset.pk}")
+    return len(picked)
+
+
+def asset_measure_loudness(*, asset_id: int) -> MediaAsset | None:
+    """Measure a ready asset's file and store the figures; None if it is measured already or no longer ready."""
+    asset = MediaAsset.objects.filter(pk=asset_id, status=MediaAsset.Status.READY, loudness_measured_at__isnull=True).first()
+    if asset is None:
+        return None
+    figures = {"loudness_lufs": None, "loudness_range_lu": None, "true_peak_dbtp": None}
+    try:
+        measured = media.measure_loudness(Path(asset.file.path), duration_seconds=asset.duration_seconds)
+    except UserError as error:
+        logger.warning("asset %s: %s", asset.pk, error)
+    else:
+        figures = {"loudness_lufs": measured.integrated_lufs, "loudness_range_lu": measured.range_lu,
+                   "true_peak_dbtp": measured.true_peak_dbtp}
+    # The same file still: one probed again meanwhile (asset_register_file) is measured again.
+    MediaAsset.objects.filter(pk=asset.pk, loudness_measured_at__isnull=True, checksum=asset.checksum).update(
+        **figures, loudness_measured_at=timezone.now(), loudness_lease_until=None, updated_at=timezone.now())
+    asset.refresh_from_db()
+    return asset
