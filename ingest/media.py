@@ -73,7 +73,8 @@ def measure_loudness(path: Path, *, duration_seconds: float) -> Loudness:
     ebur128 filter: the whole file decoded, about 50 times faster than real time); UserError if it can't be read."""
     try:
         completed = subprocess.run(
-            ["ffmpeg", "-nostdin", "-hide_banner", "-nostats", "-loglevel", "info", *CONTAINED_INPUT, "-i", str(path),
+            ["nice", "-n", "10",  # background work: the downloads' and the air's processes come first
+             "ffmpeg", "-nostdin", "-hide_banner", "-nostats", "-loglevel", "info", *CONTAINED_INPUT, "-i", str(path),
              "-map", "0:a:0", "-af", "ebur128=peak=true:framelog=verbose", "-f", "null", "-"],
             capture_output=True, text=True, timeout=60 + duration_seconds / 5, check=False,
         )

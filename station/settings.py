@@ -168,6 +168,7 @@ INGEST_MAX_BYTES = env.int("INGEST_MAX_BYTES", default=2 * 2**30)  # larger file
 INGEST_DOWNLOAD_ATTEMPTS = env.int("INGEST_DOWNLOAD_ATTEMPTS", default=5)  # tries per job, each resuming with Range
 INGEST_RETRY_BACKOFF_SECONDS = env.float("INGEST_RETRY_BACKOFF_SECONDS", default=1)  # doubles per attempt
 INGEST_STALE_SECONDS = env.float("INGEST_STALE_SECONDS", default=120)  # a download this long untouched is queued again
+INGEST_LOUDNESS_PARALLEL = env.int("INGEST_LOUDNESS_PARALLEL", default=2)  # loudness measurements at once, station-wide
 PUBLISH_URL = env.str("PUBLISH_URL", default="")  # external archive; empty = no publishing
 PUBLISH_MAX_ATTEMPTS = env.int("PUBLISH_MAX_ATTEMPTS", default=8)
 PUBLISH_BATCH = env.int("PUBLISH_BATCH", default=25)  # publications tried per ingest tick

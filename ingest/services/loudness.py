@@ -1,9 +1,9 @@
 """Assets' loudness (EBU R128): measured once per file by a worker of the ingest queue, outside any transaction.
 
 Every ready asset, uploaded, downloaded or recorded, is measured the same way: the ingest tick leases
-the ones not measured yet (LOUDNESS_LEASE, so a second replica's tick leaves them be) and queues a
-measurement each; a worker decodes the file with ffmpeg and writes the figures with one
-compare-and-set. A worker that dies leaves its lease to run out, and the next tick queues the asset
+the ones not measured yet (LOUDNESS_LEASE, so a second replica's tick leaves them be), a few at a
+time, and queues a measurement each; a worker decodes the file with ffmpeg, at a lower CPU
+priority than the downloads', and writes the figures with one compare-and-set. A worker that dies leaves its lease to run out, and the next tick queues the asset
 again. A file that can't be measured is marked measured with no figures, with its reason logged,
 so it is not tried at every tick.
 """
@@ -12,6 +12,7 @@ import logging
 from datetime import datetime, timedelta
 from pathlib import Path
 
+from django.conf import settings
 from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
@@ -24,16 +25,17 @@ from station.errors import UserError
 logger = logging.getLogger(__name__)
 
 LOUDNESS_LEASE = timedelta(minutes=30)  # longer than a measurement of the longest file takes (2 GB at 50x)
-LOUDNESS_BATCH = 50  # assets a tick queues at most
 
 
 def assets_queue_loudness(*, now: datetime) -> int:
-    """Lease and queue a measurement for ready assets not measured yet (LOUDNESS_BATCH at most)."""
-    unmeasured = MediaAsset.objects.filter(status=MediaAsset.Status.READY, loudness_measured_at__isnull=True).filter(
-        Q(loudness_lease_until__isnull=True) | Q(loudness_lease_until__lt=now))
+    """Lease and queue measurements for ready assets not measured yet, INGEST_LOUDNESS_PARALLEL at a time in
+    the whole station: a library's backlog (a first start, a large import) takes a few of the ingest
+    workers, never all of them from the downloads."""
+    unmeasured = MediaAsset.objects.filter(status=MediaAsset.Status.READY, loudness_measured_at__isnull=True)
     with transaction.atomic():
-        picked = list(unmeasured.select_for_update(skip_locked=True, of=("self",))
-                      .select_related("studio").order_by("pk")[:LOUDNESS_BATCH])
+        room = settings.INGEST_LOUDNESS_PARALLEL - unmeasured.filter(loudness_lease_until__gte=now).count()
+        picked = list(unmeasured.filter(Q(loudness_lease_until__isnull=True) | Q(loudness_lease_until__lt=now))
+                      .select_for_update(skip_locked=True, of=("self",)).select_related("studio").order_by("pk")[:max(room, 0)])
         MediaAsset.objects.filter(pk__in=[asset.pk for asset in picked]).update(loudness_lease_until=now + LOUDNESS_LEASE)
         for asset in picked:
             queues.enqueue(queues.queue_for(queues.INGEST, studio_slug=asset.studio.slug), "ingest.tasks.measure_loudness",

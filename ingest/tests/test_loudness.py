@@ -8,7 +8,7 @@ from django.utils import timezone
 
 from ingest import services
 from ingest.models import MediaAsset
-from ingest.services.loudness import LOUDNESS_BATCH, LOUDNESS_LEASE
+from ingest.services.loudness import LOUDNESS_LEASE
 
 
 def _tone(media_root, name: str, *, gain_db: float, seconds: float = 4, source: str = "sine=frequency=1000") -> object:
@@ -80,13 +80,18 @@ def test_a_lost_measurement_is_queued_again_once_its_lease_ends_and_a_file_probe
     assert services.asset_measure_loudness(asset_id=asset.pk).loudness_lufs == pytest.approx(first - 12, abs=0.3)
 
 
-def test_a_tick_queues_a_bounded_batch_and_only_ready_assets(media_root, studio_a):
+def test_a_backlog_is_measured_a_few_at_a_time_and_only_ready_assets(media_root, studio_a, settings):
+    settings.INGEST_LOUDNESS_PARALLEL = 2
     path = _tone(media_root, "short.wav", gain_db=-6, seconds=1)
-    MediaAsset.objects.bulk_create(
+    backlog = MediaAsset.objects.bulk_create(
         MediaAsset(studio=studio_a, title=f"Copy {n}", file=str(path.relative_to(media_root)), duration_seconds=1,
-                   status=MediaAsset.Status.READY) for n in range(LOUDNESS_BATCH + 5))
+                   status=MediaAsset.Status.READY) for n in range(5))
     MediaAsset.objects.create(studio=studio_a, title="Still recording", status=MediaAsset.Status.LIVE)
     now = timezone.now()
-    assert services.assets_queue_loudness(now=now) == LOUDNESS_BATCH
-    assert services.assets_queue_loudness(now=now) == 5
-    assert services.assets_queue_loudness(now=now) == 0
+    assert services.assets_queue_loudness(now=now) == 2
+    assert services.assets_queue_loudness(now=now) == 0  # two measurements run: no room
+    measured = MediaAsset.objects.filter(loudness_lease_until__isnull=False).first()
+    services.asset_measure_loudness(asset_id=measured.pk)
+    assert services.assets_queue_loudness(now=now) == 1
+    assert services.assets_queue_loudness(now=now + LOUDNESS_LEASE + timedelta(seconds=1)) == 2  # leases run out
+    assert MediaAsset.objects.filter(pk__in=[asset.pk for asset in backlog], loudness_measured_at__isnull=True).count() == 4
