@@ -102,7 +102,8 @@ def set_next_at(value) =
   "OK"
 end
 server.register(usage="next_at <epoch seconds>", "next_at", set_next_at)
-queue = cue_cut(request.queue(id="queue"))
+# Each item at the channel's loudness target: the dispatcher annotates its gain (playout.loudness).
+queue = amplify(override="liq_amplify", 1., cue_cut(request.queue(id="queue")))
 timed = switch(id="timed", track_sensitive=true, [({{time() >= !next_at}}, queue)])
 # A webstream item: the dispatcher names the stream and its window ahead of the slot, the input
 # connects then, and the gate keeps it on air for its window; the input stops after it. It reads the

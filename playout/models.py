@@ -4,10 +4,11 @@ from django.db.models import Q
 from django.db.models.fields.json import KT
 from django.utils.translation import gettext_lazy as _
 
+from playout.loudness import DEFAULT_LOUDNESS_TARGET, LOUDNESS_TARGETS
 from playout.outputs import OUTPUTS, Output, clean_output_settings
 from station.db import end_after_start, no_overlap
 from station.outbound import validate_public_urls
-from station.bounds import instants_in_range
+from station.bounds import InRange, instants_in_range
 from station.models import (Node, RecurringWindow, StatusQuerySet, Studio, StudioScopedQuerySet, TimeStampedModel,
                             recurring_window_checks)
 from station.transitions import StatusMachine
@@ -145,6 +146,11 @@ class Channel(StatusMachine, TimeStampedModel):
                     'bitrate; file: format (mp3 or wav) and bitrate, written under the node\'s directory. '
                     'Settings left out take their defaults (mount live, bitrate 128, Icecast port 8000, format mp3).'),
     )
+    loudness_target_lufs = models.FloatField(
+        _("loudness target (LUFS)"), default=DEFAULT_LOUDNESS_TARGET,
+        help_text=_("Each measured item plays at this integrated loudness, by gain in the engine (EBU R128: -23 for "
+                    "broadcast, -16 or -14 for streams); from -40 to -5."),
+    )
     fallback_playlist = models.ForeignKey(
         Playlist,
         on_delete=models.SET_NULL,
@@ -183,6 +189,9 @@ class Channel(StatusMachine, TimeStampedModel):
                 violation_error_code="harbor_port_taken",
                 violation_error_message=_("Another channel already streams on this harbor port."),
             ),
+            InRange("loudness_target_lufs", lower=LOUDNESS_TARGETS[0], upper=LOUDNESS_TARGETS[1],
+                    name="channel_loudness_target_in_range", violation_error_code="loudness_target_out_of_range",
+                    violation_error_message=_("A loudness target is from -40 to -5 LUFS.")),
         ]
 
     def __str__(self) -> str:

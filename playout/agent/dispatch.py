@@ -10,6 +10,7 @@ from playout import services
 from playout.agent.launcher import RunningChannel
 from playout.cacher import MediaCache
 from playout.liquidsoap import FRAME_SECONDS
+from playout.loudness import amplification, item_gain_db
 from playout.models import ScheduledItem
 from playout.relay import WebstreamRelay
 from station.errors import UserError
@@ -108,8 +109,10 @@ class Dispatcher:
         opens_at, advance = gate_opens_at(item, now)
         cue_in = item.cue_in_seconds + advance
         cue_out = item.cue_in_seconds + (item.end_at - item.start_at).total_seconds()
+        gain = item_gain_db(target_lufs=running.channel.loudness_target_lufs, loudness_lufs=item.asset.loudness_lufs,
+                            true_peak_dbtp=item.asset.true_peak_dbtp)
         annotations = {"sk_item": item.pk, "sk_asset": item.asset_id,
-                       "liq_cue_in": round(cue_in, 3), "liq_cue_out": round(cue_out, 3)}
+                       "liq_cue_in": round(cue_in, 3), "liq_cue_out": round(cue_out, 3), "liq_amplify": amplification(gain)}
         path = self.cache.path_for(item.asset_id)
         if path is None:
             self.cache.unplayable([item], now_arming={item.pk})  # alerts; the filler covers it

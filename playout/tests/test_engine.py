@@ -1,6 +1,7 @@
 """Real Liquidsoap channels run by a node agent, on the real database."""
 
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -14,7 +15,7 @@ from django.utils import timezone
 
 from ingest.media import generate_tone
 from ingest.models import MediaAsset
-from ingest.services import asset_register_file
+from ingest.services import asset_measure_loudness, asset_register_file
 from playout.agent.crashes import REST_SECONDS
 from playout.models import AsRunEntry, Channel, PlaylistItem, ScheduledItem
 from recorders.tests.stream_server import PacedStream, closed_port
@@ -26,6 +27,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True), pytest.
 # An item on air at its slot, not a poll or a track later. How close to the frame is bench/playout_accuracy.py's
 # measure, in the output stream; a test's margin holds on a loaded CI machine.
 ON_TIME = 0.5
+TARGET = -30.0  # LUFS: far from the filler's own level, and from either item's
 
 
 def _tone(studio, media_root: Path, frequency: int, seconds: float) -> MediaAsset:
@@ -315,6 +317,38 @@ def test_an_engine_that_keeps_dying_on_a_lone_node_is_tried_there_again_after_a_
     told_codes = ["channel_engine_failing", "channel_no_failover"]
     assert sorted(Alert.objects.filter(code__in=told_codes).values_list("code", flat=True)) == sorted(told_codes)
     assert not Alert.objects.filter(code__in=told_codes, acknowledged_at__isnull=True).exists()
+
+
+def test_two_items_12_lu_apart_play_at_the_channels_loudness_target(on_air_channel, tmp_path):
+    channel, url, media_root = on_air_channel
+    Channel.objects.filter(pk=channel.pk).update(loudness_target_lufs=TARGET)
+    items = []
+    for frequency, gain_db in ((660, 0), (880, -12)):
+        path = media_root / "library" / f"level-{frequency}.mp3"
+        subprocess.run(["ffmpeg", "-nostdin", "-loglevel", "error", "-y", "-f", "lavfi", "-i",
+                        f"sine=frequency={frequency}:sample_rate=44100:duration=6", "-af", f"volume={gain_db}dB", "-ac", "2",
+                        str(path)], check=True, timeout=60)
+        asset = asset_register_file(studio=channel.studio, path=path, title=f"Level {frequency}")
+        items.append(asset_measure_loudness(asset_id=asset.pk))
+    assert items[0].loudness_lufs - items[1].loudness_lufs == pytest.approx(12, abs=0.5)
+    playlist = PlaylistFactory(studio=channel.studio, name="Levels")
+    for position, asset in enumerate(items):
+        PlaylistItem.objects.create(playlist=playlist, position=position, asset=asset)
+    slot = timezone.now() + timedelta(seconds=3)
+    instance = ShowInstanceFactory(show__channel=channel, show__playlist=playlist, start_at=slot,
+                                   end_at=slot + timedelta(seconds=12))
+    capture = tmp_path / "air.wav"
+    subprocess.run(["ffmpeg", "-nostdin", "-loglevel", "error", "-y", "-i", url, "-t",
+                    str((instance.end_at - timezone.now()).total_seconds() + 3), str(capture)], check=True, timeout=40)
+
+    # The momentary loudness (400 ms) of what left the engine, every 100 ms: both items' 12 s, less the
+    # blocks that straddle a change, at the target; the filler, never measured, plays as it is.
+    analysed = subprocess.run(["ffmpeg", "-nostdin", "-hide_banner", "-nostats", "-i", str(capture), "-af",
+                               "ebur128=framelog=info", "-f", "null", "-"], capture_output=True, text=True, timeout=60)
+    momentary = [float(value) for value in re.findall(r"\bM:\s*(-?[\d.]+)", analysed.stderr)]
+    at_target = sum(abs(value - TARGET) <= 1 for value in momentary)
+    assert at_target >= 100, (at_target, momentary)  # 10 s of 12: each item at the target, not one of them
+    assert AsRunEntry.objects.filter(channel=channel, asset__in=items, result=AsRunEntry.Result.PLAYED).count() == 2
 
 
 def test_operators_skip_pause_and_resume_and_the_as_run_log_says_so(on_air_channel):
