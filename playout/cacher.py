@@ -7,6 +7,8 @@ station's node media endpoint (a URL signed with the node's own key, kept in the
 shown to staff, that expires) into the node's cache, written aside and renamed only once its
 checksum matches. A failure is kept with its reason, and retried after
 a pause, so the agent alerts well before the slot and lets the filler cover the item.
+An asset no ingest job has measured the loudness of yet is measured from its copy once it is
+present (the dispatcher gives an item its gain from it), and the figures stored for everyone.
 """
 
 import hashlib
@@ -20,10 +22,12 @@ from pathlib import Path
 
 import requests
 from django.core import signing
+from django.db import DatabaseError, connection
 from django.urls import reverse
 from django.utils.translation import gettext as _
 
-from ingest.media import sha256_file
+from ingest.media import Loudness, measure_loudness, sha256_file
+from ingest.services import asset_store_loudness
 from playout.models import ScheduledItem
 from playout.relay import PLAYLIST_REFUSED, USER_AGENT, is_playlist
 from station import outbound
@@ -65,6 +69,8 @@ class _Wanted:
     key: int | str = field(compare=False)
     file_name: str = field(compare=False, default="")
     checksum: str = field(compare=False, default="")
+    measured: bool = field(compare=False, default=True)  # its loudness
+    duration_seconds: float = field(compare=False, default=0.0)
 
 
 class MediaCache:
@@ -75,6 +81,7 @@ class MediaCache:
         self.station_url = station_url.rstrip("/")
         self.ready: dict[int | str, Path | float] = {}  # asset id → verified copy; webstream URL → when it answered
         self.failed: dict[int | str, tuple[str, float]] = {}  # asset id or URL → (reason, when)
+        self.loudness: dict[int, Loudness] = {}  # asset id → measured here, before air
         self.queued: set[int | str] = set()
         self.arrivals = 0  # grows with every file made present, so the agent sees new ones at once
         self.lock = threading.Lock()
@@ -89,7 +96,8 @@ class MediaCache:
 
     def want(self, assets_by_priority) -> None:
         """Queue the assets not on the node yet; ``assets_by_priority`` yields (priority, asset), lowest first."""
-        self._queue(_Wanted(priority, asset.pk, asset.file.name, asset.checksum) for priority, asset in assets_by_priority)
+        self._queue(_Wanted(priority, asset.pk, asset.file.name, asset.checksum, asset.loudness_measured_at is not None,
+                            asset.duration_seconds or 0.0) for priority, asset in assets_by_priority)
 
     def try_webstreams(self, urls_by_priority) -> None:
         """Check that the coming webstreams answer (again, once a check is older than the retry pause)."""
@@ -166,6 +174,23 @@ class MediaCache:
                 else:
                     self.failed[wanted.key] = (reason, time.time())
                     logger.warning("cacher: %s not ready: %s", wanted.key, reason)
+            if present is not None and isinstance(wanted.key, int) and not wanted.measured:
+                self._measure(wanted, present)
+
+    def _measure(self, wanted: _Wanted, present: Path) -> None:
+        """The loudness of an asset no ingest job has measured yet, from its copy (after it is ready: the
+        item plays at its own level rather than wait for this)."""
+        try:
+            self.loudness[wanted.key] = measured = measure_loudness(present, duration_seconds=wanted.duration_seconds)
+        except UserError as error:
+            logger.warning("cacher: asset %s: %s", wanted.key, error)
+            measured = None
+        try:
+            asset_store_loudness(asset_id=wanted.key, checksum=wanted.checksum, measured=measured)
+        except DatabaseError:  # the figures serve this node anyway; an ingest job stores them later
+            logger.exception("cacher: asset %s: its loudness could not be stored", wanted.key)
+        finally:
+            connection.close()  # a worker thread holds no connection between files
 
     def _make_present(self, wanted: _Wanted) -> Path:
         """The verified local path; NotPresent says why there is none."""

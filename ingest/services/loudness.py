@@ -5,7 +5,8 @@ the ones not measured yet (LOUDNESS_LEASE, so a second replica's tick leaves the
 time, and queues a measurement each; a worker decodes the file with ffmpeg, at a lower CPU
 priority than the downloads', and writes the figures with one compare-and-set. A worker that dies leaves its lease to run out, and the next tick queues the asset
 again. A file that can't be measured is marked measured with no figures, with its reason logged,
-so it is not tried at every tick.
+so it is not tried at every tick. A node's cacher measures an item coming to air that no job has
+measured yet (playout.cacher), and stores it the same way.
 """
 
 import logging
@@ -48,16 +49,23 @@ def asset_measure_loudness(*, asset_id: int) -> MediaAsset | None:
     asset = MediaAsset.objects.filter(pk=asset_id, status=MediaAsset.Status.READY, loudness_measured_at__isnull=True).first()
     if asset is None:
         return None
-    figures = {"loudness_lufs": None, "loudness_range_lu": None, "true_peak_dbtp": None}
     try:
         measured = media.measure_loudness(Path(asset.file.path), duration_seconds=asset.duration_seconds)
     except UserError as error:
         logger.warning("asset %s: %s", asset.pk, error)
-    else:
-        figures = {"loudness_lufs": measured.integrated_lufs, "loudness_range_lu": measured.range_lu,
-                   "true_peak_dbtp": measured.true_peak_dbtp}
-    # The same file still: one probed again meanwhile (asset_register_file) is measured again.
-    MediaAsset.objects.filter(pk=asset.pk, loudness_measured_at__isnull=True, checksum=asset.checksum).update(
-        **figures, loudness_measured_at=timezone.now(), loudness_lease_until=None, updated_at=timezone.now())
+        measured = None
+    asset_store_loudness(asset_id=asset.pk, checksum=asset.checksum, measured=measured)
     asset.refresh_from_db()
     return asset
+
+
+def asset_store_loudness(*, asset_id: int, checksum: str, measured: media.Loudness | None) -> bool:
+    """Store a measurement of the asset's file (the one with ``checksum``; None: it could not be measured), unless
+    one is stored already: whoever measures first (an ingest job, a node's cacher before air), once per file."""
+    figures = {"loudness_lufs": None, "loudness_range_lu": None, "true_peak_dbtp": None} if measured is None else {
+        "loudness_lufs": measured.integrated_lufs, "loudness_range_lu": measured.range_lu,
+        "true_peak_dbtp": measured.true_peak_dbtp}
+    now = timezone.now()
+    # The same file still: one probed again meanwhile (asset_register_file) is measured again.
+    return bool(MediaAsset.objects.filter(pk=asset_id, loudness_measured_at__isnull=True, checksum=checksum).update(
+        **figures, loudness_measured_at=now, loudness_lease_until=None, updated_at=now))

@@ -109,8 +109,10 @@ class Dispatcher:
         opens_at, advance = gate_opens_at(item, now)
         cue_in = item.cue_in_seconds + advance
         cue_out = item.cue_in_seconds + (item.end_at - item.start_at).total_seconds()
-        gain = item_gain_db(target_lufs=running.channel.loudness_target_lufs, loudness_lufs=item.asset.loudness_lufs,
-                            true_peak_dbtp=item.asset.true_peak_dbtp)
+        loudness, peak = item.asset.loudness_lufs, item.asset.true_peak_dbtp
+        if item.asset.loudness_measured_at is None and (measured := self.cache.loudness.get(item.asset_id)):
+            loudness, peak = measured.integrated_lufs, measured.true_peak_dbtp  # the cacher's, before any job's
+        gain = item_gain_db(target_lufs=running.channel.loudness_target_lufs, loudness_lufs=loudness, true_peak_dbtp=peak)
         annotations = {"sk_item": item.pk, "sk_asset": item.asset_id,
                        "liq_cue_in": round(cue_in, 3), "liq_cue_out": round(cue_out, 3), "liq_amplify": amplification(gain)}
         path = self.cache.path_for(item.asset_id)

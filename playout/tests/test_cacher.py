@@ -121,3 +121,20 @@ def test_the_node_media_endpoint_serves_only_links_signed_with_that_nodes_key(li
     # another node's key, or the token under another node's id, opens nothing
     assert client.get(reverse("playout:node-media", args=[other.pk, media_token(asset.pk, node=node)])).status_code == 404
     assert client.get(f"/playout/media/{asset.pk}").status_code == 404
+
+
+def test_an_asset_no_job_has_measured_is_measured_from_its_copy_before_air_and_stored(library, live_server, tmp_path):
+    studio, tone = library
+    asset = tone(770)
+    assert asset.loudness_measured_at is None
+    cache = MediaCache(directory=tmp_path / "node-cache", shared_root=None, station_url=live_server.url,
+                       node=NodeFactory())
+
+    cache.want([(0.0, asset)])
+
+    _settled(cache, asset)
+    measured = wait_until(lambda: cache.loudness.get(asset.pk), timeout=10, message="the copy measured")
+    asset.refresh_from_db()
+    assert asset.loudness_measured_at is not None
+    assert (asset.loudness_lufs, asset.true_peak_dbtp) == (measured.integrated_lufs, measured.true_peak_dbtp)
+    assert -40 < asset.loudness_lufs < -10  # a real tone's loudness, not a default
