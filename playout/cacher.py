@@ -89,8 +89,10 @@ class MediaCache:
         self.session = requests.Session()  # the station's own media endpoint (STATION_URL)
         self.webstreams = outbound.guarded_session(user_agent=USER_AGENT)  # operators' URLs: public addresses only
         directory.mkdir(parents=True, exist_ok=True)
+        self.to_measure: queue.Queue[tuple[_Wanted, Path]] = queue.Queue()
         for _worker in range(workers):
             threading.Thread(target=self._work, daemon=True).start()
+        threading.Thread(target=self._measure_loop, daemon=True).start()
 
     # -- the agent's side ---------------------------------------------------------------------
 
@@ -175,11 +177,17 @@ class MediaCache:
                     self.failed[wanted.key] = (reason, time.time())
                     logger.warning("cacher: %s not ready: %s", wanted.key, reason)
             if present is not None and isinstance(wanted.key, int) and not wanted.measured:
-                self._measure(wanted, present)
+                self.to_measure.put((wanted, present))
+
+    def _measure_loop(self) -> None:
+        """The loudness of the assets no ingest job has measured yet, from their copies, one at a time on a
+        thread of its own: copies ready are playable at once (at their own level until measured), and a
+        long file measured never holds up the fetching of the next one."""
+        while True:
+            wanted, present = self.to_measure.get()
+            self._measure(wanted, present)
 
     def _measure(self, wanted: _Wanted, present: Path) -> None:
-        """The loudness of an asset no ingest job has measured yet, from its copy (after it is ready: the
-        item plays at its own level rather than wait for this)."""
         try:
             self.loudness[wanted.key] = measured = measure_loudness(present, duration_seconds=wanted.duration_seconds)
         except UserError as error:
