@@ -190,6 +190,8 @@ class MediaCache:
     def _measure(self, wanted: _Wanted, present: Path) -> None:
         try:
             self.loudness[wanted.key] = measured = measure_loudness(present, duration_seconds=wanted.duration_seconds)
+            with self.lock:
+                self.arrivals += 1  # the fillers' playlists are written again with its gain
         except UserError as error:
             logger.warning("cacher: asset %s: %s", wanted.key, error)
             measured = None

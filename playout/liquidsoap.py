@@ -77,7 +77,8 @@ def output_clause(output_type: str, settings: dict, source: str, *, file_path: P
 def render_script(*, output: str, telnet_port: int, filler_playlist: Path | None) -> str:
     """The channel's script around its output clause (``output_clause``)."""
     filler = (
-        f'filler = playlist(id="filler", mode="normal", reload_mode="watch", {liq_string(filler_playlist)})\n'
+        f'filler = amplify(override="liq_amplify", 1., playlist(id="filler", mode="normal", reload_mode="watch", '
+        f'{liq_string(filler_playlist)}))\n'
         if filler_playlist else 'filler = blank(id="filler_none")\n'
     )
     stdlib = "".join(f"%include <{part}.liq>\n" for part in STDLIB_PARTS)

@@ -10,7 +10,7 @@ from playout import services
 from playout.agent.launcher import RunningChannel
 from playout.cacher import MediaCache
 from playout.liquidsoap import FRAME_SECONDS
-from playout.loudness import amplification, item_gain_db
+from playout.loudness import asset_amplification
 from playout.models import ScheduledItem
 from playout.relay import WebstreamRelay
 from station.errors import UserError
@@ -109,12 +109,10 @@ class Dispatcher:
         opens_at, advance = gate_opens_at(item, now)
         cue_in = item.cue_in_seconds + advance
         cue_out = item.cue_in_seconds + (item.end_at - item.start_at).total_seconds()
-        loudness, peak = item.asset.loudness_lufs, item.asset.true_peak_dbtp
-        if item.asset.loudness_measured_at is None and (measured := self.cache.loudness.get(item.asset_id)):
-            loudness, peak = measured.integrated_lufs, measured.true_peak_dbtp  # the cacher's, before any job's
-        gain = item_gain_db(target_lufs=running.channel.loudness_target_lufs, loudness_lufs=loudness, true_peak_dbtp=peak)
+        gain = asset_amplification(item.asset, target_lufs=running.channel.loudness_target_lufs,
+                                   measured_here=self.cache.loudness.get(item.asset_id))
         annotations = {"sk_item": item.pk, "sk_asset": item.asset_id,
-                       "liq_cue_in": round(cue_in, 3), "liq_cue_out": round(cue_out, 3), "liq_amplify": amplification(gain)}
+                       "liq_cue_in": round(cue_in, 3), "liq_cue_out": round(cue_out, 3), "liq_amplify": gain}
         path = self.cache.path_for(item.asset_id)
         if path is None:
             self.cache.unplayable([item], now_arming={item.pk})  # alerts; the filler covers it

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 from ingest.models import MediaAsset
 from playout.cacher import MediaCache
 from playout.liquidsoap import request_uri
+from playout.loudness import asset_amplification
 from playout.models import Channel
 
 if TYPE_CHECKING:  # the launcher imports this module
@@ -26,7 +27,7 @@ def filler_playlist(workdir: Path) -> Path:
 
 
 class FillerWriter:
-    """Write the filler playlists again whenever the cache has taken in new files."""
+    """Write the filler playlists again whenever the cache has taken in new files or measured one."""
 
     def __init__(self, cache: MediaCache):
         self.cache = cache
@@ -42,8 +43,13 @@ class FillerWriter:
             if not running.channel.fallback_playlist_id:
                 continue
             present = [(asset, self.cache.path_for(asset.pk)) for asset in running.filler_assets]
-            text = "".join(f"{request_uri(path, {'sk_asset': asset.pk})}\n" for asset, path in present if path)
+            text = "".join(f"{request_uri(path, self._annotations(asset, running.channel))}\n" for asset, path in present if path)
             playlist = filler_playlist(running.workdir)
             playlist.parent.mkdir(parents=True, exist_ok=True)
             if not playlist.exists() or playlist.read_text() != text:
                 playlist.write_text(text)
+
+    def _annotations(self, asset: MediaAsset, channel: Channel) -> dict[str, int | float]:
+        """A filler file plays at the channel's loudness target too, like the items (playout.loudness)."""
+        return {"sk_asset": asset.pk, "liq_amplify": asset_amplification(
+            asset, target_lufs=channel.loudness_target_lufs, measured_here=self.cache.loudness.get(asset.pk))}
