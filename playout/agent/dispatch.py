@@ -109,10 +109,10 @@ class Dispatcher:
         opens_at, advance = gate_opens_at(item, now)
         cue_in = item.cue_in_seconds + advance
         cue_out = item.cue_in_seconds + (item.end_at - item.start_at).total_seconds()
-        gain = asset_amplification(item.asset, target_lufs=running.channel.loudness_target_lufs,
-                                   measured_here=self.cache.loudness.get(item.asset_id))
+        amplify = asset_amplification(item.asset, target_lufs=running.channel.loudness_target_lufs,
+                                      measured_here=self.cache.loudness.get(item.asset_id))
         annotations = {"sk_item": item.pk, "sk_asset": item.asset_id,
-                       "liq_cue_in": round(cue_in, 3), "liq_cue_out": round(cue_out, 3), "liq_amplify": gain}
+                       "liq_cue_in": round(cue_in, 3), "liq_cue_out": round(cue_out, 3), "liq_amplify": amplify}
         path = self.cache.path_for(item.asset_id)
         if path is None:
             self.cache.unplayable([item], now_arming={item.pk})  # alerts; the filler covers it
