@@ -19,7 +19,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from ingest import media
-from ingest.models import MediaAsset
+from ingest.models import Download, MediaAsset
 from station import queues
 from station.errors import UserError
 
@@ -30,8 +30,11 @@ LOUDNESS_LEASE = timedelta(minutes=30)  # longer than a measurement of the longe
 
 def assets_queue_loudness(*, now: datetime) -> int:
     """Lease and queue measurements for ready assets not measured yet, INGEST_LOUDNESS_PARALLEL at a time in
-    the whole station: a library's backlog (a first start, a large import) takes a few of the ingest
-    workers, never all of them from the downloads."""
+    the whole station, and none while a download is queued or running: a library's backlog (a first
+    start, a large import) never takes ingest workers from the downloads. What comes to air meanwhile
+    is measured by the node's cacher."""
+    if Download.objects.filter(status__in=[Download.Status.QUEUED, Download.Status.DOWNLOADING]).exists():
+        return 0  # downloads first: a measurement holds an ingest worker for seconds
     unmeasured = MediaAsset.objects.filter(status=MediaAsset.Status.READY, loudness_measured_at__isnull=True)
     with transaction.atomic():
         room = settings.INGEST_LOUDNESS_PARALLEL - unmeasured.filter(loudness_lease_until__gte=now).count()

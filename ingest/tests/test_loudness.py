@@ -7,7 +7,7 @@ import pytest
 from django.utils import timezone
 
 from ingest import services
-from ingest.models import MediaAsset
+from ingest.models import Download, IngestSource, MediaAsset
 from ingest.services.loudness import LOUDNESS_LEASE
 
 
@@ -95,3 +95,14 @@ def test_a_backlog_is_measured_a_few_at_a_time_and_only_ready_assets(media_root,
     assert services.assets_queue_loudness(now=now) == 1
     assert services.assets_queue_loudness(now=now + LOUDNESS_LEASE + timedelta(seconds=1)) == 2  # leases run out
     assert MediaAsset.objects.filter(pk__in=[asset.pk for asset in backlog], loudness_measured_at__isnull=True).count() == 4
+
+
+def test_no_measurement_is_queued_while_a_download_is_queued_or_running(media_root, studio_a):
+    _registered(studio_a, _tone(media_root, "tone.wav", gain_db=-6, seconds=1), "Tone")
+    source = IngestSource.objects.create(studio=studio_a, name="Feed", kind=IngestSource.Kind.URL_LIST,
+                                         url_list="https://example.org/a.mp3")
+    download = Download.objects.create(source=source, item_key="a", url="https://example.org/a.mp3",
+                                       status=Download.Status.DOWNLOADING)
+    assert services.assets_queue_loudness(now=timezone.now()) == 0  # downloads first
+    Download.objects.filter(pk=download.pk).update(status=Download.Status.COMPLETED)
+    assert services.assets_queue_loudness(now=timezone.now()) == 1
