@@ -193,7 +193,10 @@ class Download(StatusMachine, TimeStampedModel):
         verbose_name = _("download")
         verbose_name_plural = _("downloads")
         constraints = [models.UniqueConstraint(fields=["source", "item_key"], name="download_item_unique_in_source")]
-        indexes = [models.Index(fields=["url"], name="download_url_idx")]  # the same item in other sources
+        indexes = [
+            models.Index(fields=["url"], name="download_url_idx"),  # the same item in other sources
+            models.Index(fields=["updated_at"], name="download_updated_idx"),  # downloads lately busy (loudness waits)
+        ]
 
     def __str__(self) -> str:
         return self.title or self.url

@@ -26,14 +26,16 @@ from station.errors import UserError
 logger = logging.getLogger(__name__)
 
 LOUDNESS_LEASE = timedelta(minutes=30)  # longer than a measurement of the longest file takes (2 GB at 50x)
+DOWNLOADS_QUIET = timedelta(seconds=30)  # measurements wait this long after the last download moved: bursts come in waves
 
 
 def assets_queue_loudness(*, now: datetime) -> int:
     """Lease and queue measurements for ready assets not measured yet, INGEST_LOUDNESS_PARALLEL at a time in
-    the whole station, and none while a download is queued or running: a library's backlog (a first
-    start, a large import) never takes ingest workers from the downloads. What comes to air meanwhile
+    the whole station, and none while a download is queued or running or was DOWNLOADS_QUIET ago: a
+    library's backlog (a first start, a large import) never takes ingest workers from the downloads. What comes to air meanwhile
     is measured by the node's cacher."""
-    if Download.objects.filter(status__in=[Download.Status.QUEUED, Download.Status.DOWNLOADING]).exists():
+    busy = Q(status__in=[Download.Status.QUEUED, Download.Status.DOWNLOADING]) | Q(updated_at__gte=now - DOWNLOADS_QUIET)
+    if Download.objects.filter(busy).exists():
         return 0  # downloads first: a measurement holds an ingest worker for seconds
     unmeasured = MediaAsset.objects.filter(status=MediaAsset.Status.READY, loudness_measured_at__isnull=True)
     with transaction.atomic():

@@ -8,7 +8,7 @@ from django.utils import timezone
 
 from ingest import services
 from ingest.models import Download, IngestSource, MediaAsset
-from ingest.services.loudness import LOUDNESS_LEASE
+from ingest.services.loudness import DOWNLOADS_QUIET, LOUDNESS_LEASE
 
 
 def _tone(media_root, name: str, *, gain_db: float, seconds: float = 4, source: str = "sine=frequency=1000") -> object:
@@ -97,12 +97,13 @@ def test_a_backlog_is_measured_a_few_at_a_time_and_only_ready_assets(media_root,
     assert MediaAsset.objects.filter(pk__in=[asset.pk for asset in backlog], loudness_measured_at__isnull=True).count() == 4
 
 
-def test_no_measurement_is_queued_while_a_download_is_queued_or_running(media_root, studio_a):
+def test_no_measurement_is_queued_while_downloads_are_busy_or_were_just_now(media_root, studio_a):
     _registered(studio_a, _tone(media_root, "tone.wav", gain_db=-6, seconds=1), "Tone")
     source = IngestSource.objects.create(studio=studio_a, name="Feed", kind=IngestSource.Kind.URL_LIST,
                                          url_list="https://example.org/a.mp3")
     download = Download.objects.create(source=source, item_key="a", url="https://example.org/a.mp3",
                                        status=Download.Status.DOWNLOADING)
     assert services.assets_queue_loudness(now=timezone.now()) == 0  # downloads first
-    Download.objects.filter(pk=download.pk).update(status=Download.Status.COMPLETED)
-    assert services.assets_queue_loudness(now=timezone.now()) == 1
+    Download.objects.filter(pk=download.pk).update(status=Download.Status.COMPLETED, updated_at=timezone.now())
+    assert services.assets_queue_loudness(now=timezone.now()) == 0  # and the next wave may be coming
+    assert services.assets_queue_loudness(now=timezone.now() + DOWNLOADS_QUIET + timedelta(seconds=1)) == 1
