@@ -45,9 +45,8 @@ def probe(path: Path) -> Probe:
     except (OSError, subprocess.TimeoutExpired) as error:
         raise UserError("probe_failed", _("Could not run ffprobe on %(file)s."), {"file": path.name}, inner=error) from error
     if completed.returncode != 0:
-        reason = completed.stderr.strip().splitlines()[-1] if completed.stderr.strip() else f"exit {completed.returncode}"
-        reason = reason.replace(str(path), path.name).replace(str(path.parent), "")  # its place on disk is ours
-        raise UserError("not_media", _("%(file)s is not a media file ffprobe can read: %(reason)s"), {"file": path.name, "reason": reason})
+        raise UserError("not_media", _("%(file)s is not a media file ffprobe can read: %(reason)s"),
+                        {"file": path.name, "reason": _reason(completed, path)})
     info = json.loads(completed.stdout)
     streams = [s for s in info.get("streams", []) if s.get("codec_type") in ("audio", "video")]
     duration = float(info.get("format", {}).get("duration") or 0)
@@ -83,13 +82,17 @@ def measure_loudness(path: Path, *, duration_seconds: float) -> Loudness:
                         inner=error) from error
     summary = _SUMMARY.search(completed.stderr) if completed.returncode == 0 else None
     if summary is None:
-        reason = completed.stderr.strip().splitlines()[-1] if completed.stderr.strip() else f"exit {completed.returncode}"
-        reason = reason.replace(str(path), path.name).replace(str(path.parent), "")
         raise UserError("loudness_failed", _("Could not measure the loudness of %(file)s: %(reason)s"),
-                        {"file": path.name, "reason": reason})
+                        {"file": path.name, "reason": _reason(completed, path)})
     peak = summary["peak"]
     return Loudness(integrated_lufs=float(summary["integrated"]), range_lu=float(summary["range"]),
                     true_peak_dbtp=None if peak == "-inf" else float(peak))
+
+
+def _reason(completed: subprocess.CompletedProcess, path: Path) -> str:
+    """The last line ffprobe or ffmpeg wrote about ``path``, naming the file but not its place on disk (ours)."""
+    reason = completed.stderr.strip().splitlines()[-1] if completed.stderr.strip() else f"exit {completed.returncode}"
+    return reason.replace(str(path), path.name).replace(str(path.parent), "")
 
 
 def sha256_file(path: Path) -> str:

@@ -16,8 +16,7 @@ from ingest.services.polling import source_poll, source_poll_soon, sources_claim
 from ingest.services.publishing import publication_queue, publications_publish_due
 
 __all__ = [
-    "asset_measure_loudness", "asset_register_file", "asset_store_loudness", "assets_queue_loudness", "download_retry", "download_run",
-    "downloads_requeue_stale", "ingest_housekeeping",
-    "publication_queue", "publications_publish_due", "source_poll", "source_poll_soon", "sources_claim_due",
+    "asset_measure_loudness", "asset_register_file", "asset_store_loudness", "assets_queue_loudness",
+    "download_retry", "download_run", "downloads_requeue_stale", "ingest_housekeeping", "publication_queue", "publications_publish_due", "source_poll", "source_poll_soon", "sources_claim_due",
     "sources_poll_due",
 ]

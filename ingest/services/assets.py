@@ -26,13 +26,13 @@ def asset_register_file(*, studio: Studio, path: Path, title: str, origin: str =
         "duration_seconds": probed.duration_seconds,
         "format_name": probed.format_name,
         "error_message": "",
-        # measured again (ingest.services.loudness): the file may not be the one measured
-        "loudness_lufs": None, "loudness_range_lu": None, "true_peak_dbtp": None, "loudness_measured_at": None,
-        "loudness_lease_until": None,
     }
     asset, created = MediaAsset.objects.get_or_create(studio=studio, file=relative,
                                                       defaults={**facts, "status": MediaAsset.Status.READY})
     if not created:  # probed again: its facts are the file's now
+        if asset.checksum != facts["checksum"]:  # other content: its loudness is measured again (ingest.services.loudness)
+            facts.update(loudness_lufs=None, loudness_range_lu=None, true_peak_dbtp=None, loudness_measured_at=None,
+                         loudness_lease_until=None)
         for name, value in facts.items():
             setattr(asset, name, value)
         asset.save(update_fields=[*facts, "updated_at"])

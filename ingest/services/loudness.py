@@ -3,8 +3,8 @@
 Every ready asset, uploaded, downloaded or recorded, is measured the same way: the ingest tick leases
 the ones not measured yet (LOUDNESS_LEASE, so a second replica's tick leaves them be), a few at a
 time, and queues a measurement each; a worker decodes the file with ffmpeg, at a lower CPU
-priority than the downloads', and writes the figures with one compare-and-set. A worker that dies leaves its lease to run out, and the next tick queues the asset
-again. A file that can't be measured is marked measured with no figures, with its reason logged,
+priority than the downloads', and writes the figures with one compare-and-set. A worker that dies
+leaves its lease to run out, and the next tick queues the asset again. A file that can't be measured is marked measured with no figures, with its reason logged,
 so it is not tried at every tick. A node's cacher measures an item coming to air that no job has
 measured yet (playout.cacher), and stores it the same way.
 """
@@ -32,8 +32,8 @@ DOWNLOADS_QUIET = timedelta(seconds=30)  # measurements wait this long after the
 def assets_queue_loudness(*, now: datetime) -> int:
     """Lease and queue measurements for ready assets not measured yet, INGEST_LOUDNESS_PARALLEL at a time in
     the whole station, and none while a download is queued or running or was DOWNLOADS_QUIET ago: a
-    library's backlog (a first start, a large import) never takes ingest workers from the downloads. What comes to air meanwhile
-    is measured by the node's cacher."""
+    library's backlog (a first start, a large import) never takes ingest workers from the downloads.
+    What comes to air meanwhile is measured by the node's cacher."""
     busy = Q(status__in=[Download.Status.QUEUED, Download.Status.DOWNLOADING]) | Q(updated_at__gte=now - DOWNLOADS_QUIET)
     if Download.objects.filter(busy).exists():
         return 0  # downloads first: a measurement holds an ingest worker for seconds
