@@ -8,6 +8,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from ingest.media import generate_tone
+from ingest.models import MediaAsset
 from ingest.services import asset_register_file
 from playout.cacher import MediaCache, media_token, node_media_url
 from playout.models import ScheduledItem
@@ -134,6 +135,9 @@ def test_an_asset_no_job_has_measured_is_measured_from_its_copy_before_air_and_s
 
     _settled(cache, asset)
     measured = wait_until(lambda: cache.loudness.get(asset.pk), timeout=10, message="the copy measured")
+    # the figures serve the node first, then reach the database
+    wait_until(lambda: MediaAsset.objects.filter(pk=asset.pk, loudness_measured_at__isnull=False).exists(), timeout=10,
+               message="the measurement stored")
     asset.refresh_from_db()
     assert asset.loudness_measured_at is not None
     assert (asset.loudness_lufs, asset.true_peak_dbtp) == (measured.integrated_lufs, measured.true_peak_dbtp)
