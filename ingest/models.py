@@ -59,6 +59,10 @@ class MediaAsset(StatusMachine, TimeStampedModel):
         _("loudness measured at"), null=True, blank=True,
         help_text=_("Set once measured; a file whose loudness could not be measured has it set and no figures."))
     loudness_lease_until = models.DateTimeField(null=True, blank=True, editable=False)  # a worker measures it until then
+    intentionally_quiet = models.BooleanField(
+        _("quiet on purpose"), default=False,
+        help_text=_("Its long silences are part of the programme (a minute's silence, a quiet passage): on air they "
+                    "are not dead air, and the engine plays them through."))
 
     objects = StatusQuerySet.as_manager()
     studio_lookup = "studio"

@@ -31,6 +31,7 @@ from urllib.parse import quote
 from django.utils.translation import gettext_lazy as _
 
 from ingest.media import MEDIA_FORMATS
+from playout.dead_air import DEFAULT_DEAD_AIR_SECONDS, DEFAULT_SILENCE_THRESHOLD
 from playout.outputs import get_output
 from station.errors import UserError
 from station.processes import EngineProcess, kill_strays
@@ -38,6 +39,9 @@ from station.processes import EngineProcess, kill_strays
 logger = logging.getLogger(__name__)
 ON_AIR_MARK = "SK_ON_AIR "
 WEBSTREAM_MARK = "SK_WEBSTREAM "
+DEAD_AIR_MARK = "SK_DEAD_AIR "
+DEAD_AIR_KEY = "sk_dead_air"  # in a report's metadata: the seconds of silence it began with
+LEVEL_MARK = "SK_LEVEL "
 # What Liquidsoap logs when an output fails to start (its port taken, say): the output never tries again by itself
 # and the engine would play on to nobody, answering its probes; it is killed, and the crash policy takes over.
 OUTPUT_FAILED_MARK = "] Error when starting "
@@ -74,8 +78,11 @@ def output_clause(output_type: str, settings: dict, source: str, *, file_path: P
     return get_output(output_type).liquidsoap(settings, source, liq_string, file_path=file_path)
 
 
-def render_script(*, output: str, telnet_port: int, filler_playlist: Path | None) -> str:
-    """The channel's script around its output clause (``output_clause``)."""
+def render_script(*, output: str, telnet_port: int, filler_playlist: Path | None,
+                  dead_air_seconds: float = DEFAULT_DEAD_AIR_SECONDS,
+                  silence_threshold_dbfs: float = DEFAULT_SILENCE_THRESHOLD) -> str:
+    """The channel's script around its output clause (``output_clause``), watching its output for dead air
+    (playout.dead_air)."""
     filler = (
         f'filler = amplify(override="liq_amplify", 1., playlist(id="filler", mode="normal", reload_mode="watch", '
         f'{liq_string(filler_playlist)}))\n'
@@ -149,19 +156,58 @@ def skip_current(_) =
 end
 server.register(usage="skip", "skip", skip_current)
 pause_silence = blank(id="paused")
-air = switch(id="air", track_sensitive=false, replay_metadata=true, [({{!paused}}, pause_silence), ({{true}}, main)])
+air = rms(id="air_level", duration=0.2,
+          switch(id="air", track_sensitive=false, replay_metadata=true, [({{!paused}}, pause_silence), ({{true}}, main)]))
+
+# Dead air (playout.dead_air): the output below the threshold for the limit while an item, a webstream or the
+# filler is on air. The engine moves on at once: a webstream's window closes, anything else is skipped, and the
+# fallback brings the filler (or its next file) on air. It prints when, and how long the silence lasted.
+dead_air_seconds = ref({float(dead_air_seconds)!r})
+silence_below = ref(lin_of_dB({float(silence_threshold_dbfs)!r}))
+def set_dead_air(value) =
+  limits = string.split(separator=" ", value)
+  dead_air_seconds := float_of_string(list.nth(limits, 0))
+  silence_below := lin_of_dB(float_of_string(list.nth(limits, 1)))
+  "OK"
+end
+server.register(usage="dead_air <seconds> <threshold dBFS>", "dead_air", set_dead_air)
+watched = ref(false)  # set by report: something is on air that should be heard
+quiet = ref(false)  # media marked quiet on purpose
+silent_since = ref(time())
+def webstream_on_air() =
+  webstream_window_open() and webstream.is_ready()
+end
+def watch_dead_air() =
+  now = time()
+  if !paused or not !watched or !quiet or air.rms() >= !silence_below then
+    silent_since := now
+  elsif now - !silent_since >= !dead_air_seconds then
+    print({liq_string(DEAD_AIR_MARK)} ^ json.stringify(compact=true, (int_of_float(now * 1000000.), int_of_float(source.time(air) * 1000000.), now - !silent_since)))
+    silent_since := now
+    if webstream_on_air() then webstream_until := now else main.skip() end
+  end
+end
+thread.run(every=0.1, watch_dead_air)
+thread.run(every=1., fun () -> print({liq_string(LEVEL_MARK)} ^ string_of_float(dB_of_lin(air.rms()))))
 
 # Stamped with the wall clock and the stream position of the frame the track starts in, in
 # microseconds (JSON floats keep only two decimals); the agent places it on the stream's timeline.
 def report(m)
-  m = if not list.assoc.mem("sk_item", m) and webstream_window_open() and webstream.is_ready()
+  m = if not list.assoc.mem("sk_item", m) and webstream_on_air()
       then list.append([("sk_item", !webstream_item)], m) else m end
+  watched := list.assoc.mem("sk_item", m) or list.assoc.mem("sk_asset", m)
+  quiet := list.assoc.mem("sk_quiet", m)
   print({liq_string(ON_AIR_MARK)} ^ json.stringify(compact=true, (int_of_float(time() * 1000000.), int_of_float(source.time(air) * 1000000.), m)))
 end
 air.on_track(report)
 
 {output}
 """
+
+
+def quiet_annotation(asset) -> dict[str, int]:
+    """Media marked quiet on purpose tells the engine so: its silences are not dead air."""
+    return {"sk_quiet": 1} if asset.intentionally_quiet else {}
 
 
 def request_uri(path: Path | str, annotations: dict[str, int | float]) -> str:
@@ -225,6 +271,9 @@ class Gateway:
     def set_paused(self, paused: bool) -> str:
         return self.command("paused", "true" if paused else "false")
 
+    def set_dead_air(self, seconds: float, threshold_dbfs: float) -> str:
+        return self.command("dead_air", f"{float(seconds):.3f}", f"{float(threshold_dbfs):.3f}")
+
 
 class StreamClock:
     """Places stream positions on the wall clock.
@@ -259,6 +308,8 @@ class LiquidsoapEngine(EngineProcess):
             logger.warning("killed a Liquidsoap left over from a previous agent for %s", self.script_path)
         self.webstream_connected = False
         self.stream_clock = StreamClock()
+        self.on_air_metadata: dict = {}  # what the last on-air report said
+        self.output_level_dbfs = float("-inf")  # the output's RMS level, reported every second
         super().__init__(
             [*ENGINE_COMMAND, str(self.script_path)], stderr=subprocess.STDOUT,
             # SIGKILL: Liquidsoap's own shutdown can hang, and a dead agent's engine must go at once.
@@ -275,7 +326,19 @@ class LiquidsoapEngine(EngineProcess):
             except (ValueError, TypeError):
                 logger.warning("unreadable on-air report from Liquidsoap: %s", line)
                 return
+            self.on_air_metadata = metadata
             self.on_air(metadata, self.stream_clock.on_air_at(wall_microseconds / 1e6, stream_microseconds / 1e6))
+        elif line.startswith(DEAD_AIR_MARK):
+            try:
+                wall_microseconds, stream_microseconds, silent_seconds = json.loads(line[len(DEAD_AIR_MARK):])
+            except (ValueError, TypeError):
+                logger.warning("unreadable dead-air report from Liquidsoap: %s", line)
+                return
+            # on the as-run log from the moment the silence began, naming what was on air then
+            began = self.stream_clock.on_air_at(wall_microseconds / 1e6, stream_microseconds / 1e6) - silent_seconds
+            self.on_air({**self.on_air_metadata, DEAD_AIR_KEY: silent_seconds}, began)
+        elif line.startswith(LEVEL_MARK):
+            self.output_level_dbfs = _decibels(line[len(LEVEL_MARK):])
         elif line.startswith(WEBSTREAM_MARK):
             self.webstream_connected = line == WEBSTREAM_MARK + "connected"
         else:
@@ -283,3 +346,12 @@ class LiquidsoapEngine(EngineProcess):
             if OUTPUT_FAILED_MARK in line:
                 logger.warning("Liquidsoap %s: its output did not start (%s); stopping it", self.pid, line)
                 self.process.kill()
+
+
+def _decibels(text: str) -> float:
+    """Liquidsoap's float: ``-inf`` for digital silence, a trailing dot for whole numbers."""
+    text = text.strip().rstrip(".")
+    try:
+        return float(text)
+    except ValueError:
+        return float("-inf")

@@ -4,6 +4,8 @@ from django.db.models import Q
 from django.db.models.fields.json import KT
 from django.utils.translation import gettext_lazy as _
 
+from playout.dead_air import (DEAD_AIR_LIMITS, DEFAULT_DEAD_AIR_SECONDS, DEFAULT_SILENCE_THRESHOLD,
+                              SILENCE_THRESHOLDS)
 from playout.loudness import DEFAULT_LOUDNESS_TARGET, LOUDNESS_TARGETS
 from playout.outputs import OUTPUTS, Output, clean_output_settings
 from station.db import end_after_start, no_overlap
@@ -151,6 +153,16 @@ class Channel(StatusMachine, TimeStampedModel):
         help_text=_("Each measured item plays at this integrated loudness, by gain in the engine (EBU R128: -23 for "
                     "broadcast, -16 or -14 for streams); from -40 to -5."),
     )
+    dead_air_seconds = models.FloatField(
+        _("dead air after (s)"), default=DEFAULT_DEAD_AIR_SECONDS,
+        help_text=_("The output silent this long while an item, a webstream or the filler plays is dead air: the "
+                    "engine moves on to the filler (or its next file) at once, the as-run log and an alert say so. "
+                    "Media marked quiet on purpose and a paused channel are not dead air. From 1 to 300."),
+    )
+    silence_threshold_dbfs = models.FloatField(
+        _("silence below (dBFS)"), default=DEFAULT_SILENCE_THRESHOLD,
+        help_text=_("The output's level (RMS) under which it counts as silent; from -90 to -20."),
+    )
     fallback_playlist = models.ForeignKey(
         Playlist,
         on_delete=models.SET_NULL,
@@ -192,6 +204,12 @@ class Channel(StatusMachine, TimeStampedModel):
             InRange("loudness_target_lufs", lower=LOUDNESS_TARGETS[0], upper=LOUDNESS_TARGETS[1],
                     name="channel_loudness_target_in_range", violation_error_code="loudness_target_out_of_range",
                     violation_error_message=_("A loudness target is from -40 to -5 LUFS.")),
+            InRange("dead_air_seconds", lower=DEAD_AIR_LIMITS[0], upper=DEAD_AIR_LIMITS[1],
+                    name="channel_dead_air_seconds_in_range", violation_error_code="dead_air_seconds_out_of_range",
+                    violation_error_message=_("Dead air is declared after 1 to 300 seconds of silence.")),
+            InRange("silence_threshold_dbfs", lower=SILENCE_THRESHOLDS[0], upper=SILENCE_THRESHOLDS[1],
+                    name="channel_silence_threshold_in_range", violation_error_code="silence_threshold_out_of_range",
+                    violation_error_message=_("A silence threshold is from -90 to -20 dBFS.")),
         ]
 
     def __str__(self) -> str:
@@ -369,6 +387,7 @@ class AsRunEntry(models.Model):
         FAILED = "failed", _("Failed")  # could not be played
         FALLBACK = "fallback", _("Fallback")  # nothing scheduled; the filler played
         PAUSED = "paused", _("Paused")  # an operator paused the channel: silence on purpose
+        DEAD_AIR = "dead_air", _("Dead air")  # the output silent while something should play, until the engine moved on
 
     channel = models.ForeignKey(Channel, on_delete=models.CASCADE, related_name="as_run", verbose_name=_("channel"))
     asset = models.ForeignKey(

@@ -138,7 +138,7 @@ def channel_on_air(*, channel_id: int, epoch: int, at, title: str, result: str, 
         asset_id=asset_id if asset_id and MediaAsset.objects.filter(pk=asset_id).exists() else None,
         scheduled_item_id=scheduled_item_id if slot else None,
     )
-    if slot:
+    if slot and result == AsRunEntry.Result.PLAYED:
         transaction.on_commit(partial(metrics.ON_AIR_START_ERROR.labels(channel=entry.channel.slug).observe,
                                       (at - slot).total_seconds()))
     events.publish(
@@ -148,6 +148,24 @@ def channel_on_air(*, channel_id: int, epoch: int, at, title: str, result: str, 
                  "closed": as_run_row(open_row) if open_row else None,
                  "next": next_item_row(channel_id, at)},
     )
+    return entry
+
+
+@transaction.atomic
+def channel_dead_air(*, channel_id: int, epoch: int, began_at: datetime, silent_seconds: float, title: str,
+                     asset_id=None, scheduled_item_id=None, node=None) -> AsRunEntry:
+    """The engine found its output silent for ``silent_seconds`` since ``began_at`` while ``title`` was on air, and
+    moved on (playout.dead_air): the as-run log holds the dead air until what came next, and the desk is alerted."""
+    entry = channel_on_air(channel_id=channel_id, epoch=epoch, at=began_at, title=title,
+                           result=AsRunEntry.Result.DEAD_AIR, asset_id=asset_id,
+                           scheduled_item_id=scheduled_item_id, node=node)
+    channel = entry.channel
+    alert_raise(studio=channel.studio_id, code="dead_air", subject=channel.name, severity=Alert.Severity.CRITICAL,
+                message=_("Dead air on %(channel)s: its output was silent for %(seconds).1f s from %(start)s, during "
+                          "%(title)s. The engine moved on to the filler.")
+                % {"channel": channel, "seconds": silent_seconds, "start": began_at.isoformat(timespec="seconds"),
+                   "title": title})
+    transaction.on_commit(partial(metrics.SILENT_AIR.labels(channel=channel.slug).inc, silent_seconds))
     return entry
 
 

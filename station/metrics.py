@@ -65,6 +65,12 @@ RECORDING_TAKEOVERS = Counter(
 DEAD_AIR = Counter(
     "stationkeeper_dead_air_seconds", "Time a channel placed on a node to be on air had no engine answering there, "
     "as that node's agent saw it.", ["channel"])
+SILENT_AIR = Counter(
+    "stationkeeper_silent_air_seconds", "Dead air in the audio: a channel's output silent while something should "
+    "have played, until its engine moved on (counted as each is declared).", ["channel"])
+OUTPUT_LEVEL = Gauge(
+    "stationkeeper_output_level_dbfs", "A channel's output level (RMS over 0.2 s), as its engine last reported it "
+    "(each second).", ["channel"], multiprocess_mode="livemostrecent")
 ENGINE_RESTARTS = Counter(
     "stationkeeper_engine_restarts", "Engines started again after they died: a channel's Liquidsoap, a recording's "
     "ffmpeg.", ["engine"])

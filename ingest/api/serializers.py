@@ -9,8 +9,8 @@ class MediaAssetSerializer(StationModelSerializer):
         model = MediaAsset
         fields = ["id", "studio", "title", "status", "origin", "checksum", "size_bytes", "duration_seconds",
                   "format_name", "loudness_lufs", "loudness_range_lu", "true_peak_dbtp", "loudness_measured_at",
-                  "error_message", "created_at", "updated_at"]
-        read_only_fields = [name for name in fields if name != "title"]
+                  "intentionally_quiet", "error_message", "created_at", "updated_at"]
+        read_only_fields = [name for name in fields if name not in ("title", "intentionally_quiet")]
 
 
 class MediaUploadSerializer(StationModelSerializer):

@@ -69,11 +69,13 @@ def test_an_upload_needs_a_file_and_a_studio_the_user_operates(api, operator_a, 
     assert api(viewer_a).post("/api/v1/media/", {}, format="multipart").status_code == 403
 
 
-def test_only_the_title_of_media_is_writable(api, operator_a, studio_a):
+def test_only_the_title_and_the_quiet_mark_of_media_are_writable(api, operator_a, studio_a):
     asset = factories.MediaAssetFactory(studio=studio_a, duration_seconds=30)
     body = api(operator_a).patch(f"/api/v1/media/{asset.pk}/", {"title": "Renamed", "duration_seconds": 1,
-                                                                  "status": "error"}, format="json").json()
+                                                                  "status": "error", "intentionally_quiet": True},
+                                 format="json").json()
     assert (body["title"], body["duration_seconds"], body["status"]) == ("Renamed", 30.0, "ready")
+    assert body["intentionally_quiet"] is True
 
 
 def test_download_of_media_without_a_file_is_404(api, operator_a, studio_a, media_root):

@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 from ingest.models import MediaAsset
 from playout import services
 from playout.agent.launcher import RunningChannel
+from playout.liquidsoap import DEAD_AIR_KEY
 from playout.models import AsRunEntry, ScheduledItem
 from station.fencing import Fenced
 
@@ -43,7 +44,7 @@ class AsRunLog:
         return settled
 
     def log(self, channels: dict[int, RunningChannel], upcoming: list[ScheduledItem], *, node) -> set[int]:
-        """Write the settled reports to the as-run log, as played, paused or filler; return the channels whose writes
+        """Write the settled reports to the as-run log, as played, paused, filler or dead air; return the channels whose writes
         were refused (another node holds them now)."""
         fenced = set()
         for channel_id, metadata, at, epoch in self.settled():
@@ -62,7 +63,12 @@ class AsRunLog:
             running.armed = None
         moment = datetime.fromtimestamp(at, tz=UTC)
         item_id, asset_id = _int(metadata.get("sk_item")), _int(metadata.get("sk_asset"))
-        if item_id:
+        if DEAD_AIR_KEY in metadata:
+            services.channel_dead_air(
+                channel_id=channel_id, epoch=epoch, began_at=moment, silent_seconds=float(metadata[DEAD_AIR_KEY]),
+                title=title(item_id, asset_id, metadata, channels, upcoming), asset_id=asset_id,
+                scheduled_item_id=item_id, node=node)
+        elif item_id:
             services.channel_on_air(
                 channel_id=channel_id, epoch=epoch, at=moment,
                 title=title(item_id, asset_id, metadata, channels, upcoming),

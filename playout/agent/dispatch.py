@@ -7,9 +7,9 @@ from datetime import datetime, timedelta
 from django.utils.translation import gettext as _
 
 from playout import services
-from playout.agent.launcher import RunningChannel
+from playout.agent.launcher import RunningChannel, dead_air_limits
 from playout.cacher import MediaCache
-from playout.liquidsoap import FRAME_SECONDS
+from playout.liquidsoap import FRAME_SECONDS, quiet_annotation
 from playout.loudness import asset_amplification
 from playout.models import ScheduledItem
 from playout.relay import WebstreamRelay
@@ -42,9 +42,12 @@ def gate_opens_at(item: ScheduledItem, now: datetime) -> tuple[float, float]:
 
 
 def apply_operator_actions(running: RunningChannel) -> None:
-    """Pass the operator's pause and skip on to the engine, each once."""
+    """Pass the operator's pause and skip on to the engine, each once, and dead-air limits changed since it started."""
     channel = running.channel
     try:
+        if dead_air_limits(channel) != running.applied_dead_air:
+            running.engine.gateway.set_dead_air(*dead_air_limits(channel))
+            running.applied_dead_air = dead_air_limits(channel)
         if channel.paused != running.applied_paused:
             running.engine.gateway.set_paused(channel.paused)
             running.applied_paused = channel.paused
@@ -111,7 +114,7 @@ class Dispatcher:
         cue_out = item.cue_in_seconds + (item.end_at - item.start_at).total_seconds()
         amplify = asset_amplification(item.asset, target_lufs=running.channel.loudness_target_lufs,
                                       measured_here=self.cache.loudness.get(item.asset_id))
-        annotations = {"sk_item": item.pk, "sk_asset": item.asset_id,
+        annotations = {"sk_item": item.pk, "sk_asset": item.asset_id, **quiet_annotation(item.asset),
                        "liq_cue_in": round(cue_in, 3), "liq_cue_out": round(cue_out, 3), "liq_amplify": amplify}
         path = self.cache.path_for(item.asset_id)
         if path is None:

@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING
 
 from ingest.models import MediaAsset
 from playout.cacher import MediaCache
-from playout.liquidsoap import request_uri
+from playout.liquidsoap import quiet_annotation, request_uri
 from playout.loudness import asset_amplification
 from playout.models import Channel
 
@@ -51,5 +51,5 @@ class FillerWriter:
 
     def _annotations(self, asset: MediaAsset, channel: Channel) -> dict[str, int | float]:
         """A filler file plays at the channel's loudness target too, like the items (playout.loudness)."""
-        return {"sk_asset": asset.pk, "liq_amplify": asset_amplification(
+        return {"sk_asset": asset.pk, **quiet_annotation(asset), "liq_amplify": asset_amplification(
             asset, target_lufs=channel.loudness_target_lufs, measured_here=self.cache.loudness.get(asset.pk))}

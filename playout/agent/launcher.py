@@ -35,7 +35,12 @@ class RunningChannel:
     started_at_restart: int = 0  # the channel's restart count when this engine started
     applied_paused: bool = False
     applied_skip: datetime | None = None
+    applied_dead_air: tuple[float, float] | None = None  # (seconds, threshold dBFS) the engine watches with
     filler_assets: list[MediaAsset] = field(default_factory=list)
+
+
+def dead_air_limits(channel: Channel) -> tuple[float, float]:
+    return channel.dead_air_seconds, channel.silence_threshold_dbfs
 
 
 def telnet_port(channel: Channel) -> int:
@@ -91,7 +96,8 @@ class EngineLauncher:
         )
         logger.info("channel %s: Liquidsoap %s started", channel, engine.pid)
         return RunningChannel(channel=channel, engine=engine, workdir=workdir, epoch=channel.lease_epoch,
-                              applied_skip=channel.skip_requested_at, started_at_restart=channel.restart_count)
+                              applied_skip=channel.skip_requested_at, started_at_restart=channel.restart_count,
+                              applied_dead_air=dead_air_limits(channel))
 
     def script(self, channel: Channel) -> tuple[str, tuple[Path, ...]]:
         """The engine's script from the channel's settings (checked again here: rows can be written around the
@@ -104,6 +110,7 @@ class EngineLauncher:
             output=output_clause(channel.output_type, output, "mksafe(air)", file_path=file_path),
             telnet_port=telnet_port(channel),
             filler_playlist=filler_playlist(self.workdir(channel)) if channel.fallback_playlist_id else None,
+            dead_air_seconds=channel.dead_air_seconds, silence_threshold_dbfs=channel.silence_threshold_dbfs,
         ), (file_path.parent, file_path) if file_path else ()
 
 

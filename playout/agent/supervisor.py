@@ -195,6 +195,8 @@ class ChannelSupervisor:
         if healthy:  # a channel moved elsewhere is stopped by the loop's next step, within a probe's time
             self.fenced |= services.channel_report_healthy(leases=healthy, node=self.node, now=now)
         self._count_dead_air(healthy, probed_at)
+        for running in list(self.channels.values()):
+            metrics.OUTPUT_LEVEL.labels(channel=running.channel.slug).set(running.engine.output_level_dbfs)
 
     def _count_dead_air(self, healthy: dict[int, int], probed_at: float) -> None:
         """Each channel due on air here is off air from when its engine was seen dead or not answering a probe

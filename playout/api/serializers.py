@@ -23,6 +23,7 @@ class ChannelSerializer(StationModelSerializer):
     class Meta:
         model = Channel
         fields = ["id", "studio", "name", "slug", "node", "output_type", "output_settings", "loudness_target_lufs",
+                  "dead_air_seconds", "silence_threshold_dbfs",
                   "fallback_playlist", "status", "paused", "restart_count", "last_heartbeat_at", "error_message",
                   "created_at", "updated_at"]
         read_only_fields = ["status", "paused", "restart_count", "last_heartbeat_at", "error_message"]

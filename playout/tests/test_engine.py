@@ -16,10 +16,12 @@ from django.utils import timezone
 from ingest.media import generate_tone
 from ingest.models import MediaAsset
 from ingest.services import asset_measure_loudness, asset_register_file
+from playout import services
 from playout.agent.crashes import REST_SECONDS
 from playout.models import AsRunEntry, Channel, PlaylistItem, ScheduledItem
+from recorders.tests.audio import decoded, sound_spans
 from recorders.tests.stream_server import PacedStream, closed_port
-from station.models import Alert
+from station.models import Alert, EventType, Webhook, WebhookDelivery
 from station.tests.factories import ChannelFactory, NodeFactory, PlaylistFactory, ShowInstanceFactory, StudioFactory
 from station.tests.processes import database_env, spawn_manage, stop, wait_until
 
@@ -354,9 +356,71 @@ def test_two_items_12_lu_apart_play_at_the_channels_loudness_target(on_air_chann
     assert AsRunEntry.objects.filter(channel=channel, asset__in=items, result=AsRunEntry.Result.PLAYED).count() == 2
 
 
-def test_operators_skip_pause_and_resume_and_the_as_run_log_says_so(on_air_channel):
-    from playout import services
+def _tone_then_silence(studio, media_root: Path, *, frequency: int, tone_seconds: float, silence_seconds: float,
+                       title: str, quiet: bool = False) -> MediaAsset:
+    path = media_root / "library" / f"silent-tail-{frequency}.mp3"
+    subprocess.run(["ffmpeg", "-nostdin", "-loglevel", "error", "-y", "-f", "lavfi", "-i",
+                    f"sine=frequency={frequency}:sample_rate=44100:duration={tone_seconds},apad=pad_dur={silence_seconds}",
+                    "-ac", "2", str(path)], check=True, timeout=60)
+    asset = asset_register_file(studio=studio, path=path, title=title)
+    MediaAsset.objects.filter(pk=asset.pk).update(intentionally_quiet=quiet)
+    return MediaAsset.objects.get(pk=asset.pk)
 
+
+def test_an_item_silent_after_2_s_is_dead_air_the_engine_replaces_with_the_filler_and_the_desk_hears_of(
+        on_air_channel, tmp_path):
+    channel, url, media_root = on_air_channel
+    limit = 4  # changed on the running engine from the default 5 s, as staff would in the admin
+    Channel.objects.filter(pk=channel.pk).update(dead_air_seconds=limit)
+    webhook = Webhook.objects.create(studio=channel.studio, name="desk", url="https://desk.example.org/hook",
+                                     event_types=[EventType.ALERT])
+    minute = _tone_then_silence(channel.studio, media_root, frequency=990, tone_seconds=1, silence_seconds=limit + 1,
+                                title="A minute's silence", quiet=True)
+    broken = _tone_then_silence(channel.studio, media_root, frequency=660, tone_seconds=2, silence_seconds=10,
+                                title="Broken feature")
+    playlist = PlaylistFactory(studio=channel.studio, name="Evening")
+    for position, asset in enumerate((minute, broken)):
+        PlaylistItem.objects.create(playlist=playlist, position=position, asset=asset)
+    slot = timezone.now() + timedelta(seconds=3)
+    ShowInstanceFactory(show__channel=channel, show__playlist=playlist, start_at=slot,
+                        end_at=slot + timedelta(seconds=minute.duration_seconds + broken.duration_seconds))
+    capture = tmp_path / "air.wav"
+    recording = subprocess.Popen(["ffmpeg", "-nostdin", "-loglevel", "error", "-y", "-i", url, "-t",
+                                  str(3 + minute.duration_seconds + 2 + limit + 3), str(capture)])
+    try:
+        dead_air = wait_until(lambda: AsRunEntry.objects.filter(channel=channel, result=AsRunEntry.Result.DEAD_AIR,
+                                                                ended_at__isnull=False).first(),
+                              timeout=40, message="the dead air logged and ended")
+        recording.wait(timeout=30)
+    finally:
+        recording.kill()
+
+    # In what left the engine: the quiet item's silence played through; the broken item's ended within the limit + 1 s.
+    spans = sound_spans(decoded(capture), quiet_seconds=1)
+    gaps = [following[0] - previous[1] for previous, following in zip(spans, spans[1:])]
+    assert len(gaps) == 2, spans
+    assert gaps[0] == pytest.approx(limit + 1, abs=0.3)
+    assert limit <= gaps[1] <= limit + 1
+    # The as-run log: the broken item, its dead air from when it fell silent, the filler after it.
+    broken_on_air = AsRunEntry.objects.get(channel=channel, asset=broken, result=AsRunEntry.Result.PLAYED)
+    assert dead_air.scheduled_item_id == broken_on_air.scheduled_item_id and dead_air.title == "Broken feature"
+    assert abs((dead_air.started_at - broken_on_air.started_at).total_seconds() - 2) < ON_TIME
+    assert limit <= dead_air.duration_seconds <= limit + 1
+    after = AsRunEntry.objects.filter(channel=channel, started_at__gte=dead_air.ended_at).order_by("started_at").first()
+    assert after.result == AsRunEntry.Result.FALLBACK and after.title == "Tone 330"
+    assert AsRunEntry.objects.get(channel=channel, asset=minute).result == AsRunEntry.Result.PLAYED
+    alert = Alert.objects.get(code="dead_air", subject=channel.name)
+    assert alert.severity == Alert.Severity.CRITICAL and "Broken feature" in alert.message
+    assert WebhookDelivery.objects.filter(webhook=webhook, payload__code="dead_air").exists()
+
+    # A paused channel is silent on purpose: not dead air.
+    services.channel_pause(channel=Channel.objects.get(pk=channel.pk))
+    time.sleep(limit + 1.5)
+    services.channel_resume(channel=Channel.objects.get(pk=channel.pk))
+    assert AsRunEntry.objects.filter(channel=channel, result=AsRunEntry.Result.DEAD_AIR).count() == 1
+
+
+def test_operators_skip_pause_and_resume_and_the_as_run_log_says_so(on_air_channel):
     channel, _, _ = on_air_channel
     on_air = wait_until(lambda: AsRunEntry.objects.filter(channel=channel, ended_at__isnull=True, title="Tone 330").first(),
                         timeout=10, message="the filler on air")
