@@ -271,6 +271,9 @@ class Gateway:
     def set_paused(self, paused: bool) -> str:
         return self.command("paused", "true" if paused else "false")
 
+    def reload_filler(self) -> str:
+        return self.command("filler.reload")
+
     def set_dead_air(self, seconds: float, threshold_dbfs: float) -> str:
         return self.command("dead_air", f"{float(seconds):.3f}", f"{float(threshold_dbfs):.3f}")
 

@@ -151,6 +151,10 @@ class ChannelSupervisor:
                     continue
                 if not running.running and running.engine.gateway.alive():
                     running.running = True
+                    if running.channel.fallback_playlist_id:
+                        # Liquidsoap reads the list, then starts watching it: a write in between (the cacher is
+                        # quick) would go unseen, and the filler stay empty. It watches by the time it answers.
+                        running.engine.gateway.reload_filler()
                     self._dead_air_ends(running.channel.pk)
                     if not services.channel_mark_running(channel=running.channel, node=self.node, epoch=running.epoch,
                                                          now=now):
