@@ -1,12 +1,17 @@
 """What every bench needs: a dedicated database on the embedded PostgreSQL, percentiles, peak RSS."""
 
+import array
+import bisect
 import contextlib
+import os
 import socket
 import threading
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+SAMPLE_RATE, BYTES_PER_FRAME = 44100, 4  # an engine's WAV output: 16-bit stereo
+LOUD, QUIET_BEFORE_ONSET = 300, SAMPLE_RATE // 10
 
 
 def fresh_database_url(name: str) -> str:
@@ -22,6 +27,54 @@ def fresh_database_url(name: str) -> str:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         conn.execute(f'CREATE DATABASE "{name}"')
     return admin.rsplit("/", 1)[0] + f"/{name}"
+
+
+class StreamTap:
+    """Reads an engine's WAV output from a named pipe and notes when each chunk arrived."""
+
+    def __init__(self, path):
+        self.path = path
+        path.parent.mkdir(parents=True, exist_ok=True)
+        os.mkfifo(path)
+        os.chmod(path, 0o666)  # the engine writes it without root (ENGINE_USER)
+        self.chunks: list[tuple[float, int, bytes]] = []  # (arrival, byte offset, data)
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self):
+        fd = os.open(self.path, os.O_RDONLY)
+        offset = 0
+        while data := os.read(fd, 1 << 16):
+            self.chunks.append((time.time(), offset, data))
+            offset += len(data)
+
+    def left(self) -> tuple[array.array, int, float]:
+        """The left channel's samples so far, the stream's byte offset of the first, and the stream's anchor on the
+        wall clock: sample ``i`` left the engine, paced, at ``anchor + i / SAMPLE_RATE`` (the earliest chunk arrival
+        less its position)."""
+        stream = b"".join(data for _, _, data in self.chunks)
+        data_start = stream.index(b"data") + 8
+        samples = array.array("h")
+        samples.frombytes(stream[data_start:data_start + (len(stream) - data_start) // BYTES_PER_FRAME * BYTES_PER_FRAME])
+        anchor = min(arrival - (offset - data_start) / BYTES_PER_FRAME / SAMPLE_RATE
+                     for arrival, offset, _ in self.chunks if offset >= data_start)
+        return samples[0::2], data_start, anchor
+
+    def onsets(self) -> list[tuple[float, float]]:
+        """(stream time, time its chunk arrived) of every sound that follows at least 0.1 s of silence."""
+        left, data_start, anchor = self.left()
+        audio_chunks = [(arrival, (offset - data_start) // BYTES_PER_FRAME) for arrival, offset, _ in self.chunks
+                        if offset >= data_start]
+        firsts = [first for _, first in audio_chunks]
+        found, quiet = [], QUIET_BEFORE_ONSET
+        for index, value in enumerate(left):
+            if abs(value) > LOUD:
+                if quiet >= QUIET_BEFORE_ONSET:
+                    arrival, first = audio_chunks[max(0, bisect.bisect_right(firsts, index) - 1)]
+                    found.append((anchor + index / SAMPLE_RATE, arrival + (index - first) / SAMPLE_RATE))
+                quiet = 0
+            else:
+                quiet += 1
+        return found
 
 
 def wait_until(predicate, timeout: float, what: str = ""):

@@ -15,8 +15,6 @@
 Run: .venv/bin/python bench/playout_accuracy.py   (starts the embedded PostgreSQL itself)
 """
 
-import array
-import bisect
 import json
 import os
 import shutil
@@ -24,58 +22,14 @@ import signal
 import statistics
 import subprocess
 import sys
-import threading
 import time
 from datetime import timedelta
 
-from bench_support import ROOT, RssSampler, fresh_database_url, percentile, wait_until
+from bench_support import ROOT, RssSampler, StreamTap, fresh_database_url, percentile, wait_until
 
 sys.path.insert(0, str(ROOT))
 ITEMS, ITEM_SECONDS, SPACING_SECONDS, KILLS = 50, 1.0, 1.5, 5
 WORK = ROOT / "var" / "bench-playout"
-SAMPLE_RATE, BYTES_PER_FRAME = 44100, 4  # the engine's WAV output: 16-bit stereo
-LOUD, QUIET_BEFORE_ONSET = 300, SAMPLE_RATE // 10
-
-
-class StreamTap:
-    """Reads an engine's WAV output from a named pipe and notes when each chunk arrived."""
-
-    def __init__(self, path):
-        self.path = path
-        path.parent.mkdir(parents=True, exist_ok=True)
-        os.mkfifo(path)
-        os.chmod(path, 0o666)  # the engine writes it without root (ENGINE_USER)
-        self.chunks: list[tuple[float, int, bytes]] = []  # (arrival, byte offset, data)
-        threading.Thread(target=self._read, daemon=True).start()
-
-    def _read(self):
-        fd = os.open(self.path, os.O_RDONLY)
-        offset = 0
-        while data := os.read(fd, 1 << 16):
-            self.chunks.append((time.time(), offset, data))
-            offset += len(data)
-
-    def onsets(self) -> list[tuple[float, float]]:
-        """(stream time, time its chunk arrived) of every sound that follows at least 0.1 s of silence."""
-        stream = b"".join(data for _, _, data in self.chunks)
-        data_start = stream.index(b"data") + 8
-        samples = array.array("h")
-        samples.frombytes(stream[data_start:data_start + (len(stream) - data_start) // BYTES_PER_FRAME * BYTES_PER_FRAME])
-        left = samples[0::2]
-        audio_chunks = [(arrival, (offset - data_start) // BYTES_PER_FRAME) for arrival, offset, _ in self.chunks
-                        if offset >= data_start]
-        anchor = min(arrival - first / SAMPLE_RATE for arrival, first in audio_chunks)
-        firsts = [first for _, first in audio_chunks]
-        found, quiet = [], QUIET_BEFORE_ONSET
-        for index, value in enumerate(left):
-            if abs(value) > LOUD:
-                if quiet >= QUIET_BEFORE_ONSET:
-                    arrival, first = audio_chunks[max(0, bisect.bisect_right(firsts, index) - 1)]
-                    found.append((anchor + index / SAMPLE_RATE, arrival + (index - first) / SAMPLE_RATE))
-                quiet = 0
-            else:
-                quiet += 1
-        return found
 
 
 def errors_against(slots, onsets) -> tuple[list[float], list[float]]:

@@ -84,7 +84,7 @@ def render_script(*, output: str, telnet_port: int, filler_playlist: Path | None
     """The channel's script around its output clause (``output_clause``), watching its output for dead air
     (playout.dead_air)."""
     filler = (
-        f'filler = amplify(override="liq_amplify", 1., playlist(id="filler", mode="normal", reload_mode="watch", '
+        f'filler = at_its_gain(playlist(id="filler", mode="normal", reload_mode="watch", '
         f'{liq_string(filler_playlist)}))\n'
         if filler_playlist else 'filler = blank(id="filler_none")\n'
     )
@@ -110,8 +110,14 @@ def set_next_at(value) =
   "OK"
 end
 server.register(usage="next_at <epoch seconds>", "next_at", set_next_at)
-# Each item at the channel's loudness target: the dispatcher annotates its gain (playout.loudness).
-queue = amplify(override="liq_amplify", 1., cue_cut(request.queue(id="queue")))
+# Each item at the channel's loudness target: the dispatcher annotates its gain (playout.loudness). The switches
+# replay a source's last metadata when they return to it, and amplify would read the previous item's gain from
+# that replay as well as the next item's own: the gain is taken out of the metadata once applied.
+def at_its_gain(s) =
+  metadata.map(strip=true, insert_missing=false, fun (_) -> [("liq_amplify", "")],
+               amplify(override="liq_amplify", 1., s))
+end
+queue = at_its_gain(cue_cut(request.queue(id="queue")))
 timed = switch(id="timed", track_sensitive=true, [({{time() >= !next_at}}, queue)])
 # A webstream item: the dispatcher names the stream and its window ahead of the slot, the input
 # connects then, and the gate keeps it on air for its window; the input stops after it. It reads the

@@ -328,17 +328,20 @@ def test_two_items_12_lu_apart_play_at_the_channels_loudness_target(on_air_chann
     for frequency, gain_db in ((660, 0), (880, -12)):
         path = media_root / "library" / f"level-{frequency}.mp3"
         subprocess.run(["ffmpeg", "-nostdin", "-loglevel", "error", "-y", "-f", "lavfi", "-i",
-                        f"sine=frequency={frequency}:sample_rate=44100:duration=6", "-af", f"volume={gain_db}dB", "-ac", "2",
+                        f"sine=frequency={frequency}:sample_rate=44100:duration=8", "-af", f"volume={gain_db}dB", "-ac", "2",
                         str(path)], check=True, timeout=60)
         asset = asset_register_file(studio=channel.studio, path=path, title=f"Level {frequency}")
         items.append(asset_measure_loudness(asset_id=asset.pk))
     assert items[0].loudness_lufs - items[1].loudness_lufs == pytest.approx(12, abs=0.5)
-    playlist = PlaylistFactory(studio=channel.studio, name="Levels")
-    for position, asset in enumerate(items):
-        PlaylistItem.objects.create(playlist=playlist, position=position, asset=asset)
+    # Each in a show of its own, cut at its end (the files are 8 s long), the second after a second of filler:
+    # returning to the queue, the engine replays the first item's metadata, gain included, beside the second's own.
     slot = timezone.now() + timedelta(seconds=3)
-    instance = ShowInstanceFactory(show__channel=channel, show__playlist=playlist, start_at=slot,
-                                   end_at=slot + timedelta(seconds=12))
+    for index, asset in enumerate(items):
+        playlist = PlaylistFactory(studio=channel.studio, name=f"Level {index}")
+        PlaylistItem.objects.create(playlist=playlist, asset=asset)
+        start = slot + timedelta(seconds=7 * index)
+        instance = ShowInstanceFactory(show__channel=channel, show__playlist=playlist, start_at=start,
+                                       end_at=start + timedelta(seconds=6))
     capture = tmp_path / "air.wav"
     subprocess.run(["ffmpeg", "-nostdin", "-loglevel", "error", "-y", "-i", url, "-t",
                     str((instance.end_at - timezone.now()).total_seconds() + 3), str(capture)], check=True, timeout=40)
