@@ -207,6 +207,15 @@ def report(m)
 end
 air.on_track(report)
 
+# What is on air, by name, in the outputs (ICY metadata on Icecast and harbor, tags where the format has them): the
+# agent sends each title once it has logged the change. The title is a value here, never script or a URI.
+air = insert_metadata(id="titles", air)
+def set_title(value) =
+  air.insert_metadata([("title", value)])
+  "OK"
+end
+server.register(usage="title <text>", "title", set_title)
+
 {output}
 """
 
@@ -276,6 +285,11 @@ class Gateway:
 
     def set_paused(self, paused: bool) -> str:
         return self.command("paused", "true" if paused else "false")
+
+    def set_title(self, title: str) -> str:
+        """What the outputs announce as on air; a line break or any other character that isn't printable becomes
+        a space (the telnet line ends at a line break)."""
+        return self.command("title", "".join(c if c.isprintable() else " " for c in title).strip() or "-")
 
     def reload_filler(self) -> str:
         return self.command("filler.reload")

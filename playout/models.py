@@ -163,6 +163,11 @@ class Channel(StatusMachine, TimeStampedModel):
         _("silence below (dBFS)"), default=DEFAULT_SILENCE_THRESHOLD,
         help_text=_("The output's level (RMS) under which it counts as silent; from -90 to -20."),
     )
+    public_now_playing = models.BooleanField(
+        _("publish now playing"), default=False,
+        help_text=_("Anyone may read the title on air and the next one, with their times and nothing else, at the "
+                    "channel's public now-playing addresses (JSON, and Server-Sent Events for websites)."),
+    )
     fallback_playlist = models.ForeignKey(
         Playlist,
         on_delete=models.SET_NULL,

@@ -1,10 +1,19 @@
+import hashlib
+import json
+
 from django.core import signing
-from django.http import FileResponse, Http404
+from django.http import FileResponse, Http404, HttpResponse, JsonResponse
+from django.utils import timezone
+from django.utils.http import parse_etags, quote_etag
+from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET
 
 from ingest.models import MediaAsset
 from playout.cacher import asset_id_from_token
+from playout.public import channel_listener_view, public_channel, public_limits
 from station.models import Node
+
+PUBLIC_MAX_AGE_SECONDS = 1  # a cache or a browser may keep the document this long: a change reaches it within a second
 
 
 @require_GET
@@ -24,3 +33,26 @@ def node_media(request, node_id: int, token: str):
         return FileResponse(asset.file.open("rb"), as_attachment=True, filename=asset.file.name.rsplit("/", 1)[-1])
     except FileNotFoundError:
         raise Http404("The media's file is missing from the library.") from None
+
+
+@require_GET
+def public_now_playing(request, slug: str):
+    """What a public channel has on air and next, for anyone (``playout.public``): JSON, cacheable for a second,
+    conditional on its ETag, readable from any website; limited per client address."""
+    retry_in = public_limits().allow_request(request.META.get("REMOTE_ADDR", ""))
+    if retry_in:
+        response = JsonResponse({"detail": _("Too many requests from your address: try again in %(seconds)d s.")
+                                 % {"seconds": retry_in + 1}}, status=429)
+        response["Retry-After"] = str(int(retry_in) + 1)
+        return response
+    channel = public_channel(slug)
+    if channel is None:  # unknown and unpublished channels look alike
+        return JsonResponse({"detail": _("No channel publishes its now-playing here.")}, status=404)
+    body = json.dumps(channel_listener_view(channel, now=timezone.now())).encode()
+    etag = quote_etag(hashlib.sha256(body).hexdigest()[:32])
+    response = (HttpResponse(status=304) if etag in parse_etags(request.headers.get("If-None-Match", ""))
+                else HttpResponse(body, content_type="application/json"))
+    response["ETag"] = etag
+    response["Cache-Control"] = f"public, max-age={PUBLIC_MAX_AGE_SECONDS}"
+    response["Access-Control-Allow-Origin"] = "*"
+    return response

@@ -14,6 +14,7 @@ django_asgi_app = get_asgi_application()
 from channels.routing import ProtocolTypeRouter  # noqa: E402  (needs the app registry loaded)
 from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 
+from playout.consumers import with_public_streams  # noqa: E402
 from station.body_limit import limit_daphne_bodies  # noqa: E402
 from station.routing import websocket_application  # noqa: E402
 from station.websocket_frames import frame_daphne_websockets  # noqa: E402
@@ -22,7 +23,7 @@ limit_daphne_bodies()  # Daphne stores a whole body before the application runs:
 frame_daphne_websockets()  # an event's frame is built once per process, not once per dashboard
 application = ProtocolTypeRouter(
     {
-        "http": django_asgi_app,
+        "http": with_public_streams(django_asgi_app),
         "websocket": AllowedHostsOriginValidator(websocket_application),
     }
 )

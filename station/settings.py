@@ -150,6 +150,9 @@ RECORDER_SILENCE_DB = env.float("RECORDER_SILENCE_DB", default=-50)
 RECORDER_STARTUP_TIMEOUT_SECONDS = env.float("RECORDER_STARTUP_TIMEOUT_SECONDS", default=15)  # no data yet → failed
 LIVE_ASSET_TIMEOUT_MINUTES = env.float("LIVE_ASSET_TIMEOUT_MINUTES", default=120)  # live asset with no recorder → error
 PLAYOUT_PROBE_SECONDS = env.float("PLAYOUT_PROBE_SECONDS", default=1)  # agents probe their engines this often
+# What anyone may read without signing in (a channel's public now-playing), per client address and web process
+PUBLIC_REQUESTS_PER_MINUTE = env.int("PUBLIC_REQUESTS_PER_MINUTE", default=120)
+PUBLIC_STREAMS_PER_ADDRESS = env.int("PUBLIC_STREAMS_PER_ADDRESS", default=10)
 PLAYOUT_MISSED_PROBES = env.int("PLAYOUT_MISSED_PROBES", default=3)  # missed probes before a channel fails over
 PLAYOUT_STARTUP_GRACE_SECONDS = env.float("PLAYOUT_STARTUP_GRACE_SECONDS", default=20)  # a fresh engine's time to answer
 PLAYOUT_HEALTH_INTERVAL_SECONDS = env.float("PLAYOUT_HEALTH_INTERVAL_SECONDS", default=0.5)  # health job cadence

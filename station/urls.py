@@ -14,6 +14,7 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/", include("station.api.urls")),
     path("playout/", include("playout.urls")),
+    path("public/", include("playout.public_urls")),
     path("dashboard/", views.dashboards, name="dashboards"),
     path("studios/<int:studio_id>/dashboard/", views.dashboard, name="dashboard"),
     path("studios/<int:studio_id>/snapshot.json", views.dashboard_snapshot, name="dashboard-snapshot"),

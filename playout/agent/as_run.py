@@ -1,5 +1,6 @@
 """Turn the engines' on-air reports into the as-run log, once each has settled."""
 
+import logging
 import queue
 import time
 from datetime import UTC, datetime
@@ -11,6 +12,7 @@ from playout.liquidsoap import DEAD_AIR_KEY
 from playout.models import AsRunEntry, ScheduledItem
 from station.fencing import Fenced
 
+logger = logging.getLogger(__name__)
 SILENCE_TITLE = "Silence"
 PAUSED_TITLE = "Paused"
 SETTLE_SECONDS = 0.1
@@ -69,25 +71,40 @@ class AsRunLog:
                 title=title(item_id, asset_id, metadata, channels, upcoming), asset_id=asset_id,
                 scheduled_item_id=item_id, node=node)
         elif item_id:
-            services.channel_on_air(
+            entry = services.channel_on_air(
                 channel_id=channel_id, epoch=epoch, at=moment,
                 title=title(item_id, asset_id, metadata, channels, upcoming),
                 result=AsRunEntry.Result.PLAYED, asset_id=asset_id, scheduled_item_id=item_id, node=node,
             )
+            _announce(running, entry.title)
         elif running and running.applied_paused and not metadata.get("filename"):
             services.channel_on_air(channel_id=channel_id, epoch=epoch, at=moment, title=PAUSED_TITLE,
                                     result=AsRunEntry.Result.PAUSED, node=node)
         else:
-            services.channel_on_air(channel_id=channel_id, epoch=epoch, at=moment,
-                                    title=title(None, asset_id, metadata, channels, upcoming),
-                                    asset_id=asset_id, result=AsRunEntry.Result.FALLBACK, node=node)
+            entry = services.channel_on_air(channel_id=channel_id, epoch=epoch, at=moment,
+                                            title=title(None, asset_id, metadata, channels, upcoming),
+                                            asset_id=asset_id, result=AsRunEntry.Result.FALLBACK, node=node)
+            if entry.asset_id:
+                _announce(running, entry.title)
+
+
+def _announce(running: RunningChannel | None, on_air: str) -> None:
+    """The engine's outputs carry the title listeners see (ICY metadata, tags): titles reach the engine only as
+    this value, never in a request URI."""
+    if running is None:
+        return
+    try:
+        running.engine.gateway.set_title(on_air)
+    except OSError as error:
+        logger.warning("channel %s: the engine did not take the title on air: %s", running.channel, error)
 
 
 def title(item_id: int | None, asset_id: int | None, metadata: dict,
           channels: dict[int, RunningChannel], upcoming: list[ScheduledItem]) -> str:
     """What the as-run log calls an on-air change: the item's or the asset's title, from the database.
 
-    Titles never travel through the engine (see playout.liquidsoap), only the ids do.
+    Titles never travel through the engine's requests (see playout.liquidsoap), only the ids do; the outputs get
+    the title afterwards, as a telnet value (``_announce``).
     """
     if item_id:
         found = next((i.title for i in upcoming if i.pk == item_id), None)

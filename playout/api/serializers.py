@@ -2,6 +2,7 @@ from django.utils.translation import gettext_lazy as _
 from rest_framework import serializers
 
 from playout.models import AsRunEntry, Channel, Playlist, PlaylistItem, ScheduledItem, Show
+from playout.public import public_urls
 from station.api.base import StationModelSerializer
 
 
@@ -20,10 +21,16 @@ class ChannelSerializer(StationModelSerializer):
                                               % {"output": Channel.Output(value).label}, code="output_for_superusers")
         return value
 
+    public_now_playing_urls = serializers.SerializerMethodField(
+        help_text="Where listeners' websites read what is on air (JSON and Server-Sent Events), once published.")
+
+    def get_public_now_playing_urls(self, channel) -> dict | None:
+        return public_urls(channel)
+
     class Meta:
         model = Channel
         fields = ["id", "studio", "name", "slug", "node", "output_type", "output_settings", "loudness_target_lufs",
-                  "dead_air_seconds", "silence_threshold_dbfs",
+                  "dead_air_seconds", "silence_threshold_dbfs", "public_now_playing", "public_now_playing_urls",
                   "fallback_playlist", "status", "paused", "restart_count", "last_heartbeat_at", "error_message",
                   "created_at", "updated_at"]
         read_only_fields = ["status", "paused", "restart_count", "last_heartbeat_at", "error_message"]

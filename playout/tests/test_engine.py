@@ -7,7 +7,7 @@ import socket
 import subprocess
 import time
 from contextlib import contextmanager
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -421,6 +421,40 @@ def test_an_item_silent_after_2_s_is_dead_air_the_engine_replaces_with_the_fille
     time.sleep(limit + 1.5)
     services.channel_resume(channel=Channel.objects.get(pk=channel.pk))
     assert AsRunEntry.objects.filter(channel=channel, result=AsRunEntry.Result.DEAD_AIR).count() == 1
+
+
+def _icy_titles(url: str, *, until: str, timeout: float) -> list[str]:
+    """The titles a listener's player shows (ICY metadata, as players ask for it), read until ``until`` comes."""
+    host, port, path = re.fullmatch(r"http://([^:/]+):(\d+)(/.*)", url).groups()
+    titles, deadline = [], time.monotonic() + timeout
+    with socket.create_connection((host, int(port)), timeout=timeout) as listener:
+        listener.sendall(f"GET {path} HTTP/1.0\r\nIcy-MetaData: 1\r\n\r\n".encode())
+        stream = listener.makefile("rb")
+        headers = b"".join(iter(lambda: stream.readline(), b"\r\n")).decode("latin-1").lower()
+        metaint = int(re.search(r"icy-metaint:\s*(\d+)", headers)[1])
+        while until not in titles and time.monotonic() < deadline:
+            stream.read(metaint)
+            block = stream.read(stream.read(1)[0] * 16).rstrip(b"\0").decode()
+            if found := re.search(r"StreamTitle='(.*?)';", block):
+                titles.append(found[1])
+    return titles
+
+
+def test_listeners_players_show_the_title_on_air_as_it_changes(on_air_channel):
+    channel, url, media_root = on_air_channel
+    wait_until(lambda: AsRunEntry.objects.filter(channel=channel, title="Tone 330").exists(), timeout=10,
+               message="the filler on air")
+    tone = _tone(channel.studio, media_root, 550, 2)
+    MediaAsset.objects.filter(pk=tone.pk).update(title="News at noon\nsharp")  # a line break can't end the command
+    news = PlaylistFactory(studio=channel.studio, name="News")
+    PlaylistItem.objects.create(playlist=news, asset=tone)
+    slot = timezone.now() + timedelta(seconds=3)
+    ShowInstanceFactory(show__channel=channel, show__playlist=news, start_at=slot, end_at=slot + timedelta(seconds=2))
+
+    titles = _icy_titles(url, until="News at noon sharp", timeout=10)
+
+    assert titles[0] == "Tone 330" and titles[-1] == "News at noon sharp"
+    assert datetime.now(UTC) - slot < timedelta(seconds=ON_TIME + 1)  # its title came with it, not a poll later
 
 
 def test_operators_skip_pause_and_resume_and_the_as_run_log_says_so(on_air_channel):
