@@ -5,6 +5,8 @@ import bisect
 import contextlib
 import os
 import socket
+import subprocess
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -187,3 +189,36 @@ class RssSampler(threading.Thread):
             for label, pids in list(self.groups.items()):
                 self._peak_of_group(label, list(pids))
             time.sleep(0.2)
+
+
+def start_web(port: int, count: int, server_env: dict, sampler: RssSampler, label: str) -> list[subprocess.Popen]:
+    """``count`` Daphne processes on ``port``, started as run_station starts them (one listening socket, handed
+    down), once each has loaded the application and listens (its log says so): the socket, open before
+    them, would otherwise queue the first dashboards behind their start."""
+    from station.launcher import web_processes
+
+    servers, logs, children = [], [], web_processes(host="127.0.0.1", port=port, count=count)
+    for child in children:
+        log = tempfile.NamedTemporaryFile(prefix="bench-web-", suffix=".log")
+        server = subprocess.Popen(child.argv, cwd=ROOT, env={**os.environ, **child.env, **server_env, "LOG_LEVEL": "INFO"},
+                                  pass_fds=child.pass_fds, stdout=subprocess.DEVNULL, stderr=log)
+        servers.append(server)
+        logs.append(log)
+        if count == 1:
+            sampler.alone[server.pid] = label
+        else:
+            sampler.groups.setdefault(label, set()).add(server.pid)
+    for descriptor in set(children[0].pass_fds):  # the listening socket is theirs now
+        os.close(descriptor)
+    wait_until(lambda: all(b"Listening on" in open(log.name, "rb").read() for log in logs), 60, "Daphne to listen")
+    for log in logs:
+        log.close()
+    return servers
+
+
+def stop_web(port: int, servers: list[subprocess.Popen]) -> None:
+    for server in servers:
+        server.terminate()
+    for server in servers:
+        server.wait()
+    wait_until(lambda: not listening(port), 10, "Daphne to stop")

@@ -52,7 +52,7 @@ import sys
 import tempfile
 import time
 
-from bench_support import ROOT, RssSampler, fresh_database_url, listening, percentile, wait_until
+from bench_support import ROOT, RssSampler, fresh_database_url, listening, percentile, start_web, stop_web, wait_until
 
 sys.path.insert(0, str(ROOT))
 PORT, REDIS_PORT = 8766, 6391
@@ -247,39 +247,6 @@ def start_redis(directory: str) -> subprocess.Popen | None:
     return server
 
 
-def start_web(count: int, server_env: dict, sampler: RssSampler, label: str) -> list[subprocess.Popen]:
-    """``count`` Daphne processes on PORT, started as run_station starts them (one listening socket, handed
-    down), once each has loaded the application and listens (its log says so): the socket, open before
-    them, would otherwise queue the first dashboards behind their start."""
-    from station.launcher import web_processes
-
-    servers, logs, children = [], [], web_processes(host="127.0.0.1", port=PORT, count=count)
-    for child in children:
-        log = tempfile.NamedTemporaryFile(prefix="bench-web-", suffix=".log")
-        server = subprocess.Popen(child.argv, cwd=ROOT, env={**os.environ, **child.env, **server_env, "LOG_LEVEL": "INFO"},
-                                  pass_fds=child.pass_fds, stdout=subprocess.DEVNULL, stderr=log)
-        servers.append(server)
-        logs.append(log)
-        if count == 1:
-            sampler.alone[server.pid] = label
-        else:
-            sampler.groups.setdefault(label, set()).add(server.pid)
-    for descriptor in set(children[0].pass_fds):  # the listening socket is theirs now
-        os.close(descriptor)
-    wait_until(lambda: all(b"Listening on" in open(log.name, "rb").read() for log in logs), 60, "Daphne to listen")
-    for log in logs:
-        log.close()
-    return servers
-
-
-def stop_web(servers: list[subprocess.Popen]) -> None:
-    for server in servers:
-        server.terminate()
-    for server in servers:
-        server.wait()
-    wait_until(lambda: not listening(PORT), 10, "Daphne to stop")
-
-
 def main() -> None:
     os.environ.update(DATABASE_URL=fresh_database_url("bench_fanout"), DJANGO_SETTINGS_MODULE="station.settings",
                       LOG_LEVEL="WARNING")
@@ -313,21 +280,21 @@ def main() -> None:
         for layer, (server_env, publisher_settings) in layers.items():
             if layer not in os.environ.get("FANOUT_LAYERS", layer):
                 continue
-            servers = start_web(1, server_env, sampler, f"daphne ({layer})")
+            servers = start_web(PORT, 1, server_env, sampler, f"daphne ({layer})")
             try:
                 with override_settings(**publisher_settings):
                     for clients in CLIENT_COUNTS:
                         figures[f"{layer}_{clients}"] = fan_out(path, clients, studio.pk, servers, sampler, f"{layer}-{clients}")
             finally:
-                stop_web(servers)
-        servers = start_web(TIER_PROCESSES, {}, sampler, f"daphne x{TIER_PROCESSES} (postgres)")
+                stop_web(PORT, servers)
+        servers = start_web(PORT, TIER_PROCESSES, {}, sampler, f"daphne x{TIER_PROCESSES} (postgres)")
         try:
             figures[f"tier_{TIER_CONNECT_CLIENTS}"] = fan_out(path, TIER_CONNECT_CLIENTS, studio.pk, servers, sampler, "tier-connect",
                                                               events=0)
             figures[f"tier_{TIER_CLIENTS}"] = fan_out(path, TIER_CLIENTS, studio.pk, servers, sampler, f"tier-{TIER_CLIENTS}",
                                                       interval=TIER_INTERVAL)
         finally:
-            stop_web(servers)
+            stop_web(PORT, servers)
     finally:
         sampler.running = False
         if redis is not None:
