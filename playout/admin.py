@@ -6,6 +6,7 @@ from django.utils.translation import gettext_lazy as _
 from playout import services
 from playout.exports import write_as_run_csv
 from playout.models import AsRunEntry, Channel, Playlist, PlaylistItem, ScheduledItem, Show, ShowInstance
+from playout.public import public_urls
 from station.admin_base import ReadOnlyScopedAdmin, StudioScopedAdmin, StudioScopedInline, WindowAdminMixin, row_action, scoped_filter
 
 
@@ -16,8 +17,18 @@ class ChannelAdmin(StudioScopedAdmin):
     search_fields = ["name", "slug"]
     prepopulated_fields = {"slug": ["name"]}
     autocomplete_fields = ["node", "fallback_playlist"]
-    readonly_fields = ["status", "restart_count", "last_heartbeat_at", "error_message"]
+    readonly_fields = ["status", "restart_count", "last_heartbeat_at", "error_message", "listener_url",
+                       "public_now_playing_addresses"]
     actions = ["restart", "skip", "pause", "resume"]
+
+    @admin.display(description=_("listener URL"))
+    def listener_url(self, channel):
+        return channel.listener_url or "—"
+
+    @admin.display(description=_("public now-playing addresses"))
+    def public_now_playing_addresses(self, channel):
+        urls = public_urls(channel)
+        return " · ".join(urls.values()) if urls else "—"
 
     def formfield_for_choice_field(self, db_field, request, **kwargs):
         if db_field.name == "output_type" and not request.user.is_superuser:

@@ -114,6 +114,7 @@ class Channel(StatusMachine, TimeStampedModel):
         HARBOR = "harbor", _("HTTP stream (Liquidsoap harbor)")
         ICECAST = "icecast", _("Icecast server")
         FILE = "file", _("File")
+        HLS = "hls", _("HLS (segments on the node, served over HTTP)")
         DECKLINK = "decklink", _("SDI/Decklink (hardware, bound to its node)")
 
     # A file output writes to its node's disk for as long as the channel runs (WAV: 600 MB an hour):
@@ -244,6 +245,14 @@ class Channel(StatusMachine, TimeStampedModel):
     @property
     def required_capability(self) -> str:
         return self.output.needs_capability
+
+    @property
+    def listener_url(self) -> str | None:
+        """Where listeners get the channel from its output, if the output has such a place (HLS)."""
+        try:
+            return self.output.listener_url(self, self.output.clean(self.output_settings))
+        except ValidationError:
+            return None
 
 
 class Show(RecurringWindow, TimeStampedModel):

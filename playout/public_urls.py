@@ -8,4 +8,5 @@ from playout import views
 app_name = "public"
 urlpatterns = [
     path("channels/<slug:slug>/now-playing", views.public_now_playing, name="now-playing"),
+    path("hls/channel-<int:channel_id>/<str:name>", views.hls, name="hls"),
 ]

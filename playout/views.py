@@ -1,6 +1,9 @@
 import hashlib
 import json
+import re
+from pathlib import Path
 
+from django.conf import settings
 from django.core import signing
 from django.http import FileResponse, Http404, HttpResponse, JsonResponse
 from django.utils import timezone
@@ -10,6 +13,8 @@ from django.views.decorators.http import require_GET
 
 from ingest.models import MediaAsset
 from playout.cacher import asset_id_from_token
+from playout.models import Channel
+from playout.outputs.hls import hls_directory
 from playout.public import channel_listener_view, public_channel, public_limits
 from station.models import Node
 
@@ -54,5 +59,32 @@ def public_now_playing(request, slug: str):
                 else HttpResponse(body, content_type="application/json"))
     response["ETag"] = etag
     response["Cache-Control"] = f"public, max-age={PUBLIC_MAX_AGE_SECONDS}"
+    response["Access-Control-Allow-Origin"] = "*"
+    return response
+
+
+HLS_FILE = re.compile(r"[A-Za-z0-9_-]{1,64}\.(m3u8|ts)")
+HLS_TYPES = {"m3u8": "application/vnd.apple.mpegurl", "ts": "video/mp2t"}
+
+
+@require_GET
+def hls(request, channel_id: int, name: str):
+    """An HLS output's playlist or segment, for listeners, from the directory its engine writes on the channel's node
+    (``playout.outputs.hls``): the web tier serves it where it shares the node's disk (a one-host station)."""
+    match = HLS_FILE.fullmatch(name)
+    channel = (Channel.objects.filter(pk=channel_id, output_type=Channel.Output.HLS).select_related("node").first()
+               if match else None)
+    if channel is None or channel.node is None:
+        raise Http404(_("No HLS stream here."))
+    root = Path(settings.PLAYOUT_CACHE_ROOT).resolve()
+    path = (hls_directory(root / channel.node.name, channel.pk) / name).resolve()
+    if not path.is_relative_to(root):
+        raise Http404(_("No HLS stream here."))
+    try:
+        response = FileResponse(path.open("rb"), content_type=HLS_TYPES[match[1]])
+    except FileNotFoundError:
+        raise Http404(_("The stream has no such file now.")) from None
+    # a playlist changes with every segment; a segment never does
+    response["Cache-Control"] = "no-cache" if match[1] == "m3u8" else "public, max-age=60"
     response["Access-Control-Allow-Origin"] = "*"
     return response

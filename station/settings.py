@@ -161,6 +161,9 @@ PLAYOUT_HARBOR_PORTS = env.str("PLAYOUT_HARBOR_PORTS", default="8100-8999")  # p
 PLAYOUT_CACHE_ROOT = Path(env.str("PLAYOUT_CACHE_ROOT", default=str(VAR_DIR / "cache")))  # each node's verified copies
 PLAYOUT_SHARED_MEDIA = env.bool("PLAYOUT_SHARED_MEDIA", default=True)  # nodes read MEDIA_ROOT (same host or shared mount)
 STATION_URL = env.str("STATION_URL", default="http://127.0.0.1:8000")  # where nodes fetch media that is not shared
+# Where listeners get HLS outputs (PLAYOUT_HLS_URL/channel-<id>/live.m3u8): the web tier serves each node's
+# PLAYOUT_CACHE_ROOT/<node>/outputs/hls/ there on a one-host station; a static server on each node can instead.
+PLAYOUT_HLS_URL = env.str("PLAYOUT_HLS_URL", default=STATION_URL.rstrip("/") + "/public/hls")
 # Networks the station may reach for operators (webhooks, feeds, streams) although internal (station.outbound).
 OUTBOUND_ALLOWED_NETWORKS = env.list("OUTBOUND_ALLOWED_NETWORKS", default=[])
 INGEST_TICK_SECONDS = env.float("INGEST_TICK_SECONDS", default=2)  # ingest loop: due polls, stale downloads, publishing

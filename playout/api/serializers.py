@@ -21,6 +21,8 @@ class ChannelSerializer(StationModelSerializer):
                                               % {"output": Channel.Output(value).label}, code="output_for_superusers")
         return value
 
+    listener_url = serializers.CharField(read_only=True, allow_null=True,
+                                         help_text="Where listeners get the channel from its output (HLS), if anywhere.")
     public_now_playing_urls = serializers.SerializerMethodField(
         help_text="Where listeners' websites read what is on air (JSON and Server-Sent Events), once published.")
 
@@ -30,7 +32,8 @@ class ChannelSerializer(StationModelSerializer):
     class Meta:
         model = Channel
         fields = ["id", "studio", "name", "slug", "node", "output_type", "output_settings", "loudness_target_lufs",
-                  "dead_air_seconds", "silence_threshold_dbfs", "public_now_playing", "public_now_playing_urls",
+                  "listener_url", "dead_air_seconds", "silence_threshold_dbfs", "public_now_playing",
+                  "public_now_playing_urls",
                   "fallback_playlist", "status", "paused", "restart_count", "last_heartbeat_at", "error_message",
                   "created_at", "updated_at"]
         read_only_fields = ["status", "paused", "restart_count", "last_heartbeat_at", "error_message"]

@@ -111,6 +111,10 @@ class Output:
         """Return the file this output writes on its node (named by the station, never by staff), if any."""
         return None
 
+    def listener_url(self, channel, settings: dict) -> str | None:
+        """Where listeners hear the channel through this output, if they can."""
+        return None
+
     def liquidsoap(self, settings: dict, source: str, liq_string: Callable[[object], str], *,
                    file_path: Path | None = None) -> str:
         """Return the Liquidsoap output playing ``source`` with cleaned ``settings``.

@@ -11,6 +11,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+import requests
 from django.utils import timezone
 
 from ingest.media import generate_tone
@@ -277,6 +278,27 @@ def test_a_frozen_agent_whose_channel_failed_over_stops_its_engine_when_it_wakes
         assert not AsRunEntry.objects.filter(channel=channel, node=first, started_at__gt=frozen_at).exists()
         open_rows = AsRunEntry.objects.filter(channel=channel, ended_at__isnull=True)
         assert [row.node for row in open_rows] == [second]
+
+
+def test_an_hls_output_is_played_by_a_listener_from_the_web_tier(media_root, live_server, settings, tmp_path):
+    settings.PLAYOUT_CACHE_ROOT = media_root.parent / "node-cache"  # the agents' (database_env): one host
+    settings.PLAYOUT_HLS_URL = f"{live_server.url}/public/hls"
+    with _channel_on_host_1(media_root, spare=False, output=(Channel.Output.HLS, {"segment_seconds": 1})) as (
+            channel, _agents, _first, _second):
+        url = Channel.objects.get(pk=channel.pk).listener_url
+        assert url == f"{live_server.url}/public/hls/channel-{channel.pk}/live.m3u8"
+        heard = tmp_path / "heard.wav"
+        wait_until(lambda: subprocess.run(["ffmpeg", "-nostdin", "-loglevel", "error", "-y", "-i", url, "-t", "2",
+                                           "-ac", "1", str(heard)], timeout=30).returncode == 0,
+                   timeout=30, interval=1, message="a listener's player to read the stream")
+
+    samples = decoded(heard)
+    assert len(samples) >= 1.9 * 44100
+    crossings = sum(1 for a, b in zip(samples, samples[1:]) if (a < 0) != (b < 0))
+    assert crossings / 2 / (len(samples) / 44100) == pytest.approx(330, abs=10)  # the filler's tone, whole
+    assert max(abs(value) for value in samples) > 1000  # at the channel's loudness target, far above silence
+    for refused in ("../../etc/passwd", "live.txt", "live.m3u8.bak"):
+        assert requests.get(f"{live_server.url}/public/hls/channel-{channel.pk}/{refused}", timeout=5).status_code == 404
 
 
 def test_a_killed_engine_is_restarted_on_its_node_and_one_that_keeps_dying_fails_over(media_root):

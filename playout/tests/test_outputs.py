@@ -24,6 +24,10 @@ PINNED = {
                  'output.file(flush=true, %mp3(bitrate=320), url.decode("{dir}%2Fchannel-{pk}.mp3"), mksafe(air))\n'),
     "file wav": ({"format": "wav"},
                  'output.file(flush=true, %wav(stereo, samplesize=16), url.decode("{dir}%2Fchannel-{pk}.wav"), mksafe(air))\n'),
+    "hls": ({"bitrate": 96},
+            'output.file.hls(playlist=url.decode("live.m3u8"), segment_duration=2.0, segments=5, segments_overhead=5, '
+            'perm=0o644, perms=0o755, url.decode("{dir}%2Fhls%2Fchannel-{pk}"), [(url.decode("aac"), '
+            '%ffmpeg(format="mpegts", %audio(codec="aac", b="96k", ar=44100, channels=2)))], mksafe(air))\n'),
 }
 
 
@@ -43,10 +47,13 @@ def test_each_output_ends_the_engine_script_as_it_did_before_backends(supervisor
 
     outputs_dir = supervisor.node_dir / "outputs"
     expected = pinned.replace("{dir}", quote(str(outputs_dir), safe="")).replace("{pk}", str(channel.pk))
-    assert script.split("air.on_track(report)\n\n")[1] == expected
+    assert script.rsplit("\n\n", 1)[1] == expected  # its last paragraph
     if case.startswith("file"):
         assert writes == (outputs_dir, outputs_dir / f"channel-{channel.pk}.{output_settings['format']}")
         assert outputs_dir.is_dir()
+    elif case == "hls":
+        hls = outputs_dir / "hls" / f"channel-{channel.pk}"
+        assert writes == (hls, hls / "live.m3u8") and hls.is_dir()
     else:
         assert writes == ()
 
