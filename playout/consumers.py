@@ -80,8 +80,10 @@ class NowPlayingEvents:
             return
         address = (scope.get("client") or ("",))[0]
         limits = public_limits()
-        if not limits.open_stream(address):
-            await _answer(send, 429, {"detail": _("Too many now-playing streams are open from your address.")})
+        retry_in = limits.allow_request(address)  # opening a stream is a request too
+        if retry_in or not limits.open_stream(address):
+            await _answer(send, 429, {"detail": _("Too many now-playing streams are open from your address.")},
+                          retry_after=int(retry_in) + 1 if retry_in else KEEPALIVE_SECONDS)
             return
         try:
             await self._stream(scope, receive, send, slug)
@@ -94,8 +96,8 @@ class NowPlayingEvents:
             await _answer(send, 404, {"detail": _("No channel publishes its now-playing here.")})
             return
         listener, events = _Listener(channel, send), hub()
-        await events.join(channel.studio_id, listener)  # first: a change while the document is read comes after it
         try:
+            await events.join(channel.studio_id, listener)  # first: a change while the document is read comes after it
             document = await events.read(("now-playing", channel.pk), lambda: database_sync_to_async(
                 channel_listener_view)(channel, now=timezone.now()))
             await send({"type": "http.response.start", "status": 200, "headers": HEADERS})
@@ -118,9 +120,11 @@ class NowPlayingEvents:
             events.leave(channel.studio_id, listener)
 
 
-async def _answer(send, status: int, body: dict) -> None:
-    await send({"type": "http.response.start", "status": status,
-                "headers": [(b"content-type", b"application/json"), (b"access-control-allow-origin", b"*")]})
+async def _answer(send, status: int, body: dict, *, retry_after: int | None = None) -> None:
+    headers = [(b"content-type", b"application/json"), (b"access-control-allow-origin", b"*")]
+    if retry_after is not None:
+        headers.append((b"retry-after", str(retry_after).encode()))
+    await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": json.dumps(body).encode()})
 
 

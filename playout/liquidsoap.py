@@ -40,7 +40,7 @@ logger = logging.getLogger(__name__)
 ON_AIR_MARK = "SK_ON_AIR "
 WEBSTREAM_MARK = "SK_WEBSTREAM "
 DEAD_AIR_MARK = "SK_DEAD_AIR "
-DEAD_AIR_KEY = "sk_dead_air"  # in a report's metadata: the seconds of silence it began with
+DEAD_AIR_KEY = "sk_dead_air"  # in a report's metadata: the silence it began with ({"seconds", "moved_on"})
 LEVEL_MARK = "SK_LEVEL "
 # What Liquidsoap logs when an output fails to start (its port taken, say): the output never tries again by itself
 # and the engine would play on to nobody, answering its probes; it is killed, and the crash policy takes over.
@@ -165,9 +165,10 @@ pause_silence = blank(id="paused")
 air = rms(id="air_level", duration=0.2,
           switch(id="air", track_sensitive=false, replay_metadata=true, [({{!paused}}, pause_silence), ({{true}}, main)]))
 
-# Dead air (playout.dead_air): the output below the threshold for the limit while an item, a webstream or the
-# filler is on air. The engine moves on at once: a webstream's window closes, anything else is skipped, and the
-# fallback brings the filler (or its next file) on air. It prints when, and how long the silence lasted.
+# Dead air (playout.dead_air): the output below the threshold for the limit, within one track, while an item, a
+# webstream or the filler is on air. If the filler can play, the engine moves on at once: a webstream's window
+# closes, anything else is skipped, and the fallback brings the filler (or its next file) on air. Otherwise what is
+# on air plays on, and the silence is reported once. It prints when, how long the silence lasted, and which.
 dead_air_seconds = ref({float(dead_air_seconds)!r})
 silence_below = ref(lin_of_dB({float(silence_threshold_dbfs)!r}))
 def set_dead_air(value) =
@@ -180,6 +181,7 @@ server.register(usage="dead_air <seconds> <threshold dBFS>", "dead_air", set_dea
 watched = ref(false)  # set by report: something is on air that should be heard
 quiet = ref(false)  # media marked quiet on purpose
 silent_since = ref(time())
+reported = ref(false)  # this silence, which nothing could replace
 def webstream_on_air() =
   webstream_window_open() and webstream.is_ready()
 end
@@ -187,10 +189,16 @@ def watch_dead_air() =
   now = time()
   if !paused or not !watched or !quiet or air.rms() >= !silence_below then
     silent_since := now
-  elsif now - !silent_since >= !dead_air_seconds then
-    print({liq_string(DEAD_AIR_MARK)} ^ json.stringify(compact=true, (int_of_float(now * 1000000.), int_of_float(source.time(air) * 1000000.), now - !silent_since)))
-    silent_since := now
-    if webstream_on_air() then webstream_until := now else main.skip() end
+    reported := false
+  elsif not !reported and now - !silent_since >= !dead_air_seconds then
+    moves_on = {"true" if filler_playlist else "false"} and filler.is_ready()
+    print({liq_string(DEAD_AIR_MARK)} ^ json.stringify(compact=true, (int_of_float(now * 1000000.), int_of_float(source.time(air) * 1000000.), now - !silent_since, moves_on)))
+    if moves_on then
+      silent_since := now  # the filler's next file, if this one is silent too, gets the limit again
+      if webstream_on_air() then webstream_until := now else main.skip() end
+    else
+      reported := true
+    end
   end
 end
 thread.run(every=0.1, watch_dead_air)
@@ -202,7 +210,8 @@ def report(m)
   m = if not list.assoc.mem("sk_item", m) and webstream_on_air()
       then list.append([("sk_item", !webstream_item)], m) else m end
   watched := list.assoc.mem("sk_item", m) or list.assoc.mem("sk_asset", m)
-  quiet := list.assoc.mem("sk_quiet", m)
+  quiet := list.assoc(default="0", "sk_quiet", m) == "1"
+  silent_since := time()  # each track gets the whole limit: a quiet opening after a silent ending is no dead air
   print({liq_string(ON_AIR_MARK)} ^ json.stringify(compact=true, (int_of_float(time() * 1000000.), int_of_float(source.time(air) * 1000000.), m)))
 end
 air.on_track(report)
@@ -221,8 +230,9 @@ server.register(usage="title <text>", "title", set_title)
 
 
 def quiet_annotation(asset) -> dict[str, int]:
-    """Media marked quiet on purpose tells the engine so: its silences are not dead air."""
-    return {"sk_quiet": 1} if asset.intentionally_quiet else {}
+    """Whether the media's silences are on purpose (not dead air), always said: an annotation wins over a file's own
+    tag of that name, which could otherwise switch the watchdog off."""
+    return {"sk_quiet": int(asset.intentionally_quiet)}
 
 
 def request_uri(path: Path | str, annotations: dict[str, int | float]) -> str:
@@ -288,8 +298,10 @@ class Gateway:
 
     def set_title(self, title: str) -> str:
         """What the outputs announce as on air; a line break or any other character that isn't printable becomes
-        a space (the telnet line ends at a line break)."""
-        return self.command("title", "".join(c if c.isprintable() else " " for c in title).strip() or "-")
+        a space (the telnet line ends at a line break), and a straight quote a typographic one (Liquidsoap writes
+        ICY's ``StreamTitle='…';`` without escaping: a quote would end it and add fields)."""
+        line = "".join(c if c.isprintable() else " " for c in title).replace("'", "’").strip()
+        return self.command("title", line or "-")
 
     def reload_filler(self) -> str:
         return self.command("filler.reload")
@@ -313,7 +325,11 @@ class StreamClock:
 
     def on_air_at(self, wall_seconds: float, stream_seconds: float) -> float:
         self.recent_starts.append(wall_seconds - stream_seconds)
-        return min(self.recent_starts) + stream_seconds
+        return self.place(wall_seconds, stream_seconds)
+
+    def place(self, wall_seconds: float, stream_seconds: float) -> float:
+        """The wall time of a stream position, by the reports so far (this one, stamped anywhere, not counted)."""
+        return min(self.recent_starts, default=wall_seconds - stream_seconds) + stream_seconds
 
 
 class LiquidsoapEngine(EngineProcess):
@@ -332,6 +348,7 @@ class LiquidsoapEngine(EngineProcess):
         self.webstream_connected = False
         self.stream_clock = StreamClock()
         self.on_air_metadata: dict = {}  # what the last on-air report said
+        self.on_air_since = 0.0  # and when that went on air
         self.output_level_dbfs = float("-inf")  # the output's RMS level, reported every second
         super().__init__(
             [*ENGINE_COMMAND, str(self.script_path)], stderr=subprocess.STDOUT,
@@ -349,17 +366,21 @@ class LiquidsoapEngine(EngineProcess):
             except (ValueError, TypeError):
                 logger.warning("unreadable on-air report from Liquidsoap: %s", line)
                 return
+            metadata.pop(DEAD_AIR_KEY, None)  # a file's own tag of that name is no report of ours
             self.on_air_metadata = metadata
-            self.on_air(metadata, self.stream_clock.on_air_at(wall_microseconds / 1e6, stream_microseconds / 1e6))
+            self.on_air_since = self.stream_clock.on_air_at(wall_microseconds / 1e6, stream_microseconds / 1e6)
+            self.on_air(metadata, self.on_air_since)
         elif line.startswith(DEAD_AIR_MARK):
             try:
-                wall_microseconds, stream_microseconds, silent_seconds = json.loads(line[len(DEAD_AIR_MARK):])
+                wall_microseconds, stream_microseconds, silent_seconds, moved_on = json.loads(line[len(DEAD_AIR_MARK):])
             except (ValueError, TypeError):
                 logger.warning("unreadable dead-air report from Liquidsoap: %s", line)
                 return
-            # on the as-run log from the moment the silence began, naming what was on air then
-            began = self.stream_clock.on_air_at(wall_microseconds / 1e6, stream_microseconds / 1e6) - silent_seconds
-            self.on_air({**self.on_air_metadata, DEAD_AIR_KEY: silent_seconds}, began)
+            # from the moment the silence began (within its track), naming what was on air then; stamped between
+            # frames, so placed without joining the clock's samples (it would move the next tracks up to a frame)
+            began = self.stream_clock.place(wall_microseconds / 1e6, stream_microseconds / 1e6) - silent_seconds
+            self.on_air({**self.on_air_metadata, DEAD_AIR_KEY: {"seconds": silent_seconds, "moved_on": bool(moved_on)}},
+                        max(began, self.on_air_since))
         elif line.startswith(LEVEL_MARK):
             self.output_level_dbfs = _decibels(line[len(LEVEL_MARK):])
         elif line.startswith(WEBSTREAM_MARK):

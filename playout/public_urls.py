@@ -1,5 +1,5 @@
-"""Addresses for anyone, under /public/ (playout.public). The Server-Sent Events beside them are an ASGI route
-(playout.routing), served without Django's request cycle."""
+"""Addresses for anyone, under /public/ (playout.public): now-playing and HLS outputs. The Server-Sent Events beside
+them are an ASGI route (playout.consumers.with_public_streams), served without Django's request cycle."""
 
 from django.urls import path
 

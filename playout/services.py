@@ -152,19 +152,23 @@ def channel_on_air(*, channel_id: int, epoch: int, at, title: str, result: str, 
 
 
 @transaction.atomic
-def channel_dead_air(*, channel_id: int, epoch: int, began_at: datetime, silent_seconds: float, title: str,
-                     asset_id=None, scheduled_item_id=None, node=None) -> AsRunEntry:
-    """The engine found its output silent for ``silent_seconds`` since ``began_at`` while ``title`` was on air, and
-    moved on (playout.dead_air): the as-run log holds the dead air until what came next, and the desk is alerted."""
+def channel_dead_air(*, channel_id: int, epoch: int, began_at: datetime, silent_seconds: float, moved_on: bool,
+                     title: str, asset_id=None, scheduled_item_id=None, node=None) -> AsRunEntry | None:
+    """The engine found its output silent for ``silent_seconds`` since ``began_at`` while ``title`` was on air
+    (playout.dead_air). If it moved on to the filler, the as-run log holds the dead air until what came next;
+    otherwise (no filler to play) ``title`` plays on, and only the desk is told. Either way it is alerted."""
+    fencing.hold(Channel, pk=channel_id, epoch=epoch)
     entry = channel_on_air(channel_id=channel_id, epoch=epoch, at=began_at, title=title,
                            result=AsRunEntry.Result.DEAD_AIR, asset_id=asset_id,
-                           scheduled_item_id=scheduled_item_id, node=node)
-    channel = entry.channel
+                           scheduled_item_id=scheduled_item_id, node=node) if moved_on else None
+    channel = Channel.objects.get(pk=channel_id)
+    details = {"channel": channel, "seconds": silent_seconds, "start": began_at.isoformat(timespec="seconds"),
+               "title": title}
     alert_raise(studio=channel.studio_id, code="dead_air", subject=channel.name, severity=Alert.Severity.CRITICAL,
-                message=_("Dead air on %(channel)s: its output was silent for %(seconds).1f s from %(start)s, during "
-                          "%(title)s. The engine moved on to the filler.")
-                % {"channel": channel, "seconds": silent_seconds, "start": began_at.isoformat(timespec="seconds"),
-                   "title": title})
+                message=(_("Dead air on %(channel)s: its output was silent for %(seconds).1f s from %(start)s, during "
+                           "%(title)s. The engine moved on to the filler.") if moved_on else
+                         _("Dead air on %(channel)s: its output was silent for %(seconds).1f s from %(start)s, during "
+                           "%(title)s, and no filler could take over: it plays on.")) % details)
     transaction.on_commit(partial(metrics.SILENT_AIR.labels(channel=channel.slug).inc, silent_seconds))
     return entry
 

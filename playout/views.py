@@ -84,7 +84,8 @@ def hls(request, channel_id: int, name: str):
         response = FileResponse(path.open("rb"), content_type=HLS_TYPES[match[1]])
     except FileNotFoundError:
         raise Http404(_("The stream has no such file now.")) from None
-    # a playlist changes with every segment; a segment never does
-    response["Cache-Control"] = "no-cache" if match[1] == "m3u8" else "public, max-age=60"
+    # a playlist changes with every segment; a segment does not, while it is listed (an engine on another node
+    # numbers its own from 1: kept short, so no cache hands out the last node's audio for long)
+    response["Cache-Control"] = "no-cache" if match[1] == "m3u8" else "public, max-age=10"
     response["Access-Control-Allow-Origin"] = "*"
     return response

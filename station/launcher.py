@@ -78,7 +78,9 @@ def web_processes(*, host: str, port: int, count: int) -> list[Child]:
     hub of dashboard events (station.event_relay), so every socket gets every event, and a
     pool of database connections (a new connection per request would cost more than the request).
     """
-    daphne = [sys.executable, "-m", "daphne"]
+    # Behind a reverse proxy, the client's address is the one the proxy names (X-Forwarded-For): the public
+    # addresses' limits count listeners, not the proxy. Only then: a client could name any address otherwise.
+    daphne = [sys.executable, "-m", "daphne", *(["--proxy-headers"] if settings.WEB_PROXY_HEADERS else [])]
     env = {"DATABASE_POOL_SIZE": os.environ.get("DATABASE_POOL_SIZE", str(WEB_POOL_SIZE))}
     if count <= 1 or ":" in host:  # Daphne adopts IPv4 sockets only; an IPv6 address gets one process
         return [Child("web", [*daphne, "-b", host, "-p", str(port), "station.asgi:application"], env=env)]

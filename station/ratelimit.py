@@ -16,6 +16,8 @@ class AddressLimits:
     """Requests per address in a rolling window of WINDOW_SECONDS, and streams open per address."""
 
     def __init__(self, *, requests_per_window: int, streams: int):
+        if requests_per_window < 1 or streams < 1:
+            raise ValueError("a limit of requests or streams is 1 at least")
         self.requests_per_window, self.streams = requests_per_window, streams
         self.lock = threading.Lock()
         self.recent: dict[str, deque[float]] = defaultdict(deque)  # address → the times of its requests in the window

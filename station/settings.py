@@ -327,6 +327,7 @@ SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=0)
 SECURE_HSTS_INCLUDE_SUBDOMAINS = env.bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", default=False)
 SECURE_HSTS_PRELOAD = env.bool("SECURE_HSTS_PRELOAD", default=False)
 # Only behind a proxy that sets X-Forwarded-Proto itself (and drops a client's): otherwise anyone could claim https.
+WEB_PROXY_HEADERS = env.bool("WEB_PROXY_HEADERS", default=False)  # Daphne takes clients' addresses from the proxy
 if env.bool("SECURE_PROXY_SSL_HEADER", default=False):
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 

@@ -67,9 +67,9 @@ class AsRunLog:
         item_id, asset_id = _int(metadata.get("sk_item")), _int(metadata.get("sk_asset"))
         if DEAD_AIR_KEY in metadata:
             services.channel_dead_air(
-                channel_id=channel_id, epoch=epoch, began_at=moment, silent_seconds=float(metadata[DEAD_AIR_KEY]),
-                title=title(item_id, asset_id, metadata, channels, upcoming), asset_id=asset_id,
-                scheduled_item_id=item_id, node=node)
+                channel_id=channel_id, epoch=epoch, began_at=moment, silent_seconds=metadata[DEAD_AIR_KEY]["seconds"],
+                moved_on=metadata[DEAD_AIR_KEY]["moved_on"], title=title(item_id, asset_id, metadata, channels, upcoming),
+                asset_id=asset_id, scheduled_item_id=item_id, node=node)
         elif item_id:
             entry = services.channel_on_air(
                 channel_id=channel_id, epoch=epoch, at=moment,

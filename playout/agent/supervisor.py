@@ -151,14 +151,11 @@ class ChannelSupervisor:
                     continue
                 if not running.running and running.engine.gateway.alive():
                     running.running = True
-                    if running.channel.fallback_playlist_id:
-                        # Liquidsoap reads the list, then starts watching it: a write in between (the cacher is
-                        # quick) would go unseen, and the filler stay empty. It watches by the time it answers.
-                        running.engine.gateway.reload_filler()
                     self._dead_air_ends(running.channel.pk)
                     if not services.channel_mark_running(channel=running.channel, node=self.node, epoch=running.epoch,
                                                          now=now):
                         logger.warning("channel %s: engine up, but the channel is no longer starting here", running.channel)
+                    self._reload_filler(running)
                 if running.running:
                     apply_operator_actions(running)
         if self.fillers.stale():
@@ -169,6 +166,17 @@ class ChannelSupervisor:
                     self.dispatcher.dispatch(running, now, upcoming=self.upcoming, unplayable=self.unplayable)
         self.fenced |= self.as_run.log(self.channels, self.upcoming, node=self.node)
         self._stop_fenced()
+
+    @staticmethod
+    def _reload_filler(running: RunningChannel) -> None:
+        """Liquidsoap reads the filler list, then starts watching it: a write in between (the cacher is quick) would
+        go unseen and the filler stay empty. It watches by the time it answers, so it reads the list again then."""
+        if not running.channel.fallback_playlist_id:
+            return
+        try:
+            running.engine.gateway.reload_filler()
+        except OSError as error:  # the engine's own watch still sees the next write
+            logger.warning("channel %s: the engine did not reload its filler list: %s", running.channel, error)
 
     def _engine_died(self, running: RunningChannel, now: datetime) -> None:
         self.channels.pop(running.channel.pk)

@@ -12,6 +12,7 @@ from django.conf import settings as django_settings
 from playout.outputs.base import BITRATE, Output, Setting, whole_number
 
 PLAYLIST = "live.m3u8"  # the master playlist; the engine names the variant and segments after the stream ("aac")
+STATE = "state.json"
 
 
 def hls_directory(node_dir: Path, channel_id: int) -> Path:
@@ -30,8 +31,12 @@ class HlsOutput(Output):
         encoder = (f'%ffmpeg(format="mpegts", %audio(codec="aac", b="{int(settings["bitrate"])}k", ar=44100, '
                    'channels=2))')
         segments = int(settings["segments"])
+        # persist_at: an engine stopped and started again (a restart asked for) numbers its segments on from where it
+        # stopped, so players' media sequence does not go back; one that died, or a new node, starts from 1. The file
+        # stays in the directory, whose server hands out playlists and segments only.
         return (f"output.file.hls(playlist={liq_string(PLAYLIST)}, segment_duration={float(settings['segment_seconds'])}, "
-                f"segments={segments}, segments_overhead={segments}, perm=0o644, perms=0o755, "
+                f"segments={segments}, segments_overhead={segments}, persist_at={liq_string(STATE)}, "
+                "perm=0o644, perms=0o755, "
                 f"{liq_string(file_path.parent)}, [({liq_string('aac')}, {encoder})], {source})")
 
     def listener_url(self, channel, settings):

@@ -42,7 +42,7 @@ def test_dead_air_closes_what_was_on_air_when_it_fell_silent_and_alerts_the_desk
     silent_from = on_air_at + timedelta(seconds=12)
 
     entry = services.channel_dead_air(channel_id=channel.pk, epoch=channel.lease_epoch, began_at=silent_from,
-                                      silent_seconds=5.2, title="Feature", node=node)
+                                      silent_seconds=5.2, moved_on=True, title="Feature", node=node)
 
     played = AsRunEntry.objects.get(channel=channel, result=AsRunEntry.Result.PLAYED)
     assert played.ended_at == silent_from and played.duration_seconds == 12
@@ -50,6 +50,21 @@ def test_dead_air_closes_what_was_on_air_when_it_fell_silent_and_alerts_the_desk
     alert = Alert.objects.get(code="dead_air", subject=channel.name)
     assert alert.severity == Alert.Severity.CRITICAL
     assert "silent for 5.2 s" in alert.message and "Feature" in alert.message
+
+
+def test_dead_air_with_no_filler_to_take_over_leaves_what_is_on_air_and_alerts_the_desk():
+    node = NodeFactory()
+    channel = ChannelFactory(node=node, fallback_playlist=None)
+    on_air_at = timezone.now() - timedelta(seconds=20)
+    services.channel_on_air(channel_id=channel.pk, epoch=channel.lease_epoch, at=on_air_at, title="Talk",
+                            result=AsRunEntry.Result.PLAYED, node=node)
+
+    assert services.channel_dead_air(channel_id=channel.pk, epoch=channel.lease_epoch, began_at=on_air_at,
+                                     silent_seconds=5.0, moved_on=False, title="Talk", node=node) is None
+
+    assert list(AsRunEntry.objects.filter(channel=channel).values_list("result", "ended_at")) == [
+        (AsRunEntry.Result.PLAYED, None)]
+    assert "no filler could take over: it plays on" in Alert.objects.get(code="dead_air").message
 
 
 def test_filler_media_marked_quiet_on_purpose_tells_the_engine_so(settings, tmp_path):
@@ -72,4 +87,4 @@ def test_filler_media_marked_quiet_on_purpose_tells_the_engine_so(settings, tmp_
     FillerWriter(cache).write([running])
 
     quiet_line, other_line = filler_playlist(running.workdir).read_text().splitlines()
-    assert "sk_quiet=1" in quiet_line and "sk_quiet" not in other_line
+    assert "sk_quiet=1" in quiet_line and "sk_quiet=0" in other_line  # always said: a file's own tag can't say it

@@ -26,7 +26,8 @@ PINNED = {
                  'output.file(flush=true, %wav(stereo, samplesize=16), url.decode("{dir}%2Fchannel-{pk}.wav"), mksafe(air))\n'),
     "hls": ({"bitrate": 96},
             'output.file.hls(playlist=url.decode("live.m3u8"), segment_duration=2.0, segments=5, segments_overhead=5, '
-            'perm=0o644, perms=0o755, url.decode("{dir}%2Fhls%2Fchannel-{pk}"), [(url.decode("aac"), '
+            'persist_at=url.decode("state.json"), perm=0o644, perms=0o755, url.decode("{dir}%2Fhls%2Fchannel-{pk}"), '
+            '[(url.decode("aac"), '
             '%ffmpeg(format="mpegts", %audio(codec="aac", b="96k", ar=44100, channels=2)))], mksafe(air))\n'),
 }
 

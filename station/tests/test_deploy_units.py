@@ -47,7 +47,8 @@ def test_the_target_starts_what_run_station_starts():
 
     assert {f"stationkeeper-jobs@{queue}.service" for queue in queues.QUEUES} <= set(wanted)  # a cluster per queue
     [web] = launcher.web_processes(host="127.0.0.1", port=8000, count=1)
-    assert "stationkeeper-web.socket" in wanted and f"daphne --fd 3 {web.argv[-1]}" in unit["stationkeeper-web@.service"]
+    assert "stationkeeper-web.socket" in wanted
+    assert f"daphne --proxy-headers --fd 3 {web.argv[-1]}" in unit["stationkeeper-web@.service"]
     cluster = launcher.queue_cluster(queues.PLAYOUT)
     assert f"manage.py {cluster.argv[-1]}" in unit["stationkeeper-jobs@.service"]
     assert "Environment=Q_CLUSTER_NAME=%i" in unit["stationkeeper-jobs@.service"]
