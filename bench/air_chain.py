@@ -240,7 +240,9 @@ def main() -> None:
         return wait_until(lambda: len(found := list(ScheduledItem.objects.filter(instance__show=show)
                                                     .order_by("start_at"))) >= count and found, 30, "the timeline")
 
-    web = start_web(WEB_PORT, 1, {"PUBLIC_STREAMS_PER_ADDRESS": str(SSE_CLIENTS + 10)}, sampler, "daphne")
+    # every client comes from 127.0.0.1 here: the per-address limits are raised past them
+    web = start_web(WEB_PORT, 1, {"PUBLIC_STREAMS_PER_ADDRESS": str(SSE_CLIENTS + 10),
+                                  "PUBLIC_REQUESTS_PER_MINUTE": str(SSE_CLIENTS + 10)}, sampler, "daphne")
     spawn = multiprocessing.get_context("spawn")  # nothing of this process's database connections in the clients
     connected, stop, results = spawn.Queue(), spawn.Event(), spawn.Queue()
     clients = spawn.Process(target=_listeners, args=(f"/public/channels/{channel.slug}/now-playing/events", SSE_CLIENTS,
