@@ -156,8 +156,7 @@ def integrated_lufs(wav_path) -> float:
 
 def loudness_in_stream(tap: StreamTap, slots: list[tuple[float, float]]) -> list[float]:
     """Each item's integrated loudness in the stream, over its slot less 0.5 s at either end."""
-    _, data_start, anchor = tap.left()
-    stream = b"".join(data for _, _, data in tap.chunks)[data_start:]
+    stream, _, anchor = tap.pcm()
     measured = []
     for index, (start, end) in enumerate(slots):
         first = int((start + 0.5 - anchor) * SAMPLE_RATE)

@@ -49,16 +49,22 @@ class StreamTap:
             self.chunks.append((time.time(), offset, data))
             offset += len(data)
 
-    def left(self) -> tuple[array.array, int, float]:
-        """The left channel's samples so far, the stream's byte offset of the first, and the stream's anchor on the
-        wall clock: sample ``i`` left the engine, paced, at ``anchor + i / SAMPLE_RATE`` (the earliest chunk arrival
-        less its position)."""
+    def pcm(self) -> tuple[bytes, int, float]:
+        """The stream's whole 16-bit stereo frames so far, the byte offset of the first in the stream, and the stream's
+        anchor on the wall clock: frame ``i`` left the engine, paced, at ``anchor + i / SAMPLE_RATE`` (the earliest
+        chunk arrival less its position)."""
         stream = b"".join(data for _, _, data in self.chunks)
         data_start = stream.index(b"data") + 8
-        samples = array.array("h")
-        samples.frombytes(stream[data_start:data_start + (len(stream) - data_start) // BYTES_PER_FRAME * BYTES_PER_FRAME])
         anchor = min(arrival - (offset - data_start) / BYTES_PER_FRAME / SAMPLE_RATE
                      for arrival, offset, _ in self.chunks if offset >= data_start)
+        whole = (len(stream) - data_start) // BYTES_PER_FRAME * BYTES_PER_FRAME
+        return stream[data_start:data_start + whole], data_start, anchor
+
+    def left(self) -> tuple[array.array, int, float]:
+        """The left channel's samples so far, with ``pcm``'s offset and anchor."""
+        frames, data_start, anchor = self.pcm()
+        samples = array.array("h")
+        samples.frombytes(frames)
         return samples[0::2], data_start, anchor
 
     def onsets(self) -> list[tuple[float, float]]:

@@ -10,7 +10,6 @@ listeners.
 
 import asyncio
 import json
-import logging
 import re
 from collections import OrderedDict
 
@@ -22,7 +21,6 @@ from playout.public import channel_listener_view, listener_view, public_channel,
 from station.event_relay import hub
 from station.models import EventType
 
-logger = logging.getLogger(__name__)
 EVENTS_PATH = re.compile(r"/public/channels/(?P<slug>[-a-zA-Z0-9_]+)/now-playing/events")
 KEEPALIVE_SECONDS = 20
 RETRY_MILLISECONDS = 3000  # how soon a browser's EventSource reconnects after the stream broke

@@ -43,11 +43,11 @@ def gate_opens_at(item: ScheduledItem, now: datetime) -> tuple[float, float]:
 
 def apply_operator_actions(running: RunningChannel) -> None:
     """Pass the operator's pause and skip on to the engine, each once, and dead-air limits changed since it started."""
-    channel = running.channel
+    channel, limits = running.channel, dead_air_limits(running.channel)
     try:
-        if dead_air_limits(channel) != running.applied_dead_air:
-            running.engine.gateway.set_dead_air(*dead_air_limits(channel))
-            running.applied_dead_air = dead_air_limits(channel)
+        if limits != running.applied_dead_air:
+            running.engine.gateway.set_dead_air(*limits)
+            running.applied_dead_air = limits
         if channel.paused != running.applied_paused:
             running.engine.gateway.set_paused(channel.paused)
             running.applied_paused = channel.paused

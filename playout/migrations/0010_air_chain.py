@@ -36,6 +36,16 @@ class Migration(migrations.Migration):
             model_name='channel',
             constraint=models.CheckConstraint(condition=models.Q(('silence_threshold_dbfs__range', (-90.0, -20.0))), name='channel_silence_threshold_in_range', violation_error_code='silence_threshold_out_of_range', violation_error_message='A silence threshold is from -90 to -20 dBFS.'),
         ),
+        migrations.AddField(
+            model_name='channel',
+            name='public_now_playing',
+            field=models.BooleanField(default=False, help_text="Anyone may read the title on air and the next one, with their times and nothing else, at the channel's public now-playing addresses (JSON, and Server-Sent Events for websites).", verbose_name='publish now playing'),
+        ),
+        migrations.AlterField(
+            model_name='channel',
+            name='output_type',
+            field=models.CharField(choices=[('harbor', 'HTTP stream (Liquidsoap harbor)'), ('icecast', 'Icecast server'), ('file', 'File'), ('hls', 'HLS (segments on the node, served over HTTP)'), ('decklink', 'SDI/Decklink (hardware, bound to its node)')], default='harbor', max_length=10, verbose_name='output'),
+        ),
         # The agents hear of changed dead-air limits (and loudness targets) at once, as of a pause.
         migrations.RunSQL("DROP TRIGGER IF EXISTS playout_channel_notify_change ON playout_channel;", migrations.RunSQL.noop),
         notify_on_change(
