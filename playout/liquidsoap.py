@@ -19,6 +19,7 @@ What reaches the engine from the database crosses three boundaries, each with on
 
 import json
 import logging
+import math
 import re
 import signal
 import socket
@@ -42,12 +43,17 @@ WEBSTREAM_MARK = "SK_WEBSTREAM "
 DEAD_AIR_MARK = "SK_DEAD_AIR "
 DEAD_AIR_KEY = "sk_dead_air"  # in a report's metadata: the silence it began with ({"seconds", "moved_on"})
 LEVEL_MARK = "SK_LEVEL "
+CLOCK_MARK = "SK_CLOCK "
 # What Liquidsoap logs when an output fails to start (its port taken, say): the output never tries again by itself
 # and the engine would play on to nobody, answering its probes; it is killed, and the crash policy takes over.
 OUTPUT_FAILED_MARK = "] Error when starting "
-# The switch acts on frame boundaries, so an item goes on air up to one frame after its slot:
-# 20 ms frames (Liquidsoap's default is 40) keep that well inside the 40 ms goal.
-FRAME_SECONDS = 0.02
+# Every track in the engine starts on a frame boundary: the switches hand over between frames, and a file's track
+# lasts whole frames (Liquidsoap 2.1's decoders drop a last part frame, cue points included). So an item goes on air
+# at the first boundary at or after its slot: frames of 100 samples (2.3 ms; Liquidsoap's default is 40 ms) keep it
+# that close, for about one percent of a core more than 20 ms frames.
+SAMPLE_RATE = 44100
+FRAME_SAMPLES = 100
+FRAME_SECONDS = FRAME_SAMPLES / SAMPLE_RATE
 
 
 # The parts of Liquidsoap's standard library a channel's script uses, in the library's own order. The engine
@@ -98,18 +104,26 @@ settings.log.level.set(3)
 settings.server.telnet.set(true)
 settings.server.telnet.bind_addr.set("127.0.0.1")
 settings.server.telnet.port.set({int(telnet_port)})
-settings.frame.duration.set({FRAME_SECONDS})
-settings.frame.video.framerate.set({round(1 / FRAME_SECONDS)})  # the default 25 fps would force 40 ms frames
+settings.frame.audio.samplerate.set({SAMPLE_RATE})
+settings.frame.duration.set({FRAME_SECONDS!r})
+settings.frame.video.framerate.set({SAMPLE_RATE // FRAME_SAMPLES})  # a frame holds whole video frames too
 
-# The dispatcher queues the next item ahead of its slot (resolved and ready) and sets next_at one
-# frame before the slot: the frame that finds the gate open hands over, and the item starts on the
-# next one, the first frame boundary at or after its slot. A started item is kept to its end. Items are cut by their liq_cue_in/liq_cue_out annotations.
-next_at = ref(9999999999.)
+# The dispatcher queues the next item ahead of its slot (resolved and ready) and sets next_at, a position in the
+# stream (seconds: frames computed × their length), half a frame into the frame before the item's: the switch hands
+# over between frames, after the frame that finds the gate open. The gate reads the stream's position, not the wall
+# clock, so a frame computed late (a busy machine) still opens it on the same frame. A started item is kept to its
+# end. Items are cut by their liq_cue_in/liq_cue_out annotations.
+next_at = ref(1000000000000.)
 def set_next_at(value) =
   next_at := float_of_string(value)
   "OK"
 end
-server.register(usage="next_at <epoch seconds>", "next_at", set_next_at)
+server.register(usage="next_at <stream seconds>", "next_at", set_next_at)
+stream_position = ref(fun () -> 0.)  # the output's position, once it is defined below
+def stream_now() =
+  position = !stream_position
+  position()
+end
 # Each item at the channel's loudness target: the dispatcher annotates its gain (playout.loudness). The switches
 # replay a source's last metadata when they return to it, and amplify would read the previous item's gain from
 # that replay as well as the next item's own: the gain is taken out of the metadata once applied.
@@ -117,8 +131,8 @@ def at_its_gain(s) =
   metadata.map(strip=true, insert_missing=false, fun (_) -> [("liq_amplify", "")],
                amplify(override="liq_amplify", 1., s))
 end
-queue = at_its_gain(cue_cut(request.queue(id="queue")))
-timed = switch(id="timed", track_sensitive=true, [({{time() >= !next_at}}, queue)])
+queue = at_its_gain(cue_cut(request.queue(id="queue", prefetch=2)))
+timed = switch(id="timed", track_sensitive=true, [({{stream_now() >= !next_at}}, queue)])
 # A webstream item: the dispatcher names the stream and its window ahead of the slot, the input
 # connects then, and the gate keeps it on air for its window; the input stops after it. It reads the
 # agent's relay (playout.relay) as audio only: a playlist format (HLS, DASH…) would fetch other URLs.
@@ -164,6 +178,10 @@ server.register(usage="skip", "skip", skip_current)
 pause_silence = blank(id="paused")
 air = rms(id="air_level", duration=0.2,
           switch(id="air", track_sensitive=false, replay_metadata=true, [({{!paused}}, pause_silence), ({{true}}, main)]))
+stream_position := fun () -> source.time(air)
+# The stream's position beside the wall clock, ten times a second, read between frames: the agent places the
+# stream's frames on the clock by these (playout.liquidsoap.StreamClock), to start an item on its frame.
+thread.run(every=0.1, fun () -> print({liq_string(CLOCK_MARK)} ^ json.stringify(compact=true, (int_of_float(time() * 1000000.), int_of_float(source.time(air) * 1000000.)))))
 
 # Dead air (playout.dead_air): the output below the threshold for the limit, within one track, while an item, a
 # webstream or the filler is on air. If the filler can play, the engine moves on at once: a webstream's window
@@ -287,8 +305,9 @@ class Gateway:
         """Let the webstream input connect to the agent's relay (never to the operator's URL) for its window."""
         return self.command("webstream", str(int(item_id)), f"{start:.3f}", f"{end:.3f}", relay_url)
 
-    def set_next_at(self, epoch_seconds: float) -> str:
-        return self.command("next_at", f"{epoch_seconds:.3f}")
+    def set_next_at(self, stream_seconds: float) -> str:
+        """Open the queue's gate at a position in the engine's stream (``StreamClock.gate_for``; 0: now)."""
+        return self.command("next_at", f"{stream_seconds:.6f}")
 
     def skip(self) -> str:
         return self.command("skip")
@@ -311,25 +330,51 @@ class Gateway:
 
 
 class StreamClock:
-    """Places stream positions on the wall clock.
+    """Places stream positions on the wall clock, and slots on the stream's frames.
 
-    Liquidsoap computes each frame at its due time, but the frame a track starts in can take tens of
-    milliseconds more (opening the decoder), so the wall time of the report runs late by that much
-    while the stream itself stays paced and catches up. A track is on air at the stream's start
-    plus its position; the start is the smallest (wall − position) among the recent reports, which
-    also follows the clock if it ever slips for good.
+    Liquidsoap computes the frame that covers stream positions [p, p + frame) once the wall clock
+    reaches the stream's start plus p (it sleeps until then), and the wall time read while it
+    computes it, or after, is that or later: the frame a track starts in can take tens of
+    milliseconds more (opening the decoder). The stream's start is the smallest (wall − frame's
+    position) among the recent readings, the engine's on-air reports and its clock readings ten
+    times a second; from a few readings it can be milliseconds late, from a hundred well under one.
+    It also follows the clock if it ever slips for good. Frames leave the engine as they are
+    computed: this is the output stream's own timeline.
     """
 
-    def __init__(self, window: int = 8):
+    def __init__(self, window: int = 100):
         self.recent_starts: deque[float] = deque(maxlen=window)
 
+    def observe(self, wall_seconds: float, stream_seconds: float) -> None:
+        self.recent_starts.append(wall_seconds - _frame_position(stream_seconds))
+
+    @property
+    def start(self) -> float | None:
+        """The wall time of the stream's position 0, once the engine has reported a track."""
+        return min(self.recent_starts, default=None)
+
     def on_air_at(self, wall_seconds: float, stream_seconds: float) -> float:
-        self.recent_starts.append(wall_seconds - stream_seconds)
+        self.observe(wall_seconds, stream_seconds)
         return self.place(wall_seconds, stream_seconds)
 
     def place(self, wall_seconds: float, stream_seconds: float) -> float:
         """The wall time of a stream position, by the reports so far (this one, stamped anywhere, not counted)."""
-        return min(self.recent_starts, default=wall_seconds - stream_seconds) + stream_seconds
+        start = self.start
+        return (wall_seconds - _frame_position(stream_seconds) if start is None else start) + stream_seconds
+
+    def first_frame_at(self, wall_seconds: float) -> int:
+        """The first frame that begins at or after a wall time (the stream's start must be known)."""
+        return math.ceil((wall_seconds - self.start) / FRAME_SECONDS - 1e-6)
+
+    def gate_for(self, wall_seconds: float) -> float:
+        """The engine's ``next_at`` that puts an item on air on the first frame at or after a wall time: half a frame
+        into the frame before (the switch hands over after the frame that finds the gate open)."""
+        return (self.first_frame_at(wall_seconds) - 1.5) * FRAME_SECONDS
+
+
+def _frame_position(stream_seconds: float) -> float:
+    """The position of the frame a stream position falls in (reports are stamped in whole microseconds)."""
+    return math.floor(stream_seconds / FRAME_SECONDS + 1e-3) * FRAME_SECONDS
 
 
 class LiquidsoapEngine(EngineProcess):
@@ -381,6 +426,14 @@ class LiquidsoapEngine(EngineProcess):
             began = self.stream_clock.place(wall_microseconds / 1e6, stream_microseconds / 1e6) - silent_seconds
             self.on_air({**self.on_air_metadata, DEAD_AIR_KEY: {"seconds": silent_seconds, "moved_on": bool(moved_on)}},
                         max(began, self.on_air_since))
+        elif line.startswith(CLOCK_MARK):
+            try:
+                wall_microseconds, stream_microseconds = json.loads(line[len(CLOCK_MARK):])
+            except (ValueError, TypeError):
+                logger.warning("unreadable clock report from Liquidsoap: %s", line)
+                return
+            # read between frames, where the engine's position already names the frame it computes next
+            self.stream_clock.observe(wall_microseconds / 1e6, stream_microseconds / 1e6 - FRAME_SECONDS)
         elif line.startswith(LEVEL_MARK):
             self.output_level_dbfs = _decibels(line[len(LEVEL_MARK):])
         elif line.startswith(WEBSTREAM_MARK):

@@ -1,7 +1,6 @@
 """Hand each channel's engine its next item ahead of its slot, and the operator's pause and skip."""
 
 import logging
-import time
 from datetime import datetime, timedelta
 
 from django.utils.translation import gettext as _
@@ -9,7 +8,7 @@ from django.utils.translation import gettext as _
 from playout import services
 from playout.agent.launcher import RunningChannel, dead_air_limits
 from playout.cacher import MediaCache
-from playout.liquidsoap import FRAME_SECONDS, quiet_annotation
+from playout.liquidsoap import FRAME_SECONDS, StreamClock, quiet_annotation
 from playout.loudness import asset_amplification
 from playout.models import ScheduledItem
 from playout.relay import WebstreamRelay
@@ -20,9 +19,6 @@ from station.services import alert_raise
 logger = logging.getLogger(__name__)
 LATE_START_SECONDS = 0.5  # later than this, an item's cue point is advanced by its lateness
 PREPARE_SECONDS = 2.0  # items are queued this early, so the engine has them resolved at their slot
-# The gate reads the wall clock, and a frame can be computed a few ms after its due time: opened
-# this much later, it never lets an item in on a frame that is due before the slot.
-PACING_JITTER_SECONDS = 0.005
 WEBSTREAM_CONNECT_GRACE = timedelta(seconds=3)
 
 
@@ -32,13 +28,28 @@ def push_moments(channels: list[RunningChannel], upcoming: list[ScheduledItem]) 
     return [item.start_at.timestamp() - PREPARE_SECONDS for item in upcoming if item.pk not in pushed]
 
 
-def gate_opens_at(item: ScheduledItem, now: datetime) -> tuple[float, float]:
-    """When the engine's gate should open for the item, and by how much it starts late (0 if on time)."""
+def gate_opens_at(item: ScheduledItem, now: datetime, clock: StreamClock) -> tuple[float, float]:
+    """Where in the engine's stream its gate opens for the item (``Gateway.set_next_at``; 0: now), and by how much
+    the item starts late (0 if on time: it goes on air on the first frame at or after its slot)."""
     lateness = (now - item.start_at).total_seconds()
-    if lateness > LATE_START_SECONDS:  # agent restart, late change: start now, further in
-        return time.time(), lateness
-    # The switch lets the item in on the frame after the one that finds the gate open.
-    return item.start_at.timestamp() - FRAME_SECONDS + PACING_JITTER_SECONDS, 0.0
+    if lateness > LATE_START_SECONDS or clock.start is None:  # agent restart, late change: start now, further in
+        return 0.0, max(lateness, 0.0)
+    return clock.gate_for(item.start_at.timestamp()), 0.0
+
+
+def cue_out(item: ScheduledItem, clock: StreamClock, advance: float) -> float:
+    """Where in its media an item ends: at its slot's end, on the frame grid when it starts on time.
+
+    The engine plays a file in whole frames, the part frame at its cue out left out. An item on time
+    lasts the frames from its start's to its end's, half a frame more asked for so that it is cut
+    there: the next item, queued behind it, follows on its own first frame, with no frame of filler
+    between them and never early.
+    """
+    length = (item.end_at - item.start_at).total_seconds()
+    if advance == 0 and clock.start is not None:
+        frames = clock.first_frame_at(item.end_at.timestamp()) - clock.first_frame_at(item.start_at.timestamp())
+        length = (frames + 0.5) * FRAME_SECONDS
+    return item.cue_in_seconds + length
 
 
 def apply_operator_actions(running: RunningChannel) -> None:
@@ -80,6 +91,8 @@ class Dispatcher:
         item = next((i for i in upcoming if i.channel_id == running.channel.pk and i.pk not in running.pushed), None)
         if item is None or item.start_at - timedelta(seconds=PREPARE_SECONDS) > now:
             return
+        if running.engine.stream_clock.start is None and item.start_at > now:
+            return  # the engine has not reported its first track yet: its frames are not placed on the clock
         running.pushed.add(item.pk)
         if item.pk in unplayable:
             return  # the filler covers it; the cacher already alerted
@@ -89,9 +102,8 @@ class Dispatcher:
             self._arm(running, item, now)
 
     def _arm_webstream(self, running: RunningChannel, item: ScheduledItem, now: datetime) -> None:
-        opens_at, _lateness = gate_opens_at(item, now)
-        try:
-            running.engine.gateway.arm_webstream(item_id=item.pk, start=opens_at, end=item.end_at.timestamp(),
+        try:  # the webstream's window is on the wall clock: a network stream has no sample to start on
+            running.engine.gateway.arm_webstream(item_id=item.pk, start=item.start_at.timestamp(), end=item.end_at.timestamp(),
                                                  relay_url=self.relay.url_for(item.pk, item.webstream_url))
             running.armed = item
         except OSError as error:
@@ -109,20 +121,22 @@ class Dispatcher:
         )
 
     def _arm(self, running: RunningChannel, item: ScheduledItem, now: datetime) -> None:
-        opens_at, advance = gate_opens_at(item, now)
+        clock = running.engine.stream_clock
+        opens_at, advance = gate_opens_at(item, now, clock)
         cue_in = item.cue_in_seconds + advance
-        cue_out = item.cue_in_seconds + (item.end_at - item.start_at).total_seconds()
         amplify = asset_amplification(item.asset, target_lufs=running.channel.loudness_target_lufs,
                                       measured_here=self.cache.loudness.get(item.asset_id))
         annotations = {"sk_item": item.pk, "sk_asset": item.asset_id, **quiet_annotation(item.asset),
-                       "liq_cue_in": round(cue_in, 3), "liq_cue_out": round(cue_out, 3), "liq_amplify": amplify}
+                       "liq_cue_in": round(cue_in, 6), "liq_cue_out": round(cue_out(item, clock, advance), 6),
+                       "liq_amplify": amplify}
         path = self.cache.path_for(item.asset_id)
         if path is None:
             self.cache.unplayable([item], now_arming={item.pk})  # alerts; the filler covers it
             return
         try:
-            running.engine.gateway.push(path, annotations)
+            # the gate first: the previous item's may still be open, and would let this one in at once
             running.engine.gateway.set_next_at(opens_at)
+            running.engine.gateway.push(path, annotations)
             running.armed = item
         except UserError as error:  # a file name the engine can't be handed: the filler covers it
             alert_raise(studio=running.channel.studio_id, code="media_missing", subject=item.title,

@@ -7,22 +7,32 @@ from types import SimpleNamespace
 from playout.agent.as_run import AsRunLog
 from playout.agent import crashes
 from playout.agent.crashes import CRASH_WINDOW_SECONDS, CRASHES_BEFORE_RESTING, REST_SECONDS, CrashPolicy
-from playout.agent.dispatch import LATE_START_SECONDS, gate_opens_at
-from playout.liquidsoap import FRAME_SECONDS
+from playout.agent.dispatch import LATE_START_SECONDS, cue_out, gate_opens_at
+from playout.liquidsoap import FRAME_SECONDS, StreamClock
 
 
-def test_an_item_on_time_opens_the_gate_a_frame_before_its_slot_and_a_late_one_at_once_further_in():
+def test_an_item_on_time_opens_the_gate_half_a_frame_into_the_frame_before_its_own_and_a_late_one_at_once():
     now = datetime.now(tz=UTC)
-    on_time = SimpleNamespace(start_at=now + timedelta(seconds=1))
+    clock = StreamClock()
+    clock.on_air_at(now.timestamp() - 30.0004, 0.0)  # the stream's position 0 was 30 s ago
+    clock.on_air_at(now.timestamp() - 30 + 20 * FRAME_SECONDS + 0.003, 20 * FRAME_SECONDS)  # a report 3 ms late
+    start = now.timestamp() - 30.0004
+    on_time = SimpleNamespace(start_at=now + timedelta(seconds=1), end_at=now + timedelta(seconds=61), cue_in_seconds=2.0)
     late = SimpleNamespace(start_at=now - timedelta(seconds=LATE_START_SECONDS + 1.5))
 
-    opens_at, advance = gate_opens_at(on_time, now)
+    opens_at, advance = gate_opens_at(on_time, now, clock)
     assert advance == 0.0
-    assert on_time.start_at.timestamp() - FRAME_SECONDS < opens_at < on_time.start_at.timestamp()
+    slot = on_time.start_at.timestamp() - start  # where its slot falls in the stream
+    first_frame = opens_at + 1.5 * FRAME_SECONDS  # the frame it goes on air on: the first at or after its slot
+    assert slot - 1e-6 <= first_frame < slot + FRAME_SECONDS
+    assert abs(first_frame / FRAME_SECONDS - round(first_frame / FRAME_SECONDS)) < 1e-6
+    # it lasts its slot's frames (half a frame more asked for: the engine leaves a part frame out)
+    frames = (cue_out(on_time, clock, advance) - 2.0) / FRAME_SECONDS
+    assert frames - 0.5 == round(frames - 0.5) and abs((frames - 0.5) * FRAME_SECONDS - 60) < FRAME_SECONDS
 
-    opens_at, advance = gate_opens_at(late, now)
-    assert advance == LATE_START_SECONDS + 1.5
-    assert abs(opens_at - time.time()) < 1
+    opens_at, advance = gate_opens_at(late, now, clock)
+    assert (opens_at, advance) == (0.0, LATE_START_SECONDS + 1.5)
+    assert gate_opens_at(on_time, now, StreamClock()) == (0.0, 0.0)  # no report yet: now (the agent waits for one)
 
 
 def test_a_report_replaced_within_the_settling_time_is_never_logged():

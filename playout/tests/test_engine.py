@@ -1,10 +1,12 @@
 """Real Liquidsoap channels run by a node agent, on the real database."""
 
+import array
 import os
 import re
 import signal
 import socket
 import subprocess
+import threading
 import time
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
@@ -19,7 +21,9 @@ from ingest.models import MediaAsset
 from ingest.services import asset_measure_loudness, asset_register_file
 from playout import services
 from playout.agent.crashes import REST_SECONDS
+from playout.liquidsoap import FRAME_SAMPLES, FRAME_SECONDS
 from playout.models import AsRunEntry, Channel, PlaylistItem, ScheduledItem
+from playout.outputs import file_output_path
 from recorders.tests.audio import decoded, sound_spans
 from recorders.tests.stream_server import PacedStream, closed_port
 from station.models import Alert, EventType, Webhook, WebhookDelivery
@@ -499,3 +503,81 @@ def test_operators_skip_pause_and_resume_and_the_as_run_log_says_so(on_air_chann
     wait_until(lambda: AsRunEntry.objects.filter(channel=channel, ended_at__isnull=True, result=AsRunEntry.Result.FALLBACK,
                                                  started_at__gt=paused.started_at).exists(), timeout=5, message="resume")
     assert AsRunEntry.objects.get(pk=paused.pk).duration_seconds > 0
+
+
+class _WavPipe(threading.Thread):
+    """A channel's WAV file output read from a named pipe as the engine writes it: its left channel, and where
+    its first sample falls on the wall clock (the earliest chunk arrival less its position: the stream's own timeline)."""
+
+    def __init__(self, path: Path):
+        super().__init__(daemon=True)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        os.mkfifo(path)
+        os.chmod(path, 0o666)  # the engine may run as ENGINE_USER
+        self.path, self.chunks = path, []
+        self.start()
+
+    def run(self):
+        with open(self.path, "rb", buffering=0) as pipe:
+            while data := pipe.read(1 << 16):
+                self.chunks.append((time.time(), data))
+
+    def left(self) -> tuple[array.array, float]:
+        stream = b"".join(data for _, data in self.chunks)
+        data_start = stream.index(b"data") + 8
+        anchor, offset = float("inf"), 0
+        for arrival, data in self.chunks:
+            offset += len(data)
+            if offset - len(data) >= data_start:
+                anchor = min(anchor, arrival - (offset - len(data) - data_start) / 4 / 44100)
+        samples = array.array("h", stream[data_start:data_start + (len(stream) - data_start) // 4 * 4])
+        return samples[0::2], anchor
+
+
+def test_items_go_on_air_on_the_first_frame_at_or_after_their_slot_in_the_output_stream(media_root):
+    """Measured in what leaves the engine: each item's first sample within a few milliseconds after its slot, never
+    early, and items back to back with not a frame of silence between them."""
+    studio = StudioFactory()
+    node = NodeFactory(name="host-1")
+    channel = ChannelFactory(studio=studio, node=node, status=Channel.Status.STARTING, output_type=Channel.Output.FILE,
+                             output_settings={"format": "wav"}, slug="air")
+    output = _WavPipe(file_output_path(media_root.parent / "node-cache" / node.name, channel.pk, "wav"))
+    pair, single = PlaylistFactory(studio=studio, name="Pair"), PlaylistFactory(studio=studio, name="Single")
+    tones = [asset_register_file(studio=studio, title=f"Tone {frequency}", path=generate_tone(
+        media_root / "library" / f"tone-{frequency}.wav", frequency=frequency, seconds=1)) for frequency in (660, 880, 990)]
+    for position, tone in enumerate(tones[:2]):  # WAV: a file's length is its audio's (an MP3's has the codec's padding)
+        PlaylistItem.objects.create(playlist=pair, position=position, asset=tone)
+    PlaylistItem.objects.create(playlist=single, asset=tones[2])
+    agent = spawn_manage("run_node", "--name", "host-1", env=database_env())
+    try:
+        wait_until(lambda: Channel.objects.get(pk=channel.pk).status == Channel.Status.RUNNING, timeout=30,
+                   message="the channel's engine to answer")
+        first = timezone.now() + timedelta(seconds=4)
+        # then five singles, each slot's phase against the frames another: an item a frame early is more than 1 ms
+        # early at one of them (all but certainly)
+        slots = [first, *(first + timedelta(seconds=3.5 + 1.5 * n + 0.00047 * n) for n in range(5))]
+        ShowInstanceFactory(show__channel=channel, show__playlist=pair, start_at=slots[0],
+                            end_at=slots[0] + timedelta(seconds=2))
+        for slot in slots[1:]:
+            ShowInstanceFactory(show__channel=channel, show__playlist=single, start_at=slot,
+                                end_at=slot + timedelta(seconds=1))
+        wait_until(lambda: AsRunEntry.objects.filter(channel=channel, started_at__gt=slots[-1],
+                                                     result=AsRunEntry.Result.FALLBACK).exists(),
+                   timeout=25, message="silence again after the last item")
+    finally:
+        stop(agent)
+
+    left, anchor = output.left()
+    spans = [(anchor + start, anchor + end) for start, end in sound_spans(left)]
+    assert len(spans) == len(slots), spans
+    for (start, end), slot, length in zip(spans, slots, (2, 1, 1, 1, 1, 1)):
+        late = start - slot.timestamp()
+        assert -0.001 <= late <= 0.010, f"{late * 1000:.2f} ms late"  # bench/playout_accuracy.py measures the spread
+        assert end - start == pytest.approx(length, abs=FRAME_SECONDS + 0.002)
+    # the pair back to back: not a frame of silence between them
+    pair_samples = left[round((spans[0][0] - anchor) * 44100):round((spans[0][1] - anchor) * 44100)]
+    quiet_run, longest = 0, (0, 0)
+    for index, value in enumerate(pair_samples):
+        quiet_run = quiet_run + 1 if abs(value) < 50 else 0
+        longest = max(longest, (quiet_run, index))
+    assert longest[0] < FRAME_SAMPLES // 4, f"{longest[0]} samples of silence ending {longest[1] / 44100:.4f} s in"

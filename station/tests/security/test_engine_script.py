@@ -158,7 +158,7 @@ def test_the_engine_has_no_protocol_that_runs_a_command_even_for_a_request_the_v
                               on_air=lambda metadata, at: on_air.append(metadata), reads=(tmp_path,), writes=(tmp_path,))
     try:
         wait_until(engine.gateway.alive, timeout=30, message="the engine's telnet server")
-        engine.gateway.set_next_at(time.time())  # the queue's gate open
+        engine.gateway.set_next_at(0)  # the queue's gate open
         engine.gateway.command("queue.push", f"process:mp3,touch {marker}:")  # what Liquidsoap's stdlib would run
         engine.gateway.command("queue.push", request_uri(tone, {"sk_item": 7}))
         wait_until(lambda: any(m.get("sk_item") == "7" for m in on_air), timeout=30, message="the tone after it on air")
