@@ -17,7 +17,8 @@ from channels.db import database_sync_to_async
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from playout.public import channel_listener_view, listener_view, public_channel, public_limits
+from playout.public import channel_listener_view, listener_view, public_channel
+from station.ratelimit import public_limits
 from station.event_relay import hub
 from station.models import EventType
 

@@ -16,18 +16,8 @@ from django.urls import reverse
 from playout.events import as_run_row, item_row
 from playout.models import AsRunEntry, Channel
 from playout.selectors import channel_now_playing
-from station.ratelimit import AddressLimits
 
 HEARD = frozenset({AsRunEntry.Result.PLAYED, AsRunEntry.Result.FALLBACK})
-_limits: dict[tuple[int, int], AddressLimits] = {}
-
-
-def public_limits() -> AddressLimits:
-    """This process's limits for the public addresses, as the settings say now."""
-    key = (settings.PUBLIC_REQUESTS_PER_MINUTE, settings.PUBLIC_STREAMS_PER_ADDRESS)
-    if key not in _limits:
-        _limits[key] = AddressLimits(requests_per_window=key[0], streams=key[1])
-    return _limits[key]
 
 
 def public_channel(slug: str) -> Channel | None:

@@ -13,10 +13,13 @@ from django.views.decorators.http import require_GET
 
 from ingest.models import MediaAsset
 from playout.cacher import asset_id_from_token
+from playout.calendars import channel_show_events
 from playout.models import Channel
 from playout.outputs.hls import hls_directory
-from playout.public import channel_listener_view, public_channel, public_limits
+from playout.public import channel_listener_view, public_channel
+from station import calendars
 from station.models import Node
+from station.ratelimit import public_limits
 
 PUBLIC_MAX_AGE_SECONDS = 1  # a cache or a browser may keep the document this long: a change reaches it within a second
 
@@ -89,3 +92,9 @@ def hls(request, channel_id: int, name: str):
     response["Cache-Control"] = "no-cache" if match[1] == "m3u8" else "public, max-age=10"
     response["Access-Control-Allow-Origin"] = "*"
     return response
+
+
+@require_GET
+def channel_calendar(request, slug: str, channel_slug: str):
+    """A channel's shows as a calendar feed (station.calendars), readable as its studio's feeds are."""
+    return calendars.serve_part(request, slug, Channel, channel_show_events, slug=channel_slug)

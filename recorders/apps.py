@@ -7,8 +7,11 @@ class RecordersConfig(AppConfig):
     verbose_name = _("Recorders")
 
     def ready(self):
+        from recorders.calendars import SOURCE as CALENDARS
         from recorders.models import Recorder, RecorderSchedule
+        from station.calendars import register_source
         from station.signals import announce_timeline_edits
 
         announce_timeline_edits(Recorder)
         announce_timeline_edits(RecorderSchedule, owner="recorder")
+        register_source(CALENDARS)

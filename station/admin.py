@@ -3,9 +3,10 @@ from django.contrib import admin
 from django.contrib.admin.forms import AdminAuthenticationForm
 from django.core.exceptions import ValidationError
 from django.db.models import OuterRef, Subquery
+from django.utils.html import format_html_join, mark_safe
 from django.utils.translation import gettext_lazy as _
 
-from station import services, webhooks
+from station import calendars, services, webhooks
 from station.admin_base import StudioScopedAdmin, local_time, scoped_filter, service_action
 from station.errors import UserError
 from station.login_throttle import LoginLocked, client_address, login_attempt
@@ -52,12 +53,27 @@ class StudioAdmin(StudioScopedAdmin):
     list_display = ["name", "slug", "time_zone", "local_clock", "member_count"]
     search_fields = ["name", "slug"]
     prepopulated_fields = {"slug": ["name"]}
-    readonly_fields = ["local_clock", "created_at"]
+    readonly_fields = ["local_clock", "calendar_feeds", "created_at"]
     inlines = [MembershipInline]
+    actions = ["new_calendar_token"]
 
     @admin.display(description=_("local time"))
     def local_clock(self, studio):
         return local_time(studio.local_now(), studio.zone)
+
+    @admin.display(description=_("calendar feeds"))
+    def calendar_feeds(self, studio):
+        if studio.pk is None:
+            return "-"
+        return format_html_join(mark_safe("<br>"), '{}: <a href="{}">{}</a>',
+                                ((name, url, url) for name, url in calendars.studio_feed_urls(studio)))
+
+    @admin.action(description=_("Issue new calendar tokens (the old private feed addresses stop working)"),
+                  permissions=["change"])
+    def new_calendar_token(self, request, queryset):
+        for studio in queryset:
+            services.studio_new_calendar_token(studio=studio)
+        self.message_user(request, _("New calendar tokens issued for %(count)d studios.") % {"count": queryset.count()})
 
     @admin.display(description=_("members"))
     def member_count(self, studio):

@@ -189,6 +189,10 @@ class StatusQuerySet(TransitionQuerySet, StudioScopedQuerySet):
     """A studio's rows of a status machine: scoped like any row, moved through the transitions table."""
 
 
+def new_calendar_token() -> str:
+    return secrets.token_urlsafe(32)
+
+
 class Studio(models.Model):
     """A studio: the unit of ownership, permissions and local time."""
 
@@ -207,6 +211,12 @@ class Studio(models.Model):
         related_name="studios",
         verbose_name=_("members"),
     )
+    calendar_public = models.BooleanField(
+        _("public calendars"), default=False,
+        help_text=_("Anyone may read the studio's calendar feeds; otherwise only with the calendar token."))
+    calendar_token = models.CharField(
+        _("calendar token"), max_length=64, default=new_calendar_token, editable=False,
+        help_text=_("In the address of the studio's private calendar feeds; a new one makes the old addresses stop working."))
     created_at = models.DateTimeField(_("created at"), auto_now_add=True)
 
     objects = StudioScopedQuerySet.as_manager()

@@ -9,6 +9,8 @@ import threading
 import time
 from collections import defaultdict, deque
 
+from django.conf import settings
+
 WINDOW_SECONDS = 60.0
 
 
@@ -53,3 +55,14 @@ class AddressLimits:
             self.open[address] -= 1
             if not self.open[address]:
                 del self.open[address]
+
+
+_limits: dict[tuple[int, int], AddressLimits] = {}
+
+
+def public_limits() -> AddressLimits:
+    """This process's limits for the public addresses (now-playing, calendars), as the settings say now."""
+    key = (settings.PUBLIC_REQUESTS_PER_MINUTE, settings.PUBLIC_STREAMS_PER_ADDRESS)
+    if key not in _limits:
+        _limits[key] = AddressLimits(requests_per_window=key[0], streams=key[1])
+    return _limits[key]

@@ -77,13 +77,17 @@ def _local_until(match: re.Match, zone: ZoneInfo) -> str:
     return "UNTIL=" + _local(until, zone).strftime("%Y%m%dT%H%M%S")
 
 
+def rfc_rule(recurrence: str, rrule: str) -> str:
+    """The RFC 5545 rule (without ``RRULE:``) of a recurrence: a fixed one's, or the custom text as written."""
+    text = _FIXED_RULES.get(recurrence) or (rrule or "").strip()
+    return text[len("RRULE:"):] if text.upper().startswith("RRULE:") else text
+
+
 def parse_rule(recurrence: str, rule_text: str, dtstart: datetime, zone: ZoneInfo = UTC) -> dateutil_rrule.rrule | None:
     """Return the dateutil rule for a recurrence (``dtstart`` is local, naive), or raise UserError."""
     if recurrence == Recurrence.NONE:
         return None
-    text = _FIXED_RULES.get(recurrence) or (rule_text or "").strip()
-    if text.upper().startswith("RRULE:"):
-        text = text[len("RRULE:"):]
+    text = rfc_rule(recurrence, rule_text)
     if not text:
         raise UserError("rrule_missing", _("A custom recurrence needs an RRULE, e.g. FREQ=WEEKLY;BYDAY=MO,WE."))
     try:

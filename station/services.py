@@ -10,7 +10,7 @@ from django.utils.translation import gettext_lazy as _
 from station import events, fencing
 from station.db import save_changed
 from station.errors import UserError
-from station.models import Alert, EventType, Node, RecurringWindow, Studio
+from station.models import Alert, EventType, Node, RecurringWindow, Studio, new_calendar_token
 
 logger = logging.getLogger(__name__)
 
@@ -122,3 +122,10 @@ def record_edit_save(*, record, fields=None) -> None:
         record.anchor_series()
         fields += record.ANCHOR_FIELDS
     save_changed(record, fields)
+
+
+def studio_new_calendar_token(*, studio: Studio) -> str:
+    """A new token for the studio's private calendar feeds: the addresses handed out before stop working."""
+    studio.calendar_token = new_calendar_token()
+    Studio.objects.filter(pk=studio.pk).update(calendar_token=studio.calendar_token)
+    return studio.calendar_token

@@ -2,6 +2,8 @@ from django.contrib import admin
 from django.urls import include, path
 from django.views.generic import RedirectView
 
+from playout.views import channel_calendar
+from recorders.views import recorder_calendar
 from station import views
 
 admin.site.site_header = "Stationkeeper"
@@ -15,6 +17,9 @@ urlpatterns = [
     path("api/", include("station.api.urls")),
     path("playout/", include("playout.urls")),
     path("public/", include("playout.public_urls")),
+    path("calendars/<slug:slug>.ics", views.studio_calendar, name="calendar-studio"),
+    path("calendars/<slug:slug>/channels/<slug:channel_slug>.ics", channel_calendar, name="calendar-channel"),
+    path("calendars/<slug:slug>/recorders/<int:recorder_id>.ics", recorder_calendar, name="calendar-recorder"),
     path("dashboard/", views.dashboards, name="dashboards"),
     path("studios/<int:studio_id>/dashboard/", views.dashboard, name="dashboard"),
     path("studios/<int:studio_id>/snapshot.json", views.dashboard_snapshot, name="dashboard-snapshot"),

@@ -7,7 +7,9 @@ from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.translation import gettext as _
+from django.views.decorators.http import require_GET
 
+from station import calendars
 from station import metrics as station_metrics
 from station.dashboard import studio_snapshot
 from station.models import Studio
@@ -75,3 +77,9 @@ def _dashboard_labels() -> dict:
 def dashboard_snapshot(request, studio_id: int):
     studio = get_object_or_404(Studio.objects.visible_to(request.user), pk=studio_id)
     return JsonResponse(studio_snapshot(studio.pk))
+
+
+@require_GET
+def studio_calendar(request, slug: str):
+    """The studio's calendar feed: its channels' shows and its recording windows (station.calendars)."""
+    return calendars.serve(request, slug, lambda studio: (studio.name, calendars.studio_events(studio)))

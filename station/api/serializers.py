@@ -1,13 +1,20 @@
 from rest_framework import serializers
 
+from station import calendars
 from station.api.base import StationModelSerializer
 from station.models import Alert, Node, Studio
 
 
 class StudioSerializer(StationModelSerializer):
+    calendar_feeds = serializers.SerializerMethodField(
+        help_text="The studio's calendar feeds (iCalendar): name and address, with the calendar token unless public.")
+
+    def get_calendar_feeds(self, studio) -> list[dict]:
+        return [{"name": name, "url": url} for name, url in calendars.studio_feed_urls(studio)]
+
     class Meta:
         model = Studio
-        fields = ["id", "name", "slug", "time_zone", "created_at"]
+        fields = ["id", "name", "slug", "time_zone", "calendar_public", "calendar_feeds", "created_at"]
         read_only_fields = ["created_at"]
 
 

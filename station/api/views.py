@@ -8,7 +8,7 @@ from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from station import services
+from station import calendars, services
 from station.api.auth import LoginSerializer
 from station.api.base import RowListMixin, StudioScopedViewSet
 from station.api.errors import error_body
@@ -47,6 +47,9 @@ class StudioViewSet(StudioScopedViewSet):
     serializer_class = StudioSerializer
     filterset_fields = ["slug", "time_zone"]
     ordering_fields = ["name", "slug", "created_at"]
+
+    def get_queryset(self):
+        return calendars.prefetch_feeds(super().get_queryset())
 
     def get_permissions(self):
         if self.action in ("create", "destroy"):

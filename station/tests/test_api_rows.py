@@ -15,7 +15,7 @@ from station.demo import seed_demo
 from station.tests.api_support import token_client
 from station.tests.factories import MediaAssetFactory
 
-READ_FROM_COLUMNS = {"studios", "alerts", "recorders", "schedules", "recordings", "shows", "media",
+READ_FROM_COLUMNS = {"alerts", "recorders", "schedules", "recordings", "shows", "media",
                      "ingest-sources", "as-run"}
 
 
@@ -70,3 +70,4 @@ def test_plain_serializers_are_read_from_columns_and_the_rest_as_usual():
     assert readers["nodes"] is None  # "online" is worked out per row
     assert readers["playlists"] is None  # nested items
     assert readers["channels"] is None  # listener and public addresses are worked out per channel (a station has few)
+    assert readers["studios"] is None  # calendar feeds' addresses, per studio

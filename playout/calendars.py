@@ -1,0 +1,37 @@
+"""The shows of a studio's channels in its calendar feeds (station.calendars): a show, or its series, is an event;
+its cancelled windows are left out of its series."""
+
+from collections import defaultdict
+
+import icalendar
+from django.urls import reverse
+
+from playout.models import Channel, Show, ShowInstance
+from station.calendars import Source, recent, uid, window_event
+from station.models import Studio
+
+
+def show_events(shows) -> list[icalendar.Event]:
+    shows = list(recent(shows.filter(enabled=True)).select_related("channel__studio"))
+    cancelled = defaultdict(list)
+    for show_id, start_at in ShowInstance.objects.filter(show__in=shows, cancelled=True).values_list("show", "start_at"):
+        cancelled[show_id].append(start_at)
+    return [window_event(show, uid=uid("show", show.pk), summary=show.name,
+                         description=show.description, location=show.channel.name, zone=show.channel.studio.zone,
+                         cancelled=cancelled[show.pk]) for show in shows]
+
+
+def studio_show_events(studio: Studio) -> list[icalendar.Event]:
+    return show_events(Show.objects.filter(channel__studio=studio))
+
+
+def channel_show_events(channel: Channel) -> list[icalendar.Event]:
+    return show_events(Show.objects.filter(channel=channel))
+
+
+def channel_feeds(studio: Studio) -> list[tuple[str, str]]:
+    return [(channel.name, reverse("calendar-channel", args=[studio.slug, channel.slug]))
+            for channel in sorted(studio.channels.all(), key=lambda channel: channel.name)]
+
+
+SOURCE = Source(events=studio_show_events, feeds=channel_feeds, related="channels")

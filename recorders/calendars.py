@@ -1,0 +1,45 @@
+"""A studio's recording windows in its calendar feeds (station.calendars).
+
+A series is queued one window at a time, each after the one before (``previous``): its newest window carries the
+series as it stands (first window, rule, skip dates), and is its event; a one-off window is an event of its own.
+Cancelled windows are left out.
+"""
+
+import icalendar
+from django.urls import reverse
+
+from recorders.models import Recorder, RecorderSchedule
+from station.calendars import Source, recent, uid, window_event
+from station.models import Studio
+from station.recurrence import Recurrence
+
+
+def schedule_events(schedules) -> list[icalendar.Event]:
+    newest = (recent(schedules).exclude(status=RecorderSchedule.Status.CANCELLED).filter(next_in_series__isnull=True)
+              .select_related("recorder__studio"))
+    return [window_event(schedule, uid=uid("recording", _series_key(schedule)),
+                         summary=schedule.name, location=schedule.recorder.name, zone=schedule.recorder.studio.zone)
+            for schedule in newest]
+
+
+def _series_key(schedule: RecorderSchedule):
+    """What stays the same along a series' windows: its recorder and first window."""
+    if schedule.recurrence == Recurrence.NONE:
+        return schedule.pk
+    return f"{schedule.recorder_id}-{int(schedule.series_start_at.timestamp())}"
+
+
+def studio_schedule_events(studio: Studio) -> list[icalendar.Event]:
+    return schedule_events(RecorderSchedule.objects.filter(recorder__studio=studio))
+
+
+def recorder_schedule_events(recorder: Recorder) -> list[icalendar.Event]:
+    return schedule_events(RecorderSchedule.objects.filter(recorder=recorder))
+
+
+def recorder_feeds(studio: Studio) -> list[tuple[str, str]]:
+    return [(recorder.name, reverse("calendar-recorder", args=[studio.slug, recorder.pk]))
+            for recorder in sorted(studio.recorders.all(), key=lambda recorder: recorder.name)]
+
+
+SOURCE = Source(events=studio_schedule_events, feeds=recorder_feeds, related="recorders")
