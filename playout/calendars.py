@@ -4,7 +4,6 @@ its cancelled windows are left out of its series."""
 from collections import defaultdict
 
 import icalendar
-from django.urls import reverse
 
 from playout.models import Channel, Show, ShowInstance
 from station.calendars import Source, recent, uid, window_event
@@ -29,9 +28,5 @@ def channel_show_events(channel: Channel) -> list[icalendar.Event]:
     return show_events(Show.objects.filter(channel=channel))
 
 
-def channel_feeds(studio: Studio) -> list[tuple[str, str]]:
-    return [(channel.name, reverse("calendar-channel", args=[studio.slug, channel.slug]))
-            for channel in sorted(studio.channels.all(), key=lambda channel: channel.name)]
-
-
-SOURCE = Source(events=studio_show_events, feeds=channel_feeds, related="channels")
+SOURCE = Source(events=studio_show_events, related="channels", url_name="calendar-channel",
+                key=lambda channel: channel.slug)

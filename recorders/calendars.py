@@ -6,7 +6,6 @@ Cancelled windows are left out.
 """
 
 import icalendar
-from django.urls import reverse
 
 from recorders.models import Recorder, RecorderSchedule
 from station.calendars import Source, recent, uid, window_event
@@ -37,9 +36,5 @@ def recorder_schedule_events(recorder: Recorder) -> list[icalendar.Event]:
     return schedule_events(RecorderSchedule.objects.filter(recorder=recorder))
 
 
-def recorder_feeds(studio: Studio) -> list[tuple[str, str]]:
-    return [(recorder.name, reverse("calendar-recorder", args=[studio.slug, recorder.pk]))
-            for recorder in sorted(studio.recorders.all(), key=lambda recorder: recorder.name)]
-
-
-SOURCE = Source(events=studio_schedule_events, feeds=recorder_feeds, related="recorders")
+SOURCE = Source(events=studio_schedule_events, related="recorders", url_name="calendar-recorder",
+                key=lambda recorder: recorder.pk)

@@ -48,12 +48,17 @@ def recent(windows):
 
 @dataclass(frozen=True)
 class Source:
-    """An app's part of a studio's calendars: its events for the studio's whole feed, and its own feeds (name and
-    path: a channel's, a recorder's)."""
+    """An app's part of a studio's calendars: its events for the studio's whole feed, and the things with a feed of
+    their own (a channel, a recorder: the studio's ``related`` objects, each at URL ``url_name`` by its ``key``)."""
 
     events: Callable[[Studio], Iterable[icalendar.Event]]
-    feeds: Callable[[Studio], Iterable[tuple[str, str]]]  # from ``studio.<related>.all()``: a list prefetches them
-    related: str  # the studio's related name of what has the feeds (``prefetch_feeds``)
+    related: str  # read along for a list of studios (``prefetch_feeds``)
+    url_name: str
+    key: Callable[[object], object]
+
+    def feeds(self, studio: Studio) -> list[tuple[str, str]]:
+        return [(part.name, reverse(self.url_name, args=[studio.slug, self.key(part)]))
+                for part in sorted(getattr(studio, self.related).all(), key=lambda part: part.name)]
 
 
 _sources: list[Source] = []
