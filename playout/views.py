@@ -19,7 +19,7 @@ from playout.outputs.hls import hls_directory
 from playout.public import channel_listener_view, public_channel
 from station import calendars
 from station.models import Node
-from station.ratelimit import public_limits
+from station.ratelimit import too_many_requests
 
 PUBLIC_MAX_AGE_SECONDS = 1  # a cache or a browser may keep the document this long: a change reaches it within a second
 
@@ -47,12 +47,9 @@ def node_media(request, node_id: int, token: str):
 def public_now_playing(request, slug: str):
     """What a public channel has on air and next, for anyone (``playout.public``): JSON, cacheable for a second,
     conditional on its ETag, readable from any website; limited per client address."""
-    retry_in = public_limits().allow_request(request.META.get("REMOTE_ADDR", ""))
-    if retry_in:
-        response = JsonResponse({"detail": _("Too many requests from your address: try again in %(seconds)d s.")
-                                 % {"seconds": retry_in + 1}}, status=429)
-        response["Retry-After"] = str(int(retry_in) + 1)
-        return response
+    refused = too_many_requests(request)
+    if refused is not None:
+        return refused
     channel = public_channel(slug)
     if channel is None:  # unknown and unpublished channels look alike
         return JsonResponse({"detail": _("No channel publishes its now-playing here.")}, status=404)

@@ -33,7 +33,7 @@ from django.utils.translation import gettext as _
 
 from station import recurrence
 from station.models import Studio
-from station.ratelimit import public_limits
+from station.ratelimit import too_many_requests
 
 PRODUCT = "-//Stationkeeper//Schedules//EN"
 REFRESH = timedelta(minutes=15)  # how often a calendar app is asked to fetch the feed again
@@ -176,17 +176,6 @@ def readable_studio(request, slug: str) -> Studio:
             token and secrets.compare_digest(token.encode(), studio.calendar_token.encode()))):
         raise Http404(_("No calendar here."))
     return studio
-
-
-def too_many_requests(request) -> HttpResponse | None:
-    """A 429 for an address over the public limit, else None (the request is counted)."""
-    retry_in = public_limits().allow_request(request.META.get("REMOTE_ADDR", ""))
-    if not retry_in:
-        return None
-    response = HttpResponse(_("Too many requests from your address: try again in %(seconds)d s.")
-                            % {"seconds": retry_in + 1}, status=429, content_type="text/plain; charset=utf-8")
-    response["Retry-After"] = str(int(retry_in) + 1)
-    return response
 
 
 def feed_url(studio: Studio, path: str) -> str:

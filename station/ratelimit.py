@@ -10,6 +10,8 @@ import time
 from collections import defaultdict, deque
 
 from django.conf import settings
+from django.http import JsonResponse
+from django.utils.translation import gettext as _
 
 WINDOW_SECONDS = 60.0
 
@@ -66,3 +68,14 @@ def public_limits() -> AddressLimits:
     if key not in _limits:
         _limits[key] = AddressLimits(requests_per_window=key[0], streams=key[1])
     return _limits[key]
+
+
+def too_many_requests(request) -> JsonResponse | None:
+    """A 429 with ``Retry-After`` for a request from an address over the public limit, else None (it is counted)."""
+    retry_in = public_limits().allow_request(request.META.get("REMOTE_ADDR", ""))
+    if not retry_in:
+        return None
+    response = JsonResponse({"detail": _("Too many requests from your address: try again in %(seconds)d s.")
+                             % {"seconds": retry_in + 1}}, status=429)
+    response["Retry-After"] = str(int(retry_in) + 1)
+    return response
