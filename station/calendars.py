@@ -94,8 +94,10 @@ def window_event(window, *, uid: str, summary: str, description: str = "", locat
                  cancelled: Iterable[datetime] = ()) -> icalendar.Event:
     """The event of a window, or of its series: the series' first window, its rule, and the windows it leaves out
     (its skip dates, and ``cancelled`` window starts)."""
-    first_start = window.series_start_at or window.start_at
-    first_end = window.series_end_at or window.end_at
+    if window.recurrence == recurrence.Recurrence.NONE:  # the window as it is (a service may have moved it, as
+        first_start, first_end = window.start_at, window.end_at  # "start now" does, without moving its anchor)
+    else:
+        first_start, first_end = window.series_start_at or window.start_at, window.series_end_at or window.end_at
     local_start, local_end = first_start.astimezone(zone), first_end.astimezone(zone)
     event = icalendar.Event()
     event.add("uid", uid)

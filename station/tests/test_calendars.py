@@ -114,8 +114,10 @@ def test_a_recorders_feed_has_its_series_once_and_its_one_off_windows_and_leaves
     earlier = ScheduleFactory(recorder=recorder, name="Evening", start_at=first, end_at=first + timedelta(hours=1),
                               recurrence=recurrence.Recurrence.DAILY)
     schedule_queue_next(schedule=earlier)  # the series' next window, queued after this one
-    ScheduleFactory(recorder=recorder, name="Interview", start_at=datetime(2027, 6, 3, 10, tzinfo=LONDON),
-                    end_at=datetime(2027, 6, 3, 11, tzinfo=LONDON))
+    interview = ScheduleFactory(recorder=recorder, name="Interview", start_at=datetime(2027, 6, 3, 10, tzinfo=LONDON),
+                                end_at=datetime(2027, 6, 3, 11, tzinfo=LONDON))
+    # started 10 minutes early by a service, which moves the window and not its anchor ("start now")
+    RecorderSchedule.objects.filter(pk=interview.pk).update(start_at=datetime(2027, 6, 3, 9, 50, tzinfo=LONDON))
     ScheduleFactory(recorder=recorder, name="Called off", start_at=datetime(2027, 6, 4, 10, tzinfo=LONDON),
                     end_at=datetime(2027, 6, 4, 11, tzinfo=LONDON), status=RecorderSchedule.Status.CANCELLED)
     long_ago = datetime.now(tz=UTC) - timedelta(days=800)
@@ -130,6 +132,7 @@ def test_a_recorders_feed_has_its_series_once_and_its_one_off_windows_and_leaves
     assert evening.decoded("DTSTART") == first  # the series' first window, whichever of its windows is newest
     assert [moment.day for moment in _windows(evening, 3)] == [1, 2, 3]
     assert "RRULE" not in _event(calendar, "Interview") and str(_event(calendar, "Interview")["LOCATION"]) == "Studio A mic"
+    assert _event(calendar, "Interview").decoded("DTSTART") == datetime(2027, 6, 3, 9, 50, tzinfo=LONDON)
 
 
 def test_text_staff_write_reaches_the_calendar_as_written(client):
