@@ -404,9 +404,11 @@ class LiquidsoapEngine(EngineProcess):
     def read_output(self, line: str) -> None:
         line = line.rstrip()
         if line.startswith(ON_AIR_MARK):
+            # Liquidsoap 2.1 prints metadata as a list of [key, value] pairs.
+            if (report := _report(line, ON_AIR_MARK, "on-air", 3)) is None:
+                return
+            wall_microseconds, stream_microseconds, pairs = report
             try:
-                # Liquidsoap 2.1 prints metadata as a list of [key, value] pairs.
-                wall_microseconds, stream_microseconds, pairs = json.loads(line[len(ON_AIR_MARK):])
                 metadata = dict(pairs)
             except (ValueError, TypeError):
                 logger.warning("unreadable on-air report from Liquidsoap: %s", line)
@@ -416,22 +418,18 @@ class LiquidsoapEngine(EngineProcess):
             self.on_air_since = self.stream_clock.on_air_at(wall_microseconds / 1e6, stream_microseconds / 1e6)
             self.on_air(metadata, self.on_air_since)
         elif line.startswith(DEAD_AIR_MARK):
-            try:
-                wall_microseconds, stream_microseconds, silent_seconds, moved_on = json.loads(line[len(DEAD_AIR_MARK):])
-            except (ValueError, TypeError):
-                logger.warning("unreadable dead-air report from Liquidsoap: %s", line)
+            if (report := _report(line, DEAD_AIR_MARK, "dead-air", 4)) is None:
                 return
+            wall_microseconds, stream_microseconds, silent_seconds, moved_on = report
             # from the moment the silence began (within its track), naming what was on air then; stamped between
             # frames, so placed without joining the clock's samples (it would move the next tracks up to a frame)
             began = self.stream_clock.place(wall_microseconds / 1e6, stream_microseconds / 1e6) - silent_seconds
             self.on_air({**self.on_air_metadata, DEAD_AIR_KEY: {"seconds": silent_seconds, "moved_on": bool(moved_on)}},
                         max(began, self.on_air_since))
         elif line.startswith(CLOCK_MARK):
-            try:
-                wall_microseconds, stream_microseconds = json.loads(line[len(CLOCK_MARK):])
-            except (ValueError, TypeError):
-                logger.warning("unreadable clock report from Liquidsoap: %s", line)
+            if (report := _report(line, CLOCK_MARK, "clock", 2)) is None:
                 return
+            wall_microseconds, stream_microseconds = report
             # read between frames, where the engine's position already names the frame it computes next
             self.stream_clock.observe(wall_microseconds / 1e6, stream_microseconds / 1e6 - FRAME_SECONDS)
         elif line.startswith(LEVEL_MARK):
@@ -443,6 +441,18 @@ class LiquidsoapEngine(EngineProcess):
             if OUTPUT_FAILED_MARK in line:
                 logger.warning("Liquidsoap %s: its output did not start (%s); stopping it", self.pid, line)
                 self.process.kill()
+
+
+def _report(line: str, mark: str, kind: str, fields: int) -> list | None:
+    """The JSON list of ``fields`` values after ``mark``; None, logged, for anything else."""
+    try:
+        values = json.loads(line[len(mark):])
+    except ValueError:
+        values = None
+    if isinstance(values, list) and len(values) == fields:
+        return values
+    logger.warning("unreadable %s report from Liquidsoap: %s", kind, line)
+    return None
 
 
 def _decibels(text: str) -> float:
