@@ -1,13 +1,14 @@
-from django.contrib import admin
+from django.contrib import admin, messages
 from django.http import HttpResponse
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
-from playout import services
+from playout import presenters, services
 from playout.exports import write_as_run_csv
-from playout.models import AsRunEntry, Channel, Playlist, PlaylistItem, ScheduledItem, Show, ShowInstance
+from playout.models import LIVE_MOUNT, AsRunEntry, Channel, LiveCredential, Playlist, PlaylistItem, ScheduledItem, Show, ShowInstance
 from playout.public import public_urls
-from station.admin_base import ReadOnlyScopedAdmin, StudioScopedAdmin, StudioScopedInline, WindowAdminMixin, row_action, scoped_filter
+from station.admin_base import (ReadOnlyScopedAdmin, StudioScopedAdmin, StudioScopedInline, WindowAdminMixin, row_action,
+                                scoped_filter, service_action)
 
 
 @admin.register(Channel)
@@ -89,6 +90,51 @@ class ShowAdmin(WindowAdminMixin, StudioScopedAdmin):
     inlines = [ShowInstanceInline]
 
 
+def _hand_over(request, credential: LiveCredential, password: str) -> None:
+    """What the presenter types into their source client, shown to whoever issued it, this once."""
+    channel = credential.show.channel
+    messages.warning(request, _(
+        "Give %(presenter)s: server: the address of %(channel)s's node, port %(port)s, mount /%(mount)s, user "
+        "%(user)s, password %(password)s. This password is shown only now.") % {
+        "presenter": credential.presenter, "channel": channel.name, "port": channel.live_input_port or _("(none set)"),
+        "mount": LIVE_MOUNT, "user": credential.username, "password": password})
+
+
+@admin.register(LiveCredential)
+class LiveCredentialAdmin(StudioScopedAdmin):
+    """Presenters' credentials for live shows: issued here (the password is shown once), revoked, never edited."""
+
+    list_display = ["presenter", "show", "username", "created_at", "revoked_at"]
+    list_filter = [scoped_filter("show__channel__studio"), scoped_filter("show")]
+    search_fields = ["presenter", "show__name"]
+    autocomplete_fields = ["show"]
+    list_select_related = ["show"]
+    readonly_fields = ["revoked_at"]
+    actions = ["revoke", "new_password"]
+
+    def get_readonly_fields(self, request, obj=None):
+        return [*self.readonly_fields, "show", "username"] if obj else self.readonly_fields
+
+    def save_model(self, request, obj, form, change):
+        if change:
+            super().save_model(request, obj, form, change)
+            return
+        credential, password = presenters.live_credential_issue(
+            show=obj.show, presenter=obj.presenter, username=obj.username)
+        obj.pk = credential.pk
+        _hand_over(request, credential, password)
+
+    def has_delete_permission(self, request, obj=None):
+        return False  # revoked instead: the as-run log names who was live
+
+    revoke = row_action(_("Revoke selected credentials"), lambda credential: presenters.live_credential_revoke(
+        credential=credential, now=timezone.now()), "credential")
+
+    @service_action(_("Issue a new password"))
+    def new_password(credential, request):
+        _hand_over(request, credential, presenters.live_credential_new_password(credential=credential))
+
+
 @admin.register(ShowInstance)
 class ShowInstanceAdmin(StudioScopedAdmin):
     list_display = ["show", "channel", "start_at", "end_at", "playlist", "cancelled"]
@@ -102,7 +148,7 @@ class ShowInstanceAdmin(StudioScopedAdmin):
 class AsRunEntryAdmin(ReadOnlyScopedAdmin):
     """The compliance log: never edited; exported as CSV for the selected rows or filtered range."""
 
-    list_display = ["started_at", "channel", "title", "ended_at", "duration_seconds", "result", "asset"]
+    list_display = ["started_at", "channel", "title", "ended_at", "duration_seconds", "result", "presenter", "asset"]
     list_filter = ["result", scoped_filter("channel__studio"), scoped_filter("channel")]
     search_fields = ["title"]
     date_hierarchy = "started_at"

@@ -26,7 +26,7 @@ def as_run_row(row: AsRunEntry) -> dict:
     scheduled = row.scheduled_item if row.scheduled_item_id else None
     return {
         "id": row.pk, "channel": row.channel_id, "channel_name": row.channel.name, "title": row.title,
-        "result": row.result, "started_at": iso(row.started_at), "ended_at": iso(row.ended_at),
+        "result": row.result, "presenter": row.presenter, "started_at": iso(row.started_at), "ended_at": iso(row.ended_at),
         "duration_seconds": row.duration_seconds, "asset": row.asset_id, "scheduled_item": row.scheduled_item_id,
         "ends_at": iso(scheduled.end_at) if scheduled else None,
     }

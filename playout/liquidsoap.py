@@ -26,6 +26,7 @@ import socket
 import subprocess
 from collections import deque
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote
 
@@ -33,6 +34,7 @@ from django.utils.translation import gettext_lazy as _
 
 from ingest.media import MEDIA_FORMATS
 from playout.dead_air import DEFAULT_DEAD_AIR_SECONDS, DEFAULT_SILENCE_THRESHOLD
+from playout.models import LIVE_MOUNT
 from playout.outputs import get_output
 from station.errors import UserError
 from station.processes import EngineProcess, kill_strays
@@ -44,6 +46,13 @@ DEAD_AIR_MARK = "SK_DEAD_AIR "
 DEAD_AIR_KEY = "sk_dead_air"  # in a report's metadata: the silence it began with ({"seconds", "moved_on"})
 LEVEL_MARK = "SK_LEVEL "
 CLOCK_MARK = "SK_CLOCK "
+LIVE_MARK = "SK_LIVE "
+LIVE_KEY = "sk_live"  # in a report's metadata: the credential of the presenter on air
+LIVE_LOST_KEY = "sk_live_lost"  # in a report's metadata: the grace's silence after that presenter's source dropped
+LIVE_CROSSFADE_SECONDS = 0.3
+# The live input's buffer: what it holds before it is heard (each source client's packets come unevenly), and at most
+# (a client sending faster than real time has the oldest dropped, so the presenter is never heard late).
+LIVE_BUFFER_SECONDS, LIVE_MAX_BUFFER_SECONDS = 0.1, 1.0
 # What Liquidsoap logs when an output fails to start (its port taken, say): the output never tries again by itself
 # and the engine would play on to nobody, answering its probes; it is killed, and the crash policy takes over.
 OUTPUT_FAILED_MARK = "] Error when starting "
@@ -84,11 +93,129 @@ def output_clause(output_type: str, settings: dict, source: str, *, file_path: P
     return get_output(output_type).liquidsoap(settings, source, liq_string, file_path=file_path)
 
 
+@dataclass(frozen=True)
+class LiveInput:
+    """A channel's input for presenters (playout.presenters): its port, how long a dropped source is waited for, and
+    where the engine asks whether a connection may come in (its agent's ``LiveDoor``)."""
+
+    port: int
+    grace_seconds: float
+    admit_url: str
+
+
+def live_clause(live: LiveInput | None) -> str:
+    """The live layer over the schedule: ``onair``, the presenter's source when it holds the air, else ``main``."""
+    if live is None:
+        return "onair = main\nlive_on_air = ref(\"off\")\ntell_on_air = ref(fun (_) -> ())\n"
+    return f"""\
+# Live shows (playout.presenters). A presenter's source client connects to the live input; the engine asks its agent
+# whether its credentials are good now (the agent checks them in the database and logs what it refuses) and learns
+# the slot they are for: the air is the presenter's from its start to its end, whenever they connected, and their
+# connection is let go at the end of the show's margin. One source at a time. A source that drops (or stalls) is
+# waited for the grace time, in silence, then the schedule or the filler comes back; a reconnect takes over again.
+# Stream decoders by content type: MPEG audio by mad, which decodes frame by frame, where ffmpeg first reads a second
+# and a half of the stream to probe it (the presenter would be heard that much late). Files are chosen by extension.
+settings.decoder.mime_types.ffmpeg.set(list.filter(fun (m) -> m != "audio/mpeg" and m != "audio/MPA",
+                                                   settings.decoder.mime_types.ffmpeg()))
+live_admitted = ref("")  # the agent's answer to the connection being let in
+live_credential = ref("")
+live_from = ref(9999999999.)
+live_until = ref(0.)
+live_connected_until = ref(0.)
+live_connected = ref(false)
+live_grace = {float(live.grace_seconds)!r}
+def live_admit(login) =
+  if !live_connected then
+    print({liq_string(LIVE_MARK)} ^ json.stringify(compact=true, ["busy", login.address]))
+    false
+  else
+    reply = http.post(timeout_ms=3000, {liq_string(live.admit_url)},
+                      data=json.stringify(compact=true, [("user", login.user), ("password", login.password),
+                                                         ("address", login.address)]))
+    live_admitted := if reply.status_code == 200 then reply else "" end
+    reply.status_code == 200
+  end
+end
+def live_connect(_) =
+  grant = string.split(separator=" ", !live_admitted)
+  live_credential := list.nth(grant, 0)
+  live_from := float_of_string(list.nth(grant, 1))
+  live_until := float_of_string(list.nth(grant, 2))
+  live_connected_until := float_of_string(list.nth(grant, 3))
+  live_connected := true
+  print({liq_string(LIVE_MARK)} ^ json.stringify(compact=true, ["connected", !live_credential]))
+end
+def live_disconnect() =
+  live_connected := false
+  print({liq_string(LIVE_MARK)} ^ json.stringify(compact=true, ["disconnected", !live_credential]))
+end
+live = input.harbor(id="live", port={int(live.port)}, buffer={LIVE_BUFFER_SECONDS!r}, max={LIVE_MAX_BUFFER_SECONDS!r},
+                    auth=live_admit, on_connect=live_connect, on_disconnect=live_disconnect,
+                    {liq_string(LIVE_MOUNT)})
+def live_kick(_) =
+  live_until := 0.
+  live_connected_until := 0.
+  live.disconnect()
+  "OK"
+end
+server.register(usage="live_kick", "live_kick", live_kick)
+live_heard = ref(0.)  # when the source was last ready to be heard
+live_lost_told = ref(true)
+def live_in_slot(t) =
+  t >= !live_from and t < !live_until
+end
+def watch_live() =
+  now = time()
+  if live.is_ready() then
+    live_heard := now
+    live_lost_told := false
+  elsif not !live_lost_told and now - !live_heard >= live_grace then
+    live_lost_told := true
+    if live_in_slot(!live_heard) then
+      print({liq_string(LIVE_MARK)} ^ json.stringify(compact=true, ["lost", !live_credential]))
+    end
+  end
+  if !live_connected and now >= !live_connected_until then live.disconnect() end
+end
+thread.run(every=0.02, watch_live)
+def live_holds() =
+  now = time()
+  live_in_slot(now) and (live.is_ready() or now - !live_heard < live_grace)
+end
+# The gate reports what the live layer puts on air, on the frame it does: the presenter, or the grace's silence.
+live_on_air = ref("off")
+tell_on_air = ref(fun (_) -> ())  # report, once it is defined below
+def live_gate_open() =
+  holds = live_holds()
+  state = if not holds then "off" elsif live.is_ready() then "on" else "gap" end
+  if state != !live_on_air then
+    live_on_air := state
+    tell = !tell_on_air
+    if state != "off" then
+      tell([(if state == "on" then {liq_string(LIVE_KEY)} else {liq_string(LIVE_LOST_KEY)} end, !live_credential)])
+    end
+  end
+  holds
+end
+live_gate = switch(id="live_gate", track_sensitive=false,
+                   [(live_gate_open, fallback(id="live_or_gap", track_sensitive=false, [live, blank(id="live_gap")]))])
+# A short crossfade both ways: the new source rises while the old one fades and ends.
+def crossfade(old, new) =
+  began = time()
+  def rising() = min(1., (time() - began) / {LIVE_CROSSFADE_SECONDS!r}) end
+  old = switch(track_sensitive=false, [({{time() - began < {LIVE_CROSSFADE_SECONDS!r}}}, amplify(fun () -> 1. - rising(), old))])
+  add(normalize=false, [old, amplify(rising, new)])
+end
+onair = fallback(id="onair", track_sensitive=false, replay_metadata=true, transitions=[crossfade, crossfade],
+                 [live_gate, main])
+"""
+
+
 def render_script(*, output: str, telnet_port: int, filler_playlist: Path | None,
                   dead_air_seconds: float = DEFAULT_DEAD_AIR_SECONDS,
-                  silence_threshold_dbfs: float = DEFAULT_SILENCE_THRESHOLD) -> str:
+                  silence_threshold_dbfs: float = DEFAULT_SILENCE_THRESHOLD, live: LiveInput | None = None) -> str:
     """The channel's script around its output clause (``output_clause``), watching its output for dead air
-    (playout.dead_air)."""
+    (playout.dead_air), with a live input for presenters if it has one (``live_clause``)."""
     filler = (
         f'filler = at_its_gain(playlist(id="filler", mode="normal", reload_mode="watch", '
         f'{liq_string(filler_playlist)}))\n'
@@ -162,7 +289,7 @@ webstream_gate = switch(id="webstream_gate", track_sensitive=false, [(webstream_
 {filler}silence = blank(id="silence")
 # replay_metadata: returning to the filler mid-track reports it again, so the as-run log sees it.
 main = fallback(id="main", track_sensitive=false, replay_metadata=true, [timed, webstream_gate, filler, silence])
-
+{live_clause(live)}
 # Operators pause (silence on purpose) and skip (take the item on air off) over telnet.
 paused = ref(false)
 def set_paused(value) =
@@ -177,7 +304,7 @@ end
 server.register(usage="skip", "skip", skip_current)
 pause_silence = blank(id="paused")
 air = rms(id="air_level", duration=0.2,
-          switch(id="air", track_sensitive=false, replay_metadata=true, [({{!paused}}, pause_silence), ({{true}}, main)]))
+          switch(id="air", track_sensitive=false, replay_metadata=true, [({{!paused}}, pause_silence), ({{true}}, onair)]))
 stream_position := fun () -> source.time(air)
 # The stream's position beside the wall clock, ten times a second, read between frames: the agent places the
 # stream's frames on the clock by these (playout.liquidsoap.StreamClock), to start an item on its frame.
@@ -225,14 +352,15 @@ thread.run(every=1., fun () -> print({liq_string(LEVEL_MARK)} ^ string_of_float(
 # Stamped with the wall clock and the stream position of the frame the track starts in, in
 # microseconds (JSON floats keep only two decimals); the agent places it on the stream's timeline.
 def report(m)
-  m = if not list.assoc.mem("sk_item", m) and webstream_on_air()
+  m = if not list.assoc.mem("sk_item", m) and !live_on_air == "off" and webstream_on_air()
       then list.append([("sk_item", !webstream_item)], m) else m end
   watched := list.assoc.mem("sk_item", m) or list.assoc.mem("sk_asset", m)
   quiet := list.assoc(default="0", "sk_quiet", m) == "1"
   silent_since := time()  # each track gets the whole limit: a quiet opening after a silent ending is no dead air
   print({liq_string(ON_AIR_MARK)} ^ json.stringify(compact=true, (int_of_float(time() * 1000000.), int_of_float(source.time(air) * 1000000.), m)))
 end
-air.on_track(report)
+tell_on_air := report
+air.on_track(fun (m) -> if !live_on_air == "off" then report(m) end)  # the live gate reports its own
 
 # What is on air, by name, in the outputs (ICY metadata on Icecast and harbor, tags where the format has them): the
 # agent sends each title once it has logged the change. The title is a value here, never script or a URI.
@@ -322,6 +450,10 @@ class Gateway:
         line = "".join(c if c.isprintable() else " " for c in title).replace("'", "’").strip()
         return self.command("title", line or "-")
 
+    def kick_live(self) -> str:
+        """Let the presenter's source client go; the air goes back to the schedule or the filler at once."""
+        return self.command("live_kick")
+
     def reload_filler(self) -> str:
         return self.command("filler.reload")
 
@@ -381,13 +513,17 @@ class LiquidsoapEngine(EngineProcess):
     """One channel's Liquidsoap process; on-air changes are handed to ``on_air(metadata)``."""
 
     def __init__(self, *, script: str, workdir: Path, telnet_port: int, on_air: Callable[[dict, float], None],
+                 on_live: Callable[[str, str], None] = lambda event, detail: None,
                  reads: tuple[Path, ...] = (), writes: tuple[Path, ...] = ()):
-        """``reads`` and ``writes``: the directories the engine uses besides its ``workdir`` (media, a file output)."""
+        """``on_live(event, detail)``: a presenter's source connected, disconnected or was lost past its grace (the
+        detail: their credential's id), or a second one was refused (busy; the detail: its address). ``reads`` and ``writes``: the directories the engine uses besides its
+        ``workdir`` (media, a file output)."""
         workdir.mkdir(parents=True, exist_ok=True)
         self.script_path = workdir / "channel.liq"
         self.script_path.write_text(script)
         self.gateway = Gateway(telnet_port)
         self.on_air = on_air
+        self.on_live = on_live
         if kill_strays(str(self.script_path)):  # it would hold the telnet port and the output
             logger.warning("killed a Liquidsoap left over from a previous agent for %s", self.script_path)
         self.webstream_connected = False
@@ -432,6 +568,10 @@ class LiquidsoapEngine(EngineProcess):
             wall_microseconds, stream_microseconds = report
             # read between frames, where the engine's position already names the frame it computes next
             self.stream_clock.observe(wall_microseconds / 1e6, stream_microseconds / 1e6 - FRAME_SECONDS)
+        elif line.startswith(LIVE_MARK):
+            if (report := _report(line, LIVE_MARK, "live", 2)) is not None:
+                event, detail = report
+                self.on_live(str(event), str(detail))
         elif line.startswith(LEVEL_MARK):
             self.output_level_dbfs = _decibels(line[len(LEVEL_MARK):])
         elif line.startswith(WEBSTREAM_MARK):

@@ -1,4 +1,5 @@
 from django.core.exceptions import ValidationError
+from django.core.validators import MaxValueValidator
 from django.db import models
 from django.db.models import Q
 from django.db.models.fields.json import KT
@@ -7,6 +8,7 @@ from django.utils.translation import gettext_lazy as _
 from playout.dead_air import (DEAD_AIR_LIMITS, DEFAULT_DEAD_AIR_SECONDS, DEFAULT_SILENCE_THRESHOLD,
                               SILENCE_THRESHOLDS)
 from playout.loudness import DEFAULT_LOUDNESS_TARGET, LOUDNESS_TARGETS
+from playout.outputs.harbor import harbor_ports
 from playout.outputs import OUTPUTS, Output, clean_output_settings
 from station.db import end_after_start, no_overlap
 from station.outbound import validate_public_urls
@@ -14,6 +16,12 @@ from station.bounds import InRange, instants_in_range
 from station.models import (Node, RecurringWindow, StatusQuerySet, Studio, StudioScopedQuerySet, TimeStampedModel,
                             recurring_window_checks)
 from station.transitions import StatusMachine
+
+LIVE_MOUNT = "presenter"  # where presenters connect, on the channel's live input port
+DEFAULT_LIVE_GRACE_SECONDS = 5.0
+LIVE_GRACE_LIMITS = (0.5, 60.0)
+DEFAULT_LIVE_MARGIN_SECONDS = 900
+MAX_LIVE_MARGIN_SECONDS = 3600
 
 
 class Playlist(TimeStampedModel):
@@ -192,6 +200,17 @@ class Channel(StatusMachine, TimeStampedModel):
     )
     last_heartbeat_at = models.DateTimeField(_("last healthy probe"), null=True, blank=True)
     error_message = models.TextField(_("error"), blank=True)
+    live_input_port = models.PositiveIntegerField(
+        _("live input port"), null=True, blank=True,
+        help_text=_("Presenters of live shows connect their source client (BUTT, Mixxx, ffmpeg: the Icecast source "
+                    "protocol) to this port of the channel's node, mount /%(mount)s, with the credentials of their "
+                    "show. Empty: the channel takes no live source.") % {"mount": LIVE_MOUNT},
+    )
+    live_grace_seconds = models.FloatField(
+        _("live grace (s)"), default=DEFAULT_LIVE_GRACE_SECONDS,
+        help_text=_("A live source that drops is waited for this long (silence) before the schedule or the filler "
+                    "comes back and the desk is alerted; a reconnect within the slot takes over again. From 0.5 to 60."),
+    )
 
     objects = StatusQuerySet.as_manager()
     studio_lookup = "studio"
@@ -207,6 +226,14 @@ class Channel(StatusMachine, TimeStampedModel):
                 violation_error_code="harbor_port_taken",
                 violation_error_message=_("Another channel already streams on this harbor port."),
             ),
+            models.UniqueConstraint(
+                fields=["live_input_port"], name="channel_live_input_port_unique",
+                violation_error_code="live_input_port_taken",
+                violation_error_message=_("Another channel already takes live sources on this port."),
+            ),
+            InRange("live_grace_seconds", lower=LIVE_GRACE_LIMITS[0], upper=LIVE_GRACE_LIMITS[1],
+                    name="channel_live_grace_in_range", violation_error_code="live_grace_out_of_range",
+                    violation_error_message=_("A live source is waited for 0.5 to 60 seconds.")),
             InRange("loudness_target_lufs", lower=LOUDNESS_TARGETS[0], upper=LOUDNESS_TARGETS[1],
                     name="channel_loudness_target_in_range", violation_error_code="loudness_target_out_of_range",
                     violation_error_message=_("A loudness target is from -40 to -5 LUFS.")),
@@ -231,6 +258,24 @@ class Channel(StatusMachine, TimeStampedModel):
                 {"fallback_playlist": ValidationError(_("The fallback playlist belongs to another studio."),
                                                       code="playlist_other_studio")}
             )
+        if self.live_input_port is not None:
+            self._clean_live_input_port()
+
+    def _clean_live_input_port(self) -> None:
+        """In the ports the station opens, and no channel's harbor output (this one's included): one port, one
+        listener, and the presenters' mount apart from the listeners'."""
+        ports = harbor_ports()
+        if self.live_input_port not in ports:
+            raise ValidationError({"live_input_port": ValidationError(
+                _("A live input listens on a port from %(low)d to %(high)d."), code="live_input_port_out_of_range",
+                params={"low": ports.start, "high": ports.stop - 1})})
+        harbor = Channel.objects.filter(output_type=Channel.Output.HARBOR,
+                                        output_settings__port=self.live_input_port).exclude(pk=self.pk)
+        own_port = self.output_settings.get("port") if self.output_type == Channel.Output.HARBOR else None
+        if harbor.exists() or own_port == self.live_input_port:
+            raise ValidationError({"live_input_port": ValidationError(
+                _("A harbor output streams to listeners on this port; live sources take another."),
+                code="live_input_port_taken")})
 
     @property
     def output(self) -> Output:
@@ -271,6 +316,12 @@ class Show(RecurringWindow, TimeStampedModel):
         help_text=_("What each instance plays unless the instance has its own."),
     )
     enabled = models.BooleanField(_("enabled"), default=True)
+    live_margin_seconds = models.PositiveIntegerField(
+        _("live credentials margin (s)"), default=DEFAULT_LIVE_MARGIN_SECONDS,
+        validators=[MaxValueValidator(MAX_LIVE_MARGIN_SECONDS)],
+        help_text=_("Its presenters' credentials let them connect this long before each slot (to check their "
+                    "sound; the air is theirs from the slot's start) and after it. At most an hour."),
+    )
 
     objects = StudioScopedQuerySet.as_manager()
     studio_lookup = "channel__studio"
@@ -282,6 +333,9 @@ class Show(RecurringWindow, TimeStampedModel):
         constraints = [
             end_after_start(name="show_end_after_start", message=_("A show must end after it starts.")),
             *recurring_window_checks("show"),
+            InRange("live_margin_seconds", lower=0, upper=MAX_LIVE_MARGIN_SECONDS, name="show_live_margin_in_range",
+                    violation_error_code="live_margin_out_of_range",
+                    violation_error_message=_("Live credentials work at most an hour before and after a slot.")),
         ]
 
     def __str__(self) -> str:
@@ -402,6 +456,8 @@ class AsRunEntry(models.Model):
         FALLBACK = "fallback", _("Fallback")  # nothing scheduled; the filler played
         PAUSED = "paused", _("Paused")  # an operator paused the channel: silence on purpose
         DEAD_AIR = "dead_air", _("Dead air")  # the output silent while something should play, until the engine moved on
+        LIVE = "live", _("Live")  # a presenter's source on air (presenter says who)
+        LIVE_LOST = "live_lost", _("Live source lost")  # silence while the grace time waits for the presenter
 
     channel = models.ForeignKey(Channel, on_delete=models.CASCADE, related_name="as_run", verbose_name=_("channel"))
     asset = models.ForeignKey(
@@ -415,6 +471,12 @@ class AsRunEntry(models.Model):
     ended_at = models.DateTimeField(_("ended at"), null=True, blank=True)
     duration_seconds = models.FloatField(_("duration (s)"), null=True, blank=True)
     result = models.CharField(_("result"), max_length=10, choices=Result.choices, default=Result.PLAYED)
+    presenter = models.CharField(_("presenter"), max_length=120, blank=True,
+                                 help_text=_("Who was live, for live segments."))
+    live_credential = models.ForeignKey(
+        "LiveCredential", on_delete=models.SET_NULL, null=True, blank=True, related_name="as_run",
+        verbose_name=_("live credential"),
+    )
     node = models.ForeignKey(Node, on_delete=models.SET_NULL, null=True, blank=True, related_name="+", verbose_name=_("node"))
 
     objects = StudioScopedQuerySet.as_manager()
@@ -436,3 +498,35 @@ class AsRunEntry(models.Model):
 
     def __str__(self) -> str:
         return f"{self.channel}: {self.title} {self.started_at:%Y-%m-%d %H:%M:%S}"
+
+
+class LiveCredential(TimeStampedModel):
+    """What one presenter of a live show gives their source client: a user name and a password, valid during the
+    show's slots (and its margin) until revoked. Only the password's hash is kept; it is shown once, when issued."""
+
+    show = models.ForeignKey(Show, on_delete=models.CASCADE, related_name="live_credentials", verbose_name=_("show"))
+    presenter = models.CharField(_("presenter"), max_length=120, help_text=_("Who connects with it."))
+    username = models.SlugField(
+        _("user name"), max_length=60, default="source",
+        help_text=_("What the source client sends as its user (Icecast's default, source, works for one presenter "
+                    "of a show; name them apart when a show has several)."),
+    )
+    secret_hash = models.CharField(max_length=64, unique=True, editable=False)
+    revoked_at = models.DateTimeField(_("revoked at"), null=True, blank=True, editable=False)
+
+    objects = StudioScopedQuerySet.as_manager()
+    studio_lookup = "show__channel__studio"
+
+    class Meta:
+        ordering = ["show", "presenter"]
+        verbose_name = _("live credential")
+        verbose_name_plural = _("live credentials")
+        constraints = [
+            models.UniqueConstraint(fields=["show", "username"], condition=Q(revoked_at__isnull=True),
+                                    name="live_credential_username_unique_in_show",
+                                    violation_error_code="live_username_taken",
+                                    violation_error_message=_("A presenter of this show already has this user name.")),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.presenter} ({self.show})"

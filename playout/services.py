@@ -18,7 +18,7 @@ from django.utils.translation import gettext as _
 
 from ingest.models import MediaAsset
 from playout.events import as_run_row, channel_row, next_item_row
-from playout.models import AsRunEntry, Channel, PlaylistItem, ScheduledItem, ShowInstance
+from playout.models import AsRunEntry, Channel, LiveCredential, PlaylistItem, ScheduledItem, ShowInstance
 from playout.outputs import OUTPUTS
 from playout.selectors import missed_probes_cutoff
 from station import events, fencing, metrics
@@ -123,8 +123,9 @@ def channel_report_healthy(*, leases: dict[int, int], node, now) -> set[int]:
 
 @transaction.atomic
 def channel_on_air(*, channel_id: int, epoch: int, at, title: str, result: str, asset_id=None,
-                   scheduled_item_id=None, node=None) -> AsRunEntry:
-    """What is on air changed: close the channel's open as-run row with its duration and open one for now."""
+                   scheduled_item_id=None, node=None, live_credential: LiveCredential | None = None) -> AsRunEntry:
+    """What is on air changed: close the channel's open as-run row with its duration and open one for now (a live
+    segment names its presenter)."""
     fencing.hold(Channel, pk=channel_id, epoch=epoch)  # also keeps two writers of one channel's log in turn
     open_row = AsRunEntry.objects.select_for_update().filter(channel_id=channel_id, ended_at__isnull=True).first()
     if open_row is not None:
@@ -137,7 +138,10 @@ def channel_on_air(*, channel_id: int, epoch: int, at, title: str, result: str, 
         channel_id=channel_id, started_at=at, title=title[:300], result=result, node=node,
         asset_id=asset_id if asset_id and MediaAsset.objects.filter(pk=asset_id).exists() else None,
         scheduled_item_id=scheduled_item_id if slot else None,
+        live_credential=live_credential, presenter=live_credential.presenter if live_credential else "",
     )
+    if result == AsRunEntry.Result.LIVE:  # the presenter is back: a loss the desk was told of is over
+        alerts_clear(studio_id=entry.channel.studio_id, code="live_source_lost", subject=entry.channel.name)
     if slot and result == AsRunEntry.Result.PLAYED:
         transaction.on_commit(partial(metrics.ON_AIR_START_ERROR.labels(channel=entry.channel.slug).observe,
                                       (at - slot).total_seconds()))
@@ -171,6 +175,21 @@ def channel_dead_air(*, channel_id: int, epoch: int, began_at: datetime, silent_
                            "%(title)s, and no filler could take over: it plays on.")) % details)
     transaction.on_commit(partial(metrics.SILENT_AIR.labels(channel=channel.slug).inc, silent_seconds))
     return entry
+
+
+@transaction.atomic
+def channel_live_lost(*, channel_id: int, epoch: int, credential_id: int | None) -> None:
+    """A presenter's source dropped during their slot and did not come back within the channel's grace: the schedule
+    or the filler is on air again (the as-run log says so as it happens), and the desk is told."""
+    fencing.hold(Channel, pk=channel_id, epoch=epoch)
+    channel = Channel.objects.get(pk=channel_id)
+    credential = LiveCredential.objects.select_related("show").filter(pk=credential_id).first()
+    alert_raise(studio=channel.studio_id, code="live_source_lost", subject=channel.name,
+                message=_("The live source of %(presenter)s (%(show)s) dropped for over %(grace)g s: the schedule or "
+                          "the filler is on %(channel)s again until they reconnect.") % {
+                    "presenter": credential.presenter if credential else _("a presenter"),
+                    "show": credential.show.name if credential else "-", "grace": channel.live_grace_seconds,
+                    "channel": channel.name})
 
 
 def _healthy_node_for(channel: Channel, now, unavailable: set[int] = frozenset()):

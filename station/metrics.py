@@ -68,6 +68,9 @@ DEAD_AIR = Counter(
 SILENT_AIR = Counter(
     "stationkeeper_silent_air_seconds", "Dead air in the audio: a channel's output silent while something should "
     "have played, until its engine moved on (counted as each is declared).", ["channel"])
+LIVE_REFUSALS = Counter(
+    "stationkeeper_live_refusals", "Source clients a channel's live input refused, by reason (wrong credentials, "
+    "revoked, outside the show's slot and margin, another source connected).", ["reason"])
 OUTPUT_LEVEL = Gauge(
     "stationkeeper_output_level_dbfs", "A channel's output level (RMS over 0.2 s), as its engine last reported it "
     "(each second).", ["channel"], multiprocess_mode="livemostrecent")

@@ -8,13 +8,15 @@ from datetime import UTC, datetime
 from ingest.models import MediaAsset
 from playout import services
 from playout.agent.launcher import RunningChannel
-from playout.liquidsoap import DEAD_AIR_KEY
-from playout.models import AsRunEntry, ScheduledItem
+from playout.liquidsoap import DEAD_AIR_KEY, LIVE_KEY, LIVE_LOST_KEY
+from playout.models import AsRunEntry, LiveCredential, ScheduledItem
 from station.fencing import Fenced
 
 logger = logging.getLogger(__name__)
 SILENCE_TITLE = "Silence"
 PAUSED_TITLE = "Paused"
+LIVE_TITLE = "Live"  # a live segment whose credential is gone
+LIVE_LOST_TITLE = "live source lost"
 SETTLE_SECONDS = 0.1
 
 
@@ -46,7 +48,7 @@ class AsRunLog:
         return settled
 
     def log(self, channels: dict[int, RunningChannel], upcoming: list[ScheduledItem], *, node) -> set[int]:
-        """Write the settled reports to the as-run log, as played, paused, filler or dead air; return the channels whose writes
+        """Write the settled reports to the as-run log, as played, live, paused, filler or dead air; return the channels whose writes
         were refused (another node holds them now)."""
         fenced = set()
         for channel_id, metadata, at, epoch in self.settled():
@@ -70,6 +72,17 @@ class AsRunLog:
                 channel_id=channel_id, epoch=epoch, began_at=moment, silent_seconds=metadata[DEAD_AIR_KEY]["seconds"],
                 moved_on=metadata[DEAD_AIR_KEY]["moved_on"], title=title(item_id, asset_id, metadata, channels, upcoming),
                 asset_id=asset_id, scheduled_item_id=item_id, node=node)
+        elif LIVE_KEY in metadata or LIVE_LOST_KEY in metadata:
+            lost = LIVE_LOST_KEY in metadata
+            credential = (LiveCredential.objects.select_related("show")
+                          .filter(pk=_int(metadata.get(LIVE_LOST_KEY if lost else LIVE_KEY))).first())
+            show = credential.show.name if credential else LIVE_TITLE
+            entry = services.channel_on_air(
+                channel_id=channel_id, epoch=epoch, at=moment, title=f"{show}: {LIVE_LOST_TITLE}" if lost else show,
+                result=AsRunEntry.Result.LIVE_LOST if lost else AsRunEntry.Result.LIVE, live_credential=credential,
+                node=node)
+            if not lost:
+                _announce(running, entry.title)
         elif item_id:
             entry = services.channel_on_air(
                 channel_id=channel_id, epoch=epoch, at=moment,

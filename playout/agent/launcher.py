@@ -2,6 +2,7 @@
 
 import logging
 import queue
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -14,7 +15,7 @@ from ingest.models import MediaAsset
 from playout import services
 from playout.agent.fillers import filler_playlist
 from playout.cacher import MediaCache
-from playout.liquidsoap import LiquidsoapEngine, output_clause, render_script
+from playout.liquidsoap import LiquidsoapEngine, LiveInput, output_clause, render_script
 from playout.models import Channel, ScheduledItem
 from playout.outputs import clean_output_settings, get_output
 from station.errors import UserError
@@ -37,6 +38,7 @@ class RunningChannel:
     applied_skip: datetime | None = None
     applied_dead_air: tuple[float, float] | None = None  # (seconds, threshold dBFS) the engine watches with
     filler_assets: list[MediaAsset] = field(default_factory=list)
+    live_credential_id: int | None = None  # the presenter connected to its live input
 
 
 def dead_air_limits(channel: Channel) -> tuple[float, float]:
@@ -49,12 +51,16 @@ def telnet_port(channel: Channel) -> int:
 
 class EngineLauncher:
     """Start channels' engines on this node; their on-air reports go to ``reports`` as (channel id, metadata, at,
-    the channel's lease epoch)."""
+    the channel's lease epoch), their live events to ``live_events`` as (channel id, event, detail, lease epoch). An
+    engine with a live input asks ``live_admit_url(channel id)`` about each source client (playout.agent.live)."""
 
-    def __init__(self, *, node_dir: Path, cache: MediaCache, reports: queue.Queue):
+    def __init__(self, *, node_dir: Path, cache: MediaCache, reports: queue.Queue, live_events: queue.Queue,
+                 live_admit_url: Callable[[int], str]):
         self.node_dir = node_dir
         self.cache = cache
         self.reports = reports
+        self.live_events = live_events
+        self.live_admit_url = live_admit_url
 
     def workdir(self, channel: Channel) -> Path:
         """Per node: two agents on one host never share an engine's script, filler list or leftovers."""
@@ -92,6 +98,8 @@ class EngineLauncher:
             script=script, workdir=workdir, telnet_port=telnet_port(channel),
             on_air=lambda metadata, at, pk=channel.pk, epoch=channel.lease_epoch: self.reports.put(
                 (pk, metadata, at, epoch)),
+            on_live=lambda event, detail, pk=channel.pk, epoch=channel.lease_epoch: self.live_events.put(
+                (pk, event, detail, epoch)),
             reads=tuple(path for path in (self.cache.directory, self.cache.shared_root) if path is not None), writes=writes,
         )
         logger.info("channel %s: Liquidsoap %s started", channel, engine.pid)
@@ -111,6 +119,8 @@ class EngineLauncher:
             telnet_port=telnet_port(channel),
             filler_playlist=filler_playlist(self.workdir(channel)) if channel.fallback_playlist_id else None,
             dead_air_seconds=channel.dead_air_seconds, silence_threshold_dbfs=channel.silence_threshold_dbfs,
+            live=LiveInput(port=channel.live_input_port, grace_seconds=channel.live_grace_seconds,
+                           admit_url=self.live_admit_url(channel.pk)) if channel.live_input_port else None,
         ), (file_path.parent, file_path) if file_path else ()
 
 

@@ -26,6 +26,7 @@ from playout.agent.crashes import CrashPolicy
 from playout.agent.dispatch import Dispatcher, apply_operator_actions, push_moments
 from playout.agent.fillers import FillerWriter, filler_assets
 from playout.agent.launcher import EngineLauncher, RunningChannel, UnfitChannel
+from playout.agent.live import LiveDoor, LiveWatch
 from playout.cacher import MediaCache
 from playout.models import Channel
 from playout.relay import WebstreamRelay
@@ -44,6 +45,8 @@ class ChannelSupervisor:
         self.unplayable: set[int] = set()
         self.fenced: set[int] = set()  # channels whose writes were refused (the prober finds them too): to stop
         self.relay = WebstreamRelay()
+        self.live_door = LiveDoor()
+        self.live = LiveWatch()
         self.node_dir = Path(settings.PLAYOUT_CACHE_ROOT) / node.name
         self.cache = MediaCache(
             directory=self.node_dir / "media",
@@ -53,7 +56,8 @@ class ChannelSupervisor:
         self.crashes = CrashPolicy()
         self.as_run = AsRunLog()
         self.fillers = FillerWriter(self.cache)
-        self.launcher = EngineLauncher(node_dir=self.node_dir, cache=self.cache, reports=self.as_run.reports)
+        self.launcher = EngineLauncher(node_dir=self.node_dir, cache=self.cache, reports=self.as_run.reports,
+                                       live_events=self.live.events, live_admit_url=self.live_door.url_for)
         self.dispatcher = Dispatcher(cache=self.cache, relay=self.relay)
         self.due_on_air: dict[int, str] = {}  # id → slug of the channels this node should have on air
         # id → (since when, monotonic, and slug) of a channel due on air here with no engine answering; the prober
@@ -106,6 +110,7 @@ class ChannelSupervisor:
         self.unplayable = self.cache.unplayable(coming)
         self.fillers.write(self.channels.values())
         self.upcoming = planning.items_to_dispatch(list(self.channels), now)
+        self.live.let_go_revoked(self.channels)
 
     def _start(self, channel: Channel) -> None:
         try:
@@ -165,6 +170,7 @@ class ChannelSupervisor:
                 with self._contained(running.channel, _("queue its next item")):
                     self.dispatcher.dispatch(running, now, upcoming=self.upcoming, unplayable=self.unplayable)
         self.fenced |= self.as_run.log(self.channels, self.upcoming, node=self.node)
+        self.fenced |= self.live.apply(self.channels)
         self._stop_fenced()
 
     @staticmethod
@@ -258,3 +264,4 @@ class ChannelSupervisor:
             running.engine.stop()
         self.channels.clear()
         self.relay.close()
+        self.live_door.close()

@@ -1,7 +1,8 @@
 from django.utils.translation import gettext_lazy as _
 from rest_framework import serializers
 
-from playout.models import AsRunEntry, Channel, Playlist, PlaylistItem, ScheduledItem, Show
+from playout import presenters
+from playout.models import AsRunEntry, Channel, LiveCredential, Playlist, PlaylistItem, ScheduledItem, Show
 from playout.public import public_urls
 from station.api.base import StationModelSerializer
 
@@ -32,7 +33,8 @@ class ChannelSerializer(StationModelSerializer):
     class Meta:
         model = Channel
         fields = ["id", "studio", "name", "slug", "node", "output_type", "output_settings", "loudness_target_lufs",
-                  "listener_url", "dead_air_seconds", "silence_threshold_dbfs", "public_now_playing",
+                  "listener_url", "dead_air_seconds", "silence_threshold_dbfs", "public_now_playing", "live_input_port",
+                  "live_grace_seconds",
                   "public_now_playing_urls",
                   "fallback_playlist", "status", "paused", "restart_count", "last_heartbeat_at", "error_message",
                   "created_at", "updated_at"]
@@ -43,7 +45,25 @@ class ShowSerializer(StationModelSerializer):
     class Meta:
         model = Show
         fields = ["id", "channel", "name", "description", "playlist", "start_at", "end_at", "recurrence", "rrule",
-                  "skip_dates", "enabled", "created_at", "updated_at"]
+                  "skip_dates", "enabled", "live_margin_seconds", "created_at", "updated_at"]
+
+
+class LiveCredentialSerializer(StationModelSerializer):
+    password = serializers.SerializerMethodField(
+        help_text="The password for the source client, in the answer that issues it (or a new one) only: only its "
+                  "hash is kept.")
+
+    def get_password(self, credential) -> str | None:
+        return getattr(credential, "password", None)
+
+    def create(self, validated_data):
+        credential, credential.password = presenters.live_credential_issue(**validated_data)
+        return credential
+
+    class Meta:
+        model = LiveCredential
+        fields = ["id", "show", "presenter", "username", "password", "revoked_at", "created_at", "updated_at"]
+        read_only_fields = ["revoked_at"]
 
 
 class PlaylistItemSerializer(StationModelSerializer):
@@ -68,7 +88,7 @@ class AsRunEntrySerializer(StationModelSerializer):
     class Meta:
         model = AsRunEntry
         fields = ["id", "channel", "asset", "scheduled_item", "title", "started_at", "ended_at", "duration_seconds",
-                  "result", "node"]
+                  "result", "presenter", "node"]
         read_only_fields = fields
 
 

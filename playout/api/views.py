@@ -7,17 +7,18 @@ from rest_framework import renderers
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
-from playout import services
+from playout import presenters, services
 from playout.api.serializers import (
     AsRunEntrySerializer,
     ChannelSerializer,
+    LiveCredentialSerializer,
     NowPlayingSerializer,
     PlaylistItemSerializer,
     PlaylistSerializer,
     ShowSerializer,
 )
 from playout.exports import write_as_run_csv
-from playout.models import AsRunEntry, Channel, Playlist, PlaylistItem, Show
+from playout.models import AsRunEntry, Channel, LiveCredential, Playlist, PlaylistItem, Show
 from playout.selectors import channel_now_playing
 from station.api.base import StudioScopedReadOnlyViewSet, StudioScopedViewSet
 from station.api.filters import StationFilterSet, UTCDateTimeFilter
@@ -64,6 +65,33 @@ class ShowViewSet(StudioScopedViewSet):
     serializer_class = ShowSerializer
     filterset_fields = ["channel", "playlist", "enabled", "recurrence"]
     ordering_fields = ["name", "start_at"]
+
+
+@extend_schema_view(create=extend_schema(
+    description="Issue a credential to a presenter of a show: the answer holds its password, this once."))
+class LiveCredentialViewSet(StudioScopedViewSet):
+    """What presenters of live shows give their source client (user name and password) to connect to their channel's
+    live input during the show's slots; revoked, it stops working and a presenter connected with it is let go."""
+
+    queryset = LiveCredential.objects.select_related("show")
+    serializer_class = LiveCredentialSerializer
+    filterset_fields = ["show", "show__channel"]
+    ordering_fields = ["presenter", "created_at"]
+    http_method_names = ["get", "post", "patch", "head", "options"]  # revoked, not deleted: the as-run log names them
+
+    @extend_schema(summary="Revoke", request=None, responses={200: LiveCredentialSerializer})
+    @action(detail=True, methods=["post"])
+    def revoke(self, request, pk=None):
+        credential = presenters.live_credential_revoke(credential=self.get_object(), now=timezone.now())
+        return Response(self.get_serializer(credential).data)
+
+    @extend_schema(summary="Issue a new password", request=None, responses={200: LiveCredentialSerializer},
+                   description="The old password stops working; the answer holds the new one, this once.")
+    @action(detail=True, methods=["post"], url_path="new-password")
+    def new_password(self, request, pk=None):
+        credential = self.get_object()
+        credential.password = presenters.live_credential_new_password(credential=credential)
+        return Response(self.get_serializer(credential).data)
 
 
 class PlaylistViewSet(StudioScopedViewSet):

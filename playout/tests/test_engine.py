@@ -1,12 +1,10 @@
 """Real Liquidsoap channels run by a node agent, on the real database."""
 
-import array
 import os
 import re
 import signal
 import socket
 import subprocess
-import threading
 import time
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
@@ -24,6 +22,7 @@ from playout.agent.crashes import REST_SECONDS
 from playout.liquidsoap import FRAME_SAMPLES, FRAME_SECONDS
 from playout.models import AsRunEntry, Channel, PlaylistItem, ScheduledItem
 from playout.outputs import file_output_path
+from playout.tests.output import WavPipe
 from recorders.tests.audio import decoded, sound_spans
 from recorders.tests.stream_server import PacedStream, closed_port
 from station.models import Alert, EventType, Webhook, WebhookDelivery
@@ -505,35 +504,6 @@ def test_operators_skip_pause_and_resume_and_the_as_run_log_says_so(on_air_chann
     assert AsRunEntry.objects.get(pk=paused.pk).duration_seconds > 0
 
 
-class _WavPipe(threading.Thread):
-    """A channel's WAV file output read from a named pipe as the engine writes it: its left channel, and where
-    its first sample falls on the wall clock (the earliest chunk arrival less its position: the stream's own timeline)."""
-
-    def __init__(self, path: Path):
-        super().__init__(daemon=True)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        os.mkfifo(path)
-        os.chmod(path, 0o666)  # the engine may run as ENGINE_USER
-        self.path, self.chunks = path, []
-        self.start()
-
-    def run(self):
-        with open(self.path, "rb", buffering=0) as pipe:
-            while data := pipe.read(1 << 16):
-                self.chunks.append((time.time(), data))
-
-    def left(self) -> tuple[array.array, float]:
-        stream = b"".join(data for _, data in self.chunks)
-        data_start = stream.index(b"data") + 8
-        anchor, offset = float("inf"), 0
-        for arrival, data in self.chunks:
-            offset += len(data)
-            if offset - len(data) >= data_start:
-                anchor = min(anchor, arrival - (offset - len(data) - data_start) / 4 / 44100)
-        samples = array.array("h", stream[data_start:data_start + (len(stream) - data_start) // 4 * 4])
-        return samples[0::2], anchor
-
-
 def test_items_go_on_air_on_the_first_frame_at_or_after_their_slot_in_the_output_stream(media_root):
     """Measured in what leaves the engine: each item's first sample within a few milliseconds after its slot, never
     early, and items back to back with not a frame of silence between them."""
@@ -541,7 +511,7 @@ def test_items_go_on_air_on_the_first_frame_at_or_after_their_slot_in_the_output
     node = NodeFactory(name="host-1")
     channel = ChannelFactory(studio=studio, node=node, status=Channel.Status.STARTING, output_type=Channel.Output.FILE,
                              output_settings={"format": "wav"}, slug="air")
-    output = _WavPipe(file_output_path(media_root.parent / "node-cache" / node.name, channel.pk, "wav"))
+    output = WavPipe(file_output_path(media_root.parent / "node-cache" / node.name, channel.pk, "wav"))
     pair, single = PlaylistFactory(studio=studio, name="Pair"), PlaylistFactory(studio=studio, name="Single")
     tones = [asset_register_file(studio=studio, title=f"Tone {frequency}", path=generate_tone(
         media_root / "library" / f"tone-{frequency}.wav", frequency=frequency, seconds=1)) for frequency in (660, 880, 990)]

@@ -5,7 +5,8 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.routers import DefaultRouter
 
 from ingest.api.views import DownloadViewSet, IngestSourceViewSet, MediaViewSet
-from playout.api.views import AsRunViewSet, ChannelViewSet, PlaylistItemViewSet, PlaylistViewSet, ShowViewSet
+from playout.api.views import (AsRunViewSet, ChannelViewSet, LiveCredentialViewSet, PlaylistItemViewSet,
+                               PlaylistViewSet, ShowViewSet)
 from recorders.api.views import RecorderViewSet, RecordingViewSet, ScheduleViewSet
 from station.api.views import AlertViewSet, NodeViewSet, StudioViewSet, TokenView
 
@@ -18,6 +19,7 @@ router.register("schedules", ScheduleViewSet)
 router.register("recordings", RecordingViewSet)
 router.register("channels", ChannelViewSet)
 router.register("shows", ShowViewSet)
+router.register("live-credentials", LiveCredentialViewSet)
 router.register("playlists", PlaylistViewSet)
 router.register("playlist-items", PlaylistItemViewSet)
 router.register("as-run", AsRunViewSet)

@@ -44,10 +44,13 @@ def empty_database() -> Iterator[dict]:
             admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
-def spawn_manage(*args: str, env: dict, host=None) -> subprocess.Popen:
-    """``manage.py args`` in a child process; on ``host`` (station.tests.hosts) if given."""
+def spawn_manage(*args: str, env: dict, host=None, log: Path | None = None) -> subprocess.Popen:
+    """``manage.py args`` in a child process; on ``host`` (station.tests.hosts) if given; its output to ``log`` if
+    given."""
     command = [sys.executable, "manage.py", *args]
-    return subprocess.Popen(host.command(*command) if host else command, cwd=settings.BASE_DIR, env=env)
+    with open(log, "ab") if log else contextlib.nullcontext() as output:
+        return subprocess.Popen(host.command(*command) if host else command, cwd=settings.BASE_DIR, env=env,
+                                stdout=output, stderr=subprocess.STDOUT if log else None)
 
 
 class WebServer:
