@@ -65,6 +65,9 @@ class _Listener:
             return
         await self.write(message)
 
+    async def push_meter(self, text: str, frame: bytes) -> None:
+        """Readings (a live input's level) are the desk's, not the listeners'."""
+
     async def write(self, body: bytes) -> None:
         try:
             await self.send({"type": "http.response.body", "body": body, "more_body": True})

@@ -149,13 +149,20 @@ def live_disconnect() =
   live_connected := false
   print({liq_string(LIVE_MARK)} ^ json.stringify(compact=true, ["disconnected", !live_credential]))
 end
-live = input.harbor(id="live", port={int(live.port)}, buffer={LIVE_BUFFER_SECONDS!r}, max={LIVE_MAX_BUFFER_SECONDS!r},
-                    auth=live_admit, on_connect=live_connect, on_disconnect=live_disconnect,
-                    {liq_string(LIVE_MOUNT)})
+live_input = input.harbor(id="live", port={int(live.port)}, buffer={LIVE_BUFFER_SECONDS!r},
+                          max={LIVE_MAX_BUFFER_SECONDS!r}, auth=live_admit, on_connect=live_connect,
+                          on_disconnect=live_disconnect, {liq_string(LIVE_MOUNT)})
+# Its level, every second while a presenter is connected, on air or not (they check their sound before the slot):
+# the dashboards show it. Metered always, so it is read whatever is on air.
+live = rms(id="live_level", duration=0.2, live_input)
+output.dummy(id="live_meter", fallible=true, live)
+thread.run(every=1., fun () -> if !live_connected then
+  print({liq_string(LIVE_MARK)} ^ json.stringify(compact=true, ["level", string_of_float(dB_of_lin(live.rms()))]))
+end)
 def live_kick(_) =
   live_until := 0.
   live_connected_until := 0.
-  live.disconnect()
+  live_input.disconnect()
   "OK"
 end
 server.register(usage="live_kick", "live_kick", live_kick)
@@ -175,7 +182,7 @@ def watch_live() =
       print({liq_string(LIVE_MARK)} ^ json.stringify(compact=true, ["lost", !live_credential]))
     end
   end
-  if !live_connected and now >= !live_connected_until then live.disconnect() end
+  if !live_connected and now >= !live_connected_until then live_input.disconnect() end
 end
 thread.run(every=0.02, watch_live)
 def live_holds() =

@@ -3,7 +3,9 @@
 Messages (documented in docs/asyncapi.yaml):
 - ``{"type": "snapshot", "seq": N, "snapshot": {...}}`` — everything the page shows, as of event N;
 - ``{"type": "event", "seq": N, "event": {"type": "...", "payload": {...}}}`` — one change;
-- ``{"type": "heartbeat", "seq": N}`` — every HEARTBEAT_SECONDS, so both ends notice a dead link.
+- ``{"type": "heartbeat", "seq": N}`` — every HEARTBEAT_SECONDS, so both ends notice a dead link;
+- ``{"type": "meter", "meter": {"type": "...", "payload": {...}}}`` — a reading (a live input's level), not numbered:
+  the next one replaces it, and none is held or replayed.
 A client reconnecting with ``?since=N`` gets the events after N (and the RESUME_MARGIN ids before
 it, which may have committed late), or a fresh snapshot if the log no longer reaches back that far.
 Refusals close the socket with an application code.
@@ -85,6 +87,11 @@ class StudioConsumer(AsyncJsonWebsocketConsumer):
             self.held.append((event, text))
         else:
             await self._send_event(event, text, frame)
+
+    async def push_meter(self, text: str, frame: bytes) -> None:
+        """A reading for this studio, from the hub: sent once the page has its snapshot, else dropped."""
+        if self.held is None:
+            await self._send_text(text, frame)
 
     async def disconnect(self, code):
         if hasattr(self, "heartbeat"):

@@ -45,6 +45,8 @@ class _UpcomingRead:
 class Dashboard(Protocol):
     async def push(self, event: dict, text: str, frame: bytes) -> None: ...
 
+    async def push_meter(self, text: str, frame: bytes) -> None: ...
+
 
 class Hub:
     """The dashboards of one process (one event loop), by studio."""
@@ -125,6 +127,14 @@ class Hub:
             except Exception:  # one broken socket must not keep the event from the others
                 logger.exception("event #%s not sent to a dashboard", event["seq"])
 
+    async def deliver_meter(self, studio_id: int, text: str) -> None:
+        frame = text_frame(text)
+        for dashboard in list(self.dashboards.get(studio_id, ())):
+            try:
+                await dashboard.push_meter(text, frame)
+            except Exception:
+                logger.exception("a meter not sent to a dashboard")
+
     async def _from_layer(self) -> None:
         layer = get_channel_layer()
         while True:
@@ -134,7 +144,10 @@ class Hub:
                 logger.exception("dashboard events: receiving failed; retrying")
                 await asyncio.sleep(RETRY_SECONDS)
                 continue
-            await self.deliver(message["event"], message.get("text"))
+            if "event" in message:
+                await self.deliver(message["event"], message.get("text"))
+            else:  # a reading (events.publish_meter)
+                await self.deliver_meter(message["studio"], message["text"])
 
     async def _renew_groups(self) -> None:
         while True:

@@ -71,6 +71,19 @@ def publish_many(*, studio_id: int, type: "EventType", payloads: list[dict]) -> 
         transaction.on_commit(lambda event=event: _deliver(event))
 
 
+def publish_meter(*, studio_id: int, type: str, payload: dict) -> None:
+    """Send a reading (a live input's level) to the studio's dashboards now: not stored, not numbered, no webhook.
+
+    Readings come every second or so and are stale by the next: a dashboard that misses one shows the next, and
+    one that reconnects gets none of the past."""
+    message = {"type": "studio.event", "studio": studio_id,
+               "text": json.dumps({"type": "meter", "meter": {"type": type, "payload": payload}})}
+    try:
+        on_layer_loop_sync(get_channel_layer().group_send, studio_group(studio_id), message)
+    except Exception:  # the next reading comes soon
+        logger.exception("meter %s not sent to the dashboards", type)
+
+
 def events_since(studio_id: int, seq: int, *, margin: int = 0) -> list[Event] | None:
     """The studio's events after ``seq`` (and after ``seq - margin``, those the log still has), oldest
     first; None if the log no longer reaches back to ``seq``, or never reached ``seq`` (a client that

@@ -70,6 +70,8 @@ def _dashboard_labels() -> dict:
         "acknowledge": _("Acknowledge"), "noAlerts": _("No open alerts."), "noDownloads": _("No downloads running."),
         "idle": _("idle"), "startsIn": _("starts in"), "elapsed": _("elapsed"), "remaining": _("remaining"),
         "paused": _("paused"), "refused": _("This dashboard is not open to you."), "noAudio": _("no audio since"),
+        "liveNow": _("LIVE"), "since": _("since"), "presenterConnected": _("connected"), "input": _("input"),
+        "liveLost": _("live source lost"),
     }
 
 

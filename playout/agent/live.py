@@ -6,11 +6,13 @@ user, password and address) whether to let a source client in: 200 with the gran
 (``credential on-air-from on-air-until connected-until``, epoch seconds), 403 otherwise. Each
 refusal is logged with its reason and the client's address, and counted; a password never is.
 ``LiveWatch`` takes the engines' live events: who is connected (a revoked credential is let go),
-and a source lost past its grace time, which alerts the desk.
+their input's level each second, sent to the studio's dashboards as a reading, and a source lost past its grace
+time, which alerts the desk.
 """
 
 import json
 import logging
+import math
 import queue
 import re
 import threading
@@ -22,13 +24,14 @@ from django.utils import timezone
 from playout import presenters, services
 from playout.agent.launcher import RunningChannel
 from playout.models import LiveCredential
-from station import metrics
+from station import events, metrics
 from station.errors import UserError
 from station.fencing import Fenced
 
 logger = logging.getLogger(__name__)
 _PATH = re.compile(r"/live/(\d+)")
 MAX_BODY_BYTES = 4096
+LIVE_INPUT_METER = "playout.live_input"
 
 
 class LiveDoor:
@@ -98,6 +101,7 @@ class LiveWatch:
 
     def __init__(self):
         self.events: queue.Queue = queue.Queue()
+        self.presenters: dict[int, str] = {}  # credential id → presenter, for the readings
 
     def apply(self, channels: dict[int, RunningChannel]) -> set[int]:
         """Take the events in: who is connected where, and sources lost past their grace (alerted). Returns the
@@ -113,6 +117,9 @@ class LiveWatch:
                 running.live_credential_id = credential_id
             elif event == "disconnected" and running and running.live_credential_id == credential_id:
                 running.live_credential_id = None
+                self._meter(running, None)
+            elif event == "level" and running and running.live_credential_id:
+                self._meter(running, float(detail))
             elif event == "busy":
                 logger.warning("channel %s: live source refused from %s: another is connected", channel_id, detail)
                 metrics.LIVE_REFUSALS.labels(reason="live_input_busy").inc()
@@ -121,6 +128,16 @@ class LiveWatch:
                     services.channel_live_lost(channel_id=channel_id, epoch=epoch, credential_id=credential_id)
                 except Fenced:
                     fenced.add(channel_id)
+
+    def _meter(self, running: RunningChannel, level_dbfs: float | None) -> None:
+        """The presenter connected to the channel's live input and their level (None: gone), for the dashboards."""
+        credential_id = running.live_credential_id
+        if credential_id and credential_id not in self.presenters:
+            self.presenters[credential_id] = (LiveCredential.objects.filter(pk=credential_id)
+                                              .values_list("presenter", flat=True).first() or "")
+        events.publish_meter(studio_id=running.channel.studio_id, type=LIVE_INPUT_METER, payload={
+            "channel": running.channel.pk, "presenter": self.presenters.get(credential_id) if level_dbfs is not None else None,
+            "level_dbfs": level_dbfs if level_dbfs is None or math.isfinite(level_dbfs) else -120.0})
 
     @staticmethod
     def let_go_revoked(channels: dict[int, RunningChannel]) -> None:

@@ -56,6 +56,13 @@ class LiveCredentialSerializer(StationModelSerializer):
     def get_password(self, credential) -> str | None:
         return getattr(credential, "password", None)
 
+    def validate(self, attrs):
+        if self.instance is not None and {"show", "username"} & attrs.keys():
+            raise serializers.ValidationError(
+                _("A credential stays with its show and user name: issue another one instead."),
+                code="live_credential_fixed")
+        return super().validate(attrs)
+
     def create(self, validated_data):
         credential, credential.password = presenters.live_credential_issue(**validated_data)
         return credential

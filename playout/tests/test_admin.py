@@ -49,7 +49,7 @@ def test_two_overlapping_rows_in_one_inline_save_give_a_message_not_a_500(client
             "channel": show.channel.pk, "name": show.name, "description": "",
             "start_at_0": start.strftime("%Y-%m-%d"), "start_at_1": start.strftime("%H:%M:%S"),
             "end_at_0": show.end_at.strftime("%Y-%m-%d"), "end_at_1": show.end_at.strftime("%H:%M:%S"),
-            "recurrence": "none", "rrule": "", "skip_dates": "", "enabled": "on",
+            "recurrence": "none", "rrule": "", "skip_dates": "", "enabled": "on", "live_margin_seconds": 900,
             "instances-TOTAL_FORMS": 2, "instances-INITIAL_FORMS": 0, **rows,
         },
         follow=True,

@@ -1,11 +1,14 @@
 """Live shows on a real Liquidsoap channel: presenters connect a real source client (ffmpeg, as an Icecast source)
 to the channel's live input; what goes to air is read from the channel's output stream."""
 
+import asyncio
+import json
 import subprocess
 import time
 from datetime import timedelta
 
 import pytest
+from channels.layers import get_channel_layer
 from django.utils import timezone
 
 from ingest.media import generate_tone
@@ -17,6 +20,8 @@ from playout.presenters import live_credential_issue, live_credential_revoke
 from playout.tests.output import WavPipe, tone_spans
 from playout.timeline import timeline_refresh
 from recorders.tests.stream_server import closed_port
+from station.events import studio_group
+from station.layer_loop import on_layer_loop_sync
 from station.models import Alert
 from station.tests.factories import ChannelFactory, NodeFactory, PlaylistFactory, ShowFactory, StudioFactory
 from station.tests.processes import database_env, spawn_manage, stop, wait_until
@@ -27,6 +32,25 @@ GRACE = 1.0
 # the presenter heard within this of the slot, or of connecting during it; a test's margin on a loaded CI machine
 # (bench/live_takeover.py measures the spread)
 TAKEOVER = 1.0
+
+
+class layer_channel_of:
+    """A channel of the layer in the studio's group, as a dashboard's hub is: the readings it gets."""
+
+    def __init__(self, studio):
+        self.layer = get_channel_layer()
+        self.name = on_layer_loop_sync(self.layer.new_channel)
+        on_layer_loop_sync(self.layer.group_add, studio_group(studio.pk), self.name)
+
+    def readings(self) -> list[dict]:
+        found = []
+        while True:
+            try:
+                message = on_layer_loop_sync(asyncio.wait_for, self.layer.receive(self.name), 0.2)
+            except TimeoutError:
+                return found
+            if "event" not in message:
+                found.append(json.loads(message["text"])["meter"])
 
 
 class SourceClient:
@@ -81,8 +105,13 @@ def test_a_presenter_takes_over_in_the_slot_the_schedule_returns_after_a_drop_an
         assert "401" in SourceClient(live_port, "source", "not-the-password").refused()
         assert "401" in SourceClient(live_port, "source", evening_password).refused()
         assert "401" in SourceClient(live_port, "ada", ada_password).refused()  # its user name is "source"
-        # connected early: on air at the slot, not before
+        # connected early: on air at the slot, not before; the desk sees their level meanwhile
+        desk = layer_channel_of(studio)
         early = SourceClient(live_port, "source", ada_password)
+        reading = wait_until(lambda: next((m for m in desk.readings() if (m["payload"]["level_dbfs"] or -120) > -60),
+                                          None), timeout=5, message="a reading of the presenter's level")
+        assert reading["type"] == "playout.live_input" and reading["payload"]["channel"] == channel.pk
+        assert reading["payload"]["presenter"] == "Ada" and -24 < reading["payload"]["level_dbfs"] < -18  # sine, 1/8
         wait_until(lambda: timezone.now() > slot_start + timedelta(seconds=6), timeout=30, message="the show on air")
         assert early.process.poll() is None
         dropped_at = early.drop()

@@ -6,7 +6,8 @@ import pytest
 from django.utils import timezone
 
 from ingest.models import Download, IngestSource
-from playout.models import AsRunEntry, Channel
+from playout.models import AsRunEntry, Channel, Show
+from playout.presenters import live_credential_issue
 from recorders.models import RecorderSchedule, RecordingSession
 from station import services
 from station.api import base
@@ -37,6 +38,7 @@ def station_rows(db):
         end_at=schedule.end_at.replace(microsecond=0))
     RecordingSession.objects.create(schedule=schedule, recorder=schedule.recorder, asset=asset,  # one window recorded
                                     gaps=[["2027-01-01T00:00:05+00:00", "2027-01-01T00:00:07+00:00"]])
+    live_credential_issue(show=Show.objects.filter(channel=channel).first(), presenter="Ada")
     return studio
 
 

@@ -19,7 +19,7 @@ from rest_framework.authtoken.models import Token
 
 from playout import services as playout_services
 from playout.models import AsRunEntry, ShowInstance
-from station import event_relay
+from station import event_relay, events
 from station.channel_layer import LISTENER_NAME, PostgresLayer
 from station.consumers import CLOSE_NOT_A_MEMBER, CLOSE_NOT_AUTHENTICATED
 from station.layer_loop import on_layer_loop_sync
@@ -389,3 +389,20 @@ def test_a_browser_session_opens_the_dashboards_of_its_users_studios_only(channe
     assert first_message(studio_b.pk, session_cookie) == CLOSE_NOT_A_MEMBER
     assert first_message(studio_a.pk, None) == CLOSE_NOT_AUTHENTICATED
     assert first_message(studio_a.pk, f"{settings.SESSION_COOKIE_NAME}=not-a-session".encode()) == CLOSE_NOT_AUTHENTICATED
+
+
+def test_a_reading_reaches_the_dashboards_of_its_studio_unnumbered_between_events(channel_layer, studio_a, operator_a):
+    channel = ChannelFactory(studio=studio_a, name="FM One")
+    reading = {"channel": channel.pk, "presenter": "Ada", "level_dbfs": -14.2}
+
+    async def follow(socket):
+        await socket.receive_json_from(timeout=5)  # the snapshot
+        await database_sync_to_async(events.publish_meter)(studio_id=studio_a.pk, type="playout.live_input",
+                                                           payload=reading)
+        await database_sync_to_async(_on_air)(channel, "News")
+        return [await socket.receive_json_from(timeout=5) for _ in range(2)]
+
+    meter, event = _exchange(f"/ws/studios/{studio_a.pk}/", operator_a, follow)
+
+    assert meter == {"type": "meter", "meter": {"type": "playout.live_input", "payload": reading}}
+    assert event["type"] == "event" and event["event"]["payload"]["entry"]["title"] == "News"

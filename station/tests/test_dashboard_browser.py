@@ -12,9 +12,12 @@ from django.utils import timezone
 from playwright.sync_api import expect, sync_playwright
 
 from playout import services as playout_services
+from playout.agent.live import LIVE_INPUT_METER
 from playout.models import AsRunEntry, Channel
+from playout.presenters import live_credential_issue
 from recorders import services as recorder_services
-from station.tests.factories import PASSWORD, ChannelFactory, NodeFactory, RecorderFactory, ScheduleFactory
+from station import events
+from station.tests.factories import PASSWORD, ChannelFactory, NodeFactory, RecorderFactory, ScheduleFactory, ShowFactory
 from station.tests.processes import WebServer, wait_for_other_sessions_to_end
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
@@ -123,3 +126,32 @@ def test_a_member_of_studio_b_sees_nothing_of_studio_a(desk, web, operator_b, st
     assert 4400 <= close_code < 4500
     assert page.goto(f"{web.url}/studios/{studio_a.pk}/dashboard/").status == 404
     assert page.goto(f"{web.url}/studios/{studio_a.pk}/snapshot.json").status == 404
+
+
+def test_the_dashboard_shows_who_is_live_since_when_and_their_input_level(desk, web, operator_a, studio_a):
+    channel = _on_air_channel(studio_a)
+    credential, _ = live_credential_issue(show=ShowFactory(channel=channel, name="Morning Live"), presenter="Ada")
+    page = desk.open(operator_a, f"/studios/{studio_a.pk}/dashboard/")
+    expect(page.locator("#connection")).to_have_text("live", timeout=10000)
+    card = page.locator(f'[data-channel="{channel.pk}"]')
+    # readings are not caught up on: the page follows the studio once an event reaches it
+    playout_services.channel_on_air(channel_id=channel.pk, epoch=channel.lease_epoch, at=timezone.now(),
+                                    title="Filler", result=AsRunEntry.Result.FALLBACK)
+    expect(card.locator(".on-air")).to_have_text("Filler", timeout=UPDATE_WITHIN_MS)
+
+    # connected before the slot, checking their sound: the level, not yet on air
+    events.publish_meter(studio_id=studio_a.pk, type=LIVE_INPUT_METER,
+                         payload={"channel": channel.pk, "presenter": "Ada", "level_dbfs": -14.2})
+    expect(card.locator(".live-input")).to_contain_text("Ada connected · input -14 dBFS", timeout=UPDATE_WITHIN_MS)
+    expect(card.locator(".live-input meter")).to_have_attribute("value", "-14.2")
+    expect(card.locator(".live")).to_have_count(0)
+
+    playout_services.channel_on_air(channel_id=channel.pk, epoch=channel.lease_epoch, at=timezone.now(),
+                                    title="Morning Live", result=AsRunEntry.Result.LIVE, live_credential=credential)
+    expect(card.locator(".live")).to_contain_text("LIVE · Ada · since", timeout=UPDATE_WITHIN_MS)
+    expect(card.locator(".elapsed")).to_be_visible()
+    page.screenshot(path=ARTIFACTS / "dashboard-presenter-live.png", full_page=True)
+
+    events.publish_meter(studio_id=studio_a.pk, type=LIVE_INPUT_METER,
+                         payload={"channel": channel.pk, "presenter": None, "level_dbfs": None})
+    expect(card.locator(".live-input")).to_have_count(0, timeout=UPDATE_WITHIN_MS)

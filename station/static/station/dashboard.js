@@ -1,6 +1,7 @@
 // The studio dashboard: paints the snapshot the page came with, then follows the studio's
-// websocket (snapshot on connect, then numbered events). While disconnected it greys out and
-// reconnects by itself, asking for what it missed since the last sequence number.
+// websocket (snapshot on connect, then numbered events, and readings such as a live input's
+// level). While disconnected it greys out and reconnects by itself, asking for what it missed
+// since the last sequence number.
 "use strict";
 
 const body = document.body;
@@ -9,6 +10,8 @@ const zone = body.dataset.timeZone;
 const TIMELINE_HOURS = 7; // the current hour and the 6 after it, so the now-line moves across
 const AS_RUN_ROWS = 50;
 const ACTIVE_DOWNLOADS = ["queued", "downloading"];
+const METER_SECONDS = 5; // a reading older than this is gone (its source or its link)
+const liveInputs = new Map(); // channel id → the last reading of its live input, and when it came
 let state = JSON.parse(document.getElementById("snapshot").textContent);
 let serverOffsetMs = 0;
 let lastSeq = null;
@@ -63,6 +66,11 @@ function handle(message) {
   if (message.type === "snapshot") {
     lastSeq = message.seq;
     adoptSnapshot(message.snapshot);
+  } else if (message.type === "meter" && message.meter.type === "playout.live_input") {
+    const reading = message.meter.payload;
+    if (reading.presenter === null) liveInputs.delete(reading.channel);
+    else liveInputs.set(reading.channel, { ...reading, at: Date.now() });
+    render();
   } else if (message.type === "event") {
     lastSeq = Math.max(lastSeq ?? 0, message.seq); // a late-committing event can come after a higher one
     const change = apply[message.event.type];
@@ -119,6 +127,18 @@ function channelCard(channel) {
       el("span", { class: `health ${channel.healthy ? "ok" : "bad"}`,
                    text: `${channel.status}${channel.paused ? " · " + labels.paused : ""} · ${channel.healthy ? labels.healthy : labels.unhealthy}` })),
     el("div", { class: "on-air", text: onAir ? onAir.title : labels.nothing }));
+  if (onAir && ["live", "live_lost"].includes(onAir.result)) {
+    card.append(el("div", { class: `live ${onAir.result}`, text: onAir.result === "live"
+      ? `${labels.liveNow} · ${onAir.presenter} · ${labels.since} ${clockTime(onAir.started_at)}`
+      : `${labels.liveLost} · ${onAir.presenter}` }));
+  }
+  const input = liveInputs.get(channel.id);
+  if (input && Date.now() - input.at < METER_SECONDS * 1000) {
+    const level = Math.max(-60, input.level_dbfs);
+    card.append(el("div", { class: "live-input" },
+      el("span", { text: `${input.presenter} ${labels.presenterConnected} · ${labels.input} ${level.toFixed(0)} dBFS` }),
+      el("meter", { min: "-60", max: "0", low: "-30", high: "-6", optimum: "-18", value: String(level) })));
+  }
   if (onAir) {
     const elapsed = (now() - Date.parse(onAir.started_at)) / 1000;
     const times = el("div", { class: "times" }, el("span", { class: "elapsed", text: `${labels.elapsed} ${duration(elapsed)}` }));
