@@ -3,9 +3,10 @@ from django.http import HttpResponse
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
-from playout import presenters, services
+from playout import podcasts, presenters, services
 from playout.exports import write_as_run_csv
-from playout.models import LIVE_MOUNT, AsRunEntry, Channel, LiveCredential, Playlist, PlaylistItem, ScheduledItem, Show, ShowInstance
+from playout.models import (LIVE_MOUNT, AsRunEntry, Channel, Episode, LiveCredential, Playlist, PlaylistItem, Podcast,
+                            ScheduledItem, Show, ShowInstance, ShowRecording)
 from playout.public import public_urls
 from station.admin_base import (ReadOnlyScopedAdmin, StudioScopedAdmin, StudioScopedInline, WindowAdminMixin, row_action,
                                 scoped_filter, service_action)
@@ -79,6 +80,35 @@ class ShowInstanceInline(StudioScopedInline):
     ordering = ["-start_at"]
 
 
+class ShowRecordingInline(admin.TabularInline):
+    """A show's recordings from the air, grouped under it (read-only: the agents write them)."""
+
+    model = ShowRecording
+    fields = ["slot_start", "status", "started_at", "ended_at", "asset", "error_message"]
+    readonly_fields = fields
+    ordering = ["-slot_start"]
+    extra = 0
+    can_delete = False
+    show_change_link = True
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+
+class PodcastInline(StudioScopedInline):
+    """The show's podcast: its recordings from the air become the episodes of its feed."""
+
+    model = Podcast
+    fields = ["public", "author", "image_url", "category", "explicit", "language", "feed_address"]
+    readonly_fields = ["feed_address"]
+    extra = 0
+    max_num = 1
+
+    @admin.display(description=_("feed address"))
+    def feed_address(self, podcast):
+        return podcasts.feed_url(podcast) if podcast.pk else "—"
+
+
 @admin.register(Show)
 class ShowAdmin(WindowAdminMixin, StudioScopedAdmin):
     list_display = ["name", "channel", "local_start", "duration", "recurrence", "next_window", "enabled"]
@@ -87,7 +117,7 @@ class ShowAdmin(WindowAdminMixin, StudioScopedAdmin):
     autocomplete_fields = ["channel", "playlist"]
     list_select_related = ["channel__studio"]
     readonly_fields = ["duration", "next_window"]
-    inlines = [ShowInstanceInline]
+    inlines = [ShowInstanceInline, ShowRecordingInline, PodcastInline]
 
 
 def _hand_over(request, credential: LiveCredential, password: str) -> None:
@@ -161,6 +191,46 @@ class AsRunEntryAdmin(ReadOnlyScopedAdmin):
         response["Content-Disposition"] = f'attachment; filename="as-run-{timezone.now():%Y%m%d-%H%M%S}.csv"'
         write_as_run_csv(queryset.select_related("channel", "asset", "node").order_by("started_at"), response)
         return response
+
+
+@admin.register(ShowRecording)
+class ShowRecordingAdmin(ReadOnlyScopedAdmin):
+    """Shows recorded from the air, each cut to its slot; written by the agents."""
+
+    list_display = ["show", "slot_start", "status", "started_at", "ended_at", "asset", "node"]
+    list_filter = ["status", scoped_filter("channel__studio"), scoped_filter("show")]
+    search_fields = ["show__name"]
+    date_hierarchy = "slot_start"
+    list_select_related = ["show", "asset", "node"]
+
+
+@admin.register(Episode)
+class EpisodeAdmin(StudioScopedAdmin):
+    """Podcast episodes, made from shows' recordings: their title, description and whether the feed lists them."""
+
+    list_display = ["title", "podcast", "status", "published", "published_at", "duration_seconds"]
+    list_filter = ["status", "published", scoped_filter("podcast__show__channel__studio"), scoped_filter("podcast")]
+    search_fields = ["title", "podcast__show__name"]
+    list_select_related = ["podcast__show"]
+    fields = ["podcast", "title", "description", "published", "published_at", "status", "asset", "duration_seconds",
+              "chapter_list", "error_message", "guid"]
+    readonly_fields = ["podcast", "status", "asset", "duration_seconds", "chapter_list", "error_message", "guid"]
+    actions = ["publish", "unpublish"]
+
+    def has_add_permission(self, request, obj=None):
+        return False  # made from recordings
+
+    @admin.display(description=_("chapters"))
+    def chapter_list(self, episode):
+        return " · ".join(f"{int(start) // 60}:{int(start) % 60:02d} {title}" for start, title in episode.chapters) or "—"
+
+    @admin.action(description=_("Publish selected episodes"), permissions=["change"])
+    def publish(self, request, queryset):
+        podcasts.episodes_publish(episodes=queryset, published=True)
+
+    @admin.action(description=_("Unpublish selected episodes (the feed no longer lists them)"), permissions=["change"])
+    def unpublish(self, request, queryset):
+        podcasts.episodes_publish(episodes=queryset, published=False)
 
 
 @admin.register(ScheduledItem)

@@ -47,6 +47,8 @@ DEAD_AIR_KEY = "sk_dead_air"  # in a report's metadata: the silence it began wit
 LEVEL_MARK = "SK_LEVEL "
 CLOCK_MARK = "SK_CLOCK "
 LIVE_MARK = "SK_LIVE "
+AIR_RECORDED_MARK = "SK_AIR_RECORDED "
+AIR_RECORDERS = ("air_record_a", "air_record_b")  # two, so back-to-back slots each get their own file
 LIVE_KEY = "sk_live"  # in a report's metadata: the credential of the presenter on air
 LIVE_LOST_KEY = "sk_live_lost"  # in a report's metadata: the grace's silence after that presenter's source dropped
 LIVE_CROSSFADE_SECONDS = 0.3
@@ -378,6 +380,32 @@ def set_title(value) =
 end
 server.register(usage="title <text>", "title", set_title)
 
+# Shows recorded from the air (playout.agent.air_records). The agent arms a recorder with a slot's frames, as stream
+# positions, and its file (a path the station makes: no space or control character): it writes what goes to air
+# from the first frame at or after the slot's start to the first at or after its end, and closes its file there.
+def air_recorder(name) =
+  from = ref(1000000000000.)
+  until = ref(0.)
+  path = ref("")
+  def recording() =
+    position = stream_now()
+    position >= !from and position < !until
+  end
+  def arm(value) =
+    parts = string.split(separator=" ", value)
+    from := float_of_string(list.nth(parts, 0))
+    until := float_of_string(list.nth(parts, 1))
+    path := list.nth(parts, 2)
+    "OK"
+  end
+  server.register(usage="<from stream seconds> <until stream seconds> <path>", name, arm)
+  def closed(file) =
+    print({liq_string(AIR_RECORDED_MARK)} ^ json.stringify(compact=true, [name, file]))
+  end
+  output.file(id=name, fallible=true, reopen_delay=0., on_close=closed, %wav, {{!path}},
+              switch(track_sensitive=false, [(recording, air)]))
+end
+{"".join(f'air_recorder({liq_string(name)})' + chr(10) for name in AIR_RECORDERS)}
 {output}
 """
 
@@ -457,6 +485,14 @@ class Gateway:
         line = "".join(c if c.isprintable() else " " for c in title).replace("'", "’").strip()
         return self.command("title", line or "-")
 
+    def record_air(self, recorder: str, *, from_position: float, until_position: float, path: Path) -> str:
+        """Arm one of the engine's air recorders: the frames from ``from_position`` to ``until_position`` (stream
+        seconds) into ``path`` (made by the station: absolute, no space, ``%`` or ``$``, which the output expands)."""
+        text = str(path)
+        if recorder not in AIR_RECORDERS or not text.startswith("/") or not re.fullmatch(r"[\w./-]+", text):
+            raise ValueError(f"not an air recording the engine may get: {recorder} {text!r}")
+        return self.command(recorder, f"{from_position:.6f}", f"{until_position:.6f}", text)
+
     def kick_live(self) -> str:
         """Let the presenter's source client go; the air goes back to the schedule or the filler at once."""
         return self.command("live_kick")
@@ -521,6 +557,7 @@ class LiquidsoapEngine(EngineProcess):
 
     def __init__(self, *, script: str, workdir: Path, telnet_port: int, on_air: Callable[[dict, float], None],
                  on_live: Callable[[str, str], None] = lambda event, detail: None,
+                 on_air_recorded: Callable[[str, str], None] = lambda recorder, path: None,
                  reads: tuple[Path, ...] = (), writes: tuple[Path, ...] = ()):
         """``on_live(event, detail)``: a presenter's source connected, disconnected or was lost past its grace (the
         detail: their credential's id), or a second one was refused (busy; the detail: its address). ``reads`` and ``writes``: the directories the engine uses besides its
@@ -531,6 +568,7 @@ class LiquidsoapEngine(EngineProcess):
         self.gateway = Gateway(telnet_port)
         self.on_air = on_air
         self.on_live = on_live
+        self.on_air_recorded = on_air_recorded  # (recorder, path): a recorder closed its file
         if kill_strays(str(self.script_path)):  # it would hold the telnet port and the output
             logger.warning("killed a Liquidsoap left over from a previous agent for %s", self.script_path)
         self.webstream_connected = False
@@ -579,6 +617,9 @@ class LiquidsoapEngine(EngineProcess):
             if (report := _report(line, LIVE_MARK, "live", 2)) is not None:
                 event, detail = report
                 self.on_live(str(event), str(detail))
+        elif line.startswith(AIR_RECORDED_MARK):
+            if (report := _report(line, AIR_RECORDED_MARK, "air recording", 2)) is not None:
+                self.on_air_recorded(*map(str, report))
         elif line.startswith(LEVEL_MARK):
             self.output_level_dbfs = _decibels(line[len(LEVEL_MARK):])
         elif line.startswith(WEBSTREAM_MARK):

@@ -1,3 +1,6 @@
+import secrets
+import uuid
+
 from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator
 from django.db import models
@@ -316,6 +319,11 @@ class Show(RecurringWindow, TimeStampedModel):
         help_text=_("What each instance plays unless the instance has its own."),
     )
     enabled = models.BooleanField(_("enabled"), default=True)
+    record_air = models.BooleanField(
+        _("record what goes to air"), default=False,
+        help_text=_("Each instance is recorded from the channel's own output, live or automated, cut to the slot "
+                    "(its first and last frames): a media asset listed under the show's recordings."),
+    )
     live_margin_seconds = models.PositiveIntegerField(
         _("live credentials margin (s)"), default=DEFAULT_LIVE_MARGIN_SECONDS,
         validators=[MaxValueValidator(MAX_LIVE_MARGIN_SECONDS)],
@@ -530,3 +538,137 @@ class LiveCredential(TimeStampedModel):
 
     def __str__(self) -> str:
         return f"{self.presenter} ({self.show})"
+
+
+class ShowRecording(StatusMachine, TimeStampedModel):
+    """What one instance of a show put on air, recorded from its channel's output and cut to the slot."""
+
+    class Status(models.TextChoices):
+        RECORDING = "recording", _("Recording")  # its engine writes the slot's frames
+        COMPLETED = "completed", _("Completed")  # the asset holds the slot
+        FAILED = "failed", _("Failed")  # see error message
+
+    TRANSITIONS = {
+        Status.RECORDING: frozenset({Status.COMPLETED, Status.FAILED}),
+        Status.COMPLETED: frozenset(),
+        Status.FAILED: frozenset(),
+    }
+
+    show = models.ForeignKey(Show, on_delete=models.CASCADE, related_name="recordings", verbose_name=_("show"))
+    instance = models.OneToOneField(ShowInstance, on_delete=models.SET_NULL, null=True, blank=True,
+                                    related_name="recording", verbose_name=_("show instance"))
+    channel = models.ForeignKey(Channel, on_delete=models.CASCADE, related_name="show_recordings",
+                                verbose_name=_("channel"))
+    slot_start = models.DateTimeField(_("slot starts"))
+    slot_end = models.DateTimeField(_("slot ends"))
+    started_at = models.DateTimeField(_("first sample at"), null=True, blank=True,
+                                      help_text=_("The instant of the recording's first sample, on the channel's "
+                                                  "output (its first frame at or after the slot's start)."))
+    ended_at = models.DateTimeField(_("ended at"), null=True, blank=True)
+    asset = models.ForeignKey("ingest.MediaAsset", on_delete=models.SET_NULL, null=True, blank=True,
+                              related_name="show_recordings", verbose_name=_("media"))
+    node = models.ForeignKey(Node, on_delete=models.SET_NULL, null=True, blank=True, related_name="+",
+                             verbose_name=_("node"))
+    status = models.CharField(_("status"), max_length=10, choices=Status.choices, default=Status.RECORDING,
+                              db_index=True)
+    error_message = models.TextField(_("error"), blank=True)
+
+    objects = StatusQuerySet.as_manager()
+    studio_lookup = "channel__studio"
+
+    class Meta:
+        ordering = ["-slot_start"]
+        verbose_name = _("show recording")
+        verbose_name_plural = _("show recordings")
+
+    def __str__(self) -> str:
+        return f"{self.show} {self.slot_start:%Y-%m-%d %H:%M} UTC"
+
+
+def new_feed_token() -> str:
+    return secrets.token_urlsafe(32)
+
+
+class Podcast(TimeStampedModel):
+    """A show's podcast: each of its recordings from the air becomes an episode of its RSS feed."""
+
+    # Apple Podcasts' top-level categories, the ones podcast apps file a show under.
+    CATEGORIES = ("Arts", "Business", "Comedy", "Education", "Fiction", "Government", "Health & Fitness", "History",
+                  "Kids & Family", "Leisure", "Music", "News", "Religion & Spirituality", "Science",
+                  "Society & Culture", "Sports", "Technology", "True Crime", "TV & Film")
+
+    show = models.OneToOneField(Show, on_delete=models.CASCADE, related_name="podcast", verbose_name=_("show"))
+    public = models.BooleanField(
+        _("public"), default=False,
+        help_text=_("Anyone may read the feed and its episodes; otherwise only with the podcast's token (its address "
+                    "in the admin)."))
+    token = models.CharField(_("token"), max_length=64, default=new_feed_token, editable=False)
+    author = models.CharField(_("author"), max_length=200, blank=True)
+    image_url = models.URLField(
+        _("artwork URL"), max_length=500, blank=True,
+        help_text=_("Square artwork, 1400 to 3000 pixels (JPEG or PNG), as podcast directories ask."))
+    category = models.CharField(_("category"), max_length=40, default="Music",
+                                choices=[(category, category) for category in CATEGORIES])
+    explicit = models.BooleanField(_("explicit"), default=False)
+    language = models.CharField(_("language"), max_length=12, default="en",
+                                help_text=_("The language of its episodes (RFC 5646: en, en-GB, fr)."))
+
+    objects = StudioScopedQuerySet.as_manager()
+    studio_lookup = "show__channel__studio"
+
+    class Meta:
+        ordering = ["show"]
+        verbose_name = _("podcast")
+        verbose_name_plural = _("podcasts")
+
+    def __str__(self) -> str:
+        return str(self.show)
+
+    def clean(self) -> None:
+        if self.show_id and not self.show.record_air:
+            raise ValidationError({"show": ValidationError(
+                _("A podcast's episodes are its show's recordings from the air: mark the show recorded first."),
+                code="podcast_needs_recordings")})
+
+
+class Episode(StatusMachine, TimeStampedModel):
+    """One recording of a show, made into a podcast episode: trimmed, at the podcast loudness, with chapters."""
+
+    class Status(models.TextChoices):
+        MAKING = "making", _("Making")  # a worker trims, measures and encodes it
+        READY = "ready", _("Ready")  # in the feed, if published
+        FAILED = "failed", _("Failed")  # see error message
+
+    TRANSITIONS = {
+        Status.MAKING: frozenset({Status.READY, Status.FAILED}),
+        Status.READY: frozenset(),
+        Status.FAILED: frozenset({Status.MAKING}),
+    }
+
+    podcast = models.ForeignKey(Podcast, on_delete=models.CASCADE, related_name="episodes", verbose_name=_("podcast"))
+    recording = models.OneToOneField(ShowRecording, on_delete=models.SET_NULL, null=True, blank=True,
+                                     related_name="episode", verbose_name=_("recording"))
+    guid = models.UUIDField(_("GUID"), default=uuid.uuid4, unique=True, editable=False)
+    title = models.CharField(_("title"), max_length=300)
+    description = models.TextField(_("description"), blank=True)
+    published = models.BooleanField(_("published"), default=True,
+                                    help_text=_("In the feed. Unpublished, it is kept but listed nowhere."))
+    published_at = models.DateTimeField(_("published at"), null=True, blank=True)
+    asset = models.ForeignKey("ingest.MediaAsset", on_delete=models.SET_NULL, null=True, blank=True,
+                              related_name="episodes", verbose_name=_("media"), editable=False)
+    duration_seconds = models.FloatField(_("duration (s)"), null=True, blank=True, editable=False)
+    chapters = models.JSONField(_("chapters"), default=list, blank=True, editable=False,
+                                help_text=_("[start seconds, title] of each item on air, from the as-run log."))
+    status = models.CharField(_("status"), max_length=8, choices=Status.choices, default=Status.MAKING, db_index=True)
+    error_message = models.TextField(_("error"), blank=True)
+
+    objects = StatusQuerySet.as_manager()
+    studio_lookup = "podcast__show__channel__studio"
+
+    class Meta:
+        ordering = ["-published_at", "-created_at"]
+        verbose_name = _("episode")
+        verbose_name_plural = _("episodes")
+
+    def __str__(self) -> str:
+        return self.title

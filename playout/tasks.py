@@ -3,7 +3,7 @@
 from django.conf import settings
 from django.utils import timezone
 
-from playout import services
+from playout import podcasts, services
 from station.periodic import run_periodic_job
 from station.presence import AgentPresence
 
@@ -15,3 +15,8 @@ def health(**options) -> bool:
                             interval=settings.PLAYOUT_HEALTH_INTERVAL_SECONDS,
                             step=lambda: services.channels_check_health(now=timezone.now(), agents_gone=presence.gone()),
                             **options)
+
+
+def episode_make(episode_id: int) -> None:
+    """A show's recording made a podcast episode (queued when the recording completes)."""
+    podcasts.episode_make(episode_id=episode_id)

@@ -1,6 +1,7 @@
 import hashlib
 import json
 import re
+import secrets
 from pathlib import Path
 
 from django.conf import settings
@@ -14,11 +15,13 @@ from django.views.decorators.http import require_GET
 from ingest.models import MediaAsset
 from playout.cacher import asset_id_from_token
 from playout.calendars import channel_show_events
-from playout.models import Channel
+from playout import podcasts
+from playout.models import Channel, Podcast
 from playout.outputs.hls import hls_directory
 from playout.public import channel_listener_view, public_channel
 from station import calendars
 from station.models import Node
+from station.ranges import ranged_file
 from station.ratelimit import too_many_requests
 
 PUBLIC_MAX_AGE_SECONDS = 1  # a cache or a browser may keep the document this long: a change reaches it within a second
@@ -95,3 +98,35 @@ def hls(request, channel_id: int, name: str):
 def channel_calendar(request, slug: str, channel_slug: str):
     """A channel's shows as a calendar feed (station.calendars), readable as its studio's feeds are."""
     return calendars.serve_part(request, slug, Channel, channel_show_events, slug=channel_slug)
+
+
+def _readable_podcast(request, show_id: int) -> Podcast:
+    """The podcast ``request`` may read, or 404 (unknown, or private and no valid token: alike)."""
+    podcast = Podcast.objects.select_related("show__channel__studio").filter(show_id=show_id).first()
+    token = request.GET.get("token", "")
+    if podcast is None or not (podcast.public or (
+            token and secrets.compare_digest(token.encode(), podcast.token.encode()))):
+        raise Http404(_("No podcast here."))
+    return podcast
+
+
+@require_GET
+def podcast_feed(request, show_id: int):
+    """A show's podcast feed (RSS 2.0 with the iTunes tags): public, or with the podcast's token."""
+    refused = too_many_requests(request)
+    if refused is not None:
+        return refused
+    response = HttpResponse(podcasts.feed(_readable_podcast(request, show_id), request),
+                            content_type="application/rss+xml; charset=utf-8")
+    response["Cache-Control"] = "private, max-age=60"
+    return response
+
+
+@require_GET
+def podcast_episode_audio(request, show_id: int, guid):
+    """An episode's MP3, in byte ranges as podcast apps ask for them; only a published, ready one."""
+    podcast = _readable_podcast(request, show_id)
+    episode = podcasts.published_episodes(podcast).filter(guid=guid).first()
+    if episode is None or not episode.asset.file:
+        raise Http404(_("No episode here."))
+    return ranged_file(request, Path(episode.asset.file.path), "audio/mpeg")

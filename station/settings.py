@@ -249,6 +249,9 @@ SPECTACULAR_SETTINGS = {
     "SERVE_INCLUDE_SCHEMA": False,
     "SCHEMA_PATH_PREFIX": "/api/v1",  # operations are grouped by resource (schedules, channels, …)
     "COMPONENT_SPLIT_REQUEST": True,  # request bodies without read-only fields, so uploads and writes are exact
+    # status choices alike in name, told apart in the schema
+    "ENUM_NAME_OVERRIDES": {"ShowRecordingStatusEnum": "playout.models.ShowRecording.Status",
+                            "EpisodeStatusEnum": "playout.models.Episode.Status"},
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",

@@ -2,7 +2,7 @@ from django.contrib import admin
 from django.urls import include, path
 from django.views.generic import RedirectView
 
-from playout.views import channel_calendar
+from playout.views import channel_calendar, podcast_episode_audio, podcast_feed
 from recorders.views import recorder_calendar
 from station import views
 
@@ -20,6 +20,8 @@ urlpatterns = [
     path("calendars/<slug:slug>.ics", views.studio_calendar, name="calendar-studio"),
     path("calendars/<slug:slug>/channels/<slug:channel_slug>.ics", channel_calendar, name="calendar-channel"),
     path("calendars/<slug:slug>/recorders/<int:recorder_id>.ics", recorder_calendar, name="calendar-recorder"),
+    path("podcasts/<int:show_id>.rss", podcast_feed, name="podcast-feed"),
+    path("podcasts/<int:show_id>/<uuid:guid>.mp3", podcast_episode_audio, name="podcast-episode-audio"),
     path("dashboard/", views.dashboards, name="dashboards"),
     path("studios/<int:studio_id>/dashboard/", views.dashboard, name="dashboard"),
     path("studios/<int:studio_id>/snapshot.json", views.dashboard_snapshot, name="dashboard-snapshot"),

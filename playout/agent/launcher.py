@@ -17,6 +17,7 @@ from playout.agent.fillers import filler_playlist
 from playout.cacher import MediaCache
 from playout.liquidsoap import LiquidsoapEngine, LiveInput, output_clause, render_script
 from playout.models import Channel, ScheduledItem
+from playout.show_recordings import show_recordings_root
 from playout.outputs import clean_output_settings, get_output
 from station.errors import UserError
 from station.services import alert_raise
@@ -52,14 +53,16 @@ def telnet_port(channel: Channel) -> int:
 class EngineLauncher:
     """Start channels' engines on this node; their on-air reports go to ``reports`` as (channel id, metadata, at,
     the channel's lease epoch), their live events to ``live_events`` as (channel id, event, detail, lease epoch). An
-    engine with a live input asks ``live_admit_url(channel id)`` about each source client (playout.agent.live)."""
+    engine with a live input asks ``live_admit_url(channel id)`` about each source client (playout.agent.live). The
+    files its air recorders close go to ``air_recorded`` as (channel id, recorder, path)."""
 
     def __init__(self, *, node_dir: Path, cache: MediaCache, reports: queue.Queue, live_events: queue.Queue,
-                 live_admit_url: Callable[[int], str]):
+                 live_admit_url: Callable[[int], str], air_recorded: queue.Queue):
         self.node_dir = node_dir
         self.cache = cache
         self.reports = reports
         self.live_events = live_events
+        self.air_recorded = air_recorded
         self.live_admit_url = live_admit_url
 
     def workdir(self, channel: Channel) -> Path:
@@ -100,7 +103,9 @@ class EngineLauncher:
                 (pk, metadata, at, epoch)),
             on_live=lambda event, detail, pk=channel.pk, epoch=channel.lease_epoch: self.live_events.put(
                 (pk, event, detail, epoch)),
-            reads=tuple(path for path in (self.cache.directory, self.cache.shared_root) if path is not None), writes=writes,
+            on_air_recorded=lambda recorder, path, pk=channel.pk: self.air_recorded.put((pk, recorder, path)),
+            reads=tuple(path for path in (self.cache.directory, self.cache.shared_root) if path is not None),
+            writes=(*writes, show_recordings_root()),
         )
         logger.info("channel %s: Liquidsoap %s started", channel, engine.pid)
         return RunningChannel(channel=channel, engine=engine, workdir=workdir, epoch=channel.lease_epoch,

@@ -26,6 +26,7 @@ from playout.agent.crashes import CrashPolicy
 from playout.agent.dispatch import Dispatcher, apply_operator_actions, push_moments
 from playout.agent.fillers import FillerWriter, filler_assets
 from playout.agent.launcher import EngineLauncher, RunningChannel, UnfitChannel
+from playout.agent.air_records import AirRecorder
 from playout.agent.live import LiveDoor, LiveWatch
 from playout.cacher import MediaCache
 from playout.models import Channel
@@ -47,6 +48,7 @@ class ChannelSupervisor:
         self.relay = WebstreamRelay()
         self.live_door = LiveDoor()
         self.live = LiveWatch()
+        self.air_records = AirRecorder(node)
         self.node_dir = Path(settings.PLAYOUT_CACHE_ROOT) / node.name
         self.cache = MediaCache(
             directory=self.node_dir / "media",
@@ -57,7 +59,8 @@ class ChannelSupervisor:
         self.as_run = AsRunLog()
         self.fillers = FillerWriter(self.cache)
         self.launcher = EngineLauncher(node_dir=self.node_dir, cache=self.cache, reports=self.as_run.reports,
-                                       live_events=self.live.events, live_admit_url=self.live_door.url_for)
+                                       live_events=self.live.events, live_admit_url=self.live_door.url_for,
+                                       air_recorded=self.air_records.closed)
         self.dispatcher = Dispatcher(cache=self.cache, relay=self.relay)
         self.due_on_air: dict[int, str] = {}  # id → slug of the channels this node should have on air
         # id → (since when, monotonic, and slug) of a channel due on air here with no engine answering; the prober
@@ -171,6 +174,7 @@ class ChannelSupervisor:
                     self.dispatcher.dispatch(running, now, upcoming=self.upcoming, unplayable=self.unplayable)
         self.fenced |= self.as_run.log(self.channels, self.upcoming, node=self.node)
         self.fenced |= self.live.apply(self.channels)
+        self.fenced |= self.air_records.step(self.channels, now)
         self._stop_fenced()
 
     @staticmethod

@@ -1,8 +1,9 @@
 from django.utils.translation import gettext_lazy as _
 from rest_framework import serializers
 
-from playout import presenters
-from playout.models import AsRunEntry, Channel, LiveCredential, Playlist, PlaylistItem, ScheduledItem, Show
+from playout import podcasts, presenters
+from playout.models import (AsRunEntry, Channel, Episode, LiveCredential, Playlist, PlaylistItem, Podcast, ScheduledItem,
+                            Show, ShowRecording)
 from playout.public import public_urls
 from station.api.base import StationModelSerializer
 
@@ -45,7 +46,7 @@ class ShowSerializer(StationModelSerializer):
     class Meta:
         model = Show
         fields = ["id", "channel", "name", "description", "playlist", "start_at", "end_at", "recurrence", "rrule",
-                  "skip_dates", "enabled", "live_margin_seconds", "created_at", "updated_at"]
+                  "skip_dates", "enabled", "record_air", "live_margin_seconds", "created_at", "updated_at"]
 
 
 class LiveCredentialSerializer(StationModelSerializer):
@@ -71,6 +72,35 @@ class LiveCredentialSerializer(StationModelSerializer):
         model = LiveCredential
         fields = ["id", "show", "presenter", "username", "password", "revoked_at", "created_at", "updated_at"]
         read_only_fields = ["revoked_at"]
+
+
+class ShowRecordingSerializer(StationModelSerializer):
+    class Meta:
+        model = ShowRecording
+        fields = ["id", "show", "instance", "channel", "slot_start", "slot_end", "started_at", "ended_at", "asset",
+                  "status", "error_message", "node", "created_at", "updated_at"]
+        read_only_fields = fields
+
+
+class PodcastSerializer(StationModelSerializer):
+    feed_url = serializers.SerializerMethodField(help_text="The RSS feed's address (with the token when private).")
+
+    def get_feed_url(self, podcast) -> str:
+        return podcasts.feed_url(podcast, self.context.get("request"))
+
+    class Meta:
+        model = Podcast
+        fields = ["id", "show", "public", "author", "image_url", "category", "explicit", "language", "feed_url",
+                  "created_at", "updated_at"]
+
+
+class EpisodeSerializer(StationModelSerializer):
+    class Meta:
+        model = Episode
+        fields = ["id", "podcast", "recording", "guid", "title", "description", "published", "published_at", "asset",
+                  "duration_seconds", "chapters", "status", "error_message", "created_at", "updated_at"]
+        read_only_fields = ["podcast", "recording", "guid", "asset", "duration_seconds", "chapters", "status",
+                            "error_message"]
 
 
 class PlaylistItemSerializer(StationModelSerializer):

@@ -11,14 +11,18 @@ from playout import presenters, services
 from playout.api.serializers import (
     AsRunEntrySerializer,
     ChannelSerializer,
+    EpisodeSerializer,
     LiveCredentialSerializer,
     NowPlayingSerializer,
     PlaylistItemSerializer,
     PlaylistSerializer,
+    PodcastSerializer,
+    ShowRecordingSerializer,
     ShowSerializer,
 )
 from playout.exports import write_as_run_csv
-from playout.models import AsRunEntry, Channel, LiveCredential, Playlist, PlaylistItem, Show
+from playout.models import (AsRunEntry, Channel, Episode, LiveCredential, Playlist, PlaylistItem, Podcast, Show,
+                            ShowRecording)
 from playout.selectors import channel_now_playing
 from station.api.base import StudioScopedReadOnlyViewSet, StudioScopedViewSet
 from station.api.filters import StationFilterSet, UTCDateTimeFilter
@@ -92,6 +96,35 @@ class LiveCredentialViewSet(StudioScopedViewSet):
         credential = self.get_object()
         credential.password = presenters.live_credential_new_password(credential=credential)
         return Response(self.get_serializer(credential).data)
+
+
+class ShowRecordingViewSet(StudioScopedReadOnlyViewSet):
+    """What each instance of a show marked `record_air` put on air, recorded from its channel's output and cut to
+    the slot's frames (read-only): its media asset once completed."""
+
+    queryset = ShowRecording.objects.all()
+    serializer_class = ShowRecordingSerializer
+    filterset_fields = ["show", "channel", "status"]
+    ordering_fields = ["slot_start"]
+
+
+class PodcastViewSet(StudioScopedViewSet):
+    """A show's podcast: its recordings from the air become the episodes of its RSS feed (public, or with its token)."""
+
+    queryset = Podcast.objects.select_related("show")
+    serializer_class = PodcastSerializer
+    filterset_fields = ["show", "public"]
+    ordering_fields = ["created_at"]
+
+
+class EpisodeViewSet(StudioScopedViewSet):
+    """Podcast episodes, made from shows' recordings: edit their title and description, publish or unpublish them."""
+
+    queryset = Episode.objects.select_related("podcast")
+    serializer_class = EpisodeSerializer
+    filterset_fields = ["podcast", "status", "published"]
+    ordering_fields = ["published_at", "created_at"]
+    http_method_names = ["get", "patch", "head", "options"]  # made from recordings; unpublished, not deleted
 
 
 class PlaylistViewSet(StudioScopedViewSet):

@@ -51,6 +51,8 @@ def test_two_overlapping_rows_in_one_inline_save_give_a_message_not_a_500(client
             "end_at_0": show.end_at.strftime("%Y-%m-%d"), "end_at_1": show.end_at.strftime("%H:%M:%S"),
             "recurrence": "none", "rrule": "", "skip_dates": "", "enabled": "on", "live_margin_seconds": 900,
             "instances-TOTAL_FORMS": 2, "instances-INITIAL_FORMS": 0, **rows,
+            "recordings-TOTAL_FORMS": 0, "recordings-INITIAL_FORMS": 0,
+            "podcast-TOTAL_FORMS": 0, "podcast-INITIAL_FORMS": 0,
         },
         follow=True,
     )

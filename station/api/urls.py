@@ -5,8 +5,8 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.routers import DefaultRouter
 
 from ingest.api.views import DownloadViewSet, IngestSourceViewSet, MediaViewSet
-from playout.api.views import (AsRunViewSet, ChannelViewSet, LiveCredentialViewSet, PlaylistItemViewSet,
-                               PlaylistViewSet, ShowViewSet)
+from playout.api.views import (AsRunViewSet, ChannelViewSet, EpisodeViewSet, LiveCredentialViewSet, PlaylistItemViewSet,
+                               PlaylistViewSet, PodcastViewSet, ShowRecordingViewSet, ShowViewSet)
 from recorders.api.views import RecorderViewSet, RecordingViewSet, ScheduleViewSet
 from station.api.views import AlertViewSet, NodeViewSet, StudioViewSet, TokenView
 
@@ -20,6 +20,9 @@ router.register("recordings", RecordingViewSet)
 router.register("channels", ChannelViewSet)
 router.register("shows", ShowViewSet)
 router.register("live-credentials", LiveCredentialViewSet)
+router.register("show-recordings", ShowRecordingViewSet)
+router.register("podcasts", PodcastViewSet)
+router.register("episodes", EpisodeViewSet)
 router.register("playlists", PlaylistViewSet)
 router.register("playlist-items", PlaylistItemViewSet)
 router.register("as-run", AsRunViewSet)

@@ -6,7 +6,7 @@ import pytest
 from django.utils import timezone
 
 from ingest.models import Download, IngestSource
-from playout.models import AsRunEntry, Channel, Show
+from playout.models import AsRunEntry, Channel, Episode, Podcast, Show, ShowRecording
 from playout.presenters import live_credential_issue
 from recorders.models import RecorderSchedule, RecordingSession
 from station import services
@@ -16,7 +16,7 @@ from station.demo import seed_demo
 from station.tests.api_support import token_client
 from station.tests.factories import MediaAssetFactory
 
-READ_FROM_COLUMNS = {"alerts", "recorders", "schedules", "recordings", "shows", "media",
+READ_FROM_COLUMNS = {"alerts", "recorders", "schedules", "recordings", "shows", "show-recordings", "episodes", "media",
                      "ingest-sources", "as-run"}
 
 
@@ -38,7 +38,12 @@ def station_rows(db):
         end_at=schedule.end_at.replace(microsecond=0))
     RecordingSession.objects.create(schedule=schedule, recorder=schedule.recorder, asset=asset,  # one window recorded
                                     gaps=[["2027-01-01T00:00:05+00:00", "2027-01-01T00:00:07+00:00"]])
-    live_credential_issue(show=Show.objects.filter(channel=channel).first(), presenter="Ada")
+    show = Show.objects.filter(channel=channel).first()
+    live_credential_issue(show=show, presenter="Ada")
+    recording = ShowRecording.objects.create(show=show, channel=channel, slot_start=show.start_at,
+                                             slot_end=show.end_at, started_at=show.start_at, asset=asset)
+    Episode.objects.create(podcast=Podcast.objects.create(show=show), recording=recording, title="Episode",
+                           chapters=[[0.0, "Song"]], published_at=timezone.now())
     return studio
 
 

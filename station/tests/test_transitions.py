@@ -8,7 +8,7 @@ from django.apps import apps
 from django.conf import settings
 
 from ingest.models import Download, IngestSource, MediaAsset, Publication
-from playout.models import Channel
+from playout.models import Channel, Episode, Podcast, ShowRecording
 from recorders.models import RecorderSchedule, RecordingSession
 from station.errors import TransitionNotAllowed
 from station.models import Webhook, WebhookDelivery
@@ -21,7 +21,8 @@ STATE_MACHINES = [model for model in apps.get_models() if issubclass(model, Stat
 
 def test_these_are_the_state_machines_and_each_table_names_every_status():
     assert {model.__name__ for model in STATE_MACHINES} == {
-        "RecorderSchedule", "RecordingSession", "Channel", "MediaAsset", "Download", "Publication", "WebhookDelivery"}
+        "RecorderSchedule", "RecordingSession", "Channel", "MediaAsset", "Download", "Publication", "WebhookDelivery",
+        "ShowRecording", "Episode"}
     for model in STATE_MACHINES:
         statuses = set(model.Status.values)
         assert set(model.TRANSITIONS) == statuses, model
@@ -47,6 +48,11 @@ def _row(model, status):
     elif model is WebhookDelivery:
         hook = Webhook.objects.create(studio=factories.StudioFactory(), url="https://example.org/hook", event_types=["test"])
         row = WebhookDelivery.objects.create(webhook=hook, event_type="test", payload={})
+    elif model is ShowRecording:
+        show = factories.ShowFactory()
+        row = ShowRecording.objects.create(show=show, channel=show.channel, slot_start=show.start_at, slot_end=show.end_at)
+    elif model is Episode:
+        row = Episode.objects.create(podcast=Podcast.objects.create(show=factories.ShowFactory()), title="Episode")
     else:  # a new state machine: give it a row here
         raise AssertionError(f"no fixture row for {model.__name__}")
     model.objects.filter(pk=row.pk).update(status=status)

@@ -13,7 +13,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django_filters import filters as django_filters
 
 from ingest.models import IngestSource, MediaAsset
-from playout.models import Channel, Playlist, Show
+from playout.models import Channel, Playlist, Podcast, Show
 from recorders.models import Recorder, RecorderSchedule
 from station.api.filters import StationFilterBackend
 from station.api.parsers import MAX_DEPTH
@@ -255,6 +255,7 @@ def _row_of(model, studio):
         RecorderSchedule: lambda: factories.ScheduleFactory(recorder__studio=studio),
         Channel: lambda: factories.ChannelFactory(studio=studio),
         Show: lambda: factories.ShowFactory(channel__studio=studio),
+        Podcast: lambda: Podcast.objects.create(show=factories.ShowFactory(channel__studio=studio, record_air=True)),
         Playlist: lambda: factories.PlaylistFactory(studio=studio),
         MediaAsset: lambda: factories.MediaAssetFactory(studio=studio),
         IngestSource: lambda: IngestSource.objects.create(studio=studio, name="Feed", kind="url_list",
