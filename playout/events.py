@@ -2,13 +2,14 @@
 
 from datetime import datetime
 
-from playout.models import AsRunEntry, Channel, ScheduledItem
+from playout.models import AsRunEntry, Channel, ScheduledItem, ShowRecording
 from playout.selectors import channel_is_healthy
 from station.events import iso
 
 
-def channel_row(channel: Channel, now: datetime) -> dict:
-    """A channel's state (the ``playout.channel`` event; the snapshot adds what is on air and next)."""
+def channel_row(channel: Channel, now: datetime, recording: ShowRecording | None) -> dict:
+    """A channel's state (the ``playout.channel`` event; the snapshot adds what is on air and next), with the show it
+    records from the air now (``channel_recording_now``), if any."""
     return {
         "id": channel.pk,
         "name": channel.name,
@@ -19,7 +20,19 @@ def channel_row(channel: Channel, now: datetime) -> dict:
         "last_probe_at": iso(channel.last_heartbeat_at),
         "restart_count": channel.restart_count,
         "error": channel.error_message,
+        "recording": show_recording_row(recording) if recording else None,
     }
+
+
+def channel_recording_now(channel_id: int) -> ShowRecording | None:
+    return (ShowRecording.objects.filter(channel_id=channel_id, status=ShowRecording.Status.RECORDING)
+            .select_related("show").order_by("-slot_start").first())
+
+
+def show_recording_row(recording: ShowRecording) -> dict:
+    """A show being recorded from the air: which, since when (its first sample, else its slot), until when."""
+    return {"id": recording.pk, "show": recording.show.name, "started_at": iso(recording.started_at or recording.slot_start),
+            "slot_end": iso(recording.slot_end), "status": recording.status}
 
 
 def as_run_row(row: AsRunEntry) -> dict:

@@ -17,7 +17,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from ingest.models import MediaAsset
-from playout.events import as_run_row, channel_row, next_item_row
+from playout.events import as_run_row, channel_recording_now, channel_row, next_item_row
 from playout.models import AsRunEntry, Channel, LiveCredential, PlaylistItem, ScheduledItem, ShowInstance
 from playout.outputs import OUTPUTS
 from playout.selectors import missed_probes_cutoff
@@ -30,8 +30,10 @@ from station.services import alert_raise, alerts_clear
 logger = logging.getLogger(__name__)
 
 
-def _announce(channel: Channel) -> None:
-    events.publish(studio_id=channel.studio_id, type=EventType.CHANNEL, payload=channel_row(channel, timezone.now()))
+def channel_announce(channel: Channel) -> None:
+    """Its state to the studio's dashboards and webhooks (``playout.channel``), once the change commits."""
+    events.publish(studio_id=channel.studio_id, type=EventType.CHANNEL,
+                   payload=channel_row(channel, timezone.now(), channel_recording_now(channel.pk)))
 
 
 @transaction.atomic
@@ -43,7 +45,7 @@ def channel_restart(*, channel: Channel) -> Channel:
         if target is not None:
             placement["node"] = target
     channel.move_to(Channel.Status.STARTING, restart_count=F("restart_count") + 1, error_message="", **placement)
-    _announce(channel)
+    channel_announce(channel)
     return channel
 
 
@@ -58,7 +60,7 @@ def channel_mark_running(*, channel: Channel, node, epoch: int, now) -> bool:
         channel.refresh_from_db()
         for code in ("channel_engine_failing", "channel_no_failover"):  # back on air: what the desk was told is over
             alerts_clear(studio_id=channel.studio_id, code=code, subject=channel.name)
-        _announce(channel)
+        channel_announce(channel)
     return bool(moved)
 
 
@@ -84,7 +86,7 @@ def channel_retry(*, channel_id: int, node, epoch: int, restart_count: int, now)
         status__in=[Channel.Status.ERROR, Channel.Status.STARTING, Channel.Status.RUNNING],
     ).move_to(Channel.Status.STARTING, updated_at=now)
     if moved:
-        _announce(Channel.objects.get(pk=channel_id))
+        channel_announce(Channel.objects.get(pk=channel_id))
     return bool(moved)
 
 
@@ -100,7 +102,7 @@ def channels_resume_on_node(*, node, now) -> int:
         return 0
     moved = Channel.objects.filter(pk__in=in_error, node=node).move_to(Channel.Status.STARTING, updated_at=now)
     for channel in Channel.objects.filter(pk__in=in_error, node=node, status=Channel.Status.STARTING):
-        _announce(channel)
+        channel_announce(channel)
     return moved
 
 
@@ -247,7 +249,7 @@ def channel_fail_over(*, channel: Channel, now, unavailable: set[int] = frozense
         transaction.on_commit(metrics.CHANNEL_FAILOVERS.labels(channel=channel.slug).inc)
         alert_raise(studio=channel.studio_id, code="channel_failed_over", subject=channel.name,
                     message=_("%(channel)s failed over from %(old)s to %(new)s.") % {"channel": channel, "old": where, "new": target})
-        _announce(channel)
+        channel_announce(channel)
     return bool(moved)
 
 
@@ -257,7 +259,7 @@ def _channel_error(channel: Channel, reason, *, code: str, **still) -> bool:
         return False
     channel.refresh_from_db()
     alert_raise(studio=channel.studio_id, code=code, subject=channel.name, severity=Alert.Severity.CRITICAL, message=str(reason))
-    _announce(channel)
+    channel_announce(channel)
     return True
 
 
@@ -281,7 +283,7 @@ def _set_paused(channel: Channel, paused: bool) -> Channel:
             {"channel": channel.name},
         )
     channel.refresh_from_db()
-    _announce(channel)
+    channel_announce(channel)
     return channel
 
 
@@ -293,7 +295,7 @@ def channel_skip(*, channel: Channel) -> Channel:
                         {"channel": channel.name})
     Channel.objects.filter(pk=channel.pk).update(skip_requested_at=timezone.now())
     channel.refresh_from_db()
-    _announce(channel)
+    channel_announce(channel)
     return channel
 
 

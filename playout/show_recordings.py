@@ -17,7 +17,7 @@ from django.utils.translation import gettext as _
 
 from ingest.models import MediaAsset
 from ingest.services import asset_register_file
-from playout import podcasts
+from playout import podcasts, services
 from playout.models import Channel, ShowInstance, ShowRecording
 from station import fencing
 from station.errors import UserError
@@ -54,8 +54,10 @@ def show_recording_begin(*, instance: ShowInstance, node, epoch: int) -> ShowRec
     try:
         with transaction.atomic():
             fencing.hold(Channel, pk=instance.channel_id, epoch=epoch)
-            return ShowRecording.objects.create(show=instance.show, instance=instance, channel=instance.channel,
-                                                slot_start=instance.start_at, slot_end=instance.end_at, node=node)
+            recording = ShowRecording.objects.create(show=instance.show, instance=instance, channel=instance.channel,
+                                                     slot_start=instance.start_at, slot_end=instance.end_at, node=node)
+            services.channel_announce(instance.channel)
+            return recording
     except IntegrityError:  # its one-to-one instance: another agent began it
         return None
 
@@ -71,12 +73,15 @@ def show_recording_finish(*, recording: ShowRecording, path: Path, started_at: d
         return show_recording_fail(recording=recording, reason=str(error))
     with transaction.atomic():
         recording.move_to(ShowRecording.Status.COMPLETED, asset=asset, started_at=started_at, ended_at=ended_at)
+        services.channel_announce(recording.channel)
         podcasts.episode_queue(recording=recording)
     return recording
 
 
+@transaction.atomic
 def show_recording_fail(*, recording: ShowRecording, reason: str) -> ShowRecording:
     recording.move_to(ShowRecording.Status.FAILED, error_message=reason)
+    services.channel_announce(recording.channel)
     alert_raise(studio=recording.channel.studio_id, code="show_recording_failed", subject=recording.show.name,
                 message=_("%(show)s of %(start)s was not recorded from the air: %(reason)s") % {
                     "show": recording.show.name, "start": recording.slot_start.isoformat(timespec="minutes"),

@@ -18,7 +18,7 @@ from django.utils import timezone
 from ingest.events import download_row
 from ingest.models import Download
 from playout.events import as_run_row, channel_row, item_row
-from playout.models import AsRunEntry, Channel, ScheduledItem, ShowInstance
+from playout.models import AsRunEntry, Channel, ScheduledItem, ShowInstance, ShowRecording
 from recorders.events import schedule_row
 from recorders.models import RecorderSchedule
 from station import events
@@ -83,11 +83,14 @@ def _channels(channels: list[Channel], now: datetime) -> list[dict]:
     ids = [channel.pk for channel in channels]
     on_air = {row.channel_id: row for row in
               AsRunEntry.objects.filter(channel_id__in=ids, ended_at__isnull=True).select_related("scheduled_item", "channel")}
+    recording = {row.channel_id: row for row in
+                 ShowRecording.objects.filter(channel_id__in=ids, status=ShowRecording.Status.RECORDING)
+                 .select_related("show").order_by("channel_id", "-slot_start").distinct("channel_id")}
     following = {item.channel_id: item for item in
                  ScheduledItem.objects.filter(channel_id__in=ids, start_at__gt=now).order_by("channel_id", "start_at")
                  .distinct("channel_id")}
     return [{
-        **channel_row(channel, now),
+        **channel_row(channel, now, recording=recording.get(channel.pk)),
         "on_air": as_run_row(on_air[channel.pk]) if channel.pk in on_air else None,
         "next": item_row(following[channel.pk]) if channel.pk in following else None,
     } for channel in channels]

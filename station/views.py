@@ -71,7 +71,7 @@ def _dashboard_labels() -> dict:
         "idle": _("idle"), "startsIn": _("starts in"), "elapsed": _("elapsed"), "remaining": _("remaining"),
         "paused": _("paused"), "refused": _("This dashboard is not open to you."), "noAudio": _("no audio since"),
         "liveNow": _("LIVE"), "since": _("since"), "presenterConnected": _("connected"), "input": _("input"),
-        "liveLost": _("live source lost"),
+        "liveLost": _("live source lost"), "recording": _("REC"),
     }
 
 

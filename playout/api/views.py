@@ -3,7 +3,7 @@ import io
 from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiExample, OpenApiParameter, extend_schema, extend_schema_view
-from rest_framework import renderers
+from rest_framework import mixins, renderers
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
@@ -25,6 +25,7 @@ from playout.models import (AsRunEntry, Channel, Episode, LiveCredential, Playli
                             ShowRecording)
 from playout.selectors import channel_now_playing
 from station.api.base import StudioScopedReadOnlyViewSet, StudioScopedViewSet
+from station.api.permissions import StudioPermission
 from station.api.filters import StationFilterSet, UTCDateTimeFilter
 
 
@@ -117,14 +118,15 @@ class PodcastViewSet(StudioScopedViewSet):
     ordering_fields = ["created_at"]
 
 
-class EpisodeViewSet(StudioScopedViewSet):
-    """Podcast episodes, made from shows' recordings: edit their title and description, publish or unpublish them."""
+class EpisodeViewSet(mixins.UpdateModelMixin, StudioScopedReadOnlyViewSet):
+    """Podcast episodes, made from shows' recordings (never created or deleted here): edit their title and
+    description, publish or unpublish them."""
 
     queryset = Episode.objects.select_related("podcast")
     serializer_class = EpisodeSerializer
+    permission_classes = [StudioPermission]
     filterset_fields = ["podcast", "status", "published"]
     ordering_fields = ["published_at", "created_at"]
-    http_method_names = ["get", "patch", "head", "options"]  # made from recordings; unpublished, not deleted
 
 
 class PlaylistViewSet(StudioScopedViewSet):

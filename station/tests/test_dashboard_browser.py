@@ -13,7 +13,7 @@ from playwright.sync_api import expect, sync_playwright
 
 from playout import services as playout_services
 from playout.agent.live import LIVE_INPUT_METER
-from playout.models import AsRunEntry, Channel
+from playout.models import AsRunEntry, Channel, ShowRecording
 from playout.presenters import live_credential_issue
 from recorders import services as recorder_services
 from station import events
@@ -150,6 +150,10 @@ def test_the_dashboard_shows_who_is_live_since_when_and_their_input_level(desk, 
                                     title="Morning Live", result=AsRunEntry.Result.LIVE, live_credential=credential)
     expect(card.locator(".live")).to_contain_text("LIVE · Ada · since", timeout=UPDATE_WITHIN_MS)
     expect(card.locator(".elapsed")).to_be_visible()
+    ShowRecording.objects.create(show=credential.show, channel=channel, slot_start=timezone.now() - timedelta(minutes=2),
+                                 slot_end=timezone.now() + timedelta(minutes=58), node=channel.node)
+    playout_services.channel_announce(channel)  # as the agent does when it begins recording the show from the air
+    expect(card.locator(".recording")).to_contain_text("REC Morning Live · elapsed 2:0", timeout=UPDATE_WITHIN_MS)
     page.screenshot(path=ARTIFACTS / "dashboard-presenter-live.png", full_page=True)
 
     events.publish_meter(studio_id=studio_a.pk, type=LIVE_INPUT_METER,

@@ -132,6 +132,11 @@ function channelCard(channel) {
       ? `${labels.liveNow} · ${onAir.presenter} · ${labels.since} ${clockTime(onAir.started_at)}`
       : `${labels.liveLost} · ${onAir.presenter}` }));
   }
+  if (channel.recording) {
+    const since = (now() - Date.parse(channel.recording.started_at)) / 1000;
+    card.append(el("div", { class: "recording",
+      text: `● ${labels.recording} ${channel.recording.show} · ${labels.elapsed} ${duration(since)}` }));
+  }
   const input = liveInputs.get(channel.id);
   if (input && Date.now() - input.at < METER_SECONDS * 1000) {
     const level = Math.max(-60, input.level_dbfs);
