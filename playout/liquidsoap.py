@@ -576,6 +576,7 @@ class LiquidsoapEngine(EngineProcess):
         self.on_air_metadata: dict = {}  # what the last on-air report said
         self.on_air_since = 0.0  # and when that went on air
         self.output_level_dbfs = float("-inf")  # the output's RMS level, reported every second
+        self.failure = ""  # the error that stopped its output, if it said one
         super().__init__(
             [*ENGINE_COMMAND, str(self.script_path)], stderr=subprocess.STDOUT,
             # SIGKILL: Liquidsoap's own shutdown can hang, and a dead agent's engine must go at once.
@@ -628,7 +629,16 @@ class LiquidsoapEngine(EngineProcess):
             self.keep(line)
             if OUTPUT_FAILED_MARK in line:
                 logger.warning("Liquidsoap %s: its output did not start (%s); stopping it", self.pid, line)
+                self.failure = self.failure or line
                 self.process.kill()
+
+    def last_words(self, count: int = 3) -> str:
+        """Why it stopped, for the desk: the error that stopped its output if it said one, then its last lines (its
+        shutdown's own lines would otherwise push the error out)."""
+        lines = self.last_lines(count)
+        if self.failure and self.failure not in lines:
+            lines = [self.failure, *lines[-(count - 1):]] if count > 1 else [self.failure]
+        return " | ".join(lines)
 
 
 def _report(line: str, mark: str, kind: str, fields: int) -> list | None:

@@ -57,7 +57,7 @@ class CrashPolicy:
         metrics.ENGINE_RESTARTS.labels(engine="liquidsoap").inc()  # started again here, at once or after a rest
         recent = [t for t in self.crashes.get(channel.pk, []) if time.time() - t < CRASH_WINDOW_SECONDS] + [time.time()]
         self.crashes[channel.pk] = recent
-        last_words = " | ".join(running.engine.last_lines(3))
+        last_words = running.engine.last_words()
         if len(recent) < CRASHES_BEFORE_RESTING:
             logger.warning("channel %s: Liquidsoap exited (%s); restarting", channel, last_words)
             return None

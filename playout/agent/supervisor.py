@@ -203,7 +203,7 @@ class ChannelSupervisor:
         else:
             with contextlib.suppress(Fenced):  # it is another node's now: nothing to tell
                 services.channel_engine_failing(channel=running.channel, node=self.node, epoch=running.epoch,
-                                                retry_in=rest, reason=" | ".join(running.engine.last_lines(3)))
+                                                retry_in=rest, reason=running.engine.last_words())
 
     def probe(self, now: datetime) -> None:
         """Ask each engine over telnet whether it is up; report the ones that answer (the health job reads it).

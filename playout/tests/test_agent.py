@@ -50,7 +50,7 @@ def test_an_engine_that_keeps_dying_rests_for_longer_each_loop_and_is_tried_agai
     monkeypatch.setattr(crashes.time, "monotonic", lambda: clock[0])
     policy = CrashPolicy()
     channel = SimpleNamespace(pk=7, restart_count=2)
-    running = SimpleNamespace(channel=channel, epoch=5, engine=SimpleNamespace(last_lines=lambda count: ["oops"]))
+    running = SimpleNamespace(channel=channel, epoch=5, engine=SimpleNamespace(last_words=lambda: "oops"))
 
     assert [policy.engine_died(running) for _ in range(CRASHES_BEFORE_RESTING)] == [None, None, REST_SECONDS[0]]
     wanted = {7: channel}

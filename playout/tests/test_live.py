@@ -6,6 +6,7 @@ import json
 import subprocess
 import time
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 from channels.layers import get_channel_layer
@@ -14,10 +15,11 @@ from django.utils import timezone
 from ingest.media import generate_tone
 from ingest.services import asset_register_file
 from playout.liquidsoap import LIVE_CROSSFADE_SECONDS
-from playout.models import AsRunEntry, Channel, LiveCredential, PlaylistItem
+from playout.models import AsRunEntry, Channel, LiveCredential, PlaylistItem, ShowRecording
 from playout.outputs import file_output_path
 from playout.presenters import live_credential_issue, live_credential_revoke
-from playout.tests.output import WavPipe, tone_spans
+from playout.tests.output import SAMPLE_RATE, WavPipe, tone_spans
+from recorders.tests.audio import decoded
 from playout.timeline import timeline_refresh
 from recorders.tests.stream_server import closed_port
 from station.events import studio_group
@@ -29,6 +31,8 @@ from station.tests.processes import database_env, spawn_manage, stop, wait_until
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 PRESENTER_HZ, FILLER_HZ = 1000, 330
 GRACE = 1.0
+SLOT_SECONDS = 24
+ON_THE_SLOT = 0.030  # seconds: a recording's ends against its slot
 # the presenter heard within this of the slot, or of connecting during it; a test's margin on a loaded CI machine
 # (bench/live_takeover.py measures the spread)
 TAKEOVER = 1.0
@@ -89,8 +93,8 @@ def test_a_presenter_takes_over_in_the_slot_the_schedule_returns_after_a_drop_an
                              live_input_port=live_port, live_grace_seconds=GRACE)
     output = WavPipe(file_output_path(media_root.parent / "node-cache" / node.name, channel.pk, "wav"))
     slot_start = timezone.now() + timedelta(seconds=12)
-    morning = ShowFactory(channel=channel, name="Morning Live", start_at=slot_start,
-                          end_at=slot_start + timedelta(seconds=40))
+    morning = ShowFactory(channel=channel, name="Morning Live", start_at=slot_start, record_air=True,
+                          end_at=slot_start + timedelta(seconds=SLOT_SECONDS))
     later = ShowFactory(channel=channel, name="Evening Live", start_at=slot_start + timedelta(hours=3),
                         end_at=slot_start + timedelta(hours=4))
     timeline_refresh(channel=channel, now=timezone.now())
@@ -127,7 +131,8 @@ def test_a_presenter_takes_over_in_the_slot_the_schedule_returns_after_a_drop_an
         live_credential_revoke(credential=ada, now=timezone.now())
         again.process.wait(timeout=10)  # let go by the engine
         assert "401" in SourceClient(live_port, "source", ada_password).refused()
-        time.sleep(2)
+        recording = wait_until(lambda: ShowRecording.objects.filter(show=morning, status=ShowRecording.Status.COMPLETED)
+                               .select_related("asset").first(), timeout=40, message="the live show recorded")
     finally:
         stop(agent)
 
@@ -157,6 +162,13 @@ def test_a_presenter_takes_over_in_the_slot_the_schedule_returns_after_a_drop_an
     assert abs(live[0].ended_at.timestamp() - first_end) < 0.1  # the source's last audio, then the grace's silence
     assert not Alert.objects.filter(code="live_source_lost", acknowledged_at__isnull=True).exists()  # back on air cleared it
     assert LiveCredential.objects.get(pk=ada.pk).revoked_at is not None
+
+    # the show as it went to air, recorded: the slot to the frame, the presenter from its start
+    assert 0 <= (recording.started_at - slot_start).total_seconds() < ON_THE_SLOT
+    assert abs((recording.ended_at - morning.end_at).total_seconds()) < ON_THE_SLOT
+    recorded = decoded(Path(recording.asset.file.path))
+    assert abs(len(recorded) / SAMPLE_RATE - SLOT_SECONDS) < ON_THE_SLOT
+    assert tone_spans(recorded, PRESENTER_HZ)[0][0] < LIVE_CROSSFADE_SECONDS
 
     agent_log = log.read_text()
     assert agent_log.count("live source refused from 127.0.0.1") >= 4, agent_log
