@@ -10,7 +10,7 @@ from playout.models import AsRunEntry
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
 AS_RUN_COLUMNS = ["channel", "started_at_utc", "ended_at_utc", "duration_seconds", "title", "result", "asset_id",
-                  "asset_checksum", "scheduled_item_id", "node"]
+                  "asset_checksum", "scheduled_item_id", "node", "presenter"]  # new columns go last: readers index them
 
 
 def spreadsheet_text(value: str) -> str:
@@ -21,7 +21,7 @@ def spreadsheet_text(value: str) -> str:
 def write_as_run_csv(entries: Iterable[AsRunEntry], out) -> None:
     """Write as-run rows as CSV, times in UTC ISO 8601, oldest first as given; text can't run as a formula.
 
-    Titles come from feeds, uploads and operators, slugs and node names from operators: every text
+    Titles come from feeds, uploads and operators, slugs, node and presenter names from operators: every text
     column goes through ``spreadsheet_text``; times and numbers are ours and stay as they are.
     """
     writer = csv.writer(out)
@@ -38,4 +38,5 @@ def write_as_run_csv(entries: Iterable[AsRunEntry], out) -> None:
             spreadsheet_text(entry.asset.checksum) if entry.asset_id else "",
             entry.scheduled_item_id or "",
             spreadsheet_text(entry.node.name) if entry.node_id else "",
+            spreadsheet_text(entry.presenter),
         ])

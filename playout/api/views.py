@@ -173,12 +173,13 @@ class AsRunFilter(StationFilterSet):
     list=extend_schema(
         description="The as-run log, newest first. `?format=csv` returns every row of the filtered range as CSV, "
         "oldest first (no pages): channel, started_at_utc, ended_at_utc, duration_seconds, title, result, asset_id, "
-        "asset_checksum, scheduled_item_id, node.",
+        "asset_checksum, scheduled_item_id, node, presenter (who was live, for live segments).",
         parameters=[OpenApiParameter("format", str, enum=["json", "csv"], description="`csv` for the compliance export.")],
         responses={(200, "application/json"): AsRunEntrySerializer(many=True), (200, "text/csv"): OpenApiTypes.STR},
         examples=[OpenApiExample("CSV", response_only=True, media_type="text/csv", value=(
-            "channel,started_at_utc,ended_at_utc,duration_seconds,title,result,asset_id,asset_checksum,scheduled_item_id,node\r\n"
-            "main,2026-03-29T06:00:00+00:00,2026-03-29T06:03:30+00:00,210.000,News,played,12,9f86d0…,345,node-1\r\n"))],
+            "channel,started_at_utc,ended_at_utc,duration_seconds,title,result,asset_id,asset_checksum,scheduled_item_id,node,"
+            "presenter\r\n"
+            "main,2026-03-29T06:00:00+00:00,2026-03-29T06:03:30+00:00,210.000,News,played,12,9f86d0…,345,node-1,\r\n"))],
     ),
 )
 class AsRunViewSet(StudioScopedReadOnlyViewSet):

@@ -127,7 +127,7 @@ def test_as_run_csv_is_the_whole_filtered_range_oldest_first(api, viewer_a, stud
     asset = factories.MediaAssetFactory(studio=studio_a, checksum="ab" * 32)
     node = factories.NodeFactory(name="node-1")
     t0 = datetime(2026, 11, 1, 6, tzinfo=UTC)
-    as_run(channel, t0 + timedelta(minutes=1), title="Weather", seconds=30.5, result="skipped")
+    as_run(channel, t0 + timedelta(minutes=1), title="Weather", seconds=30.5, result="skipped", presenter="=Ada")
     as_run(channel, t0, title="News, then music", asset=asset, node=node)
     as_run(channel, t0 + timedelta(days=1), title="Tomorrow")
     as_run(factories.ChannelFactory(studio=studio_b), t0, title="Not ours")
@@ -138,11 +138,11 @@ def test_as_run_csv_is_the_whole_filtered_range_oldest_first(api, viewer_a, stud
     table = list(csv.reader(io.StringIO(response.content.decode())))
     assert table == [
         ["channel", "started_at_utc", "ended_at_utc", "duration_seconds", "title", "result", "asset_id", "asset_checksum",
-         "scheduled_item_id", "node"],
+         "scheduled_item_id", "node", "presenter"],
         ["main", "2026-11-01T06:00:00+00:00", "2026-11-01T06:01:00+00:00", "60.000", "News, then music", "played",
-         str(asset.pk), "ab" * 32, "", "node-1"],
+         str(asset.pk), "ab" * 32, "", "node-1", ""],
         ["main", "2026-11-01T06:01:00+00:00", "2026-11-01T06:01:30.500000+00:00", "30.500", "Weather", "skipped", "", "",
-         "", ""],
+         "", "", "'=Ada"],
     ]
 
 
