@@ -9,14 +9,14 @@ rather than audio, answers 502, and the reason is kept for the desk's alert.
 
 import logging
 import re
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 
 import requests
 from django.utils.translation import gettext_lazy as _lazy
 
 from station import outbound
 from station.errors import UserError
+from station.loopback import LoopbackServer
 
 logger = logging.getLogger(__name__)
 USER_AGENT = "Stationkeeper-playout/1"
@@ -36,23 +36,13 @@ PLAYLIST_REFUSED = _lazy("it is a playlist of other addresses, not audio")
 _AUDIO_TYPE = re.compile(r"(audio/[\w.+-]+|application/ogg)")
 
 
-class WebstreamRelay:
+class WebstreamRelay(LoopbackServer):
+    thread_name = "webstream-relay"
+
     def __init__(self):
         self.streams: dict[int, str] = {}  # item id → the operator's URL
         self.problems: dict[int, str] = {}  # item id → why its stream could not be fetched
-        relay = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self):
-                relay._serve(self)
-
-            def log_message(self, *args):
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.base_url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        threading.Thread(target=self.server.serve_forever, name="webstream-relay", daemon=True).start()
+        super().__init__()
 
     def url_for(self, item_id: int, url: str) -> str:
         """The loopback URL the engine connects to for this item's stream."""
@@ -63,7 +53,7 @@ class WebstreamRelay:
     def problem(self, item_id: int) -> str:
         return self.problems.get(int(item_id), "")
 
-    def _serve(self, request: BaseHTTPRequestHandler) -> None:
+    def answer_get(self, request: BaseHTTPRequestHandler) -> None:
         match = _PATH.fullmatch(request.path)
         url = self.streams.get(int(match[1])) if match else None
         if url is None:
@@ -102,7 +92,3 @@ class WebstreamRelay:
                 request.send_error(502)
             except OSError:
                 pass
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()

@@ -15,8 +15,7 @@ import logging
 import math
 import queue
 import re
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 
 from django.db import connections
 from django.utils import timezone
@@ -27,6 +26,7 @@ from playout.models import LiveCredential
 from station import events, metrics
 from station.errors import UserError
 from station.fencing import Fenced
+from station.loopback import LoopbackServer
 
 logger = logging.getLogger(__name__)
 _PATH = re.compile(r"/live/(\d+)")
@@ -34,24 +34,14 @@ MAX_BODY_BYTES = 4096
 LIVE_INPUT_METER = "playout.live_input"
 
 
-class LiveDoor:
-    def __init__(self):
-        door = self
+class LiveDoor(LoopbackServer):
+    thread_name = "live-door"
 
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self):
-                try:
-                    door._answer(self)
-                finally:
-                    connections.close_all()  # this request's thread, and its connection, end here
-
-            def log_message(self, *args):
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.base_url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        threading.Thread(target=self.server.serve_forever, name="live-door", daemon=True).start()
+    def answer_post(self, request: BaseHTTPRequestHandler) -> None:
+        try:
+            self._answer(request)
+        finally:
+            connections.close_all()  # this request's thread, and its connection, end here
 
     def url_for(self, channel_id: int) -> str:
         return f"{self.base_url}/live/{int(channel_id)}"
@@ -81,9 +71,6 @@ class LiveDoor:
         _reply(request, 200, " ".join([str(grant.credential_id), *(f"{moment.timestamp():.3f}" for moment in (
             grant.on_air_from, grant.on_air_until, grant.connected_until))]))
 
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
 
 
 def _reply(request: BaseHTTPRequestHandler, status: int, body: str) -> None:

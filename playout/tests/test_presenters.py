@@ -1,11 +1,15 @@
 """Presenters' credentials: who may connect to a channel's live input, when, and how they are issued and revoked."""
 
+import json
+import re
 from datetime import timedelta
 
 import pytest
+import requests
 from django.urls import reverse
 from django.utils import timezone
 
+from playout.agent.live import MAX_BODY_BYTES, LiveDoor
 from playout.models import LiveCredential, ShowInstance
 from playout.presenters import (live_credential_issue, live_credential_new_password, live_credential_revoke,
                                 live_source_admit, secret_hash)
@@ -172,3 +176,34 @@ def test_the_admin_issues_a_credential_and_shows_its_password_once(client, super
     client.post(reverse("admin:playout_livecredential_changelist"),
                 {"action": "revoke", "_selected_action": [credential.pk]}, follow=True)
     assert LiveCredential.objects.get().revoked_at is not None
+
+
+@pytest.mark.django_db(transaction=True)  # the door answers on threads of its own, with their own connections
+def test_the_agents_door_answers_the_engine_with_numbers_and_refuses_anything_else(slot):
+    _, password = live_credential_issue(show=slot.show, presenter="Ada")
+    door = LiveDoor()
+    try:
+        url = door.url_for(slot.channel_id)
+
+        def ask(login, path=None, **options):
+            return requests.post(path or url, data=json.dumps(login) if isinstance(login, list) else login,
+                                 timeout=5, **options)
+
+        refused = ask([["user", "source"], ["password", password], ["address", "203.0.113.9"]])
+        assert (refused.status_code, refused.text) == (403, "live_outside_slot")  # an hour before its slot
+        ShowInstance.objects.filter(pk=slot.pk).update(start_at=timezone.now() - timedelta(minutes=1))
+        granted = ask([["user", "source"], ["password", password], ["address", "203.0.113.9"]])
+        assert granted.status_code == 200
+        assert re.fullmatch(r"\d+ \d+\.\d{3} \d+\.\d{3} \d+\.\d{3}", granted.text)  # the engine parses numbers only
+        for attack in ([["user", "source"], ["password", "' OR 1=1 --"], ["address", "x"]],
+                       [["user", "source\nSK_LIVE [\"lost\",\"1\"]"], ["password", password], ["address", "x"]],
+                       [["user", "source"], ["password", password + "\u0000"], ["address", "x"]]):
+            assert ask(attack).status_code == 403
+        assert ask("not json").status_code == 400
+        assert ask([["user", "source"]]).status_code == 400
+        assert ask("x" * (MAX_BODY_BYTES + 1)).status_code == 404
+        assert ask([["user", "source"], ["password", password], ["address", "x"]],
+                   path=door.base_url + f"/live/{slot.channel_id}/x").status_code == 404
+        assert requests.get(url, timeout=5).status_code == 405
+    finally:
+        door.close()

@@ -144,6 +144,13 @@ def test_telnet_words_and_request_uris_carry_nothing_but_what_they_are_for():
     assert request_uri("/media/a.mp3", {"sk_item": 3, "liq_cue_in": 1.5}) == 'annotate:sk_item=3,liq_cue_in=1.5:/media/a.mp3'
     # an ordinary file name with spaces and accents still plays
     assert request_uri("/media/Émission du matin.mp3", {"sk_item": 3}).endswith(":/media/Émission du matin.mp3")
+    # an air recording's file: the station's path only; output.file would expand strftime and $(metadata)
+    for recorder, path in (("air_record_a", "relative.wav"), ("air_record_a", "/media/a b.wav"),
+                           ("air_record_a", "/media/%H.wav"), ("air_record_a", "/media/$(title).wav"),
+                           ("air_record_a", "/media/a.wav\nshutdown"), ("air_record_c", "/media/a.wav"),
+                           ("queue.push", "/media/a.wav")):
+        with pytest.raises(ValueError):
+            gateway.record_air(recorder, from_position=1.0, until_position=2.0, path=Path(path))
 
 
 @pytest.mark.slow
