@@ -24,7 +24,9 @@ from station.errors import UserError
 from station.services import alert_raise
 
 ARM_AHEAD = timedelta(seconds=10)  # a slot's recorder is armed this long before it starts
-FINISH_GRACE = timedelta(seconds=60)  # a recording whose file was not closed this long after its slot has failed
+# A recording whose file was not made an asset this long after its slot has failed (its engine, or its node, died):
+# room for an agent to probe and hash hours of audio.
+FINISH_GRACE = timedelta(minutes=5)
 
 
 def show_recordings_due(*, channel_ids: list[int], now: datetime) -> list[ShowInstance]:
@@ -80,7 +82,10 @@ def show_recording_finish(*, recording: ShowRecording, path: Path, started_at: d
 
 @transaction.atomic
 def show_recording_fail(*, recording: ShowRecording, reason: str) -> ShowRecording:
-    recording.move_to(ShowRecording.Status.FAILED, error_message=reason)
+    """The recording failed, once (a second caller, another agent's sweep, finds it failed and does nothing)."""
+    if not ShowRecording.objects.filter(pk=recording.pk).move_to(ShowRecording.Status.FAILED, error_message=reason):
+        return recording
+    recording.status, recording.error_message = ShowRecording.Status.FAILED, reason
     services.channel_announce(recording.channel)
     alert_raise(studio=recording.channel.studio_id, code="show_recording_failed", subject=recording.show.name,
                 message=_("%(show)s of %(start)s was not recorded from the air: %(reason)s") % {
@@ -89,7 +94,8 @@ def show_recording_fail(*, recording: ShowRecording, reason: str) -> ShowRecordi
     return recording
 
 
-def show_recordings_unfinished(*, node, now: datetime) -> list[ShowRecording]:
-    """This node's recordings still open FINISH_GRACE after their slot: their engine never closed the file."""
-    return list(ShowRecording.objects.filter(node=node, status=ShowRecording.Status.RECORDING,
-                                             slot_end__lt=now - FINISH_GRACE).select_related("show", "channel"))
+def show_recordings_unfinished(*, now: datetime) -> list[ShowRecording]:
+    """Recordings still open FINISH_GRACE after their slot, on any node (one that died sweeps none of its own): their
+    file was never closed or never made an asset."""
+    return list(ShowRecording.objects.filter(status=ShowRecording.Status.RECORDING, slot_end__lt=now - FINISH_GRACE)
+                .select_related("show", "channel"))

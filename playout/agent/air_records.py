@@ -113,12 +113,14 @@ class AirRecorder:
             threading.Thread(target=self._finish_one, args=(armed,), name="air-record-finish", daemon=True).start()
 
     def _fail_unfinished(self, now: datetime) -> None:
-        """A recording whose file was never closed (its engine stopped during the slot) has failed."""
-        for recording in show_recordings.show_recordings_unfinished(node=self.node, now=now):
+        """A recording whose file was never closed (its engine, or its node, stopped during the slot) has failed;
+        any agent tells, once."""
+        for recording in show_recordings.show_recordings_unfinished(now=now):
             if recording.pk in self.finishing:
                 continue
             show_recordings.show_recording_fail(
                 recording=recording, reason="its engine stopped during the slot, before it closed the file")
+            logger.warning("recording %s from the air failed: its file was never closed", recording)
             self.armed = {key: armed for key, armed in self.armed.items() if armed.recording_id != recording.pk}
 
     def _finish_one(self, armed: Armed) -> None:
