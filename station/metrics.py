@@ -117,6 +117,18 @@ def exposition(*, accept: str) -> tuple[bytes, str]:
     return encode(registry), content_type
 
 
+# A process's file is created empty, then sized and given its header: read in between, it fails the whole scrape.
+HEADER_BYTES = 8
+
+
+def _begun(path: Path) -> bool:
+    """Whether a process's file has its header yet (one that just started is read at the next scrape)."""
+    try:
+        return path.stat().st_size >= HEADER_BYTES
+    except FileNotFoundError:  # its process ended and the file was folded meanwhile
+        return False
+
+
 class SharedDirectory:
     """The counts of every process writing to one directory, read under a lock while those of ended ones are folded.
 
@@ -133,14 +145,14 @@ class SharedDirectory:
         with open(self.directory / "fold.lock", "a") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)  # another web process may be answering a scrape too
             self._fold_ended()
-            return list(MultiProcessCollector.merge([str(p) for p in self.directory.glob("*.db")]))
+            return list(MultiProcessCollector.merge([str(p) for p in self.directory.glob("*.db") if _begun(p)]))
 
     def _fold_ended(self) -> None:
         for path in self.directory.glob("*.db"):
             kind, _, pid = path.stem.rpartition("_")  # counter_123, histogram_123, gauge_livesum_123
             if not pid.isdigit() or psutil.pid_exists(int(pid)):
                 continue
-            if kind in ("counter", "histogram"):
+            if kind in ("counter", "histogram") and _begun(path):  # one that died before its header counted nothing
                 folded = MmapedDict(str(self.directory / f"{kind}_{ENDED}.db"))
                 try:
                     for key, value, _timestamp, _position in MmapedDict.read_all_values_from_file(str(path)):

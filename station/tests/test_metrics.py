@@ -194,6 +194,8 @@ def test_the_counts_of_a_process_that_ended_are_kept_and_its_live_gauges_dropped
                 closing(MmapedDict(str(tmp_path / f"gauge_livesum_{pid}.db"))) as gauges:
             counts.write_value(requests_key, answered, 0)
             gauges.write_value(clients_key, connected, 0)
+    (tmp_path / f"counter_{os.getppid()}.db").touch()  # a live process that just began: its file not yet sized
+    (tmp_path / "counter_999999999.db").touch()  # one that died before it sized its file
     shared = SharedDirectory(tmp_path)
 
     for _scrape_again in range(2):
@@ -201,7 +203,7 @@ def test_the_counts_of_a_process_that_ended_are_kept_and_its_live_gauges_dropped
         assert samples[("stationkeeper_http_requests_total", "healthz")] == 7  # never goes back
         assert samples[("stationkeeper_websocket_clients", None)] == 1
     assert sorted(path.name for path in tmp_path.glob("*.db")) == sorted([
-        "counter_ended.db", f"counter_{os.getpid()}.db", f"gauge_livesum_{os.getpid()}.db"])
+        "counter_ended.db", f"counter_{os.getpid()}.db", f"gauge_livesum_{os.getpid()}.db", f"counter_{os.getppid()}.db"])
 
 
 # -- each kind of process serves its own ----------------------------------------------------------------------------
