@@ -103,11 +103,10 @@ class SourceRelay(threading.Thread):
 
 
 def source_client(port: int, password: str) -> subprocess.Popen:
-    return subprocess.Popen(
-        ["ffmpeg", "-nostdin", "-hide_banner", "-loglevel", "error", "-re", "-f", "lavfi", "-i",
-         f"sine=frequency={PRESENTER_HZ}:sample_rate=44100", "-c:a", "libmp3lame", "-b:a", "128k", "-flush_packets", "1",
-         "-content_type", "audio/mpeg", "-f", "mp3", f"icecast://source:{password}@127.0.0.1:{port}/presenter"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    from playout.tests.output import icecast_source  # the tests' presenter: one command for both
+
+    return subprocess.Popen(icecast_source(port, "source", password, frequency=PRESENTER_HZ),
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
 def level(left, start: int, frequency: float) -> float:

@@ -28,8 +28,9 @@ from django.utils.translation import gettext as _
 
 from ingest.models import MediaAsset
 from ingest.services import asset_register_file
-from playout.models import AsRunEntry, Episode, Podcast, ShowRecording, new_feed_token
+from playout.models import AsRunEntry, Episode, Podcast, ShowRecording
 from station.errors import UserError
+from station.feed_access import handed_out
 from station.queues import enqueue
 
 TARGET_LUFS, TRUE_PEAK_DBTP, LOUDNESS_RANGE_LU = -16.0, -1.5, 11.0
@@ -193,21 +194,24 @@ def _clock(seconds: float) -> str:
     return f"{seconds // 3600:02d}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}"
 
 
+def _address(podcast: Podcast, path: str, request=None) -> str:
+    """A podcast's address as handed out (with its token unless it is public), absolute."""
+    url = request.build_absolute_uri(path) if request else settings.STATION_URL.rstrip("/") + path
+    return handed_out(url, public=podcast.public, token=podcast.token)
+
+
 def feed_url(podcast: Podcast, request=None) -> str:
-    """The feed's address: with the podcast's token unless it is public."""
-    path = reverse("podcast-feed", args=[podcast.show_id]) + ("" if podcast.public else f"?token={podcast.token}")
-    return request.build_absolute_uri(path) if request else settings.STATION_URL.rstrip("/") + path
+    return _address(podcast, reverse("podcast-feed", args=[podcast.show_id]), request)
 
 
 def feed(podcast: Podcast, request) -> str:
     """The podcast's RSS document: its published, ready episodes, newest first."""
-    show = podcast.show
-    token = "" if podcast.public else f"?token={podcast.token}"
-    document = PodcastFeed(title=show.name, link=feed_url(podcast, request), language=podcast.language,
+    show, address = podcast.show, feed_url(podcast, request)
+    document = PodcastFeed(title=show.name, link=address, language=podcast.language,
                            description=show.description or show.name, author_name=podcast.author or None,
-                           feed_url=feed_url(podcast, request), podcast=podcast)
+                           feed_url=address, podcast=podcast)
     for episode in published_episodes(podcast):
-        audio = request.build_absolute_uri(reverse("podcast-episode-audio", args=[show.pk, episode.guid]) + token)
+        audio = _address(podcast, reverse("podcast-episode-audio", args=[show.pk, episode.guid]), request)
         document.add_item(title=episode.title, link=audio, description=episode.description or episode.title,
                           unique_id=str(episode.guid), unique_id_is_permalink=False, pubdate=episode.published_at,
                           enclosures=[Enclosure(audio, str(episode.asset.size_bytes), "audio/mpeg")], episode=episode)
@@ -227,9 +231,3 @@ def episodes_publish(*, episodes, published: bool, now: datetime | None = None) 
         episodes.filter(published_at__isnull=True).update(published_at=now)
     return count
 
-
-def podcast_new_token(*, podcast: Podcast) -> str:
-    """A new token for a private podcast: the addresses given out before stop working."""
-    podcast.token = new_feed_token()
-    Podcast.objects.filter(pk=podcast.pk).update(token=podcast.token, updated_at=timezone.now())
-    return podcast.token

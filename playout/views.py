@@ -1,7 +1,6 @@
 import hashlib
 import json
 import re
-import secrets
 from pathlib import Path
 
 from django.conf import settings
@@ -21,6 +20,7 @@ from playout.outputs.hls import hls_directory
 from playout.public import channel_listener_view, public_channel
 from station import calendars
 from station.models import Node
+from station.feed_access import may_read
 from station.ranges import ranged_file
 from station.ratelimit import too_many_requests
 
@@ -103,9 +103,7 @@ def channel_calendar(request, slug: str, channel_slug: str):
 def _readable_podcast(request, show_id: int) -> Podcast:
     """The podcast ``request`` may read, or 404 (unknown, or private and no valid token: alike)."""
     podcast = Podcast.objects.select_related("show__channel__studio").filter(show_id=show_id).first()
-    token = request.GET.get("token", "")
-    if podcast is None or not (podcast.public or (
-            token and secrets.compare_digest(token.encode(), podcast.token.encode()))):
+    if podcast is None or not may_read(request, public=podcast.public, token=podcast.token):
         raise Http404(_("No podcast here."))
     return podcast
 

@@ -16,7 +16,6 @@ Each app adds its windows to the studio's whole feed by registering a source (``
 from its AppConfig): the kernel imports no app.
 """
 
-import secrets
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -32,6 +31,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from station import recurrence
+from station.feed_access import handed_out, may_read
 from station.models import Studio
 from station.ratelimit import too_many_requests
 
@@ -173,14 +173,12 @@ def serve_part(request, studio_slug: str, model, events: Callable[..., Iterable[
 def readable_studio(request, slug: str) -> Studio:
     """The studio whose feed ``request`` may read, or 404 (unknown, or private and no valid token: alike)."""
     studio = Studio.objects.filter(slug=slug).first()
-    token = request.GET.get("token", "")
-    if studio is None or not (studio.calendar_public or (
-            token and secrets.compare_digest(token.encode(), studio.calendar_token.encode()))):
+    if studio is None or not may_read(request, public=studio.calendar_public, token=studio.calendar_token):
         raise Http404(_("No calendar here."))
     return studio
 
 
 def feed_url(studio: Studio, path: str) -> str:
     """A feed's address as the studio hands it out: with its token unless the studio's feeds are public."""
-    url = settings.STATION_URL.rstrip("/") + path
-    return url if studio.calendar_public else f"{url}?token={studio.calendar_token}"
+    return handed_out(settings.STATION_URL.rstrip("/") + path, public=studio.calendar_public,
+                      token=studio.calendar_token)

@@ -53,7 +53,6 @@ class AirRecorder:
         if now.timestamp() - self.looked_at < LOOK_EVERY:
             return set()
         self.looked_at = now.timestamp()
-        self._fail_unfinished(now)
         return self._arm(channels, now)
 
     def _arm(self, channels: dict[int, RunningChannel], now: datetime) -> set[int]:
@@ -112,9 +111,9 @@ class AirRecorder:
             self.finishing.add(armed.recording_id)
             threading.Thread(target=self._finish_one, args=(armed,), name="air-record-finish", daemon=True).start()
 
-    def _fail_unfinished(self, now: datetime) -> None:
+    def fail_unfinished(self, now: datetime) -> None:
         """A recording whose file was never closed (its engine, or its node, stopped during the slot) has failed;
-        any agent tells, once."""
+        any agent tells, once (on its re-arm: the grace is minutes)."""
         for recording in show_recordings.show_recordings_unfinished(now=now):
             if recording.pk in self.finishing:
                 continue

@@ -114,6 +114,7 @@ class ChannelSupervisor:
         self.fillers.write(self.channels.values())
         self.upcoming = planning.items_to_dispatch(list(self.channels), now)
         self.live.let_go_revoked(self.channels)
+        self.air_records.fail_unfinished(now)
 
     def _start(self, channel: Channel) -> None:
         try:

@@ -57,3 +57,12 @@ def tone_spans(left: array.array, frequency: float, *, window_seconds: float = 0
         else:
             spans.append([start, end])
     return [(start, end) for start, end in spans]
+
+
+def icecast_source(port: int, user: str, password: str, *, frequency: int) -> list[str]:
+    """ffmpeg sending a tone to a channel's live input as a presenter's encoder does: an Icecast source, MP3,
+    paced in real time and sent as it is encoded."""
+    return ["ffmpeg", "-nostdin", "-hide_banner", "-loglevel", "error", "-re", "-f", "lavfi", "-i",
+            f"sine=frequency={frequency}:sample_rate=44100", "-c:a", "libmp3lame", "-b:a", "128k",
+            "-flush_packets", "1", "-content_type", "audio/mpeg", "-f", "mp3",
+            f"icecast://{user}:{password}@127.0.0.1:{port}/presenter"]

@@ -18,7 +18,7 @@ from playout.liquidsoap import LIVE_CROSSFADE_SECONDS, LIVE_MAX_BUFFER_SECONDS
 from playout.models import AsRunEntry, Channel, LiveCredential, PlaylistItem, ShowRecording
 from playout.outputs import file_output_path
 from playout.presenters import live_credential_issue, live_credential_revoke
-from playout.tests.output import SAMPLE_RATE, WavPipe, tone_spans
+from playout.tests.output import SAMPLE_RATE, WavPipe, icecast_source, tone_spans
 from recorders.tests.audio import decoded
 from playout.timeline import timeline_refresh
 from recorders.tests.stream_server import closed_port
@@ -61,12 +61,8 @@ class SourceClient:
     """ffmpeg sending a tone to the channel's live input as an Icecast source, as a presenter's encoder does."""
 
     def __init__(self, port: int, user: str, password: str):
-        self.process = subprocess.Popen(
-            ["ffmpeg", "-nostdin", "-hide_banner", "-loglevel", "error", "-re", "-f", "lavfi", "-i",
-             f"sine=frequency={PRESENTER_HZ}:sample_rate=44100", "-c:a", "libmp3lame", "-b:a", "128k",
-             "-flush_packets", "1", "-content_type", "audio/mpeg", "-f", "mp3",
-             f"icecast://{user}:{password}@127.0.0.1:{port}/presenter"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        self.process = subprocess.Popen(icecast_source(port, user, password, frequency=PRESENTER_HZ),
+                                        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
 
     def refused(self, timeout: float = 10) -> str:
         """What ffmpeg said when it gave up (the server's answer): it must give up."""
