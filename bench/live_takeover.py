@@ -32,6 +32,8 @@ from datetime import timedelta
 from bench_support import ROOT, SAMPLE_RATE, RssSampler, StreamTap, fresh_database_url, percentile, wait_until
 
 sys.path.insert(0, str(ROOT))
+from station.tests.hosts import pipe  # noqa: E402  (the tests' byte pump, importable once ROOT is on the path)
+
 TRIES, BASELINE_TRIES = 20, 3
 PRESENTER_HZ, FILLER_HZ = 1000, 300
 ON_AIR_SECONDS = 1.5
@@ -63,7 +65,7 @@ class SourceRelay(threading.Thread):
             client.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             upstream = socket.create_connection(("127.0.0.1", self.target_port))
             upstream.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            threading.Thread(target=self._answers, args=(upstream, client), daemon=True).start()
+            threading.Thread(target=pipe, args=(upstream, client), daemon=True).start()
             threading.Thread(target=self._source, args=(client, upstream), daemon=True).start()
 
     def _source(self, client: socket.socket, upstream: socket.socket) -> None:
@@ -92,14 +94,6 @@ class SourceRelay(threading.Thread):
             except OSError:
                 pass
             sock.close()
-
-    @staticmethod
-    def _answers(upstream: socket.socket, client: socket.socket) -> None:
-        try:
-            while data := upstream.recv(1 << 16):
-                client.sendall(data)
-        except OSError:
-            pass
 
 
 def source_client(port: int, password: str) -> subprocess.Popen:

@@ -6,7 +6,7 @@ from django.db import models
 from django.db.models import Q
 from django.utils.translation import gettext_lazy as _
 
-from station.models import StatusQuerySet, Studio, StudioScopedQuerySet, TimeStampedModel
+from station.models import StatusQuerySet, Studio, StudioOwnedModel, StudioScopedQuerySet, TimeStampedModel
 from station.outbound import validate_public_urls
 from station.transitions import StatusMachine
 
@@ -90,7 +90,7 @@ class MediaAsset(StatusMachine, TimeStampedModel):
         return self.title
 
 
-class IngestSource(TimeStampedModel):
+class IngestSource(StudioOwnedModel):
     """A podcast feed or URL list polled for new media."""
 
     class Kind(models.TextChoices):
@@ -113,11 +113,7 @@ class IngestSource(TimeStampedModel):
     last_polled_at = models.DateTimeField(_("last polled at"), null=True, blank=True)
     last_error = models.TextField(_("last error"), blank=True)
 
-    objects = StudioScopedQuerySet.as_manager()
-    studio_lookup = "studio"
-
-    class Meta:
-        ordering = ["studio", "name"]
+    class Meta(StudioOwnedModel.Meta):
         verbose_name = _("ingest source")
         verbose_name_plural = _("ingest sources")
         constraints = [
@@ -128,9 +124,6 @@ class IngestSource(TimeStampedModel):
                 violation_error_message=_("A feed source needs its feed URL."),
             )
         ]
-
-    def __str__(self) -> str:
-        return self.name
 
     def clean(self) -> None:
         """Refuse what no poll could fetch: a non-http(s) feed or list line, or a list with no URL."""

@@ -168,6 +168,7 @@ class LiveCredentialAdmin(StudioScopedAdmin):
 @admin.register(ShowInstance)
 class ShowInstanceAdmin(StudioScopedAdmin):
     list_display = ["show", "channel", "start_at", "end_at", "playlist", "cancelled"]
+    list_select_related = ["show", "channel", "playlist"]
     list_filter = ["cancelled", scoped_filter("channel__studio"), scoped_filter("channel")]
     search_fields = ["show__name"]
     date_hierarchy = "start_at"
@@ -198,10 +199,10 @@ class ShowRecordingAdmin(ReadOnlyScopedAdmin):
     """Shows recorded from the air, each cut to its slot; written by the agents."""
 
     list_display = ["show", "slot_start", "status", "started_at", "ended_at", "asset", "node"]
+    list_select_related = ["show", "asset", "node"]
     list_filter = ["status", scoped_filter("channel__studio"), scoped_filter("show")]
     search_fields = ["show__name"]
     date_hierarchy = "slot_start"
-    list_select_related = ["show", "asset", "node"]
 
 
 @admin.register(Episode)

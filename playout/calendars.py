@@ -5,9 +5,8 @@ from collections import defaultdict
 
 import icalendar
 
-from playout.models import Channel, Show, ShowInstance
+from playout.models import Show, ShowInstance
 from station.calendars import Source, recent, uid, window_event
-from station.models import Studio
 
 
 def show_events(shows) -> list[icalendar.Event]:
@@ -20,13 +19,5 @@ def show_events(shows) -> list[icalendar.Event]:
                          cancelled=cancelled[show.pk]) for show in shows]
 
 
-def studio_show_events(studio: Studio) -> list[icalendar.Event]:
-    return show_events(Show.objects.filter(channel__studio=studio))
-
-
-def channel_show_events(channel: Channel) -> list[icalendar.Event]:
-    return show_events(Show.objects.filter(channel=channel))
-
-
-SOURCE = Source(events=studio_show_events, related="channels", url_name="calendar-channel",
+SOURCE = Source(windows=Show, part="channel", events=show_events, related="channels", url_name="calendar-channel",
                 key=lambda channel: channel.slug)

@@ -16,8 +16,8 @@ from playout.outputs import OUTPUTS, Output, clean_output_settings
 from station.db import end_after_start, no_overlap
 from station.outbound import validate_public_urls
 from station.bounds import InRange, instants_in_range
-from station.models import (Node, RecurringWindow, StatusQuerySet, Studio, StudioScopedQuerySet, TimeStampedModel,
-                            recurring_window_checks)
+from station.models import (Node, RecurringWindow, ShownByName, StatusQuerySet, Studio, StudioOwnedModel,
+                            StudioScopedQuerySet, TimeStampedModel, recurring_window_checks)
 from station.transitions import StatusMachine
 
 LIVE_MOUNT = "presenter"  # where presenters connect, on the channel's live input port
@@ -27,24 +27,17 @@ DEFAULT_LIVE_MARGIN_SECONDS = 900
 MAX_LIVE_MARGIN_SECONDS = 3600
 
 
-class Playlist(TimeStampedModel):
+class Playlist(StudioOwnedModel):
     """An ordered list of media (and webstreams) a show plays, or a channel's filler."""
 
     studio = models.ForeignKey(Studio, on_delete=models.CASCADE, related_name="playlists", verbose_name=_("studio"))
     name = models.CharField(_("name"), max_length=200)
     description = models.TextField(_("description"), blank=True)
 
-    objects = StudioScopedQuerySet.as_manager()
-    studio_lookup = "studio"
-
-    class Meta:
-        ordering = ["studio", "name"]
+    class Meta(StudioOwnedModel.Meta):
         verbose_name = _("playlist")
         verbose_name_plural = _("playlists")
         constraints = [models.UniqueConstraint(fields=["studio", "name"], name="playlist_name_unique_in_studio")]
-
-    def __str__(self) -> str:
-        return self.name
 
     def total_seconds(self) -> float:
         return sum(item.play_seconds or 0 for item in self.items.select_related("asset"))
@@ -56,12 +49,8 @@ class PlaylistItem(models.Model):
     playlist = models.ForeignKey(Playlist, on_delete=models.CASCADE, related_name="items", verbose_name=_("playlist"))
     position = models.PositiveIntegerField(_("position"), default=0)
     asset = models.ForeignKey(
-        "ingest.MediaAsset",
-        on_delete=models.PROTECT,
-        null=True,
-        blank=True,
-        related_name="playlist_items",
-        verbose_name=_("media"),
+        "ingest.MediaAsset", on_delete=models.PROTECT, null=True, blank=True, related_name="playlist_items",
+        verbose_name=_("media")
     )
     webstream_url = models.URLField(_("webstream URL"), max_length=1000, blank=True)
     webstream_seconds = models.FloatField(_("webstream length (s)"), null=True, blank=True)
@@ -112,7 +101,7 @@ class PlaylistItem(models.Model):
         return max(0.0, end - self.cue_in_seconds)
 
 
-class Channel(StatusMachine, TimeStampedModel):
+class Channel(StatusMachine, StudioOwnedModel):
     """A playout channel: one Liquidsoap engine on a node, fed by the channel's timeline."""
 
     class Status(models.TextChoices):
@@ -143,13 +132,8 @@ class Channel(StatusMachine, TimeStampedModel):
     name = models.CharField(_("name"), max_length=120)
     slug = models.SlugField(_("slug"), max_length=60, unique=True)
     node = models.ForeignKey(
-        Node,
-        on_delete=models.PROTECT,
-        null=True,
-        blank=True,
-        related_name="channels",
-        verbose_name=_("node"),
-        help_text=_("Host the engine runs on now. Network outputs move to a healthy node on failure."),
+        Node, on_delete=models.PROTECT, null=True, blank=True, related_name="channels", verbose_name=_("node"),
+        help_text=_("Host the engine runs on now. Network outputs move to a healthy node on failure.")
     )
     output_type = models.CharField(_("output"), max_length=10, choices=Output.choices, default=Output.HARBOR)
     output_settings = models.JSONField(
@@ -181,13 +165,9 @@ class Channel(StatusMachine, TimeStampedModel):
                     "channel's public now-playing addresses (JSON, and Server-Sent Events for websites)."),
     )
     fallback_playlist = models.ForeignKey(
-        Playlist,
-        on_delete=models.SET_NULL,
-        null=True,
-        blank=True,
-        related_name="+",
+        Playlist, on_delete=models.SET_NULL, null=True, blank=True, related_name="+",
         verbose_name=_("fallback playlist"),
-        help_text=_("Played when nothing is scheduled, so there is never dead air. Silence if empty."),
+        help_text=_("Played when nothing is scheduled, so there is never dead air. Silence if empty.")
     )
     status = models.CharField(_("status"), max_length=10, choices=Status.choices, default=Status.STOPPED, db_index=True)
     paused = models.BooleanField(_("paused"), default=False, help_text=_("Paused channels put out silence."))
@@ -216,10 +196,8 @@ class Channel(StatusMachine, TimeStampedModel):
     )
 
     objects = StatusQuerySet.as_manager()
-    studio_lookup = "studio"
 
-    class Meta:
-        ordering = ["studio", "name"]
+    class Meta(StudioOwnedModel.Meta):
         verbose_name = _("channel")
         verbose_name_plural = _("channels")
         constraints = [
@@ -247,9 +225,6 @@ class Channel(StatusMachine, TimeStampedModel):
                     name="channel_silence_threshold_in_range", violation_error_code="silence_threshold_out_of_range",
                     violation_error_message=_("A silence threshold is from -90 to -20 dBFS.")),
         ]
-
-    def __str__(self) -> str:
-        return self.name
 
     def clean(self) -> None:
         try:
@@ -303,20 +278,15 @@ class Channel(StatusMachine, TimeStampedModel):
             return None
 
 
-class Show(RecurringWindow, TimeStampedModel):
+class Show(ShownByName, RecurringWindow, TimeStampedModel):
     """A programme on a channel; its windows become show instances on the channel's timeline."""
 
     channel = models.ForeignKey(Channel, on_delete=models.CASCADE, related_name="shows", verbose_name=_("channel"))
     name = models.CharField(_("name"), max_length=200)
     description = models.TextField(_("description"), blank=True)
     playlist = models.ForeignKey(
-        Playlist,
-        on_delete=models.PROTECT,
-        null=True,
-        blank=True,
-        related_name="shows",
-        verbose_name=_("playlist"),
-        help_text=_("What each instance plays unless the instance has its own."),
+        Playlist, on_delete=models.PROTECT, null=True, blank=True, related_name="shows", verbose_name=_("playlist"),
+        help_text=_("What each instance plays unless the instance has its own.")
     )
     enabled = models.BooleanField(_("enabled"), default=True)
     record_air = models.BooleanField(
@@ -339,15 +309,11 @@ class Show(RecurringWindow, TimeStampedModel):
         verbose_name = _("show")
         verbose_name_plural = _("shows")
         constraints = [
-            end_after_start(name="show_end_after_start", message=_("A show must end after it starts.")),
-            *recurring_window_checks("show"),
+            *recurring_window_checks("show", ends_after_start=_("A show must end after it starts.")),
             InRange("live_margin_seconds", lower=0, upper=MAX_LIVE_MARGIN_SECONDS, name="show_live_margin_in_range",
                     violation_error_code="live_margin_out_of_range",
                     violation_error_message=_("Live credentials work at most an hour before and after a slot.")),
         ]
-
-    def __str__(self) -> str:
-        return self.name
 
     def clean(self) -> None:
         super().clean()
@@ -368,13 +334,8 @@ class ShowInstance(TimeStampedModel):
     start_at = models.DateTimeField(_("starts at"))
     end_at = models.DateTimeField(_("ends at"))
     playlist = models.ForeignKey(
-        Playlist,
-        on_delete=models.PROTECT,
-        null=True,
-        blank=True,
-        related_name="instances",
-        verbose_name=_("playlist"),
-        help_text=_("Empty: the show's playlist."),
+        Playlist, on_delete=models.PROTECT, null=True, blank=True, related_name="instances", verbose_name=_("playlist"),
+        help_text=_("Empty: the show's playlist.")
     )
     cancelled = models.BooleanField(_("cancelled"), default=False)
 

@@ -13,7 +13,7 @@ from django.views.decorators.http import require_GET
 
 from ingest.models import MediaAsset
 from playout.cacher import asset_id_from_token
-from playout.calendars import channel_show_events
+from playout.calendars import SOURCE as CALENDARS
 from playout import podcasts
 from playout.models import Channel, Podcast
 from playout.outputs.hls import hls_directory
@@ -97,7 +97,7 @@ def hls(request, channel_id: int, name: str):
 @require_GET
 def channel_calendar(request, slug: str, channel_slug: str):
     """A channel's shows as a calendar feed (station.calendars), readable as its studio's feeds are."""
-    return calendars.serve_part(request, slug, Channel, channel_show_events, slug=channel_slug)
+    return calendars.serve_part(request, slug, CALENDARS, slug=channel_slug)
 
 
 def _readable_podcast(request, show_id: int) -> Podcast:

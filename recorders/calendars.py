@@ -7,9 +7,8 @@ Cancelled windows are left out.
 
 import icalendar
 
-from recorders.models import Recorder, RecorderSchedule
+from recorders.models import RecorderSchedule
 from station.calendars import Source, recent, uid, window_event
-from station.models import Studio
 from station.recurrence import Recurrence
 
 
@@ -28,13 +27,5 @@ def _series_key(schedule: RecorderSchedule):
     return f"{schedule.recorder_id}-{int(schedule.series_start_at.timestamp())}"
 
 
-def studio_schedule_events(studio: Studio) -> list[icalendar.Event]:
-    return schedule_events(RecorderSchedule.objects.filter(recorder__studio=studio))
-
-
-def recorder_schedule_events(recorder: Recorder) -> list[icalendar.Event]:
-    return schedule_events(RecorderSchedule.objects.filter(recorder=recorder))
-
-
-SOURCE = Source(events=studio_schedule_events, related="recorders", url_name="calendar-recorder",
-                key=lambda recorder: recorder.pk)
+SOURCE = Source(windows=RecorderSchedule, part="recorder", events=schedule_events, related="recorders",
+                url_name="calendar-recorder", key=lambda recorder: recorder.pk)

@@ -8,10 +8,10 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from recorders.sources import parse_source, validate_source
-from station.db import end_after_start, no_overlap
+from station.db import no_overlap
 from station.errors import UserError
 from station.bounds import InRange
-from station.models import (Node, RecurringWindow, StatusQuerySet, Studio, StudioScopedQuerySet, TimeStampedModel,
+from station.models import (Node, RecurringWindow, StatusQuerySet, Studio, StudioOwnedModel, TimeStampedModel,
                             recurring_window_checks)
 from station.transitions import StatusMachine
 
@@ -20,7 +20,7 @@ MAX_ROLL_SECONDS = 3600
 # ffmpeg restarts a segment at each boundary: shorter ones churn files, longer ones lose more to a crash.
 MIN_SEGMENT_SECONDS, MAX_SEGMENT_SECONDS = 10, 3600
 
-class Recorder(TimeStampedModel):
+class Recorder(StudioOwnedModel):
     """An input a node captures with ffmpeg: a network stream, a capture device or a test tone (recorders.sources)."""
 
     class OutputFormat(models.TextChoices):
@@ -39,13 +39,8 @@ class Recorder(TimeStampedModel):
                     "recorder's node (alsa:hw:0,0, pulse:default) or a test tone (tone:1000)."),
     )
     node = models.ForeignKey(
-        Node,
-        on_delete=models.PROTECT,
-        null=True,
-        blank=True,
-        related_name="recorders",
-        verbose_name=_("node"),
-        help_text=_("Host that runs ffmpeg for this recorder. Empty: any node that can record."),
+        Node, on_delete=models.PROTECT, null=True, blank=True, related_name="recorders", verbose_name=_("node"),
+        help_text=_("Host that runs ffmpeg for this recorder. Empty: any node that can record.")
     )
     output_format = models.CharField(_("output format"), max_length=8, choices=OutputFormat.choices, default=OutputFormat.MP3)
     segment_seconds = models.PositiveIntegerField(
@@ -63,11 +58,7 @@ class Recorder(TimeStampedModel):
     )
     enabled = models.BooleanField(_("enabled"), default=True)
 
-    objects = StudioScopedQuerySet.as_manager()
-    studio_lookup = "studio"
-
-    class Meta:
-        ordering = ["studio", "name"]
+    class Meta(StudioOwnedModel.Meta):
         verbose_name = _("recorder")
         verbose_name_plural = _("recorders")
         constraints = [
@@ -79,9 +70,6 @@ class Recorder(TimeStampedModel):
                     name="recorder_segment_in_range", violation_error_code="segment_out_of_range",
                     violation_error_message=_("Segments are 10 seconds to an hour long.")),
         ]
-
-    def __str__(self) -> str:
-        return self.name
 
     def clean(self) -> None:
         super().clean()
@@ -133,13 +121,9 @@ class RecorderSchedule(StatusMachine, RecurringWindow, TimeStampedModel):
     status = models.CharField(_("status"), max_length=12, choices=Status.choices, default=Status.PENDING, db_index=True)
     error_message = models.TextField(_("error"), blank=True)
     previous = models.OneToOneField(
-        "self",
-        on_delete=models.SET_NULL,
-        null=True,
-        blank=True,
-        related_name="next_in_series",
+        "self", on_delete=models.SET_NULL, null=True, blank=True, related_name="next_in_series",
         verbose_name=_("previous window"),
-        help_text=_("The window of the same series this one was queued after."),
+        help_text=_("The window of the same series this one was queued after.")
     )
     claimed_by = models.CharField(_("claimed by"), max_length=120, blank=True)
     lease_expires_at = models.DateTimeField(_("lease expires at"), null=True, blank=True)
@@ -157,8 +141,7 @@ class RecorderSchedule(StatusMachine, RecurringWindow, TimeStampedModel):
         verbose_name = _("recorder schedule")
         verbose_name_plural = _("recorder schedules")
         constraints = [
-            end_after_start(name="recorder_schedule_end_after_start", message=_("The window must end after it starts.")),
-            *recurring_window_checks("recorder_schedule"),
+            *recurring_window_checks("recorder_schedule", ends_after_start=_("The window must end after it starts.")),
             no_overlap(
                 name="recorder_schedule_no_overlap",
                 owner="recorder",
@@ -253,12 +236,8 @@ class RecordingSession(StatusMachine, TimeStampedModel):
     recorder = models.ForeignKey(Recorder, on_delete=models.CASCADE, related_name="sessions", verbose_name=_("recorder"))
     node = models.ForeignKey(Node, on_delete=models.SET_NULL, null=True, blank=True, related_name="+", verbose_name=_("node"))
     asset = models.OneToOneField(
-        "ingest.MediaAsset",
-        on_delete=keep_while_recording,
-        null=True,
-        blank=True,
-        related_name="recording_session",
-        verbose_name=_("asset"),
+        "ingest.MediaAsset", on_delete=keep_while_recording, null=True, blank=True, related_name="recording_session",
+        verbose_name=_("asset")
     )
     status = models.CharField(_("status"), max_length=12, choices=Status.choices, default=Status.RECORDING)
     started_at = models.DateTimeField(_("started at"), default=timezone.now)

@@ -24,6 +24,7 @@ from zoneinfo import ZoneInfo
 
 import icalendar
 from django.conf import settings
+from django.db import models
 from django.http import Http404, HttpResponse
 from django.shortcuts import get_object_or_404
 from django.urls import reverse
@@ -48,13 +49,26 @@ def recent(windows):
 
 @dataclass(frozen=True)
 class Source:
-    """An app's part of a studio's calendars: its events for the studio's whole feed, and the things with a feed of
-    their own (a channel, a recorder: the studio's ``related`` objects, each at URL ``url_name`` by its ``key``)."""
+    """An app's part of a studio's calendars: its windows (a model's rows) written as events by ``events``, in the
+    studio's whole feed and in a feed for each of the studio's things they belong to by their ``part`` field (a
+    channel, a recorder: the studio's ``related`` objects, each at URL ``url_name`` by its ``key``)."""
 
-    events: Callable[[Studio], Iterable[icalendar.Event]]
+    windows: type[models.Model]
+    part: str
+    events: Callable[[models.QuerySet], Iterable[icalendar.Event]]
     related: str  # read along for a list of studios (``prefetch_feeds``)
     url_name: str
     key: Callable[[object], object]
+
+    def studio_events(self, studio: Studio) -> Iterable[icalendar.Event]:
+        return self.events(self.windows.objects.filter(**{f"{self.part}__studio": studio}))
+
+    def part_events(self, part) -> Iterable[icalendar.Event]:
+        return self.events(self.windows.objects.filter(**{self.part: part}))
+
+    @property
+    def part_model(self) -> type[models.Model]:
+        return self.windows._meta.get_field(self.part).related_model
 
     def feeds(self, studio: Studio) -> list[tuple[str, str]]:
         return [(part.name, reverse(self.url_name, args=[studio.slug, self.key(part)]))
@@ -70,7 +84,7 @@ def register_source(source: Source) -> None:
 
 
 def studio_events(studio: Studio) -> list[icalendar.Event]:
-    return [event for source in _sources for event in source.events(studio)]
+    return [event for source in _sources for event in source.studio_events(studio)]
 
 
 def prefetch_feeds(studios):
@@ -160,12 +174,12 @@ def serve(request, studio_slug: str, describe: Callable[[Studio], tuple[str, Ite
     return response
 
 
-def serve_part(request, studio_slug: str, model, events: Callable[..., Iterable[icalendar.Event]], **lookup) -> HttpResponse:
-    """The feed of one of the studio's things (a channel, a recorder: ``model`` found by ``lookup``), its events
-    ``events(thing)``; 404 for another studio's."""
+def serve_part(request, studio_slug: str, source: Source, **lookup) -> HttpResponse:
+    """The feed of one of the studio's things (a channel, a recorder: the source's part found by ``lookup``), its
+    windows' events; 404 for another studio's."""
     def describe(studio: Studio):
-        part = get_object_or_404(model, studio=studio, **lookup)
-        return f"{studio.name}: {part.name}", events(part)
+        part = get_object_or_404(source.part_model, studio=studio, **lookup)
+        return f"{studio.name}: {part.name}", source.part_events(part)
 
     return serve(request, studio_slug, describe)
 

@@ -13,6 +13,7 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from station import bounds, recurrence
+from station.db import end_after_start
 from station.errors import UserError
 from station.outbound import validate_public_urls
 from station.transitions import StatusMachine, TransitionQuerySet
@@ -35,9 +36,11 @@ class TimeStampedModel(models.Model):
         abstract = True
 
 
-def recurring_window_checks(prefix: str) -> list[models.CheckConstraint]:
-    """The checks each concrete RecurringWindow's table carries: its instants and skip dates in the station's years."""
+def recurring_window_checks(prefix: str, *, ends_after_start) -> list[models.CheckConstraint]:
+    """The checks each concrete RecurringWindow's table carries: it ends after it starts (or is refused with the
+    message ``ends_after_start``), and its instants and skip dates lie in the station's years."""
     return [
+        end_after_start(name=f"{prefix}_end_after_start", message=ends_after_start),
         bounds.instants_in_range("start_at", "end_at", "series_start_at", "series_end_at",
                                  name=f"{prefix}_dates_in_range"),
         bounds.skip_dates_in_range("skip_dates", name=f"{prefix}_skip_dates_in_range"),
@@ -189,11 +192,32 @@ class StatusQuerySet(TransitionQuerySet, StudioScopedQuerySet):
     """A studio's rows of a status machine: scoped like any row, moved through the transitions table."""
 
 
+class ShownByName:
+    """A row people know by its name: admin lists, logs and alerts show that."""
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class StudioOwnedModel(ShownByName, TimeStampedModel):
+    """One of a studio's own named things (a channel, playlist, recorder, ingest source or webhook).
+
+    Each declares its ``studio`` foreign key and ``name``; this gives it the studio scope and the order lists show.
+    """
+
+    objects = StudioScopedQuerySet.as_manager()
+    studio_lookup = "studio"
+
+    class Meta:
+        abstract = True
+        ordering = ["studio", "name"]
+
+
 def new_calendar_token() -> str:
     return secrets.token_urlsafe(32)
 
 
-class Studio(models.Model):
+class Studio(ShownByName, models.Model):
     """A studio: the unit of ownership, permissions and local time."""
 
     name = models.CharField(_("name"), max_length=120, unique=True)
@@ -226,9 +250,6 @@ class Studio(models.Model):
         ordering = ["name"]
         verbose_name = _("studio")
         verbose_name_plural = _("studios")
-
-    def __str__(self) -> str:
-        return self.name
 
     @cached_property
     def zone(self) -> zoneinfo.ZoneInfo:
@@ -264,7 +285,7 @@ def new_node_key() -> str:
     return secrets.token_urlsafe(32)
 
 
-class Node(models.Model):
+class Node(ShownByName, models.Model):
     """A media host running the node agent: it records and plays out for every studio."""
 
     class Capability(models.TextChoices):
@@ -300,9 +321,6 @@ class Node(models.Model):
         ordering = ["name"]
         verbose_name = _("node")
         verbose_name_plural = _("nodes")
-
-    def __str__(self) -> str:
-        return self.name
 
     def clean(self) -> None:
         unknown = set(self.capabilities or []) - set(self.Capability.values)
@@ -341,12 +359,8 @@ class Alert(models.Model):
     created_at = models.DateTimeField(_("raised at"), default=timezone.now, db_index=True)
     acknowledged_at = models.DateTimeField(_("acknowledged at"), null=True, blank=True)
     acknowledged_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL,
-        null=True,
-        blank=True,
-        on_delete=models.SET_NULL,
-        related_name="+",
-        verbose_name=_("acknowledged by"),
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+",
+        verbose_name=_("acknowledged by")
     )
 
     objects = StudioScopedQuerySet.as_manager()
@@ -402,7 +416,7 @@ def new_webhook_secret() -> str:
     return secrets.token_urlsafe(32)
 
 
-class Webhook(TimeStampedModel):
+class Webhook(StudioOwnedModel):
     """An outgoing HTTP POST, signed with its secret, for each of a studio's events of the chosen types."""
 
     studio = models.ForeignKey(Studio, on_delete=models.CASCADE, related_name="webhooks", verbose_name=_("studio"))
@@ -415,18 +429,11 @@ class Webhook(TimeStampedModel):
                              help_text=_("The events this webhook receives."))
     enabled = models.BooleanField(_("enabled"), default=True)
 
-    objects = StudioScopedQuerySet.as_manager()
-    studio_lookup = "studio"
-
-    class Meta:
-        ordering = ["studio", "name"]
+    class Meta(StudioOwnedModel.Meta):
         verbose_name = _("webhook")
         verbose_name_plural = _("webhooks")
         constraints = [models.UniqueConstraint(fields=["studio", "name"], name="webhook_name_unique_in_studio")]
         indexes = [GinIndex(fields=["event_types"], name="webhook_event_types_idx")]
-
-    def __str__(self) -> str:
-        return self.name
 
     def clean(self) -> None:
         super().clean()

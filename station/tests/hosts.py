@@ -25,6 +25,18 @@ from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 
+def pipe(source: socket.socket, sink: socket.socket) -> None:
+    """Copy what ``source`` sends to ``sink`` until it ends or either breaks; then end ``sink``'s writing."""
+    try:
+        while data := source.recv(1 << 16):
+            sink.sendall(data)
+    except OSError:
+        pass
+    finally:
+        with contextlib.suppress(OSError):
+            sink.shutdown(socket.SHUT_WR)
+
+
 def _ip(*args: str, netns: str | None = None) -> None:
     command = ["ip", *(["-n", netns] if netns else []), *args]
     if os.geteuid() != 0:
@@ -71,18 +83,7 @@ class _Forwarder:
                 continue
             self.relayed += [client, upstream]
             for source, sink in ((client, upstream), (upstream, client)):
-                threading.Thread(target=self._pipe, args=(source, sink), daemon=True).start()
-
-    @staticmethod
-    def _pipe(source: socket.socket, sink: socket.socket) -> None:
-        try:
-            while data := source.recv(1 << 16):
-                sink.sendall(data)
-        except OSError:
-            pass
-        finally:
-            with contextlib.suppress(OSError):
-                sink.shutdown(socket.SHUT_WR)
+                threading.Thread(target=pipe, args=(source, sink), daemon=True).start()
 
     def close(self) -> None:
         self.closing = True

@@ -75,14 +75,18 @@ def test_a_weekly_show_keeps_its_local_time_across_the_clock_change_with_its_ski
     assert [moment.astimezone(UTC) for moment in shown] == played
 
 
-def test_a_rules_local_until_is_written_in_utc_as_rfc_5545_asks_beside_a_local_start(client):
-    studio = StudioFactory(time_zone="Europe/London", calendar_public=True)
-    first = datetime(2027, 3, 26, 7, 0, tzinfo=LONDON)
-    ShowFactory(channel=ChannelFactory(studio=studio), name="Easter week", start_at=first,
-                end_at=first + timedelta(hours=1), recurrence=recurrence.Recurrence.RRULE,
-                rrule="FREQ=DAILY;UNTIL=20270330T070000")
+def _hour_long_show_event(client, first: datetime, rule: str):
+    """The event of an hour-long show from ``first`` (in its studio's zone) by custom rule ``rule``, as the studio's
+    feed has it."""
+    studio = StudioFactory(time_zone=first.tzinfo.key, calendar_public=True)
+    ShowFactory(channel=ChannelFactory(studio=studio), name="Ruled", start_at=first,
+                end_at=first + timedelta(hours=1), recurrence=recurrence.Recurrence.RRULE, rrule=rule)
+    return _event(_feed(client, reverse("calendar-studio", args=[studio.slug])), "Ruled")
 
-    event = _event(_feed(client, reverse("calendar-studio", args=[studio.slug])), "Easter week")
+
+def test_a_rules_local_until_is_written_in_utc_as_rfc_5545_asks_beside_a_local_start(client):
+    event = _hour_long_show_event(client, datetime(2027, 3, 26, 7, 0, tzinfo=LONDON),
+                                  "FREQ=DAILY;UNTIL=20270330T070000")
 
     assert event["RRULE"]["UNTIL"] == [datetime(2027, 3, 30, 6, 0, tzinfo=UTC)]  # 07:00 BST
     assert [moment.day for moment in _windows(event, 10)] == [26, 27, 28, 29, 30]
@@ -91,13 +95,8 @@ def test_a_rules_local_until_is_written_in_utc_as_rfc_5545_asks_beside_a_local_s
 def test_rfc_5545s_example_every_other_week_on_mon_wed_fri_gives_the_rfcs_dates(client):
     """RFC 5545, 3.8.5.3: "Every other week on Monday, Wednesday, and Friday until December 24, 1997, starting on
     Monday, September 1, 1997", 28 years on (the same weekdays, within the station's years)."""
-    studio = StudioFactory(time_zone="America/New_York", calendar_public=True)
-    first = datetime(2025, 9, 1, 9, 0, tzinfo=NEW_YORK)
-    ShowFactory(channel=ChannelFactory(studio=studio), name="Example", start_at=first,
-                end_at=first + timedelta(hours=1), recurrence=recurrence.Recurrence.RRULE,
-                rrule="FREQ=WEEKLY;INTERVAL=2;UNTIL=20251224T000000Z;WKST=SU;BYDAY=MO,WE,FR")
-
-    event = _event(_feed(client, reverse("calendar-studio", args=[studio.slug])), "Example")
+    event = _hour_long_show_event(client, datetime(2025, 9, 1, 9, 0, tzinfo=NEW_YORK),
+                                  "FREQ=WEEKLY;INTERVAL=2;UNTIL=20251224T000000Z;WKST=SU;BYDAY=MO,WE,FR")
 
     shown = _windows(event, 100)
     assert {moment.astimezone(NEW_YORK).time() for moment in shown} == {time(9, 0)}  # EDT, then EST
