@@ -19,9 +19,14 @@ from recorders.tests.stream_server import closed_port
 from station.embedded_db import database_url
 
 
+# pg_stat_activity's application_name of the sessions of the processes a test starts (those that name none of their own)
+CHILD_SESSIONS = "stationkeeper test child"
+
+
 def database_env(**overrides) -> dict:
     """Environment for a child process that uses the (committed) test database."""
     return {**os.environ, "DATABASE_URL": database_url(connection.settings_dict), "MEDIA_ROOT": str(settings.MEDIA_ROOT),
+            "PGAPPNAME": CHILD_SESSIONS,
             "PLAYOUT_CACHE_ROOT": str(Path(settings.MEDIA_ROOT).parent / "node-cache"),
             # no fixed ports (a test asks for its own) and the counts in the test's directory
             "METRICS_PORTS": "", "METRICS_DIR": str(Path(settings.MEDIA_ROOT).parent / "metrics"),
@@ -106,15 +111,13 @@ def wait_until(predicate: Callable[[], object], *, timeout: float, interval: flo
 
 
 def wait_for_other_sessions_to_end(*, timeout: float = 5) -> None:
-    """Give stopped processes' sessions a moment to leave the test database, so it can be dropped.
-
-    At most ``timeout`` seconds: this process's own channel layer may stay connected.
-    """
+    """Give stopped child processes' sessions (``CHILD_SESSIONS``) a moment to leave the test database, so it can be
+    dropped; at most ``timeout`` seconds."""
     deadline = time.monotonic() + timeout
     with connection.cursor() as cursor:
         while time.monotonic() < deadline:
-            cursor.execute("SELECT count(*) FROM pg_stat_activity "
-                           "WHERE datname = current_database() AND pid <> pg_backend_pid()")
+            cursor.execute("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                           "AND application_name = %s", [CHILD_SESSIONS])
             if cursor.fetchone()[0] == 0:
                 return
             time.sleep(0.1)
