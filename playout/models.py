@@ -50,7 +50,7 @@ class PlaylistItem(models.Model):
     position = models.PositiveIntegerField(_("position"), default=0)
     asset = models.ForeignKey(
         "ingest.MediaAsset", on_delete=models.PROTECT, null=True, blank=True, related_name="playlist_items",
-        verbose_name=_("media")
+        verbose_name=_("media"),
     )
     webstream_url = models.URLField(_("webstream URL"), max_length=1000, blank=True)
     webstream_seconds = models.FloatField(_("webstream length (s)"), null=True, blank=True)
@@ -133,7 +133,7 @@ class Channel(StatusMachine, StudioOwnedModel):
     slug = models.SlugField(_("slug"), max_length=60, unique=True)
     node = models.ForeignKey(
         Node, on_delete=models.PROTECT, null=True, blank=True, related_name="channels", verbose_name=_("node"),
-        help_text=_("Host the engine runs on now. Network outputs move to a healthy node on failure.")
+        help_text=_("Host the engine runs on now. Network outputs move to a healthy node on failure."),
     )
     output_type = models.CharField(_("output"), max_length=10, choices=Output.choices, default=Output.HARBOR)
     output_settings = models.JSONField(
@@ -167,7 +167,7 @@ class Channel(StatusMachine, StudioOwnedModel):
     fallback_playlist = models.ForeignKey(
         Playlist, on_delete=models.SET_NULL, null=True, blank=True, related_name="+",
         verbose_name=_("fallback playlist"),
-        help_text=_("Played when nothing is scheduled, so there is never dead air. Silence if empty.")
+        help_text=_("Played when nothing is scheduled, so there is never dead air. Silence if empty."),
     )
     status = models.CharField(_("status"), max_length=10, choices=Status.choices, default=Status.STOPPED, db_index=True)
     paused = models.BooleanField(_("paused"), default=False, help_text=_("Paused channels put out silence."))
@@ -286,7 +286,7 @@ class Show(ShownByName, RecurringWindow, TimeStampedModel):
     description = models.TextField(_("description"), blank=True)
     playlist = models.ForeignKey(
         Playlist, on_delete=models.PROTECT, null=True, blank=True, related_name="shows", verbose_name=_("playlist"),
-        help_text=_("What each instance plays unless the instance has its own.")
+        help_text=_("What each instance plays unless the instance has its own."),
     )
     enabled = models.BooleanField(_("enabled"), default=True)
     record_air = models.BooleanField(
@@ -335,7 +335,7 @@ class ShowInstance(TimeStampedModel):
     end_at = models.DateTimeField(_("ends at"))
     playlist = models.ForeignKey(
         Playlist, on_delete=models.PROTECT, null=True, blank=True, related_name="instances", verbose_name=_("playlist"),
-        help_text=_("Empty: the show's playlist.")
+        help_text=_("Empty: the show's playlist."),
     )
     cancelled = models.BooleanField(_("cancelled"), default=False)
 

@@ -40,7 +40,7 @@ class Recorder(StudioOwnedModel):
     )
     node = models.ForeignKey(
         Node, on_delete=models.PROTECT, null=True, blank=True, related_name="recorders", verbose_name=_("node"),
-        help_text=_("Host that runs ffmpeg for this recorder. Empty: any node that can record.")
+        help_text=_("Host that runs ffmpeg for this recorder. Empty: any node that can record."),
     )
     output_format = models.CharField(_("output format"), max_length=8, choices=OutputFormat.choices, default=OutputFormat.MP3)
     segment_seconds = models.PositiveIntegerField(
@@ -123,7 +123,7 @@ class RecorderSchedule(StatusMachine, RecurringWindow, TimeStampedModel):
     previous = models.OneToOneField(
         "self", on_delete=models.SET_NULL, null=True, blank=True, related_name="next_in_series",
         verbose_name=_("previous window"),
-        help_text=_("The window of the same series this one was queued after.")
+        help_text=_("The window of the same series this one was queued after."),
     )
     claimed_by = models.CharField(_("claimed by"), max_length=120, blank=True)
     lease_expires_at = models.DateTimeField(_("lease expires at"), null=True, blank=True)
@@ -237,7 +237,7 @@ class RecordingSession(StatusMachine, TimeStampedModel):
     node = models.ForeignKey(Node, on_delete=models.SET_NULL, null=True, blank=True, related_name="+", verbose_name=_("node"))
     asset = models.OneToOneField(
         "ingest.MediaAsset", on_delete=keep_while_recording, null=True, blank=True, related_name="recording_session",
-        verbose_name=_("asset")
+        verbose_name=_("asset"),
     )
     status = models.CharField(_("status"), max_length=12, choices=Status.choices, default=Status.RECORDING)
     started_at = models.DateTimeField(_("started at"), default=timezone.now)

@@ -360,7 +360,7 @@ class Alert(models.Model):
     acknowledged_at = models.DateTimeField(_("acknowledged at"), null=True, blank=True)
     acknowledged_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+",
-        verbose_name=_("acknowledged by")
+        verbose_name=_("acknowledged by"),
     )
 
     objects = StudioScopedQuerySet.as_manager()
