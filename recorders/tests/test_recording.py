@@ -123,8 +123,10 @@ def _node_online(name: str) -> bool:
 def test_three_ticks_and_two_agents_racing_over_300_windows_record_each_exactly_once(agents, media_root):
     """Every window gets exactly one session and ends completed, however the claims race."""
     # Sources connected 1.5 s ahead, not the default 5 s: each recorder then has one ffmpeg running at a time, not
-    # two or three, so a shared 2-core machine under other load still starts every one in time.
-    fast = {"AGENT_HEARTBEAT_SECONDS": 0.5, "AGENT_REARM_SECONDS": 1, "TICK_INTERVAL_SECONDS": 0.2,
+    # two or three, so a shared 2-core machine under other load still starts every one in time. The ticks pass each
+    # second (the default is 2 s): with three ticking every 0.2 s their queries took the CPU the ffmpegs starting
+    # needed, and with two busy loops beside the test 30 windows recorded nothing (none now, with three).
+    fast = {"AGENT_HEARTBEAT_SECONDS": 0.5, "AGENT_REARM_SECONDS": 1, "TICK_INTERVAL_SECONDS": 1,
             "RECORDER_CONNECT_AHEAD_SECONDS": 1.5}
     agents("host-1", **fast)
     agents("host-2", **fast)
@@ -133,7 +135,7 @@ def test_three_ticks_and_two_agents_racing_over_300_windows_record_each_exactly_
         # 10 recorders × 30 windows 3 s apart: about 10 ffmpegs at a time, what 2 cores sustain. With windows 2 s
         # apart the agents' finishing fell seconds behind on a busy 2-core machine and some windows recorded nothing.
         recorders = [RecorderFactory(source_url="tone:440", output_format="wav") for _ in range(10)]
-        first = timezone.now() + timedelta(seconds=4)
+        first = timezone.now() + timedelta(seconds=8)  # the agents just started: time to arm the first slot
         windows = []
         for slot in range(30):
             start = first + timedelta(seconds=3 * slot)
