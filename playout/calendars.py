@@ -19,5 +19,5 @@ def show_events(shows) -> list[icalendar.Event]:
                          cancelled=cancelled[show.pk]) for show in shows]
 
 
-SOURCE = Source(windows=Show, part="channel", events=show_events, related="channels", url_name="calendar-channel",
+SOURCE = Source(windows=Show, part="channel", events=show_events, url_name="calendar-channel",
                 key=lambda channel: channel.slug)

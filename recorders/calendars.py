@@ -27,5 +27,5 @@ def _series_key(schedule: RecorderSchedule):
     return f"{schedule.recorder_id}-{int(schedule.series_start_at.timestamp())}"
 
 
-SOURCE = Source(windows=RecorderSchedule, part="recorder", events=schedule_events, related="recorders",
-                url_name="calendar-recorder", key=lambda recorder: recorder.pk)
+SOURCE = Source(windows=RecorderSchedule, part="recorder", events=schedule_events, url_name="calendar-recorder",
+                key=lambda recorder: recorder.pk)

@@ -51,12 +51,11 @@ def recent(windows):
 class Source:
     """An app's part of a studio's calendars: its windows (a model's rows) written as events by ``events``, in the
     studio's whole feed and in a feed for each of the studio's things they belong to by their ``part`` field (a
-    channel, a recorder: the studio's ``related`` objects, each at URL ``url_name`` by its ``key``)."""
+    channel, a recorder: each at URL ``url_name`` by its ``key``)."""
 
     windows: type[models.Model]
     part: str
     events: Callable[[models.QuerySet], Iterable[icalendar.Event]]
-    related: str  # read along for a list of studios (``prefetch_feeds``)
     url_name: str
     key: Callable[[object], object]
 
@@ -69,6 +68,11 @@ class Source:
     @property
     def part_model(self) -> type[models.Model]:
         return self.windows._meta.get_field(self.part).related_model
+
+    @property
+    def related(self) -> str:
+        """The studio's accessor of its parts (``channels``), read along for a list of studios (``prefetch_feeds``)."""
+        return self.part_model._meta.get_field("studio").remote_field.get_accessor_name()
 
     def feeds(self, studio: Studio) -> list[tuple[str, str]]:
         return [(part.name, reverse(self.url_name, args=[studio.slug, self.key(part)]))
