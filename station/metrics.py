@@ -12,6 +12,7 @@
 Labels stay few: studio slugs, channel slugs, queue and job names, engine kinds.
 """
 
+import contextlib
 import fcntl
 import hmac
 import logging
@@ -129,6 +130,9 @@ def _begun(path: Path) -> bool:
         return False
 
 
+_FOLDING = threading.Lock()
+
+
 class SharedDirectory:
     """The counts of every process writing to one directory, read under a lock while those of ended ones are folded.
 
@@ -142,10 +146,21 @@ class SharedDirectory:
         self.directory = directory
 
     def collect(self):
-        with open(self.directory / "fold.lock", "a") as lock:
-            fcntl.flock(lock, fcntl.LOCK_EX)  # another web process may be answering a scrape too
+        with self.folding():
             self._fold_ended()
             return list(MultiProcessCollector.merge([str(p) for p in self.directory.glob("*.db") if _begun(p)]))
+
+    @contextlib.contextmanager
+    def folding(self):
+        """Held while one scrape reads and folds the directory: another thread or process may be answering one too.
+
+        A POSIX record lock (``lockf``), not ``flock``: django-q2 forks workers from the process that answers a
+        cluster's scrapes, and a worker forked while an ``flock`` was held would keep it, hanging every later scrape.
+        Record locks are not inherited, and they order processes, not threads: ``_FOLDING`` orders this one's.
+        """
+        with _FOLDING, open(self.directory / "fold.lock", "a") as lock:
+            fcntl.lockf(lock, fcntl.LOCK_EX)
+            yield
 
     def _fold_ended(self) -> None:
         for path in self.directory.glob("*.db"):

@@ -6,6 +6,7 @@ import re
 import signal
 import subprocess
 import time
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import closing
 from datetime import timedelta
 
@@ -204,6 +205,24 @@ def test_the_counts_of_a_process_that_ended_are_kept_and_its_live_gauges_dropped
         assert samples[("stationkeeper_websocket_clients", None)] == 1
     assert sorted(path.name for path in tmp_path.glob("*.db")) == sorted([
         "counter_ended.db", f"counter_{os.getpid()}.db", f"gauge_livesum_{os.getpid()}.db", f"counter_{os.getppid()}.db"])
+
+
+def test_a_worker_forked_during_a_scrape_does_not_hold_up_the_next_one(tmp_path):
+    """django-q2 forks its workers from the process that answers the cluster's scrapes: one forked while a scrape
+    folds the directory must not keep its lock (a fresh clone's run of the cluster test hung on it)."""
+    shared = SharedDirectory(tmp_path)
+    with shared.folding():
+        worker = os.fork()
+        if worker == 0:
+            time.sleep(30)
+            os._exit(0)
+    scraper = ThreadPoolExecutor(1)
+    try:
+        scraper.submit(shared.collect).result(timeout=5)
+    finally:
+        os.kill(worker, signal.SIGKILL)
+        os.waitpid(worker, 0)
+        scraper.shutdown()
 
 
 # -- each kind of process serves its own ----------------------------------------------------------------------------
