@@ -53,8 +53,9 @@ LIVE_KEY = "sk_live"  # in a report's metadata: the credential of the presenter 
 LIVE_LOST_KEY = "sk_live_lost"  # in a report's metadata: the grace's silence after that presenter's source dropped
 LIVE_CROSSFADE_SECONDS = 0.3
 # The live input's buffer: what it holds before it is heard (each source client's packets come unevenly), and at most
-# (a client sending faster than real time has the oldest dropped, so the presenter is never heard late).
-LIVE_BUFFER_SECONDS, LIVE_MAX_BUFFER_SECONDS = 0.1, 1.0
+# (a client sending faster than real time has the oldest dropped, so the presenter is never heard late). 0.1 s ran dry
+# when a busy disk beside the engine held up its source for a moment: 60-120 ms holes in the presenter's voice on air.
+LIVE_BUFFER_SECONDS, LIVE_MAX_BUFFER_SECONDS = 0.2, 1.0
 # What Liquidsoap logs when an output fails to start (its port taken, say): the output never tries again by itself
 # and the engine would play on to nobody, answering its probes; it is killed, and the crash policy takes over.
 OUTPUT_FAILED_MARK = "] Error when starting "

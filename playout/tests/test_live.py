@@ -33,9 +33,9 @@ PRESENTER_HZ, FILLER_HZ = 1000, 330
 GRACE = 1.0
 SLOT_SECONDS = 20
 ON_THE_SLOT = 0.030  # seconds: a recording's ends against its slot
-# the presenter heard within this of the slot, or of connecting during it; a test's margin on a loaded CI machine
-# (bench/live_takeover.py measures the spread)
-TAKEOVER = 1.0
+# the presenter heard within this of the slot, or of their encoder starting during it (its start, its login checked
+# in the database, the input's buffer): a test's margin on a loaded CI machine (bench/live_takeover.py measures it)
+TAKEOVER = 1.5
 
 
 class layer_channel_of:
@@ -138,7 +138,7 @@ def test_a_presenter_takes_over_in_the_slot_the_schedule_returns_after_a_drop_an
     (first_start, first_end), (second_start, second_end) = spans
     slot = slot_start.timestamp()
     assert slot <= first_start <= slot + TAKEOVER, first_start - slot  # never before the slot
-    # what the input held when the source went: at most its buffer (0.1 s, or 1 s if it arrived in a burst)
+    # what the input held when the source went: at most its buffer (0.2 s, or 1 s if it arrived in a burst)
     assert dropped_at <= first_end <= dropped_at + LIVE_MAX_BUFFER_SECONDS + 0.2, first_end - dropped_at
     assert reconnected_at < second_start <= reconnected_at + TAKEOVER, second_start - reconnected_at
     assert revoked_at < second_end <= revoked_at + 2, second_end - revoked_at
