@@ -8,6 +8,8 @@ clock (frozen, or cut off from the database) its files take no more audio until 
 """
 
 import logging
+import os
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -30,6 +32,7 @@ Status = RecorderSchedule.Status
 RESTART_BACKOFF_SECONDS = (0.5, 1, 2, 5)
 ARM_HORIZON = timedelta(seconds=30)
 FINISHING_THREADS = 4  # stopping ffmpeg, joining and probing run off the loop so starts stay on time
+FINISHING_NICENESS = 10  # and below the starts' priority: a burst of windows ending never holds up the next to begin
 LEAST_RUN_SECONDS = 0.1  # a window with less than this left to record is full
 # A gap is written as silence this far behind the clock: a source back within it (an Icecast burst
 # of what it played while we were away) fills the gap with its audio instead.
@@ -88,6 +91,12 @@ def connect_at(schedule: RecorderSchedule) -> datetime:
     return schedule.record_from - timedelta(seconds=settings.RECORDER_CONNECT_AHEAD_SECONDS)
 
 
+def _yield_to_starts() -> None:
+    """A finishing thread, and the ffmpeg and ffprobe it runs, yield the CPU to the loop and the recording ffmpegs:
+    on Linux a thread has its own nice value, and the processes it starts inherit it."""
+    os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), FINISHING_NICENESS)
+
+
 class RecorderSupervisor:
     def __init__(self, *, node, owner: str, capture_devices: list[str] = ()):
         self.node = node
@@ -96,7 +105,8 @@ class RecorderSupervisor:
         self.recordings: dict[int, Recording] = {}
         self.finishing_leases: dict[int, int] = {}  # windows being finished off the loop: their epochs, still renewed
         self.armed: list[RecorderSchedule] = []
-        self.finishing = ThreadPoolExecutor(max_workers=FINISHING_THREADS, thread_name_prefix="finish")
+        self.finishing = ThreadPoolExecutor(max_workers=FINISHING_THREADS, thread_name_prefix="finish",
+                                            initializer=_yield_to_starts)
         # `running` is written the moment a run holds its first sample, not at the loop's next pass
         self.announcing = ThreadPoolExecutor(max_workers=1, thread_name_prefix="announce")
 
