@@ -199,6 +199,9 @@ def test_an_agent_survives_a_database_blip_without_losing_or_repeating_work(agen
 
 def test_ffmpeg_dying_mid_window_is_restarted_and_the_gap_recorded(agents, stream):
     agents("host-1")
+    # up before the window is made: an agent starting up more slowly than the window's 1.5 s lead (a fresh clone's
+    # machine) left a second gap, at the window's start
+    wait_until(lambda: _node_online("host-1"), timeout=20, message="agent up")
     recorder = RecorderFactory(source_url=stream.url)
     schedule = _window_from_now(recorder, starts_in=1.5, lasts=10)
     wait_until(lambda: _reload(schedule).status == Status.RUNNING, timeout=20, message="running")
