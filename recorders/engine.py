@@ -36,7 +36,7 @@ from ingest.media import MEDIA_FORMATS, probe
 from recorders.sources import Source, srt_caller_url
 from station import outbound
 from station.errors import UserError
-from station.processes import STOP_GRACE_SECONDS, EngineProcess, engine_account
+from station.processes import STOP_GRACE_SECONDS, EngineProcess, engine_command
 
 logger = logging.getLogger(__name__)
 
@@ -587,9 +587,10 @@ def _silence(samples: int):
 def _decoded(files: list[Path], directory: Path):
     """The files' audio as the window's PCM, in chunks."""
     for path in files:
-        decoder = subprocess.Popen(["ffmpeg", "-nostdin", "-loglevel", "error", "-i", path.name, *PCM_ARGS, "pipe:1"],
-                                   cwd=directory, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-                                   **engine_account(writes=(directory,)))
+        decoder = subprocess.Popen(
+            engine_command(["ffmpeg", "-nostdin", "-loglevel", "error", "-i", path.name, *PCM_ARGS, "pipe:1"],
+                           writes=(directory,)),
+            cwd=directory, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
         try:
             while chunk := decoder.stdout.read(1 << 16):
                 yield chunk
@@ -704,8 +705,8 @@ def _join_unchanged(parts: list[Path], target: Path) -> Path:
 
 def _ffmpeg_in(directory: Path, args: list[str]) -> None:
     """Run ffmpeg in a recording's directory, as the account that wrote its parts (it follows no link of theirs as root)."""
-    completed = subprocess.run(["ffmpeg", "-nostdin", "-loglevel", "error", "-y", *args], capture_output=True, text=True,
-                               timeout=3600, cwd=directory, **engine_account(writes=(directory,)))
+    completed = subprocess.run(engine_command(["ffmpeg", "-nostdin", "-loglevel", "error", "-y", *args], writes=(directory,)),
+                               capture_output=True, text=True, timeout=3600, cwd=directory)
     if completed.returncode != 0:
         raise UserError("join_failed", _("Could not join the recording's parts: %(reason)s"),
                         {"reason": completed.stderr.replace(f"{directory}/", "").strip()[-300:]})
