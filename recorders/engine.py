@@ -614,7 +614,9 @@ def recorded_pieces(directory: Path) -> list[Piece]:
     """Each agent file's place in the window, files and gaps, in time order; lengths as decoded from the files.
 
     Its length is what it wrote, as it noted when it finished (a lossy file's duration as probed
-    counts its encoder's priming and padding), else as probed (a file whose agent died).
+    counts its encoder's priming and padding); such a file is not read back, since its encoder
+    closed it having been handed it all. Any other (its agent or encoder died) is probed, for what
+    of it reads and how long that is.
     """
     found_parts: dict[str, list[Path]] = {}
     for part in recording_parts(directory):
@@ -622,22 +624,28 @@ def recorded_pieces(directory: Path) -> list[Piece]:
     found = []
     for label, parts in sorted(found_parts.items()):
         offset = int(label.split(".")[0])
+        notes = _notes(directory, label)
         whole = [path for path in directory.glob(f"whole-{label}.*") if _label(path) == label and path.stat().st_size > 0]
         for files in (whole, parts):
-            samples, readable = 0, []
-            for path in files:
-                try:
-                    samples += round(probe(path).duration_seconds * SAMPLE_RATE)
-                    readable.append(path)
-                except UserError:
-                    pass  # a file cut off before its first frame by a crash holds nothing we can count on
+            readable, samples = (files, notes["samples"]) if notes.get("samples") is not None else _probed_length(files)
             if readable:
-                notes = _notes(directory, label)
-                end = offset + (samples if notes.get("samples") is None else notes["samples"])
+                end = offset + samples
                 found.append(Piece(label, offset, end, readable,
                                    [(first, end if last is None else min(last, end)) for first, last in notes.get("gaps", [])]))
                 break
     return sorted(found, key=lambda piece: (piece.start, piece.label))
+
+
+def _probed_length(files: list[Path]) -> tuple[list[Path], int]:
+    """The files ffprobe can read, and their length in samples."""
+    readable, samples = [], 0
+    for path in files:
+        try:
+            samples += round(probe(path).duration_seconds * SAMPLE_RATE)
+            readable.append(path)
+        except UserError:
+            pass  # a file cut off before its first frame by a crash holds nothing we can count on
+    return readable, samples
 
 
 def _notes(directory: Path, label: str) -> dict:
