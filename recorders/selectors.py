@@ -3,7 +3,7 @@
 from datetime import datetime, timedelta
 
 from django.conf import settings
-from django.db.models import Q, QuerySet
+from django.db.models import DurationField, ExpressionWrapper, F, Q, QuerySet
 
 from recorders.models import MAX_ROLL_SECONDS, Recorder, RecorderSchedule
 from station.models import Node
@@ -20,13 +20,14 @@ def recorders_for_node(node: Node) -> QuerySet[Recorder]:
 
 def windows_to_arm(node: Node, *, until: datetime) -> list[RecorderSchedule]:
     """Pending windows on this node's recorders whose recording begins before ``until``."""
-    candidates = (
+    pre_roll = ExpressionWrapper(F("recorder__pre_roll_seconds") * timedelta(seconds=1), output_field=DurationField())
+    return list(
         RecorderSchedule.objects.filter(status=Status.PENDING, recorder__in=recorders_for_node(node))
-        .filter(start_at__lte=until + timedelta(seconds=MAX_ROLL_SECONDS))  # no recorder's pre-roll is longer
+        .filter(start_at__lte=until + timedelta(seconds=MAX_ROLL_SECONDS))  # no recorder's pre-roll is longer: the index
+        .alias(record_from=F("start_at") - pre_roll).filter(record_from__lte=until)  # an hour of windows isn't read
         .select_related("recorder__studio")
         .order_by("start_at")
     )
-    return [s for s in candidates if s.record_from <= until]
 
 
 def abandoned_windows(node: Node, *, now: datetime) -> list[RecorderSchedule]:
