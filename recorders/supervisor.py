@@ -26,6 +26,7 @@ from recorders.sources import Source, parse_source
 from station import metrics
 from station.errors import TransitionNotAllowed, UserError
 from station.fencing import Fenced
+from station.notify import tables_of
 
 logger = logging.getLogger(__name__)
 Status = RecorderSchedule.Status
@@ -98,6 +99,8 @@ def _yield_to_starts() -> None:
 
 
 class RecorderSupervisor:
+    watches = tables_of("recorders")  # the changes that call for ``on_change``
+
     def __init__(self, *, node, owner: str, capture_devices: list[str] = ()):
         self.node = node
         self.owner = owner

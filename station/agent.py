@@ -180,16 +180,17 @@ class NodeAgent:
                 self._contained(supervisor.step, timezone.now())
             deadlines = [next_heartbeat, next_rearm]
             deadlines += [d for d in (s.next_deadline() for s in self.supervisors) if d is not None]
-            if self._wait_for_change(max(0.0, min(deadlines) - time.time())):
-                for supervisor in self.supervisors:
+            changed = self._wait_for_changes(max(0.0, min(deadlines) - time.time()))
+            for supervisor in self.supervisors:
+                if changed & supervisor.watches:  # a window's change doesn't make the channels re-read theirs
                     self._contained(supervisor.on_change, timezone.now())
 
-    def _wait_for_change(self, timeout: float) -> bool:
-        """Sleep until a change is notified or the timeout passes; True if something changed."""
-        changed = False
-        for _notify in self.listener.notifies(timeout=timeout, stop_after=1):
-            changed = True
+    def _wait_for_changes(self, timeout: float) -> set[str]:
+        """Sleep until a change is notified or the timeout passes; the tables that changed."""
+        changed = set()
+        for notify in self.listener.notifies(timeout=timeout, stop_after=1):
+            changed.add(notify.payload.partition(":")[0])
         if changed:  # take the rest of a burst at once
-            for _notify in self.listener.notifies(timeout=0.01):
-                pass
+            for notify in self.listener.notifies(timeout=0.01):
+                changed.add(notify.payload.partition(":")[0])
         return changed

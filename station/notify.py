@@ -1,8 +1,14 @@
 """Change notifications: tables whose writes wake node agents (LISTEN/NOTIFY)."""
 
+from django.apps import apps
 from django.db import migrations
 
 CHANNEL = "station_changes"
+
+
+def tables_of(app_label: str) -> frozenset[str]:
+    """The tables of an app's models: a notification's payload (``<table>:<id>``) names one of them."""
+    return frozenset(model._meta.db_table for model in apps.get_app_config(app_label).get_models())
 
 
 def notify_on_change(table: str, *, columns: tuple[str, ...] = ()) -> migrations.RunSQL:

@@ -34,11 +34,14 @@ from playout.relay import WebstreamRelay
 from playout.timeline import timeline_refresh
 from station import metrics
 from station.fencing import Fenced
+from station.notify import tables_of
 
 logger = logging.getLogger(__name__)
 
 
 class ChannelSupervisor:
+    watches = tables_of("playout")  # the changes that call for ``on_change``
+
     def __init__(self, *, node):
         self.node = node
         self.channels: dict[int, RunningChannel] = {}
