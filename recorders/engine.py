@@ -713,8 +713,8 @@ def _join_unchanged(parts: list[Path], target: Path) -> Path:
 
 def _ffmpeg_in(directory: Path, args: list[str]) -> None:
     """Run ffmpeg in a recording's directory, as the account that wrote its parts (it follows no link of theirs as root)."""
-    completed = subprocess.run(engine_command(["ffmpeg", "-nostdin", "-loglevel", "error", "-y", *args], writes=(directory,)),
-                               capture_output=True, text=True, timeout=3600, cwd=directory)
+    command = engine_command(["ffmpeg", "-nostdin", "-loglevel", "error", "-y", *args], writes=(directory,))
+    completed = subprocess.run(command, capture_output=True, text=True, timeout=3600, cwd=directory)
     if completed.returncode != 0:
         raise UserError("join_failed", _("Could not join the recording's parts: %(reason)s"),
                         {"reason": completed.stderr.replace(f"{directory}/", "").strip()[-300:]})

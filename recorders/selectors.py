@@ -23,7 +23,7 @@ def windows_to_arm(node: Node, *, until: datetime) -> list[RecorderSchedule]:
     pre_roll = ExpressionWrapper(F("recorder__pre_roll_seconds") * timedelta(seconds=1), output_field=DurationField())
     return list(
         RecorderSchedule.objects.filter(status=Status.PENDING, recorder__in=recorders_for_node(node))
-        .filter(start_at__lte=until + timedelta(seconds=MAX_ROLL_SECONDS))  # no recorder's pre-roll is longer: the index
+        .filter(start_at__lte=until + timedelta(seconds=MAX_ROLL_SECONDS))  # no pre-roll is longer: for the index
         .alias(record_from=F("start_at") - pre_roll).filter(record_from__lte=until)  # an hour of windows isn't read
         .select_related("recorder__studio")
         .order_by("start_at")
