@@ -125,7 +125,7 @@ def test_three_ticks_and_two_agents_racing_over_300_windows_record_each_exactly_
     # Sources connected 1.5 s ahead, not the default 5 s: each recorder then has one ffmpeg running at a time, not
     # two or three, so a shared 2-core machine under other load still starts every one in time. The ticks pass each
     # second (the default is 2 s): with three ticking every 0.2 s their queries took the CPU the ffmpegs starting
-    # needed, and with two busy loops beside the test 30 windows recorded nothing (none now, with three).
+    # needed, and with two busy loops beside the test 30 windows recorded nothing (none now, with four: it took 142 s).
     fast = {"AGENT_HEARTBEAT_SECONDS": 0.5, "AGENT_REARM_SECONDS": 1, "TICK_INTERVAL_SECONDS": 1,
             "RECORDER_CONNECT_AHEAD_SECONDS": 1.5}
     agents("host-1", **fast)
