@@ -8,8 +8,6 @@ clock (frozen, or cut off from the database) its files take no more audio until 
 """
 
 import logging
-import os
-import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -27,13 +25,15 @@ from station import metrics
 from station.errors import TransitionNotAllowed, UserError
 from station.fencing import Fenced
 from station.notify import tables_of
+from station.processes import yield_to_engines
 
 logger = logging.getLogger(__name__)
 Status = RecorderSchedule.Status
 RESTART_BACKOFF_SECONDS = (0.5, 1, 2, 5)
 ARM_HORIZON = timedelta(seconds=30)
-FINISHING_THREADS = 4  # stopping ffmpeg, joining and probing run off the loop so starts stay on time
-FINISHING_NICENESS = 10  # and below the starts' priority: a burst of windows ending never holds up the next to begin
+# Stopping ffmpeg, joining and probing run off the loop so starts stay on time, and below their priority
+# (station.processes.yield_to_engines): a burst of windows ending never holds up the next to begin.
+FINISHING_THREADS = 4
 LEAST_RUN_SECONDS = 0.1  # a window with less than this left to record is full
 # A gap is written as silence this far behind the clock: a source back within it (an Icecast burst
 # of what it played while we were away) fills the gap with its audio instead.
@@ -92,12 +92,6 @@ def connect_at(schedule: RecorderSchedule) -> datetime:
     return schedule.record_from - timedelta(seconds=settings.RECORDER_CONNECT_AHEAD_SECONDS)
 
 
-def _yield_to_starts() -> None:
-    """A finishing thread, and the ffmpeg and ffprobe it runs, yield the CPU to the loop and the recording ffmpegs:
-    on Linux a thread has its own nice value, and the processes it starts inherit it."""
-    os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), FINISHING_NICENESS)
-
-
 class RecorderSupervisor:
     watches = tables_of("recorders")  # the changes that call for ``on_change``
 
@@ -109,7 +103,7 @@ class RecorderSupervisor:
         self.finishing_leases: dict[int, int] = {}  # windows being finished off the loop: their epochs, still renewed
         self.armed: list[RecorderSchedule] = []
         self.finishing = ThreadPoolExecutor(max_workers=FINISHING_THREADS, thread_name_prefix="finish",
-                                            initializer=_yield_to_starts)
+                                            initializer=yield_to_engines)
         # `running` is written the moment a run holds its first sample, not at the loop's next pass
         self.announcing = ThreadPoolExecutor(max_workers=1, thread_name_prefix="announce")
 

@@ -8,6 +8,7 @@ import pwd
 import signal
 import stat
 import subprocess
+import threading
 import time
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
@@ -25,6 +26,13 @@ logger = logging.getLogger(__name__)
 _SPAWNER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="engine-spawner")
 STOP_GRACE_SECONDS = 5
 TAIL_LINES = 20
+BACKGROUND_NICENESS = 10  # an agent's after-the-fact work (finishing files): below its loop's and its engines' priority
+
+
+def yield_to_engines() -> None:
+    """The calling thread, and the processes it starts, yield the CPU to the agent's loop and its engines: on Linux a
+    thread has its own nice value, and the processes it starts inherit it."""
+    os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), BACKGROUND_NICENESS)
 
 
 def kill_strays(marker: str) -> int:

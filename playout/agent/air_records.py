@@ -21,6 +21,7 @@ from playout.agent.launcher import RunningChannel
 from playout.liquidsoap import AIR_RECORDERS, FRAME_SECONDS
 from playout.models import ShowRecording
 from station.fencing import Fenced
+from station.processes import yield_to_engines
 
 logger = logging.getLogger(__name__)
 # Where the engine's recorder gate opens, in frames before the frame it must first write (it reads the stream's
@@ -123,6 +124,7 @@ class AirRecorder:
             self.armed = {key: armed for key, armed in self.armed.items() if armed.recording_id != recording.pk}
 
     def _finish_one(self, armed: Armed) -> None:
+        yield_to_engines()  # probing and hashing an hour of air take the CPU the engines on air need otherwise
         try:
             recording = ShowRecording.objects.select_related("show", "channel__studio").get(pk=armed.recording_id)
             show_recordings.show_recording_finish(

@@ -9,6 +9,8 @@ from django.utils import timezone
 from ingest.media import generate_tone
 from ingest.models import MediaAsset
 from ingest.services import asset_register_file
+from playout import show_recordings
+from playout.agent.air_records import AirRecorder, Armed
 from playout.liquidsoap import FRAME_SAMPLES
 from playout.models import Channel, PlaylistItem, ShowInstance, ShowRecording
 from playout.show_recordings import (FINISH_GRACE, show_recording_begin, show_recording_fail, show_recordings_due,
@@ -18,8 +20,9 @@ from recorders.tests.stream_server import closed_port
 from playout.tests.output import SAMPLE_RATE, tone_spans
 from station.errors import TransitionNotAllowed
 from station.models import Alert
+from station.processes import BACKGROUND_NICENESS
 from station.tests.factories import ChannelFactory, NodeFactory, PlaylistFactory, ShowFactory, StudioFactory
-from station.tests.processes import database_env, spawn_manage, stop, wait_until
+from station.tests.processes import database_env, niceness_of_a_child, spawn_manage, stop, wait_until
 
 ON_THE_SLOT = 0.030  # seconds: the bound for a recording's ends against its slot
 SLOT_SECONDS = 2.5
@@ -110,3 +113,30 @@ def test_a_recording_whose_file_never_closed_fails_with_an_alert(recorded_slot):
     assert "Drive" in alert.message and "its engine stopped" in alert.message
     with pytest.raises(TransitionNotAllowed):
         recording.move_to(ShowRecording.Status.COMPLETED)
+
+
+@pytest.mark.django_db(transaction=True)  # the file is made an asset on a thread of its own, with its own connection
+def test_a_closed_air_recording_becomes_an_asset_on_a_thread_that_yields_the_cpu_to_the_engines(
+        recorded_slot, media_root, monkeypatch):
+    slot = recorded_slot
+    recording = show_recording_begin(instance=slot, node=NodeFactory(), epoch=slot.channel.lease_epoch)
+    path = generate_tone(media_root / "air" / "drive.wav", frequency=440, seconds=2)
+    air = AirRecorder(recording.node)
+    air.armed[(recording.channel_id, "a")] = Armed(recording.pk, path, first_sample_at=slot.start_at.timestamp(),
+                                                    ends_at=slot.end_at.timestamp())
+    finishing_at = []
+    finish = show_recordings.show_recording_finish  # what ffprobe and the hashing run at, the engine's file closed
+
+    def observed(**arguments):
+        finishing_at.append(niceness_of_a_child())
+        return finish(**arguments)
+
+    monkeypatch.setattr(show_recordings, "show_recording_finish", observed)
+    air.closed.put((recording.channel_id, "a", str(path)))
+    air.step({}, timezone.now())
+
+    done = wait_until(lambda: ShowRecording.objects.filter(pk=recording.pk, status=ShowRecording.Status.COMPLETED)
+                      .select_related("asset").first(), timeout=20, message="the recording to become an asset")
+    assert done.asset.status == MediaAsset.Status.READY
+    assert finishing_at == [BACKGROUND_NICENESS]
+    assert niceness_of_a_child() == 0  # the agent's loop, which starts and feeds the engines, keeps its priority

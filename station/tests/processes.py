@@ -98,6 +98,11 @@ def stop(*processes: subprocess.Popen) -> None:
             process.wait()
 
 
+def niceness_of_a_child() -> int:
+    """The nice value a process started from the calling thread runs at."""
+    return int(subprocess.run(["sh", "-c", "ps -o ni= -p $$"], capture_output=True, text=True, check=True).stdout)
+
+
 def wait_until(predicate: Callable[[], object], *, timeout: float, interval: float = 0.1, message: str = ""):
     """Poll until predicate() is truthy and return its value; fail the test after timeout seconds."""
     deadline = time.monotonic() + timeout
