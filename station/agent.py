@@ -187,10 +187,7 @@ class NodeAgent:
 
     def _wait_for_changes(self, timeout: float) -> set[str]:
         """Sleep until a change is notified or the timeout passes; the tables that changed."""
-        changed = set()
-        for notify in self.listener.notifies(timeout=timeout, stop_after=1):
-            changed.add(notify.payload.partition(":")[0])
-        if changed:  # take the rest of a burst at once
-            for notify in self.listener.notifies(timeout=0.01):
-                changed.add(notify.payload.partition(":")[0])
-        return changed
+        notified = list(self.listener.notifies(timeout=timeout, stop_after=1))
+        if notified:  # take the rest of a burst at once
+            notified += self.listener.notifies(timeout=0.01)
+        return {notify.payload.partition(":")[0] for notify in notified}  # the payload: <table>:<id>

@@ -130,7 +130,7 @@ def test_three_ticks_and_two_agents_racing_over_300_windows_record_each_exactly_
             "RECORDER_CONNECT_AHEAD_SECONDS": 1.5}
     agents("host-1", **fast)
     agents("host-2", **fast)
-    # The windows end 97 s in; finishing (at nice 10) takes longer on a loaded machine: 142 s beside four busy loops.
+    # The windows end 97 s in; their finishing, at nice 10, runs later on a loaded machine.
     ticks = [spawn_manage("tick", "--for", "240", env=database_env(**fast)) for _ in range(3)]
     try:
         # 10 recorders × 30 windows 3 s apart: about 10 ffmpegs at a time, what 2 cores sustain. With windows 2 s
