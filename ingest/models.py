@@ -6,9 +6,8 @@ from django.db import models
 from django.db.models import Q
 from django.utils.translation import gettext_lazy as _
 
-from station.models import StatusQuerySet, Studio, StudioOwnedModel, StudioScopedQuerySet, TimeStampedModel
+from station.models import Studio, StudioOwnedModel, StudioScopedModel, StudioStatusMachine, TimeStampedModel
 from station.outbound import validate_public_urls
-from station.transitions import StatusMachine
 
 
 MAX_LISTED_URLS = 500
@@ -19,7 +18,7 @@ def is_http_url(url: str) -> bool:
     return parts.scheme in ("http", "https") and bool(parts.netloc)
 
 
-class MediaAsset(StatusMachine, TimeStampedModel):
+class MediaAsset(StudioStatusMachine, TimeStampedModel):
     """A media file in the library: recorded, downloaded or uploaded."""
 
     class Status(models.TextChoices):
@@ -64,7 +63,6 @@ class MediaAsset(StatusMachine, TimeStampedModel):
         help_text=_("Its long silences are part of the programme (a minute's silence, a quiet passage): on air they "
                     "are not dead air, and the engine plays them through."))
 
-    objects = StatusQuerySet.as_manager()
     studio_lookup = "studio"
 
     class Meta:
@@ -149,7 +147,7 @@ class IngestSource(StudioOwnedModel):
         return [line.strip() for line in self.url_list.splitlines() if line.strip() and not line.strip().startswith("#")]
 
 
-class Download(StatusMachine, TimeStampedModel):
+class Download(StudioStatusMachine, TimeStampedModel):
     """One item of a source being fetched."""
 
     class Status(models.TextChoices):
@@ -182,7 +180,6 @@ class Download(StatusMachine, TimeStampedModel):
         MediaAsset, on_delete=models.SET_NULL, null=True, blank=True, related_name="downloads", verbose_name=_("asset")
     )
 
-    objects = StatusQuerySet.as_manager()
     studio_lookup = "source__studio"
 
     class Meta:
@@ -206,7 +203,7 @@ class Download(StatusMachine, TimeStampedModel):
         return min(1.0, self.bytes_done / self.bytes_total)
 
 
-class PreviousDownload(models.Model):
+class PreviousDownload(StudioScopedModel):
     """An item once downloaded from a source, so it is never fetched again."""
 
     source = models.ForeignKey(
@@ -215,7 +212,6 @@ class PreviousDownload(models.Model):
     item_key = models.CharField(_("item key"), max_length=500)
     downloaded_at = models.DateTimeField(_("downloaded at"), auto_now_add=True)
 
-    objects = StudioScopedQuerySet.as_manager()
     studio_lookup = "source__studio"
 
     class Meta:
@@ -227,7 +223,7 @@ class PreviousDownload(models.Model):
         return self.item_key
 
 
-class Publication(StatusMachine, TimeStampedModel):
+class Publication(StudioStatusMachine, TimeStampedModel):
     """An asset sent to the external archive (PUBLISH_URL), retried with exponential backoff."""
 
     class Status(models.TextChoices):
@@ -249,7 +245,6 @@ class Publication(StatusMachine, TimeStampedModel):
     published_at = models.DateTimeField(_("published at"), null=True, blank=True)
     last_error = models.TextField(_("last error"), blank=True)
 
-    objects = StatusQuerySet.as_manager()
     studio_lookup = "asset__studio"
 
     class Meta:

@@ -16,9 +16,8 @@ from playout.outputs import OUTPUTS, Output, clean_output_settings
 from station.db import end_after_start, no_overlap
 from station.outbound import validate_public_urls
 from station.bounds import InRange, instants_in_range
-from station.models import (Node, RecurringWindow, ShownByName, StatusQuerySet, Studio, StudioOwnedModel,
-                            StudioScopedQuerySet, TimeStampedModel, recurring_window_checks)
-from station.transitions import StatusMachine
+from station.models import (Node, RecurringWindow, ShownByName, Studio, StudioOwnedModel, StudioScopedModel,
+                            StudioStatusMachine, TimeStampedModel, recurring_window_checks)
 
 LIVE_MOUNT = "presenter"  # where presenters connect, on the channel's live input port
 DEFAULT_LIVE_GRACE_SECONDS = 5.0
@@ -43,7 +42,7 @@ class Playlist(StudioOwnedModel):
         return sum(item.play_seconds or 0 for item in self.items.select_related("asset"))
 
 
-class PlaylistItem(models.Model):
+class PlaylistItem(StudioScopedModel):
     """One entry of a playlist: a media asset (optionally cued) or a webstream for a fixed length."""
 
     playlist = models.ForeignKey(Playlist, on_delete=models.CASCADE, related_name="items", verbose_name=_("playlist"))
@@ -57,7 +56,6 @@ class PlaylistItem(models.Model):
     cue_in_seconds = models.FloatField(_("cue in (s)"), default=0)
     cue_out_seconds = models.FloatField(_("cue out (s)"), null=True, blank=True, help_text=_("Empty: play to the end."))
 
-    objects = StudioScopedQuerySet.as_manager()
     studio_lookup = "playlist__studio"
 
     class Meta:
@@ -101,7 +99,7 @@ class PlaylistItem(models.Model):
         return max(0.0, end - self.cue_in_seconds)
 
 
-class Channel(StatusMachine, StudioOwnedModel):
+class Channel(StudioStatusMachine, StudioOwnedModel):
     """A playout channel: one Liquidsoap engine on a node, fed by the channel's timeline."""
 
     class Status(models.TextChoices):
@@ -195,7 +193,6 @@ class Channel(StatusMachine, StudioOwnedModel):
                     "comes back and the desk is alerted; a reconnect within the slot takes over again. From 0.5 to 60."),
     )
 
-    objects = StatusQuerySet.as_manager()
 
     class Meta(StudioOwnedModel.Meta):
         verbose_name = _("channel")
@@ -278,7 +275,7 @@ class Channel(StatusMachine, StudioOwnedModel):
             return None
 
 
-class Show(ShownByName, RecurringWindow, TimeStampedModel):
+class Show(ShownByName, RecurringWindow, StudioScopedModel, TimeStampedModel):
     """A programme on a channel; its windows become show instances on the channel's timeline."""
 
     channel = models.ForeignKey(Channel, on_delete=models.CASCADE, related_name="shows", verbose_name=_("channel"))
@@ -301,7 +298,6 @@ class Show(ShownByName, RecurringWindow, TimeStampedModel):
                     "sound; the air is theirs from the slot's start) and after it. At most an hour."),
     )
 
-    objects = StudioScopedQuerySet.as_manager()
     studio_lookup = "channel__studio"
 
     class Meta:
@@ -326,7 +322,7 @@ class Show(ShownByName, RecurringWindow, TimeStampedModel):
         return self.channel.studio.zone
 
 
-class ShowInstance(TimeStampedModel):
+class ShowInstance(StudioScopedModel, TimeStampedModel):
     """A show's slot on a channel's timeline: no two overlap on one channel."""
 
     show = models.ForeignKey(Show, on_delete=models.CASCADE, related_name="instances", verbose_name=_("show"))
@@ -339,7 +335,6 @@ class ShowInstance(TimeStampedModel):
     )
     cancelled = models.BooleanField(_("cancelled"), default=False)
 
-    objects = StudioScopedQuerySet.as_manager()
     studio_lookup = "channel__studio"
 
     class Meta:
@@ -377,7 +372,7 @@ class ShowInstance(TimeStampedModel):
         return self.playlist or self.show.playlist
 
 
-class ScheduledItem(models.Model):
+class ScheduledItem(StudioScopedModel):
     """One item at its exact time on a channel's timeline: what the dispatcher plays."""
 
     instance = models.ForeignKey(ShowInstance, on_delete=models.CASCADE, related_name="items", verbose_name=_("show instance"))
@@ -394,7 +389,6 @@ class ScheduledItem(models.Model):
     end_at = models.DateTimeField(_("ends at"))
     cue_in_seconds = models.FloatField(_("cue in (s)"), default=0)
 
-    objects = StudioScopedQuerySet.as_manager()
     studio_lookup = "channel__studio"
 
     class Meta:
@@ -415,7 +409,7 @@ class ScheduledItem(models.Model):
         return f"{self.title} @ {self.start_at:%H:%M:%S}"
 
 
-class AsRunEntry(models.Model):
+class AsRunEntry(StudioScopedModel):
     """What really went on air: one open row per channel, closed when the item changes."""
 
     class Result(models.TextChoices):
@@ -448,7 +442,6 @@ class AsRunEntry(models.Model):
     )
     node = models.ForeignKey(Node, on_delete=models.SET_NULL, null=True, blank=True, related_name="+", verbose_name=_("node"))
 
-    objects = StudioScopedQuerySet.as_manager()
     studio_lookup = "channel__studio"
 
     class Meta:
@@ -469,7 +462,7 @@ class AsRunEntry(models.Model):
         return f"{self.channel}: {self.title} {self.started_at:%Y-%m-%d %H:%M:%S}"
 
 
-class LiveCredential(TimeStampedModel):
+class LiveCredential(StudioScopedModel, TimeStampedModel):
     """What one presenter of a live show gives their source client: a user name and a password, valid during the
     show's slots (and its margin) until revoked. Only the password's hash is kept; it is shown once, when issued."""
 
@@ -483,7 +476,6 @@ class LiveCredential(TimeStampedModel):
     secret_hash = models.CharField(max_length=64, unique=True, editable=False)
     revoked_at = models.DateTimeField(_("revoked at"), null=True, blank=True, editable=False)
 
-    objects = StudioScopedQuerySet.as_manager()
     studio_lookup = "show__channel__studio"
 
     class Meta:
@@ -501,7 +493,7 @@ class LiveCredential(TimeStampedModel):
         return f"{self.presenter} ({self.show})"
 
 
-class ShowRecording(StatusMachine, TimeStampedModel):
+class ShowRecording(StudioStatusMachine, TimeStampedModel):
     """What one instance of a show put on air, recorded from its channel's output and cut to the slot."""
 
     class Status(models.TextChoices):
@@ -534,7 +526,6 @@ class ShowRecording(StatusMachine, TimeStampedModel):
                               db_index=True)
     error_message = models.TextField(_("error"), blank=True)
 
-    objects = StatusQuerySet.as_manager()
     studio_lookup = "channel__studio"
 
     class Meta:
@@ -550,7 +541,7 @@ def new_feed_token() -> str:
     return secrets.token_urlsafe(32)
 
 
-class Podcast(TimeStampedModel):
+class Podcast(StudioScopedModel, TimeStampedModel):
     """A show's podcast: each of its recordings from the air becomes an episode of its RSS feed."""
 
     # Apple Podcasts' top-level categories, the ones podcast apps file a show under.
@@ -574,7 +565,6 @@ class Podcast(TimeStampedModel):
     language = models.CharField(_("language"), max_length=12, default="en",
                                 help_text=_("The language of its episodes (RFC 5646: en, en-GB, fr)."))
 
-    objects = StudioScopedQuerySet.as_manager()
     studio_lookup = "show__channel__studio"
 
     class Meta:
@@ -592,7 +582,7 @@ class Podcast(TimeStampedModel):
                 code="podcast_needs_recordings")})
 
 
-class Episode(StatusMachine, TimeStampedModel):
+class Episode(StudioStatusMachine, TimeStampedModel):
     """One recording of a show, made into a podcast episode: trimmed, at the podcast loudness, with chapters."""
 
     class Status(models.TextChoices):
@@ -623,7 +613,6 @@ class Episode(StatusMachine, TimeStampedModel):
     status = models.CharField(_("status"), max_length=8, choices=Status.choices, default=Status.MAKING, db_index=True)
     error_message = models.TextField(_("error"), blank=True)
 
-    objects = StatusQuerySet.as_manager()
     studio_lookup = "podcast__show__channel__studio"
 
     class Meta:

@@ -11,9 +11,8 @@ from recorders.sources import parse_source, validate_source
 from station.db import no_overlap
 from station.errors import UserError
 from station.bounds import InRange
-from station.models import (Node, RecurringWindow, StatusQuerySet, Studio, StudioOwnedModel, TimeStampedModel,
+from station.models import (Node, RecurringWindow, Studio, StudioOwnedModel, StudioStatusMachine, TimeStampedModel,
                             recurring_window_checks)
-from station.transitions import StatusMachine
 
 # A roll longer than an hour is a second window, not a margin: windows_to_arm looks this far ahead.
 MAX_ROLL_SECONDS = 3600
@@ -90,7 +89,7 @@ class Recorder(StudioOwnedModel):
                         "offered": ", ".join(self.node.capture_devices or []) or _("none")})})
 
 
-class RecorderSchedule(StatusMachine, RecurringWindow, TimeStampedModel):
+class RecorderSchedule(StudioStatusMachine, RecurringWindow, TimeStampedModel):
     """One window on a recorder; a recurring series queues its next window when one completes."""
 
     class Status(models.TextChoices):
@@ -133,7 +132,6 @@ class RecorderSchedule(StatusMachine, RecurringWindow, TimeStampedModel):
                     "epoch it was given and are refused once it is stale (station.fencing)."),
     )
 
-    objects = StatusQuerySet.as_manager()
     studio_lookup = "recorder__studio"
 
     class Meta:
@@ -216,7 +214,7 @@ def keep_while_recording(collector, field, sub_objs, using):
     models.SET_NULL(collector, field, sub_objs, using)
 
 
-class RecordingSession(StatusMachine, TimeStampedModel):
+class RecordingSession(StudioStatusMachine, TimeStampedModel):
     """What actually happened when a schedule's window was recorded: one per window."""
 
     class Status(models.TextChoices):
@@ -251,7 +249,6 @@ class RecordingSession(StatusMachine, TimeStampedModel):
     )
     error_message = models.TextField(_("error"), blank=True)
 
-    objects = StatusQuerySet.as_manager()
     studio_lookup = "recorder__studio"
 
     class Meta:

@@ -3,6 +3,7 @@ import zoneinfo
 from functools import cached_property
 
 from django.conf import settings
+from django.core import checks
 from django.contrib.postgres.fields import ArrayField
 from django.contrib.postgres.indexes import GinIndex
 from django.core.exceptions import ObjectDoesNotExist, ValidationError
@@ -192,6 +193,37 @@ class StatusQuerySet(TransitionQuerySet, StudioScopedQuerySet):
     """A studio's rows of a status machine: scoped like any row, moved through the transitions table."""
 
 
+class StudioScopedModel(models.Model):
+    """A row that belongs to one studio: users see and change only their studios' rows.
+
+    Each concrete model names the path from its row to the studio in ``studio_lookup`` ("" for the studio itself).
+    """
+
+    objects = StudioScopedQuerySet.as_manager()
+
+    class Meta:
+        abstract = True
+
+    @classmethod
+    def check(cls, **kwargs):
+        errors = super().check(**kwargs)
+        if not cls._meta.abstract and not isinstance(getattr(cls, "studio_lookup", None), str):
+            errors.append(checks.Error(
+                "A studio-scoped model names the path to its studio in studio_lookup.",
+                obj=cls, id="station.E001",
+            ))
+        return errors
+
+
+class StudioStatusMachine(StatusMachine, StudioScopedModel):
+    """A studio's status machine: scoped like any row, moved through its transitions table."""
+
+    objects = StatusQuerySet.as_manager()
+
+    class Meta:
+        abstract = True
+
+
 class ShownByName:
     """A row people know by its name: admin lists, logs and alerts show that."""
 
@@ -199,13 +231,12 @@ class ShownByName:
         return self.name
 
 
-class StudioOwnedModel(ShownByName, TimeStampedModel):
+class StudioOwnedModel(ShownByName, StudioScopedModel, TimeStampedModel):
     """One of a studio's own named things (a channel, playlist, recorder, ingest source or webhook).
 
     Each declares its ``studio`` foreign key and ``name``; this gives it the studio scope and the order lists show.
     """
 
-    objects = StudioScopedQuerySet.as_manager()
     studio_lookup = "studio"
 
     class Meta:
@@ -217,7 +248,7 @@ def new_calendar_token() -> str:
     return secrets.token_urlsafe(32)
 
 
-class Studio(ShownByName, models.Model):
+class Studio(ShownByName, StudioScopedModel):
     """A studio: the unit of ownership, permissions and local time."""
 
     name = models.CharField(_("name"), max_length=120, unique=True)
@@ -243,7 +274,6 @@ class Studio(ShownByName, models.Model):
         help_text=_("In the address of the studio's private calendar feeds; a new one makes the old addresses stop working."))
     created_at = models.DateTimeField(_("created at"), auto_now_add=True)
 
-    objects = StudioScopedQuerySet.as_manager()
     studio_lookup = ""  # a studio is its own scope
 
     class Meta:
@@ -343,7 +373,7 @@ class Node(ShownByName, models.Model):
         return (now - self.last_heartbeat_at).total_seconds() <= settings.NODE_HEARTBEAT_TIMEOUT
 
 
-class Alert(models.Model):
+class Alert(StudioScopedModel):
     """Something the on-air desk must look at: a failed start, an unreachable channel, a missing file."""
 
     class Severity(models.TextChoices):
@@ -363,7 +393,6 @@ class Alert(models.Model):
         verbose_name=_("acknowledged by"),
     )
 
-    objects = StudioScopedQuerySet.as_manager()
     studio_lookup = "studio"
 
     class Meta:
@@ -442,7 +471,7 @@ class Webhook(StudioOwnedModel):
         validate_public_urls("url", [self.url] if self.url else [])
 
 
-class WebhookDelivery(StatusMachine):
+class WebhookDelivery(StudioStatusMachine):
     """One event for one webhook: sent until the receiver answers 2xx or the attempts run out."""
 
     class Status(models.TextChoices):
@@ -476,7 +505,6 @@ class WebhookDelivery(StatusMachine):
     created_at = models.DateTimeField(_("created at"), auto_now_add=True, db_index=True)
     delivered_at = models.DateTimeField(_("delivered at"), null=True, blank=True)
 
-    objects = StatusQuerySet.as_manager()
     studio_lookup = "webhook__studio"
 
     class Meta:
