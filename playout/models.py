@@ -334,6 +334,10 @@ class ShowInstance(StudioScopedModel, TimeStampedModel):
         help_text=_("Empty: the show's playlist."),
     )
     cancelled = models.BooleanField(_("cancelled"), default=False)
+    # The series window the slot was made from (empty for one added by hand): a slot moved by hand keeps it, so the
+    # series does not make that window again, and a slot still at it follows the show when its times are changed.
+    occurrence_start_at = models.DateTimeField(_("made for the series window starting"), null=True, editable=False)
+    occurrence_end_at = models.DateTimeField(_("made for the series window ending"), null=True, editable=False)
 
     studio_lookup = "channel__studio"
 
@@ -370,6 +374,12 @@ class ShowInstance(StudioScopedModel, TimeStampedModel):
     @property
     def effective_playlist(self) -> Playlist | None:
         return self.playlist or self.show.playlist
+
+    @property
+    def follows_its_series(self) -> bool:
+        """Made from a series window and still at it: not moved or resized by hand since."""
+        return self.occurrence_start_at is not None and (self.start_at, self.end_at) == (
+            self.occurrence_start_at, self.occurrence_end_at)
 
 
 class ScheduledItem(StudioScopedModel):

@@ -11,46 +11,93 @@ import logging
 from datetime import datetime, timedelta
 
 from django.db import IntegrityError, transaction
+from django.db.models import Q
 from django.utils.translation import gettext as _
 
 from playout.models import Channel, ScheduledItem, Show, ShowInstance
 from station.locks import rundown_lock, timeline_lock
-from station.errors import UserError
+from station.errors import UserError, constraint_errors
 from station.services import alert_raise
 
 logger = logging.getLogger(__name__)
 HORIZON = timedelta(hours=6)
+SERIES_LIMIT = 500  # windows read per show and refresh: a rule that recurs each minute still costs a bounded pass
 
 
 def timeline_refresh(*, channel: Channel, now: datetime, horizon: timedelta = HORIZON) -> int:
     """Bring the channel's instances and items for the coming hours in line with its shows; return items written."""
     until = now + horizon
-    for show in Show.objects.filter(channel=channel, enabled=True).select_related("channel__studio"):
+    for show in Show.objects.filter(channel=channel).select_related("channel__studio"):
         try:
             _materialize(show, now, until)
         except UserError as error:  # a rule written around validation: that show is left out, the others air
             alert_raise(studio=channel.studio_id, code="show_not_scheduled", subject=show.name,
                         message=_("%(show)s is not scheduled: %(reason)s") % {"show": show.name, "reason": error})
     written = 0
-    instances = ShowInstance.objects.filter(channel=channel, cancelled=False, end_at__gt=now, start_at__lt=until)
+    instances = ShowInstance.objects.filter(channel=channel, cancelled=False, show__enabled=True, end_at__gt=now,
+                                            start_at__lt=until)
     for instance in instances.select_related("show", "playlist", "show__playlist"):
-        written += _build_items(instance, now)
+        try:
+            with constraint_errors():
+                written += _build_items(instance, now)
+        except (UserError, IntegrityError) as error:  # a slot that can't be placed (a row no rule made): others air
+            alert_raise(studio=channel.studio_id, code="show_not_scheduled", subject=instance.show.name,
+                        message=_("%(show)s at %(start)s could not be put on the timeline: %(reason)s")
+                        % {"show": instance.show.name, "start": instance.start_at.isoformat(), "reason": error})
     return written
 
 
-def _materialize(show: Show, now: datetime, until: datetime) -> None:
-    for start, end in show.series_windows(not_before=now - show.duration, limit=500):
+def _series_windows(show: Show, now: datetime, until: datetime) -> tuple[dict[datetime, datetime], datetime]:
+    """The show's windows not yet over that start before ``until`` (start: end), and how far they were read: the
+    expansion is bounded in count, so a dense rule may stop short of ``until``."""
+    windows, read = {}, 0
+    if not show.enabled:
+        return windows, until
+    for start, end in show.series_windows(not_before=now - show.duration, limit=SERIES_LIMIT):
         if start >= until:
-            return
-        if end <= now or ShowInstance.objects.filter(show=show, start_at=start).exists():
-            continue
-        try:
-            with transaction.atomic():
-                ShowInstance.objects.create(show=show, channel=show.channel, start_at=start, end_at=end)
-        except IntegrityError:
-            alert_raise(studio=show.channel.studio_id, code="show_overlap", subject=show.name,
-                        message=_("%(show)s at %(start)s overlaps another show on %(channel)s and was not scheduled.")
-                        % {"show": show.name, "start": start.isoformat(), "channel": show.channel})
+            return windows, until
+        if end > now:
+            windows[start] = end
+        read += 1
+        if read == SERIES_LIMIT:
+            return windows, start
+    return windows, until
+
+
+def _materialize(show: Show, now: datetime, until: datetime) -> None:
+    """Make the show's slots for its coming windows, and bring those the series made in line with it: a slot not yet
+    begun whose window is gone (the show was moved, disabled, given a skip date) goes, one whose window now ends
+    elsewhere follows it; a slot moved or resized by hand stays as it was put. The items of a slot cancelled, or of
+    a disabled show, leave the timeline before they start."""
+    windows, read_to = _series_windows(show, now, until)
+    with rundown_lock(show.pk):
+        made = show.instances.filter(occurrence_start_at__isnull=False, start_at__gt=now,
+                                     occurrence_start_at__lt=read_to)
+        for instance in made:
+            if not instance.follows_its_series:
+                continue
+            end = windows.get(instance.occurrence_start_at)
+            if end is None:
+                instance.delete()
+            elif end != instance.end_at:
+                _place(show, instance, start=instance.start_at, end=end)
+        for start, end in windows.items():
+            if not show.instances.filter(Q(occurrence_start_at=start) | Q(start_at=start)).exists():
+                _place(show, ShowInstance(show=show, channel=show.channel), start=start, end=end)
+        off_air = Q(instance__cancelled=True) if show.enabled else Q()  # a cancelled slot, or a disabled show's
+        ScheduledItem.objects.filter(off_air, instance__show=show, start_at__gte=now).delete()
+
+
+def _place(show: Show, instance: ShowInstance, *, start: datetime, end: datetime) -> None:
+    instance.start_at = instance.occurrence_start_at = start
+    instance.end_at = instance.occurrence_end_at = end
+    try:
+        with transaction.atomic():
+            instance.save()
+    except IntegrityError:
+        alert_raise(studio=show.channel.studio_id, code="show_overlap", subject=show.name,
+                    message=_("%(show)s at %(start)s overlaps another show on %(channel)s and was not scheduled.")
+                    % {"show": show.name, "start": start.isoformat(), "channel": show.channel})
 
 
 def planned_items(instance: ShowInstance) -> list[dict]:
@@ -101,11 +148,14 @@ def _build_items(instance: ShowInstance, now: datetime) -> int:
         ScheduledItem.objects.filter(instance=instance, start_at__gte=now).order_by("start_at").values(
             "playlist_item_id", "asset_id", "start_at", "end_at", "cue_in_seconds")
     )
-    if _signature(existing) == _signature(future):
+    # the slot was cut short while on air: its item on air ends with it
+    overrunning = ScheduledItem.objects.filter(instance=instance, start_at__lt=now, end_at__gt=instance.end_at)
+    if _signature(existing) == _signature(future) and not overrunning.exists():
         return 0
     _report_fit(instance, planned)
     with rundown_lock(instance.show_id), timeline_lock(instance.channel_id):
         ScheduledItem.objects.filter(instance=instance, start_at__gte=now).delete()
+        overrunning.update(end_at=instance.end_at)
         if future:  # the item on air now makes way for the new plan where they would overlap
             ScheduledItem.objects.filter(instance=instance, start_at__lt=now, end_at__gt=future[0]["start_at"]).update(
                 end_at=future[0]["start_at"])
