@@ -13,7 +13,8 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 from django.conf import settings
-from django.db import transaction
+from django.core.exceptions import SuspiciousFileOperation
+from django.db import DatabaseError, transaction
 from django.db.models import F
 from django.utils import timezone
 from django.utils.text import get_valid_filename
@@ -107,7 +108,16 @@ def download_run(*, download_id: int) -> Download | None:
         except UserError as error:
             partial.unlink(missing_ok=True)
             return _download_fail(download, error)
-        return _download_store(download, fetched, probed)
+        try:
+            return _download_store(download, fetched, probed)
+        except DatabaseError:
+            raise  # the database is away: the row stays downloading, and is queued again once it is back
+        except Exception as error:  # the library refuses the file (its folder, the disk): fail, not fetch it forever
+            logger.exception("%s: the fetched file could not be stored", download)
+            fetched.path.unlink(missing_ok=True)
+            return _download_fail(download, UserError(
+                "download_not_stored", _("The file was fetched but could not be stored in the library: %(error)s"),
+                {"error": error}, inner=error))
 
 
 def _asset_already_fetched(download: Download) -> MediaAsset | None:
@@ -141,7 +151,7 @@ def _download_store(download: Download, fetched: fetch.Fetched, probed: media.Pr
         fetched.path.unlink(missing_ok=True)
         return _download_finish(download, asset=same, status=Download.Status.COMPLETED)
     now = timezone.now()
-    name = get_valid_filename(feeds.title_from_url(download.url))[-120:] or "media"
+    name = _library_name(download.url)
     # Named by ids, which never change: a studio's slug can be renamed while its downloads run.
     relative = Path("library") / "ingest" / f"studio-{studio.pk}" / f"{now:%Y/%m}" / f"{download.pk}-{fetched.sha256[:12]}-{name}"
     target = Path(settings.MEDIA_ROOT) / relative
@@ -159,6 +169,14 @@ def _download_store(download: Download, fetched: fetch.Fetched, probed: media.Pr
     except Exception:
         target.unlink(missing_ok=True)  # no file in the library without its asset
         raise
+
+
+def _library_name(url: str) -> str:
+    """The end of the item's URL as a file name, or "media" where nothing of it can name a file (an emoji, dots)."""
+    try:
+        return get_valid_filename(feeds.title_from_url(url))[-120:]
+    except SuspiciousFileOperation:
+        return "media"
 
 
 @transaction.atomic

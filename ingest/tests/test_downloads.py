@@ -146,6 +146,37 @@ def test_every_bad_download_fails_with_its_reason_and_leaves_no_asset_or_partial
     assert not (ingest_settings.MEDIA_ROOT / "library").exists()
 
 
+@pytest.mark.parametrize("name", ["%F0%9F%8E%99", "%40%40", "~"])
+def test_an_item_whose_url_names_no_file_is_stored_as_media(name, ingest_settings, server, tones, url_source):
+    url_source(server.add(name, tones["two"]))
+    services.sources_poll_due(now=timezone.now())
+
+    (download,) = _run_all_queued()
+
+    assert download.status == Download.Status.COMPLETED
+    stored = ingest_settings.MEDIA_ROOT / download.asset.file.name
+    assert stored.name.endswith("-media") and stored.parent.is_relative_to(ingest_settings.MEDIA_ROOT / "library")
+    assert stored.read_bytes() == tones["two"].read_bytes()
+
+
+def test_a_file_the_library_cannot_take_fails_its_download_with_the_reason_and_is_not_fetched_again(
+        ingest_settings, server, tones, url_source):
+    ingest_settings.MEDIA_ROOT.mkdir(parents=True, exist_ok=True)
+    (ingest_settings.MEDIA_ROOT / "library").write_text("a file where the library's folder should be")
+    url_source(server.add("news.mp3", tones["two"]))
+    services.sources_poll_due(now=timezone.now())
+
+    (download,) = _run_all_queued()
+    services.downloads_requeue_stale(now=timezone.now() + timedelta(hours=1))
+
+    assert download.status == Download.Status.FAILED
+    assert "could not be stored in the library" in download.error_message
+    assert not MediaAsset.objects.exists()
+    assert not list((ingest_settings.MEDIA_ROOT / "ingest" / "partial").glob("*"))
+    assert not Download.objects.filter(status__in=["queued", "downloading"]).exists()
+    assert server.hits["/news.mp3"] == 1
+
+
 def test_a_failed_download_can_be_retried_and_then_succeeds(ingest_settings, server, tones, url_source):
     url_source(server.add("later.mp3", tones["two"]))
     server.fail_times["/later.mp3"] = 3
