@@ -174,7 +174,9 @@ def leases_renew(*, held: dict[int, int], now: datetime) -> set[int]:
             "FROM unnest(%s::bigint[], %s::bigint[]) AS lease(id, epoch) "
             "WHERE leased.id = lease.id AND leased.lease_epoch = lease.epoch AND leased.status = ANY(%s) "
             "RETURNING leased.id",
-            [lease_deadline(now), list(held), list(held.values()), [Status.STARTING, Status.RUNNING, Status.STOPPING]],
+            # a cancelled window is still its agent's while it finishes what was recorded up to the cancel
+            [lease_deadline(now), list(held), list(held.values()),
+             [Status.STARTING, Status.RUNNING, Status.STOPPING, Status.CANCELLED]],
         )
         held = {row[0] for row in cursor.fetchall()}
     MediaAsset.objects.filter(recording_session__schedule_id__in=held, status=MediaAsset.Status.LIVE).update(updated_at=now)
@@ -227,6 +229,9 @@ def recording_finalize(*, schedule: RecorderSchedule, stopped_at: datetime,
                     RecordingSession.objects.filter(pk=session.pk).move_to(RecordingSession.Status.COMPLETED,
                                                                            ended_at=stopped_at)
                     RecorderSchedule.objects.filter(pk=schedule.pk).update(lease_expires_at=None)
+                    MediaAsset.objects.filter(pk=session.asset_id).move_to(  # no file will come: the library says so
+                        MediaAsset.Status.ERROR, error_message=str(_("The window was cancelled before anything was "
+                                                                     "recorded.")), updated_at=timezone.now())
             return schedule
         if session.asset_id is None:  # deleted around the model, which keeps it while recording
             schedule_fail(schedule=schedule, epoch=epoch,

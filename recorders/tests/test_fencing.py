@@ -111,3 +111,27 @@ def test_a_takeover_waits_for_a_write_in_flight_and_every_write_after_it_is_refu
     with pytest.raises(Fenced), transaction.atomic():
         fencing.hold(RecorderSchedule, pk=first.pk, epoch=first.lease_epoch)
     assert RecorderSchedule.objects.get(pk=first.pk).claimed_by == "host-2/22/b"
+
+
+@pytest.mark.django_db
+def test_a_cancelled_window_stays_its_agents_while_it_finishes_and_the_tick_leaves_it_alone(tmp_path, settings):
+    settings.MEDIA_ROOT = tmp_path
+    began = timezone.now() - timedelta(seconds=30)
+    window = ScheduleFactory(start_at=began, end_at=began + timedelta(minutes=10))
+    held = services.schedule_claim(schedule_id=window.pk, owner="host-1/11/a", node=None, now=began)
+    services.recording_started(schedule=held, epoch=held.lease_epoch, now=began, data_since=began)
+    services.schedule_cancel(schedule=RecorderSchedule.objects.get(pk=window.pk))
+    now = timezone.now()
+
+    # its agent joins and hashes what was recorded up to the cancel for longer than a lease: it renews meanwhile
+    for seconds in range(0, 60, int(settings.AGENT_LEASE_SECONDS // 2)):
+        assert services.leases_renew(held={window.pk: held.lease_epoch}, now=now + timedelta(seconds=seconds)) == {
+            window.pk}
+        services.housekeeping(owner="tick", now=now + timedelta(seconds=seconds + 1))
+
+    after = RecorderSchedule.objects.get(pk=window.pk)
+    assert (after.status, after.claimed_by, after.lease_epoch) == (Status.CANCELLED, "host-1/11/a", held.lease_epoch)
+    assert RecordingSession.objects.get(schedule=window).gaps == []
+    # once its agent is gone for good, the tick still finishes it
+    services.housekeeping(owner="tick", now=now + timedelta(seconds=60 + settings.AGENT_LEASE_SECONDS + 1))
+    assert RecorderSchedule.objects.get(pk=window.pk).claimed_by == "tick"

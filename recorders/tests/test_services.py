@@ -4,7 +4,8 @@ import pytest
 from django.utils import timezone
 
 from recorders import services
-from recorders.models import RecorderSchedule
+from ingest.models import MediaAsset
+from recorders.models import RecorderSchedule, RecordingSession
 from station import events
 from station.errors import TransitionNotAllowed, UserError
 from station.tests.factories import ScheduleFactory
@@ -26,6 +27,22 @@ def test_cancel_happens_once_and_is_announced_after_commit(django_capture_on_com
         unsubscribe()
     assert RecorderSchedule.objects.get(pk=schedule.pk).status == Status.CANCELLED
     assert [e["payload"]["status"] for e in received] == ["cancelled"]
+
+
+def test_a_window_cancelled_before_its_first_sample_leaves_no_pending_media_behind(tmp_path, settings):
+    settings.MEDIA_ROOT = tmp_path
+    began = timezone.now() - timedelta(seconds=2)
+    window = ScheduleFactory(start_at=began, end_at=began + timedelta(minutes=10))
+    held = services.schedule_claim(schedule_id=window.pk, owner="host-1/11/a", node=None, now=began)
+    services.schedule_cancel(schedule=RecorderSchedule.objects.get(pk=window.pk))  # the source never answered
+
+    services.recording_finalize(schedule=held, stopped_at=timezone.now(), epoch=held.lease_epoch)
+
+    session = RecordingSession.objects.select_related("asset").get(schedule=window)
+    assert session.status == RecordingSession.Status.COMPLETED
+    assert (session.asset.status, session.asset.error_message) == (
+        MediaAsset.Status.ERROR, "The window was cancelled before anything was recorded.")
+    assert RecorderSchedule.objects.get(pk=window.pk).status == Status.CANCELLED
 
 
 def test_start_now_opens_a_pending_window():
