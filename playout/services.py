@@ -299,11 +299,16 @@ def channel_skip(*, channel: Channel) -> Channel:
     return channel
 
 
+SKIPPABLE = [AsRunEntry.Result.PLAYED, AsRunEntry.Result.FALLBACK]  # what the schedule puts on air
+
+
 @transaction.atomic
 def as_run_mark_skipped(*, channel_id: int, epoch: int) -> None:
-    """The item on air was taken off by an operator: its row says so when it closes."""
+    """The item on air was taken off by an operator: its row says so when it closes. A skip takes off what the
+    schedule plays (an item, the filler): a presenter on air stays, and so does their row."""
     fencing.hold(Channel, pk=channel_id, epoch=epoch)
-    AsRunEntry.objects.filter(channel_id=channel_id, ended_at__isnull=True).update(result=AsRunEntry.Result.SKIPPED)
+    AsRunEntry.objects.filter(channel_id=channel_id, ended_at__isnull=True, result__in=SKIPPABLE).update(
+        result=AsRunEntry.Result.SKIPPED)
 
 
 def asset_replaced_in_upcoming_shows(*, old_id: int, new: MediaAsset, now: datetime, **signal) -> None:

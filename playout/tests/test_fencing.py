@@ -63,3 +63,16 @@ def test_a_new_agent_process_for_a_node_fences_the_old_one_out_of_the_node_and_i
     assert station_services.node_heartbeat(node=new, **AGENT).is_online()
     assert services.channel_report_healthy(leases={channel.pk: Channel.objects.get(pk=channel.pk).lease_epoch},
                                            node=new, now=timezone.now()) == set()
+
+
+@pytest.mark.parametrize("on_air, logged", [(AsRunEntry.Result.PLAYED, AsRunEntry.Result.SKIPPED),
+                                            (AsRunEntry.Result.FALLBACK, AsRunEntry.Result.SKIPPED),
+                                            (AsRunEntry.Result.LIVE, AsRunEntry.Result.LIVE)])
+def test_a_skip_is_logged_on_what_the_schedule_plays_and_a_presenter_on_air_keeps_their_row(on_air, logged):
+    channel = ChannelFactory(status=Channel.Status.RUNNING)
+    services.channel_on_air(channel_id=channel.pk, epoch=channel.lease_epoch, at=timezone.now(), title="On air",
+                            result=on_air)
+
+    services.as_run_mark_skipped(channel_id=channel.pk, epoch=channel.lease_epoch)
+
+    assert AsRunEntry.objects.get(channel=channel).result == logged
