@@ -129,11 +129,7 @@ def channel_on_air(*, channel_id: int, epoch: int, at, title: str, result: str, 
     """What is on air changed: close the channel's open as-run row with its duration and open one for now (a live
     segment names its presenter)."""
     fencing.hold(Channel, pk=channel_id, epoch=epoch)  # also keeps two writers of one channel's log in turn
-    open_row = AsRunEntry.objects.select_for_update().filter(channel_id=channel_id, ended_at__isnull=True).first()
-    if open_row is not None:
-        open_row.ended_at = max(at, open_row.started_at)
-        open_row.duration_seconds = (open_row.ended_at - open_row.started_at).total_seconds()
-        AsRunEntry.objects.filter(pk=open_row.pk).update(ended_at=open_row.ended_at, duration_seconds=open_row.duration_seconds)
+    open_row = _as_run_close(channel_id, at)
     slot = (ScheduledItem.objects.filter(pk=scheduled_item_id).values_list("start_at", flat=True).first()
             if scheduled_item_id else None)
     entry = AsRunEntry.objects.create(
@@ -155,6 +151,16 @@ def channel_on_air(*, channel_id: int, epoch: int, at, title: str, result: str, 
                  "next": next_item_row(channel_id, at)},
     )
     return entry
+
+
+def _as_run_close(channel_id: int, at) -> AsRunEntry | None:
+    """Close the channel's open as-run row at ``at`` (not before it began) with its duration; return it, if any."""
+    open_row = AsRunEntry.objects.select_for_update().filter(channel_id=channel_id, ended_at__isnull=True).first()
+    if open_row is not None:
+        open_row.ended_at = max(at, open_row.started_at)
+        open_row.duration_seconds = (open_row.ended_at - open_row.started_at).total_seconds()
+        AsRunEntry.objects.filter(pk=open_row.pk).update(ended_at=open_row.ended_at, duration_seconds=open_row.duration_seconds)
+    return open_row
 
 
 @transaction.atomic
@@ -245,6 +251,7 @@ def channel_fail_over(*, channel: Channel, now, unavailable: set[int] = frozense
         error_message=_("Failed over from %(node)s") % {"node": where},
     )
     if moved:
+        _as_run_close(channel.pk, channel.last_heartbeat_at or now)  # on air there until then, as far as anyone knows
         channel.refresh_from_db()
         transaction.on_commit(metrics.CHANNEL_FAILOVERS.labels(channel=channel.slug).inc)
         alert_raise(studio=channel.studio_id, code="channel_failed_over", subject=channel.name,
@@ -257,6 +264,8 @@ def _channel_error(channel: Channel, reason, *, code: str, **still) -> bool:
     """Put the channel in error with the reason and alert, if it is ``still`` as the caller saw it; True if so."""
     if not Channel.objects.filter(pk=channel.pk, **still).move_to(Channel.Status.ERROR, error_message=str(reason)):
         return False
+    # off air since its engine was last heard: the row on air then ends there, not when the channel is back
+    _as_run_close(channel.pk, channel.last_heartbeat_at or timezone.now())
     channel.refresh_from_db()
     alert_raise(studio=channel.studio_id, code=code, subject=channel.name, severity=Alert.Severity.CRITICAL, message=str(reason))
     channel_announce(channel)

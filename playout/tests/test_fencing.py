@@ -76,3 +76,20 @@ def test_a_skip_is_logged_on_what_the_schedule_plays_and_a_presenter_on_air_keep
     services.as_run_mark_skipped(channel_id=channel.pk, epoch=channel.lease_epoch)
 
     assert AsRunEntry.objects.get(channel=channel).result == logged
+
+
+@pytest.mark.parametrize("second_node", [True, False], ids=["failed over", "no node to take it"])
+def test_a_channel_whose_engine_went_silent_ends_its_as_run_row_when_it_was_last_heard(second_node):
+    now = timezone.now()
+    first = NodeFactory(name="host-1", last_heartbeat_at=now - timedelta(hours=2))
+    if second_node:
+        NodeFactory(name="host-2", last_heartbeat_at=now)
+    channel = ChannelFactory(node=first, status=Channel.Status.RUNNING, last_heartbeat_at=now - timedelta(hours=2))
+    services.channel_on_air(channel_id=channel.pk, epoch=channel.lease_epoch, at=now - timedelta(hours=3),
+                            title="Song", result=AsRunEntry.Result.PLAYED, node=first)
+
+    assert services.channel_fail_over(channel=channel, now=now) == second_node
+
+    row = AsRunEntry.objects.get(channel=channel)
+    assert (row.ended_at, row.duration_seconds) == (now - timedelta(hours=2), 3600)
+    assert Channel.objects.get(pk=channel.pk).status == (Channel.Status.STARTING if second_node else Channel.Status.ERROR)
