@@ -268,7 +268,22 @@ def at_its_gain(s) =
   metadata.map(strip=true, insert_missing=false, fun (_) -> [("liq_amplify", "")],
                amplify(override="liq_amplify", 1., s))
 end
-queue = at_its_gain(cue_cut(request.queue(id="queue", prefetch=2)))
+# An item whose slot was cut short after it was queued (its show shortened on air): the dispatcher names the
+# stream position of its new end, as it does a start, and the queue ends the item's track on the frame that gets there.
+cut_at = ref(1000000000000.)
+def set_cut_at(value) =
+  cut_at := float_of_string(value)
+  "OK"
+end
+server.register(usage="cut_at <stream seconds>", "cut_at", set_cut_at)
+item_requests = request.queue(id="queue", prefetch=2)
+def cut_when_due() =
+  if stream_now() >= !cut_at then
+    cut_at := 1000000000000.
+    item_requests.skip()
+  end
+end
+queue = at_its_gain(cue_cut(source.on_frame(item_requests, cut_when_due)))
 timed = switch(id="timed", track_sensitive=true, [({{stream_now() >= !next_at}}, queue)])
 # A webstream item: the dispatcher names the stream and its window ahead of the slot, the input
 # connects then, and the gate keeps it on air for its window; the input stops after it. It reads the
@@ -472,6 +487,10 @@ class Gateway:
     def set_next_at(self, stream_seconds: float) -> str:
         """Open the queue's gate at a position in the engine's stream (``StreamClock.gate_for``; 0: now)."""
         return self.command("next_at", f"{stream_seconds:.6f}")
+
+    def cut_at(self, stream_seconds: float) -> str:
+        """End the item on air at a position in the engine's stream (``StreamClock.gate_for`` of its new end)."""
+        return self.command("cut_at", f"{stream_seconds:.6f}")
 
     def skip(self) -> str:
         return self.command("skip")

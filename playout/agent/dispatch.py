@@ -80,6 +80,7 @@ class Dispatcher:
     def dispatch(self, running: RunningChannel, now: datetime, *,
                  upcoming: list[ScheduledItem], unplayable: set[int]) -> None:
         """Hand the channel's engine its next item once it is due, unless one is still waiting for its slot."""
+        self._cut_short(running, upcoming)
         if running.armed is not None and running.armed.webstream_url and not running.engine.webstream_connected \
                 and now > min(running.armed.start_at + WEBSTREAM_CONNECT_GRACE, running.armed.end_at):
             self._webstream_unreachable(running)
@@ -93,13 +94,28 @@ class Dispatcher:
             return
         if running.engine.stream_clock.start is None and item.start_at > now:
             return  # the engine has not reported its first track yet: its frames are not placed on the clock
-        running.pushed.add(item.pk)
+        running.pushed[item.pk] = item.end_at
         if item.pk in unplayable:
             return  # the filler covers it; the cacher already alerted
         if item.webstream_url:
             self._arm_webstream(running, item, now)
         elif item.asset_id:
             self._arm(running, item, now)
+
+    def _cut_short(self, running: RunningChannel, upcoming: list[ScheduledItem]) -> None:
+        """An item handed to the engine whose slot was cut short since (its show shortened on air) ends at its new end:
+        the engine would play it to the end it was given, and every item after it late."""
+        clock = running.engine.stream_clock
+        for item in upcoming:
+            given = running.pushed.get(item.pk)
+            if (item.channel_id != running.channel.pk or given is None or item.end_at >= given or clock.start is None
+                    or item.webstream_url):  # a webstream's window is the relay's to end, on the wall clock
+                continue
+            try:
+                running.engine.gateway.cut_at(clock.gate_for(item.end_at.timestamp()))
+                running.pushed[item.pk] = item.end_at
+            except OSError as error:
+                logger.error("channel %s: could not cut %s short: %s", running.channel, item, error)
 
     def _arm_webstream(self, running: RunningChannel, item: ScheduledItem, now: datetime) -> None:
         try:  # the webstream's window is on the wall clock: a network stream has no sample to start on

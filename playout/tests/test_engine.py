@@ -108,6 +108,31 @@ def test_three_items_back_to_back_go_on_air_at_their_slots_and_the_as_run_log_fo
     assert AsRunEntry.objects.filter(channel=channel, ended_at__isnull=True).count() == 1
 
 
+def test_a_show_cut_short_on_air_goes_off_at_its_new_end_and_the_next_show_starts_on_time(on_air_channel):
+    channel, _, media_root = on_air_channel
+    long_tone, news_tone = _tone(channel.studio, media_root, 660, 12), _tone(channel.studio, media_root, 880, 2)
+    music, news = PlaylistFactory(studio=channel.studio, name="Music"), PlaylistFactory(studio=channel.studio, name="News")
+    PlaylistItem.objects.create(playlist=music, asset=long_tone)
+    PlaylistItem.objects.create(playlist=news, asset=news_tone)
+    slot = timezone.now() + timedelta(seconds=3)
+    instance = ShowInstanceFactory(show__channel=channel, show__playlist=music, start_at=slot,
+                                   end_at=slot + timedelta(seconds=12))
+    wait_until(lambda: AsRunEntry.objects.filter(channel=channel, asset=long_tone).exists(), timeout=10,
+               message="the long item on air")
+
+    # the desk shortens the show on air and puts the news in the time it freed
+    cut = timezone.now() + timedelta(seconds=3)
+    instance.end_at = cut
+    instance.save(update_fields=["end_at"])
+    ShowInstanceFactory(show__channel=channel, show__playlist=news, start_at=cut, end_at=cut + timedelta(seconds=2))
+
+    played = wait_until(lambda: AsRunEntry.objects.filter(channel=channel, asset=news_tone).first(), timeout=10,
+                        message="the news on air")
+    cut_item = AsRunEntry.objects.get(channel=channel, asset=long_tone)
+    assert abs((played.started_at - cut).total_seconds()) < ON_TIME, (played.started_at, cut)
+    assert abs((cut_item.ended_at - cut).total_seconds()) < ON_TIME, (cut_item.ended_at, cut)
+
+
 def test_a_node_without_the_shared_storage_fetches_the_media_from_the_station_and_plays_it(media_root, live_server):
     with _channel_on_air(media_root, PLAYOUT_SHARED_MEDIA="false", STATION_URL=live_server.url) as (channel, _, _):
         filler = wait_until(lambda: AsRunEntry.objects.filter(channel=channel, title="Tone 330").first(), timeout=15,
