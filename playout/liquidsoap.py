@@ -250,12 +250,16 @@ settings.frame.video.framerate.set({SAMPLE_RATE // FRAME_SAMPLES})  # a frame ho
 # over between frames, after the frame that finds the gate open. The gate reads the stream's position, not the wall
 # clock, so a frame computed late (a busy machine) still opens it on the same frame. A started item is kept to its
 # end. Items are cut by their liq_cue_in/liq_cue_out annotations.
-next_at = ref(1000000000000.)
-def set_next_at(value) =
-  next_at := float_of_string(value)
-  "OK"
+def stream_position_setting(name) =
+  position = ref(1000000000000.)
+  def set(value) =
+    position := float_of_string(value)
+    "OK"
+  end
+  server.register(usage=name ^ " <stream seconds>", name, set)
+  position
 end
-server.register(usage="next_at <stream seconds>", "next_at", set_next_at)
+next_at = stream_position_setting("next_at")
 stream_position = ref(fun () -> 0.)  # the output's position, once it is defined below
 def stream_now() =
   position = !stream_position
@@ -270,12 +274,7 @@ def at_its_gain(s) =
 end
 # An item whose slot was cut short after it was queued (its show shortened on air): the dispatcher names the
 # stream position of its new end, as it does a start, and the queue ends the item's track on the frame that gets there.
-cut_at = ref(1000000000000.)
-def set_cut_at(value) =
-  cut_at := float_of_string(value)
-  "OK"
-end
-server.register(usage="cut_at <stream seconds>", "cut_at", set_cut_at)
+cut_at = stream_position_setting("cut_at")
 item_requests = request.queue(id="queue", prefetch=2)
 def cut_when_due() =
   if stream_now() >= !cut_at then

@@ -111,7 +111,8 @@ def test_three_items_back_to_back_go_on_air_at_their_slots_and_the_as_run_log_fo
 def test_a_show_cut_short_on_air_goes_off_at_its_new_end_and_the_next_show_starts_on_time(on_air_channel):
     channel, _, media_root = on_air_channel
     long_tone, news_tone = _tone(channel.studio, media_root, 660, 12), _tone(channel.studio, media_root, 880, 2)
-    music, news = PlaylistFactory(studio=channel.studio, name="Music"), PlaylistFactory(studio=channel.studio, name="News")
+    music = PlaylistFactory(studio=channel.studio, name="Music")
+    news = PlaylistFactory(studio=channel.studio, name="News")
     PlaylistItem.objects.create(playlist=music, asset=long_tone)
     PlaylistItem.objects.create(playlist=news, asset=news_tone)
     slot = timezone.now() + timedelta(seconds=3)
