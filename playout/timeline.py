@@ -119,8 +119,11 @@ def planned_items(instance: ShowInstance) -> list[dict]:
     return planned
 
 
-def _signature(rows) -> list[tuple]:
-    return [(r["playlist_item_id"], r["asset_id"], r["start_at"], r["end_at"], r["cue_in_seconds"]) for r in rows]
+PLAN_FIELDS = ("playlist_item_id", "asset_id", "start_at", "end_at", "cue_in_seconds")
+
+
+def _plan_key(row: dict) -> tuple:
+    return tuple(row[name] for name in PLAN_FIELDS)
 
 
 def _report_fit(instance: ShowInstance, planned: list[dict]) -> None:
@@ -142,23 +145,27 @@ def _report_fit(instance: ShowInstance, planned: list[dict]) -> None:
 
 
 def _build_items(instance: ShowInstance, now: datetime) -> int:
+    """Write the instance's coming items where they differ from its plan; return how many were written. An item
+    the plan keeps is left as it is, with its id: the engine may already hold it, queued for its slot."""
     planned = planned_items(instance)
-    future = [row for row in planned if row["start_at"] >= now]
-    existing = list(
-        ScheduledItem.objects.filter(instance=instance, start_at__gte=now).order_by("start_at").values(
-            "playlist_item_id", "asset_id", "start_at", "end_at", "cue_in_seconds")
-    )
+    future = {_plan_key(row): row for row in planned if row["start_at"] >= now}
+    existing = {_plan_key(row): row["id"] for row in ScheduledItem.objects.filter(
+        instance=instance, start_at__gte=now).values("id", *PLAN_FIELDS)}
     # the slot was cut short while on air: its item on air ends with it
     overrunning = ScheduledItem.objects.filter(instance=instance, start_at__lt=now, end_at__gt=instance.end_at)
-    if _signature(existing) == _signature(future) and not overrunning.exists():
+    if existing.keys() == future.keys() and not overrunning.exists():
         return 0
     _report_fit(instance, planned)
+    to_write = [row for key, row in future.items() if key not in existing]
     with rundown_lock(instance.show_id), timeline_lock(instance.channel_id):
-        ScheduledItem.objects.filter(instance=instance, start_at__gte=now).delete()
+        ScheduledItem.objects.filter(pk__in=[pk for key, pk in existing.items() if key not in future]).delete()
         overrunning.update(end_at=instance.end_at)
         if future:  # the item on air now makes way for the new plan where they would overlap
-            ScheduledItem.objects.filter(instance=instance, start_at__lt=now, end_at__gt=future[0]["start_at"]).update(
-                end_at=future[0]["start_at"])
-        ScheduledItem.objects.bulk_create(ScheduledItem(instance=instance, channel_id=instance.channel_id, **row) for row in future)
-    logger.info("timeline of %s: %d items for %s", instance.channel_id, len(future), instance)
-    return len(future)
+            first_start = min(row["start_at"] for row in future.values())
+            ScheduledItem.objects.filter(instance=instance, start_at__lt=now, end_at__gt=first_start).update(
+                end_at=first_start)
+        ScheduledItem.objects.bulk_create(
+            ScheduledItem(instance=instance, channel_id=instance.channel_id, **row) for row in to_write)
+    logger.info("timeline of %s: %d items written, %d kept for %s", instance.channel_id, len(to_write),
+                len(future) - len(to_write), instance)
+    return len(to_write)

@@ -134,6 +134,28 @@ def test_a_show_cut_short_on_air_goes_off_at_its_new_end_and_the_next_show_start
     assert abs((cut_item.ended_at - cut).total_seconds()) < ON_TIME, (cut_item.ended_at, cut)
 
 
+def test_an_item_already_queued_for_its_slot_plays_once_when_its_show_is_edited_just_before(on_air_channel):
+    channel, _, media_root = on_air_channel
+    first, second, added = (_tone(channel.studio, media_root, frequency, 3) for frequency in (660, 880, 990))
+    show = PlaylistFactory(studio=channel.studio, name="Show")
+    for position, tone in enumerate((first, second)):
+        PlaylistItem.objects.create(playlist=show, position=position, asset=tone)
+    slot = timezone.now() + timedelta(seconds=3)
+    ShowInstanceFactory(show__channel=channel, show__playlist=show, start_at=slot, end_at=slot + timedelta(seconds=9))
+    wait_until(lambda: AsRunEntry.objects.filter(channel=channel, asset=first).exists(), timeout=10,
+               message="the first item on air")
+
+    # the second item is in the engine, waiting for its slot, when the desk adds a third to the show
+    time.sleep(max(0.0, (slot + timedelta(seconds=2) - timezone.now()).total_seconds()))
+    PlaylistItem.objects.create(playlist=show, position=2, asset=added)
+
+    wait_until(lambda: AsRunEntry.objects.filter(channel=channel, asset=added).exists(), timeout=15,
+               message="the added item on air")
+    played = AsRunEntry.objects.filter(channel=channel, result=AsRunEntry.Result.PLAYED).order_by("started_at")
+    assert [entry.asset_id for entry in played] == [first.pk, second.pk, added.pk]
+    assert abs((played.last().started_at - (slot + timedelta(seconds=6))).total_seconds()) < ON_TIME
+
+
 def test_a_node_without_the_shared_storage_fetches_the_media_from_the_station_and_plays_it(media_root, live_server):
     with _channel_on_air(media_root, PLAYOUT_SHARED_MEDIA="false", STATION_URL=live_server.url) as (channel, _, _):
         filler = wait_until(lambda: AsRunEntry.objects.filter(channel=channel, title="Tone 330").first(), timeout=15,
