@@ -121,13 +121,16 @@ def send(delivery: WebhookDelivery) -> WebhookDelivery:
         ) as response:
             # One read of what has arrived: an endless or dripping reply can't hold a sender or fill its memory.
             status_code, start = response.status_code, response.raw.read1(RESPONSE_BYTES)
-        excerpt = outbound.safe_excerpt(start.decode(response.encoding or "utf-8", errors="replace"), RESPONSE_EXCERPT)
+        excerpt = outbound.safe_excerpt(_as_text(start, response.encoding), RESPONSE_EXCERPT)
         if not 200 <= status_code < 300:
             error = f"HTTP {status_code}"
     except UserError as refused:
         error = str(refused)
     except (requests.RequestException, urllib3.exceptions.HTTPError, OSError) as failure:
         error = type(failure).__name__  # the library's text names internals (pools, addresses) no one needs
+    except Exception as failure:  # whatever a receiver's reply does, the attempt counts: never sent again unbounded
+        logger.exception("webhook %s: delivery %s", hook, delivery.pk)
+        error = type(failure).__name__
     now = timezone.now()
     attempts = delivery.attempts + 1
     entry = {"at": now.isoformat(), "status_code": status_code, "error": error,
@@ -146,6 +149,14 @@ def send(delivery: WebhookDelivery) -> WebhookDelivery:
     for name, value in {"status": outcome, **changes}.items():
         setattr(delivery, name, value)
     return delivery
+
+
+def _as_text(start: bytes, charset: str | None) -> str:
+    """A reply's first bytes as text, in the charset it names if Python knows that one (a receiver may name any)."""
+    try:
+        return start.decode(charset or "utf-8", errors="replace")
+    except LookupError:
+        return start.decode("utf-8", errors="replace")
 
 
 def send_test(webhook: Webhook) -> WebhookDelivery:

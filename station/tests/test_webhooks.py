@@ -21,7 +21,7 @@ pytestmark = pytest.mark.usefixtures("loopback_allowed")  # receivers listen on 
 class Receiver:
     """A local HTTP endpoint that records what it gets and answers with the statuses it is given."""
 
-    def __init__(self, statuses=()):
+    def __init__(self, statuses=(), content_type="text/plain"):
         self.received, self.statuses = [], list(statuses)
         receiver = self
 
@@ -31,6 +31,7 @@ class Receiver:
                 receiver.received.append((dict(self.headers), body))
                 status = receiver.statuses.pop(0) if receiver.statuses else 200
                 self.send_response(status)
+                self.send_header("Content-Type", content_type)
                 self.end_headers()
                 self.wfile.write(b"thanks" if status < 300 else b"not now")
 
@@ -137,6 +138,24 @@ def test_a_refused_delivery_is_retried_with_backoff_then_succeeds(studio_a):
         assert (delivery.status, delivery.attempts) == ("succeeded", 2)
         assert [entry["status_code"] for entry in delivery.attempt_log] == [500, 200]
         assert len(receiver.received) == 2
+    finally:
+        receiver.close()
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("charset", ["utf8mb4", "binary", "x-user-defined"])
+def test_a_reply_in_a_charset_python_does_not_know_still_counts_and_is_not_sent_again(studio_a, charset):
+    receiver = Receiver(content_type=f"text/plain; charset={charset}")
+    try:
+        _hook(studio_a, receiver.url)
+        services.alert_raise(studio=studio_a, code="late", message="Late.")
+
+        for minutes in (0, 2, 4):  # each pass after the claim would have lapsed
+            webhooks.deliver_due(now=timezone.now() + timedelta(minutes=minutes))
+
+        delivery = WebhookDelivery.objects.get()
+        assert (delivery.status, delivery.attempts, delivery.attempt_log[0]["response"]) == ("succeeded", 1, "thanks")
+        assert len(receiver.received) == 1
     finally:
         receiver.close()
 
