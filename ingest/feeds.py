@@ -1,5 +1,6 @@
 """Listing the items of an ingest source: RSS/Atom enclosures (feedparser) or a plain URL list."""
 
+import hashlib
 import time
 from dataclasses import dataclass
 from pathlib import PurePosixPath
@@ -11,12 +12,17 @@ from django.conf import settings
 from django.utils.translation import gettext_lazy as _
 
 from ingest.fetch import USER_AGENT
-from ingest.models import IngestSource, is_http_url
+from ingest.models import MAX_LISTED_URLS, Download, IngestSource, is_http_url
 from station import outbound
 from station.errors import UserError
 
 FEED_MAX_BYTES = 20 * 2**20  # a podcast feed with years of episodes is a few MB
 FEED_SECONDS = 120  # to read a whole feed
+
+
+MAX_ITEMS = MAX_LISTED_URLS  # the newest items one poll takes: a feed's whole back catalogue is not queued at once
+URL_MAX_LENGTH = Download._meta.get_field("url").max_length
+KEY_MAX_LENGTH = Download._meta.get_field("item_key").max_length
 
 
 @dataclass(frozen=True)
@@ -26,20 +32,41 @@ class Item:
     title: str
 
 
+@dataclass(frozen=True)
+class Listing:
+    items: list[Item]  # oldest first, without duplicates
+    left_out: str = ""  # what the source offers that this poll does not take, and why; empty if nothing
+
+
 def title_from_url(url: str) -> str:
     return unquote(PurePosixPath(urlsplit(url).path).name) or url
 
 
-def list_items(source: IngestSource) -> list[Item]:
-    """The media items a source offers now, oldest first, without duplicates."""
+def item_key(identity: str) -> str:
+    """An item's identity as stored: itself, or a digest of it where it is longer than the column holds."""
+    if len(identity) <= KEY_MAX_LENGTH:
+        return identity
+    return "sha256:" + hashlib.sha256(identity.encode()).hexdigest()
+
+
+def list_items(source: IngestSource) -> Listing:
+    """The media items a source offers now, oldest first, without duplicates, the newest MAX_ITEMS of them."""
     if source.kind == IngestSource.Kind.URL_LIST:
-        items = [Item(key=url, url=url, title=title_from_url(url)) for url in _http_urls(source)]
+        items = [Item(key=item_key(url), url=url, title=title_from_url(url)[:300]) for url in _http_urls(source)]
     else:
         items = _feed_items(source.url, _get_feed(source.url))
     unique = {}
     for item in items:
         unique.setdefault(item.key, item)
-    return list(unique.values())
+    usable = [item for item in unique.values() if len(item.url) <= URL_MAX_LENGTH]
+    notes = []
+    if len(usable) < len(unique):
+        notes.append(_("%(count)d items were left out: their URLs are longer than %(max)d characters.")
+                     % {"count": len(unique) - len(usable), "max": URL_MAX_LENGTH})
+    if len(usable) > MAX_ITEMS:
+        notes.append(_("Only the newest %(max)d of its %(count)d items are taken.")
+                     % {"max": MAX_ITEMS, "count": len(usable)})
+    return Listing(items=usable[-MAX_ITEMS:], left_out=" ".join(str(note) for note in notes))
 
 
 def _http_urls(source: IngestSource) -> list[str]:
@@ -84,6 +111,6 @@ def _feed_items(url: str, body: bytes) -> list[Item]:
         enclosure = next((e for e in entry.get("enclosures", []) if is_http_url(e.get("href", ""))), None)
         if enclosure is None:
             continue  # a text-only post: nothing to download
-        items.append(Item(key=(entry.get("id") or enclosure["href"])[:500], url=enclosure["href"],
+        items.append(Item(key=item_key(entry.get("id") or enclosure["href"]), url=enclosure["href"],
                           title=(entry.get("title") or title_from_url(enclosure["href"]))[:300]))
     return items

@@ -3,7 +3,7 @@
 import logging
 from datetime import datetime, timedelta
 
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, InterfaceError, OperationalError, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
@@ -35,13 +35,14 @@ def sources_claim_due(*, now: datetime, studios: list[int] | None = None, limit:
 def source_poll(*, source: IngestSource) -> list[Download]:
     """List the source's items and queue a download for each new one; a source that can't be read keeps its reason."""
     try:
-        items = feeds.list_items(source)
+        listing = feeds.list_items(source)
     except UserError as error:
         IngestSource.objects.filter(pk=source.pk).update(last_error=str(error), updated_at=timezone.now())
         logger.info("poll of %s failed: %s", source, error)
         return []
-    queued = downloads_queue_items(source=source, items=items)
-    IngestSource.objects.filter(pk=source.pk).exclude(last_error="").update(last_error="", updated_at=timezone.now())
+    queued = downloads_queue_items(source=source, items=listing.items)
+    IngestSource.objects.filter(pk=source.pk).exclude(last_error=listing.left_out).update(
+        last_error=listing.left_out, updated_at=timezone.now())
     return queued
 
 
@@ -49,8 +50,21 @@ def sources_poll_due(*, now: datetime, studios: list[int] | None = None) -> int:
     """Poll every due source (in batches); return how many downloads were queued."""
     queued = 0
     while claimed := sources_claim_due(now=now, studios=studios):
-        queued += sum(len(source_poll(source=source)) for source in claimed)
+        queued += sum(len(_source_poll_contained(source)) for source in claimed)
     return queued
+
+
+def _source_poll_contained(source: IngestSource) -> list[Download]:
+    try:
+        return source_poll(source=source)
+    except (OperationalError, InterfaceError):
+        raise  # the database is away: the pass stops, and runs again once it is back
+    except Exception as error:  # one source's data the rules missed: it says why, and the others are polled
+        logger.exception("poll of %s failed", source)
+        reason = _("Its items could not be queued: %(reason)s") % {"reason": str(error).splitlines()[0] if str(error)
+                                                                             else type(error).__name__}
+        IngestSource.objects.filter(pk=source.pk).update(last_error=str(reason)[:2000], updated_at=timezone.now())
+        return []
 
 
 def source_poll_soon(*, source: IngestSource) -> IngestSource:

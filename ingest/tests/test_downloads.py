@@ -7,7 +7,7 @@ import pytest
 from django.utils import timezone
 from django_q.models import OrmQ
 
-from ingest import services
+from ingest import feeds, services
 from ingest.models import Download, IngestSource, MediaAsset, PreviousDownload
 from station.errors import UserError
 from station.tests.concurrency import run_together
@@ -175,6 +175,58 @@ def test_a_file_the_library_cannot_take_fails_its_download_with_the_reason_and_i
     assert not list((ingest_settings.MEDIA_ROOT / "ingest" / "partial").glob("*"))
     assert not Download.objects.filter(status__in=["queued", "downloading"]).exists()
     assert server.hits["/news.mp3"] == 1
+
+
+def test_a_feed_item_whose_url_is_too_long_to_keep_is_left_out_with_the_reason_and_the_rest_is_fetched(
+        ingest_settings, server, tones, studio_a):
+    server.add("ep1.mp3", tones["two"])
+    server.feed_items = [("ep-2", "Tracked", "ep2.mp3?" + "t" * 2100), ("ep-1", "Episode one", "ep1.mp3")]
+    source = IngestSource.objects.create(studio=studio_a, name="Podcast", url=server.url("feed.xml"))
+    url_list = IngestSource.objects.create(studio=studio_a, name="Long lines", kind=IngestSource.Kind.URL_LIST,
+                                           url_list=server.add("a" * 600 + ".mp3", tones["three"]))
+
+    services.sources_poll_due(now=timezone.now())
+    downloads = _run_all_queued()
+
+    assert sorted((d.source_id, d.status) for d in downloads) == [(source.pk, "completed"), (url_list.pk, "completed")]
+    source.refresh_from_db()
+    assert source.last_error == "1 items were left out: their URLs are longer than 2000 characters."
+    url_list.refresh_from_db()
+    assert url_list.last_error == ""  # a line longer than an item key is kept by its digest
+
+
+def test_a_feed_with_more_items_than_a_poll_takes_queues_its_newest_and_says_so(ingest_settings, server, studio_a):
+    server.feed_items = [(f"ep-{n}", f"Episode {n}", f"ep{n}.mp3") for n in range(620, 0, -1)]  # newest first
+    source = IngestSource.objects.create(studio=studio_a, name="Back catalogue", url=server.url("feed.xml"))
+
+    queued = services.sources_poll_due(now=timezone.now())
+
+    assert queued == 500
+    assert set(Download.objects.values_list("item_key", flat=True)) == {f"ep-{n}" for n in range(121, 621)}
+    source.refresh_from_db()
+    assert source.last_error == "Only the newest 500 of its 620 items are taken."
+
+
+def test_a_source_whose_items_cannot_be_queued_says_why_and_the_others_in_its_pass_are_polled(
+        ingest_settings, server, tones, studio_a, monkeypatch):
+    bad = IngestSource.objects.create(studio=studio_a, name="Bad", kind=IngestSource.Kind.URL_LIST,
+                                      url_list=server.url("bad.mp3"))
+    good = IngestSource.objects.create(studio=studio_a, name="Good", kind=IngestSource.Kind.URL_LIST,
+                                       url_list=server.add("good.mp3", tones["two"]))
+    queue_items = services.polling.downloads_queue_items
+
+    def refusing_the_bad_one(*, source, items):
+        if source.pk == bad.pk:  # data no rule of ours foresaw, refused by the database
+            return queue_items(source=source, items=[feeds.Item(key="k", url="http://x/" + "y" * 3000, title="")])
+        return queue_items(source=source, items=items)
+
+    monkeypatch.setattr(services.polling, "downloads_queue_items", refusing_the_bad_one)
+
+    services.sources_poll_due(now=timezone.now())
+
+    assert list(Download.objects.values_list("source", flat=True)) == [good.pk]
+    bad.refresh_from_db()
+    assert bad.last_error.startswith("Its items could not be queued: value too long")
 
 
 def test_a_failed_download_can_be_retried_and_then_succeeds(ingest_settings, server, tones, url_source):
