@@ -8,10 +8,12 @@ Messages (documented in docs/asyncapi.yaml):
   the next one replaces it, and none is held or replayed.
 A client reconnecting with ``?since=N`` gets the events after N (and the RESUME_MARGIN ids before
 it, which may have committed late), or a fresh snapshot if the log no longer reaches back that far.
-Refusals close the socket with an application code.
+Refusals close the socket with an application code; access is asked again before a resync is answered and every
+ACCESS_CHECK_SECONDS, so a member removed or a token revoked stops following the studio.
 """
 
 import asyncio
+import itertools
 import json
 from collections import deque
 from functools import partial
@@ -27,6 +29,7 @@ from station.selectors import DashboardAccess, DashboardAsker, dashboard_access
 from station.websocket_frames import FRAME_KEY, text_frame
 
 HEARTBEAT_SECONDS = 15
+ACCESS_CHECK_SECONDS = 60  # a member removed, a token revoked: their open dashboards close within this
 RECENT_EVENTS = 1000
 RESUME_MARGIN = 100  # ids; events are row states, so one a client already applied is harmless again
 CLOSE_NOT_AUTHENTICATED = 4401
@@ -55,12 +58,8 @@ class StudioConsumer(AsyncJsonWebsocketConsumer):
         await self.accept()  # accepted first, so the browser sees why it is refused
         self.studio_id = int(self.scope["url_route"]["kwargs"]["studio_id"])
         query = parse_qs(self.scope.get("query_string", b"").decode())
-        # Asked with the studio's other dashboards connecting meanwhile: a desk coming back shares a few queries.
-        access = await event_relay.hub().ask(
-            ("access", self.studio_id), DashboardAsker(self.scope.get("user"), query.get("token", [None])[0]),
-            lambda askers: beside_the_views(dashboard_access)(studio_id=self.studio_id, askers=askers))
-        if access is not DashboardAccess.GRANTED:
-            await self.close(code=CLOSE_CODES[access])
+        self.asker = DashboardAsker(self.scope.get("user"), query.get("token", [None])[0])
+        if not await self._still_allowed():
             return
         self.sent_seq = 0
         self.sent, self.sent_order = set(), deque()  # what went out lately (RECENT_EVENTS): an event comes once
@@ -102,6 +101,8 @@ class StudioConsumer(AsyncJsonWebsocketConsumer):
 
     async def receive_json(self, content, **kwargs):
         if content.get("type") == "resync":  # a client that lost track asks for the whole picture
+            if not await self._still_allowed():
+                return
             self.held = []  # what commits while it is read goes out after it, so the page applies it last
             await self._send_snapshot()
             await self._send_held()
@@ -138,9 +139,23 @@ class StudioConsumer(AsyncJsonWebsocketConsumer):
                                             partial(beside_the_views(_catch_up), self.studio_id, seq))
 
     async def _beat(self):
-        while True:
+        beats_per_check = max(1, round(ACCESS_CHECK_SECONDS / HEARTBEAT_SECONDS))
+        for beat in itertools.count(1):
             await asyncio.sleep(HEARTBEAT_SECONDS)
+            if beat % beats_per_check == 0 and not await self._still_allowed():
+                return
             await self._send_text(json.dumps({"type": "heartbeat", "seq": self.sent_seq}))
+
+    async def _still_allowed(self) -> bool:
+        """Whether the asker may still follow the studio (its membership, its token); if not, the socket closes
+        with the reason's code. Asked with the studio's other dashboards asking meanwhile: a desk coming back
+        shares a few queries."""
+        access = await event_relay.hub().ask(
+            ("access", self.studio_id), self.asker,
+            lambda askers: beside_the_views(dashboard_access)(studio_id=self.studio_id, askers=askers))
+        if access is not DashboardAccess.GRANTED:
+            await self.close(code=CLOSE_CODES[access])
+        return access is DashboardAccess.GRANTED
 
     async def _send_text(self, text: str, frame: bytes | None = None) -> None:
         """``text`` to the client, with its websocket frame for a server that writes it (station.websocket_frames):

@@ -55,7 +55,8 @@ def dashboard_access(*, studio_id: int, askers: Sequence[DashboardAsker]) -> lis
     )} if tokens else {}
     session_users = [asker.user for asker in askers
                      if not asker.token and asker.user is not None and asker.user.is_authenticated]
-    members = set(StudioMembership.objects.filter(studio_id=studio_id, user__in=[user.pk for user in session_users])
+    members = set(StudioMembership.objects.filter(studio_id=studio_id, user__in=[user.pk for user in session_users],
+                                                  user__is_active=True)
                   .values_list("user_id", flat=True)) if session_users else set()
     studio_exists = any(user.is_superuser for user in session_users) and studio.exists()
 

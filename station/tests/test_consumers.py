@@ -19,11 +19,11 @@ from rest_framework.authtoken.models import Token
 
 from playout import services as playout_services
 from playout.models import AsRunEntry, ShowInstance
-from station import event_relay, events
+from station import consumers, event_relay, events
 from station.channel_layer import LISTENER_NAME, PostgresLayer
 from station.consumers import CLOSE_NOT_A_MEMBER, CLOSE_NOT_AUTHENTICATED
 from station.layer_loop import on_layer_loop_sync
-from station.models import StudioEvent
+from station.models import StudioEvent, StudioMembership
 from station.routing import websocket_application, websocket_urlpatterns
 from station.services import alert_raise
 from station.signals import announcer
@@ -107,6 +107,36 @@ def test_a_wall_display_connects_with_a_token(channel_layer, studio_a, operator_
     assert _exchange(f"/ws/studios/{studio_a.pk}/?token={token.key}", None, first)["type"] == "snapshot"
     assert _exchange(f"/ws/studios/{studio_a.pk}/?token=not-a-token", None,
                      lambda socket: socket.receive_output(timeout=5))["code"] == CLOSE_NOT_AUTHENTICATED
+
+
+@pytest.mark.parametrize("channel_layer", ["postgres"], indirect=True)
+def test_a_member_removed_from_the_studio_gets_no_more_of_it_and_is_closed(channel_layer, studio_a, operator_a):
+    async def removed_then_resync(socket):
+        assert (await socket.receive_json_from(timeout=5))["type"] == "snapshot"
+        await database_sync_to_async(StudioMembership.objects.filter(user=operator_a).delete)()
+        await socket.send_json_to({"type": "resync"})
+        return await socket.receive_output(timeout=5)
+
+    assert _exchange(f"/ws/studios/{studio_a.pk}/", operator_a, removed_then_resync) == {
+        "type": "websocket.close", "code": CLOSE_NOT_A_MEMBER}
+
+
+@pytest.mark.parametrize("channel_layer", ["postgres"], indirect=True)
+def test_a_wall_display_whose_token_is_revoked_is_closed_at_its_next_access_check(
+        channel_layer, studio_a, operator_a, monkeypatch):
+    monkeypatch.setattr(consumers, "HEARTBEAT_SECONDS", 0.2)
+    monkeypatch.setattr(consumers, "ACCESS_CHECK_SECONDS", 0.4)
+    token = Token.objects.create(user=operator_a)
+
+    async def revoked(socket):
+        assert (await socket.receive_json_from(timeout=5))["type"] == "snapshot"
+        assert (await socket.receive_json_from(timeout=5))["type"] == "heartbeat"
+        await database_sync_to_async(Token.objects.filter(pk=token.pk).delete)()
+        while (message := await socket.receive_output(timeout=5))["type"] != "websocket.close":
+            assert json.loads(message["text"])["type"] == "heartbeat"
+        return message["code"]
+
+    assert _exchange(f"/ws/studios/{studio_a.pk}/?token={token.key}", None, revoked) == CLOSE_NOT_AUTHENTICATED
 
 
 def test_a_client_that_reconnects_gets_what_it_missed_or_a_snapshot_if_it_is_too_old(channel_layer, studio_a, operator_a):
