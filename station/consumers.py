@@ -13,8 +13,9 @@ ACCESS_CHECK_SECONDS, so a member removed or a token revoked stops following the
 """
 
 import asyncio
-import itertools
 import json
+import logging
+import weakref
 from collections import deque
 from functools import partial
 from urllib.parse import parse_qs
@@ -28,6 +29,7 @@ from station.dashboard import studio_snapshot_frame
 from station.selectors import DashboardAccess, DashboardAsker, dashboard_access
 from station.websocket_frames import FRAME_KEY, text_frame
 
+logger = logging.getLogger(__name__)
 HEARTBEAT_SECONDS = 15
 ACCESS_CHECK_SECONDS = 60  # a member removed, a token revoked: their open dashboards close within this
 RECENT_EVENTS = 1000
@@ -79,6 +81,7 @@ class StudioConsumer(AsyncJsonWebsocketConsumer):
                 await self._send_event(event, text)
         await self._send_held()
         self.heartbeat = asyncio.create_task(self._beat())
+        _keep_checking_access()
 
     async def push(self, event: dict, text: str, frame: bytes) -> None:
         """An event for this studio, from the hub, with its websocket frame."""
@@ -98,6 +101,10 @@ class StudioConsumer(AsyncJsonWebsocketConsumer):
         if getattr(self, "joined", False):
             event_relay.hub().leave(self.studio_id, self)
             metrics.WEBSOCKET_CLIENTS.dec()
+            if not any(event_relay.hub().dashboards.values()):  # the process's last dashboard: nothing to check
+                checker = _access_checkers.pop(asyncio.get_running_loop(), None)
+                if checker is not None:
+                    checker.cancel()
 
     async def receive_json(self, content, **kwargs):
         if content.get("type") == "resync":  # a client that lost track asks for the whole picture
@@ -139,11 +146,8 @@ class StudioConsumer(AsyncJsonWebsocketConsumer):
                                             partial(beside_the_views(_catch_up), self.studio_id, seq))
 
     async def _beat(self):
-        beats_per_check = max(1, round(ACCESS_CHECK_SECONDS / HEARTBEAT_SECONDS))
-        for beat in itertools.count(1):
+        while True:
             await asyncio.sleep(HEARTBEAT_SECONDS)
-            if beat % beats_per_check == 0 and not await self._still_allowed():
-                return
             await self._send_text(json.dumps({"type": "heartbeat", "seq": self.sent_seq}))
 
     async def _still_allowed(self) -> bool:
@@ -161,6 +165,35 @@ class StudioConsumer(AsyncJsonWebsocketConsumer):
         """``text`` to the client, with its websocket frame for a server that writes it (station.websocket_frames):
         an event's, built by the hub for all of this process's dashboards, or one built here."""
         await self.base_send({"type": "websocket.send", "text": text, FRAME_KEY: frame or text_frame(text)})
+
+
+_access_checkers: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Task]" = weakref.WeakKeyDictionary()
+
+
+def _keep_checking_access() -> None:
+    """Check again, every ACCESS_CHECK_SECONDS, whether this process's dashboards may still follow their studios."""
+    loop = asyncio.get_running_loop()
+    if loop not in _access_checkers or _access_checkers[loop].done():
+        _access_checkers[loop] = loop.create_task(_check_access_forever())
+
+
+async def _check_access_forever() -> None:
+    while True:
+        await asyncio.sleep(ACCESS_CHECK_SECONDS)
+        for studio_id, dashboards in list(event_relay.hub().dashboards.items()):
+            try:
+                await _close_the_refused(studio_id, [d for d in dashboards if isinstance(d, StudioConsumer)])
+            except Exception:  # the database is away: they are asked again at the next check
+                logger.exception("dashboards of studio %s: their access could not be checked", studio_id)
+
+
+async def _close_the_refused(studio_id: int, dashboards: list[StudioConsumer]) -> None:
+    """One query for a studio's dashboards, however many: they ask as a few users and tokens."""
+    askers = list({dashboard.asker for dashboard in dashboards})
+    answers = dict(zip(askers, await beside_the_views(dashboard_access)(studio_id=studio_id, askers=askers)))
+    for dashboard in dashboards:
+        if answers[dashboard.asker] is not DashboardAccess.GRANTED:
+            await dashboard.close(code=CLOSE_CODES[answers[dashboard.asker]])
 
 
 def _catch_up(studio_id: int, seq: int) -> list[tuple[dict, str]] | None:

@@ -125,7 +125,7 @@ def test_a_member_removed_from_the_studio_gets_no_more_of_it_and_is_closed(chann
 def test_a_wall_display_whose_token_is_revoked_is_closed_at_its_next_access_check(
         channel_layer, studio_a, operator_a, monkeypatch):
     monkeypatch.setattr(consumers, "HEARTBEAT_SECONDS", 0.2)
-    monkeypatch.setattr(consumers, "ACCESS_CHECK_SECONDS", 0.4)
+    monkeypatch.setattr(consumers, "ACCESS_CHECK_SECONDS", 0.5)
     token = Token.objects.create(user=operator_a)
 
     async def revoked(socket):
