@@ -66,6 +66,9 @@ def apply_operator_actions(running: RunningChannel) -> None:
             services.as_run_mark_skipped(channel_id=channel.pk, epoch=running.epoch)
             running.engine.gateway.skip()
             running.applied_skip = channel.skip_requested_at
+            # the item skipped is off air: a cut for it later would take off the one after it
+            armed = running.armed.pk if running.armed else None
+            running.pushed.update({pk: None for pk in running.pushed if pk != armed})
     except OSError as error:
         logger.error("channel %s: engine did not take the operator's action: %s", channel, error)
 
@@ -94,7 +97,7 @@ class Dispatcher:
             return
         if running.engine.stream_clock.start is None and item.start_at > now:
             return  # the engine has not reported its first track yet: its frames are not placed on the clock
-        running.pushed[item.pk] = item.end_at
+        running.pushed[item.pk] = None  # tried once; its end is noted once the engine holds it
         if item.pk in unplayable:
             return  # the filler covers it; the cacher already alerted
         if item.webstream_url:
@@ -153,7 +156,7 @@ class Dispatcher:
             # the gate first: the previous item's may still be open, and would let this one in at once
             running.engine.gateway.set_next_at(opens_at)
             running.engine.gateway.push(path, annotations)
-            running.armed = item
+            running.armed, running.pushed[item.pk] = item, item.end_at
         except UserError as error:  # a file name the engine can't be handed: the filler covers it
             alert_raise(studio=running.channel.studio_id, code="media_missing", subject=item.title,
                         severity=Alert.Severity.CRITICAL,

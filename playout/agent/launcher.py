@@ -32,7 +32,8 @@ class RunningChannel:
     workdir: Path
     epoch: int  # the channel's lease epoch when this engine started: what the agent writes for it carries it
     running: bool = False
-    pushed: dict[int, datetime] = field(default_factory=dict)  # items handed to the engine: the end each was given
+    # items tried: the end each was given while the engine holds it (None: unplayable, or off air by a skip)
+    pushed: dict[int, datetime | None] = field(default_factory=dict)
     armed: ScheduledItem | None = None  # queued in the engine, waiting for its slot
     started_at_restart: int = 0  # the channel's restart count when this engine started
     applied_paused: bool = False

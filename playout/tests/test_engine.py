@@ -134,6 +134,34 @@ def test_a_show_cut_short_on_air_goes_off_at_its_new_end_and_the_next_show_start
     assert abs((cut_item.ended_at - cut).total_seconds()) < ON_TIME, (cut_item.ended_at, cut)
 
 
+def test_an_item_skipped_then_cut_short_leaves_the_next_show_to_play_whole(on_air_channel):
+    channel, _, media_root = on_air_channel
+    long_tone, news_tone = _tone(channel.studio, media_root, 660, 12), _tone(channel.studio, media_root, 880, 2)
+    music = PlaylistFactory(studio=channel.studio, name="Music")
+    news = PlaylistFactory(studio=channel.studio, name="News")
+    PlaylistItem.objects.create(playlist=music, asset=long_tone)
+    PlaylistItem.objects.create(playlist=news, asset=news_tone)
+    slot = timezone.now() + timedelta(seconds=3)
+    instance = ShowInstanceFactory(show__channel=channel, show__playlist=music, start_at=slot,
+                                   end_at=slot + timedelta(seconds=12))
+    wait_until(lambda: AsRunEntry.objects.filter(channel=channel, asset=long_tone).exists(), timeout=10,
+               message="the long item on air")
+    services.channel_skip(channel=Channel.objects.get(pk=channel.pk))  # the filler covers the rest of the slot
+    wait_until(lambda: AsRunEntry.objects.filter(channel=channel, result=AsRunEntry.Result.FALLBACK,
+                                                 started_at__gt=slot).exists(), timeout=5, message="the filler")
+
+    cut = timezone.now() + timedelta(seconds=3)
+    instance.end_at = cut
+    instance.save(update_fields=["end_at"])
+    ShowInstanceFactory(show__channel=channel, show__playlist=news, start_at=cut, end_at=cut + timedelta(seconds=2))
+
+    wait_until(lambda: AsRunEntry.objects.filter(channel=channel, asset=news_tone, ended_at__isnull=False).exists(),
+               timeout=10, message="the news on air and over")
+    played = AsRunEntry.objects.get(channel=channel, asset=news_tone)
+    assert played.result == AsRunEntry.Result.PLAYED
+    assert played.duration_seconds == pytest.approx(2, abs=ON_TIME)
+
+
 def test_an_item_already_queued_for_its_slot_plays_once_when_its_show_is_edited_just_before(on_air_channel):
     channel, _, media_root = on_air_channel
     first, second, added = (_tone(channel.studio, media_root, frequency, 3) for frequency in (660, 880, 990))
