@@ -108,24 +108,36 @@ def test_three_items_back_to_back_go_on_air_at_their_slots_and_the_as_run_log_fo
     assert AsRunEntry.objects.filter(channel=channel, ended_at__isnull=True).count() == 1
 
 
-def test_a_show_cut_short_on_air_goes_off_at_its_new_end_and_the_next_show_starts_on_time(on_air_channel):
+def _a_long_item_on_air(on_air_channel):
+    """A 12 s item on air in its show, and a 2 s news item not yet scheduled: (channel, slot, show instance, tones)."""
     channel, _, media_root = on_air_channel
     long_tone, news_tone = _tone(channel.studio, media_root, 660, 12), _tone(channel.studio, media_root, 880, 2)
     music = PlaylistFactory(studio=channel.studio, name="Music")
-    news = PlaylistFactory(studio=channel.studio, name="News")
     PlaylistItem.objects.create(playlist=music, asset=long_tone)
-    PlaylistItem.objects.create(playlist=news, asset=news_tone)
     slot = timezone.now() + timedelta(seconds=3)
     instance = ShowInstanceFactory(show__channel=channel, show__playlist=music, start_at=slot,
                                    end_at=slot + timedelta(seconds=12))
     wait_until(lambda: AsRunEntry.objects.filter(channel=channel, asset=long_tone).exists(), timeout=10,
                message="the long item on air")
+    return channel, slot, instance, (long_tone, news_tone)
 
-    # the desk shortens the show on air and puts the news in the time it freed
+
+def _cut_short_for_the_news(instance, news_tone):
+    """The desk shortens the show on air and puts the news in the time it freed; returns where it cut."""
+    news = PlaylistFactory(studio=instance.channel.studio, name="News")
+    PlaylistItem.objects.create(playlist=news, asset=news_tone)
     cut = timezone.now() + timedelta(seconds=3)
     instance.end_at = cut
     instance.save(update_fields=["end_at"])
-    ShowInstanceFactory(show__channel=channel, show__playlist=news, start_at=cut, end_at=cut + timedelta(seconds=2))
+    ShowInstanceFactory(show__channel=instance.channel, show__playlist=news, start_at=cut,
+                        end_at=cut + timedelta(seconds=2))
+    return cut
+
+
+def test_a_show_cut_short_on_air_goes_off_at_its_new_end_and_the_next_show_starts_on_time(on_air_channel):
+    channel, _, instance, (long_tone, news_tone) = _a_long_item_on_air(on_air_channel)
+
+    cut = _cut_short_for_the_news(instance, news_tone)
 
     played = wait_until(lambda: AsRunEntry.objects.filter(channel=channel, asset=news_tone).first(), timeout=10,
                         message="the news on air")
@@ -135,25 +147,12 @@ def test_a_show_cut_short_on_air_goes_off_at_its_new_end_and_the_next_show_start
 
 
 def test_an_item_skipped_then_cut_short_leaves_the_next_show_to_play_whole(on_air_channel):
-    channel, _, media_root = on_air_channel
-    long_tone, news_tone = _tone(channel.studio, media_root, 660, 12), _tone(channel.studio, media_root, 880, 2)
-    music = PlaylistFactory(studio=channel.studio, name="Music")
-    news = PlaylistFactory(studio=channel.studio, name="News")
-    PlaylistItem.objects.create(playlist=music, asset=long_tone)
-    PlaylistItem.objects.create(playlist=news, asset=news_tone)
-    slot = timezone.now() + timedelta(seconds=3)
-    instance = ShowInstanceFactory(show__channel=channel, show__playlist=music, start_at=slot,
-                                   end_at=slot + timedelta(seconds=12))
-    wait_until(lambda: AsRunEntry.objects.filter(channel=channel, asset=long_tone).exists(), timeout=10,
-               message="the long item on air")
+    channel, slot, instance, (_, news_tone) = _a_long_item_on_air(on_air_channel)
     services.channel_skip(channel=Channel.objects.get(pk=channel.pk))  # the filler covers the rest of the slot
     wait_until(lambda: AsRunEntry.objects.filter(channel=channel, result=AsRunEntry.Result.FALLBACK,
                                                  started_at__gt=slot).exists(), timeout=5, message="the filler")
 
-    cut = timezone.now() + timedelta(seconds=3)
-    instance.end_at = cut
-    instance.save(update_fields=["end_at"])
-    ShowInstanceFactory(show__channel=channel, show__playlist=news, start_at=cut, end_at=cut + timedelta(seconds=2))
+    _cut_short_for_the_news(instance, news_tone)
 
     wait_until(lambda: AsRunEntry.objects.filter(channel=channel, asset=news_tone, ended_at__isnull=False).exists(),
                timeout=10, message="the news on air and over")
