@@ -51,8 +51,6 @@ def _series_windows(show: Show, now: datetime, until: datetime) -> tuple[dict[da
     """The show's windows not yet over that start before ``until`` (start: end), and how far they were read: the
     expansion is bounded in count, so a dense rule may stop short of ``until``."""
     windows, read = {}, 0
-    if not show.enabled:
-        return windows, until
     for start, end in show.series_windows(not_before=now - show.duration, limit=SERIES_LIMIT):
         if start >= until:
             return windows, until
@@ -66,9 +64,13 @@ def _series_windows(show: Show, now: datetime, until: datetime) -> tuple[dict[da
 
 def _materialize(show: Show, now: datetime, until: datetime) -> None:
     """Make the show's slots for its coming windows, and bring those the series made in line with it: a slot not yet
-    begun whose window is gone (the show was moved, disabled, given a skip date) goes, one whose window now ends
+    begun whose window is gone (the show was moved, given a skip date) goes, one whose window now ends
     elsewhere follows it; a slot moved or resized by hand stays as it was put. The items of a slot cancelled, or of
     a disabled show, leave the timeline before they start."""
+    if not show.enabled:  # its slots stay as they are (cancelled ones too) for when it is enabled again
+        with rundown_lock(show.pk):
+            ScheduledItem.objects.filter(instance__show=show, start_at__gte=now).delete()
+        return
     windows, read_to = _series_windows(show, now, until)
     with rundown_lock(show.pk):
         made = show.instances.filter(occurrence_start_at__isnull=False, start_at__gt=now,
@@ -78,14 +80,14 @@ def _materialize(show: Show, now: datetime, until: datetime) -> None:
                 continue
             end = windows.get(instance.occurrence_start_at)
             if end is None:
-                instance.delete()
+                if not instance.cancelled:  # a cancelled one keeps its window from being made again
+                    instance.delete()
             elif end != instance.end_at:
                 _place(show, instance, start=instance.start_at, end=end)
         for start, end in windows.items():
             if not show.instances.filter(Q(occurrence_start_at=start) | Q(start_at=start)).exists():
                 _place(show, ShowInstance(show=show, channel=show.channel), start=start, end=end)
-        off_air = Q(instance__cancelled=True) if show.enabled else Q()  # a cancelled slot, or a disabled show's
-        ScheduledItem.objects.filter(off_air, instance__show=show, start_at__gte=now).delete()
+        ScheduledItem.objects.filter(instance__show=show, instance__cancelled=True, start_at__gte=now).delete()
 
 
 def _place(show: Show, instance: ShowInstance, *, start: datetime, end: datetime) -> None:

@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import NamedTuple
 
+from django.contrib.auth import get_user_model
 from django.db.models import Exists, OuterRef
 from rest_framework.authtoken.models import Token
 
@@ -55,10 +56,12 @@ def dashboard_access(*, studio_id: int, askers: Sequence[DashboardAsker]) -> lis
     )} if tokens else {}
     session_users = [asker.user for asker in askers
                      if not asker.token and asker.user is not None and asker.user.is_authenticated]
-    members = set(StudioMembership.objects.filter(studio_id=studio_id, user__in=[user.pk for user in session_users],
-                                                  user__is_active=True)
-                  .values_list("user_id", flat=True)) if session_users else set()
-    studio_exists = any(user.is_superuser for user in session_users) and studio.exists()
+    # as the users are now, not as their sockets loaded them: a dashboard open for days is asked again
+    superuser = dict(get_user_model().objects.filter(pk__in=[user.pk for user in session_users], is_active=True)
+                     .values_list("pk", "is_superuser")) if session_users else {}
+    members = set(StudioMembership.objects.filter(studio_id=studio_id, user__in=list(superuser))
+                  .values_list("user_id", flat=True)) if superuser else set()
+    studio_exists = any(superuser.values()) and studio.exists()
 
     def access(asker: DashboardAsker) -> DashboardAccess:
         if asker.token:
@@ -66,10 +69,10 @@ def dashboard_access(*, studio_id: int, askers: Sequence[DashboardAsker]) -> lis
                 return DashboardAccess.NOT_AUTHENTICATED
             is_superuser, is_member, exists = by_token[asker.token]
             sees_studio = exists and (is_superuser or is_member)
-        elif asker.user is None or not asker.user.is_authenticated:
+        elif asker.user is None or not asker.user.is_authenticated or asker.user.pk not in superuser:
             return DashboardAccess.NOT_AUTHENTICATED
         else:
-            sees_studio = studio_exists if asker.user.is_superuser else asker.user.pk in members
+            sees_studio = studio_exists if superuser[asker.user.pk] else asker.user.pk in members
         return DashboardAccess.GRANTED if sees_studio else DashboardAccess.NOT_A_MEMBER
 
     return [access(asker) for asker in askers]

@@ -162,15 +162,21 @@ def test_a_series_edit_leaves_a_slot_resized_by_hand_as_it_was_put():
     assert _slots(show) == [(start, start + timedelta(minutes=15), False)]
 
 
-def test_a_disabled_show_leaves_the_air():
+def test_a_disabled_show_leaves_the_air_and_comes_back_as_it_was_with_its_cancelled_slot_still_cancelled():
     start = timezone.now().replace(microsecond=0) + timedelta(minutes=30)
     show = _show_with_playlist([600], start=start, name="Morning", recurrence="daily")
     timeline_refresh(channel=show.channel, now=timezone.now())
+    show.instances.update(cancelled=True)
     show.enabled = False
     record_edit_save(record=show, fields=["enabled"])
 
     timeline_refresh(channel=show.channel, now=timezone.now())
+    assert _aired(show.channel, timezone.now()) == []
 
+    show.enabled = True
+    record_edit_save(record=show, fields=["enabled"])
+    timeline_refresh(channel=show.channel, now=timezone.now())
+    assert _slots(show) == [(start, start + timedelta(minutes=10), True)]
     assert _aired(show.channel, timezone.now()) == []
 
 

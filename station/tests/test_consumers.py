@@ -122,6 +122,19 @@ def test_a_member_removed_from_the_studio_gets_no_more_of_it_and_is_closed(chann
 
 
 @pytest.mark.parametrize("channel_layer", ["postgres"], indirect=True)
+@pytest.mark.parametrize("change, code", [({"is_superuser": False}, CLOSE_NOT_A_MEMBER),
+                                          ({"is_active": False}, CLOSE_NOT_AUTHENTICATED)])
+def test_a_superuser_no_longer_one_is_asked_as_they_are_now(channel_layer, studio_a, superuser, change, code):
+    async def demoted_then_resync(socket):
+        assert (await socket.receive_json_from(timeout=5))["type"] == "snapshot"
+        await database_sync_to_async(type(superuser).objects.filter(pk=superuser.pk).update)(**change)
+        await socket.send_json_to({"type": "resync"})
+        return (await socket.receive_output(timeout=5))["code"]
+
+    assert _exchange(f"/ws/studios/{studio_a.pk}/", superuser, demoted_then_resync) == code
+
+
+@pytest.mark.parametrize("channel_layer", ["postgres"], indirect=True)
 def test_a_wall_display_whose_token_is_revoked_is_closed_at_its_next_access_check(
         channel_layer, studio_a, operator_a, monkeypatch):
     monkeypatch.setattr(consumers, "HEARTBEAT_SECONDS", 0.2)
