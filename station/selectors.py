@@ -45,8 +45,9 @@ def dashboard_access(*, studio_id: int, askers: Sequence[DashboardAsker]) -> lis
     """Whether each asker may follow studio ``studio_id``, decided as ``Studio.objects.visible_to`` decides it
     (superusers see every studio, members theirs); a token's user must be active.
 
-    A desk connecting at once asks together: one query for all their tokens, one for all their
-    session users (and one whether the studio exists, when a session superuser asks).
+    A desk connecting at once asks together: one query for all their tokens, two for all their
+    session users (as they are now, and their memberships), and one whether the studio exists when
+    a session superuser asks.
     """
     studio = Studio.objects.filter(pk=studio_id)
     tokens = {asker.token for asker in askers if asker.token}
