@@ -111,8 +111,8 @@ class Dispatcher:
         clock = running.engine.stream_clock
         for item in upcoming:
             given = running.pushed.get(item.pk)
-            if (item.channel_id != running.channel.pk or given is None or item.end_at >= given or clock.start is None
-                    or item.webstream_url):  # a webstream's window is the relay's to end, on the wall clock
+            # a webstream is never given an end here: its window is the relay's to end, on the wall clock
+            if item.channel_id != running.channel.pk or given is None or item.end_at >= given or clock.start is None:
                 continue
             try:
                 running.engine.gateway.cut_at(clock.gate_for(item.end_at.timestamp()))
